@@ -1,0 +1,154 @@
+// RunState: the deterministic state machine of one workflow run.
+//
+// It owns the run's node tree (Argo's nodes: the root DAG, task groups of fan-outs, leaf "pod"
+// nodes), decides which leaf attempts may start, applies `depends` / `dependencies`, fan-out and
+// fan-in, retries with backoff, workflow parallelism, stop and terminate, and Argo's rule that a
+// DAG's phase comes from its target tasks. It performs no I/O and reads no clock: the caller
+// passes the time in. The scheduler (scheduler/) drives it on one strand; it is not thread-safe.
+//
+// Protocol, per run:
+//   1. Create() (new run) or Restore() (after a restart, from the stored NodeStates).
+//   2. Advance(now): returns the leaf attempts to launch. Each returned attempt is already
+//      recorded in its node (phase Running, an AttemptRecord in phase Running): the caller commits
+//      TakeChangedNodes() before it launches anything (DESIGN.md §3, rule 2).
+//   3. OnAttemptFinished(...) for every launched attempt, then Advance(now) again.
+//   4. NextWakeup(): the earliest time a retry backoff ends; the caller calls Advance() then.
+//   5. Done() once the root node is final.
+#ifndef DAGD_ENGINE_RUN_STATE_H_
+#define DAGD_ENGINE_RUN_STATE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/workflow.h"
+
+namespace dagd::engine {
+
+enum class NodeType { kDag, kTaskGroup, kPod };
+const char* NodeTypeName(NodeType type);  // "DAG", "TaskGroup", "Pod"
+
+// One try of a leaf node.
+struct AttemptRecord {
+  int number = 0;                         // 1-based
+  NodePhase phase = NodePhase::kRunning;  // Running until finished
+  std::string runner;                     // filled by the scheduler when it launches
+  std::string external_name;
+  int exit_code = -1;
+  std::string message;
+  int64_t started_at_ms = 0;
+  int64_t finished_at_ms = 0;
+};
+
+struct NodeOutputs {
+  std::map<std::string, std::string> parameters;
+  std::optional<std::string> result;
+  // Fan-out groups aggregate their children's outputs as JSON lists (Argo's fan-in).
+};
+
+struct NodeState {
+  std::string name;          // unique in the run: "<run>", "<run>.task", "<run>.task(0:a)"
+  std::string display_name;  // "task", "task(0:a)"
+  std::string parent;        // parent node's name; empty for the root
+  std::string task_name;     // the dag task this node is for; empty for the root
+  std::string template_name;
+  NodeType type = NodeType::kPod;
+  NodePhase phase = NodePhase::kPending;
+  std::string message;
+  std::map<std::string, std::string> inputs;  // resolved input parameters
+  NodeOutputs outputs;
+  std::vector<AttemptRecord> attempts;  // leaf nodes only, oldest first
+  std::vector<std::string> children;    // child node names, in creation order
+  std::optional<nlohmann::json> item;   // the withItems/withParam value of a fan-out child
+  int64_t started_at_ms = 0;
+  int64_t finished_at_ms = 0;
+  int64_t retry_at_ms = 0;  // >0 while the node waits for a retry backoff to end
+};
+
+// What a runner reports when an attempt ends.
+struct AttemptResult {
+  NodePhase phase = NodePhase::kSucceeded;  // Succeeded, Failed or Error
+  int exit_code = -1;
+  std::string message;
+  std::optional<std::string> result;             // outputs.result (stdout, trimmed)
+  std::map<std::string, std::string> parameters;  // outputs.parameters, by name
+};
+
+// A leaf attempt to launch. `resolved` is the node's template with every dagd tag substituted
+// ({{inputs.…}}, {{workflow.…}}, {{item}}, …); Jinja2 tags are left as written.
+struct DispatchRequest {
+  std::string node_name;
+  int attempt = 1;
+  Template resolved;
+  std::map<std::string, std::string> inputs;
+};
+
+class RunState {
+ public:
+  // Starts a run of `workflow` (already validated by ValidateWorkflow) with `parameters` (already
+  // merged with defaults by ResolveWorkflowArguments). Creates the root node for the entrypoint.
+  static absl::StatusOr<RunState> Create(std::shared_ptr<const Workflow> workflow,
+                                         std::map<std::string, std::string> parameters,
+                                         std::string run_name, int64_t now_ms);
+
+  // Rebuilds a run from stored nodes. Attempts still Running stay Running: the caller decides
+  // (reattach, or report them finished with phase Error through OnAttemptFinished).
+  static absl::StatusOr<RunState> Restore(std::shared_ptr<const Workflow> workflow,
+                                          std::map<std::string, std::string> parameters,
+                                          std::string run_name, std::vector<NodeState> nodes,
+                                          bool stopping);
+
+  // Moves the run forward at `now_ms` and returns the attempts to launch now, at most as many as
+  // workflow/template parallelism allows. Nothing is returned once Stop() was called.
+  std::vector<DispatchRequest> Advance(int64_t now_ms);
+
+  // Records the end of an attempt returned by Advance(). Applies the retry strategy: either
+  // schedules a retry (retry_at_ms = now + backoff) or gives the node its final phase.
+  // Unknown node or attempt numbers are ignored (returns false).
+  bool OnAttemptFinished(const std::string& node_name, int attempt, const AttemptResult& result,
+                         int64_t now_ms);
+
+  // Records who runs an attempt (for history and reattachment). Returns false if unknown.
+  bool SetAttemptRunner(const std::string& node_name, int attempt, const std::string& runner,
+                        const std::string& external_name);
+
+  // Stop / terminate (Argo's semantics): no new node starts; pending nodes and waiting retries end
+  // (Failed, with `message`); running attempts are ended by the caller, which reports each through
+  // OnAttemptFinished. The run ends Failed.
+  void Stop(const std::string& message, int64_t now_ms);
+
+  // Earliest retry_at_ms among waiting nodes, if any.
+  std::optional<int64_t> NextWakeup() const;
+
+  // Leaf attempts currently Running: (node name, attempt number).
+  std::vector<std::pair<std::string, int>> RunningAttempts() const;
+
+  bool Done() const;          // the root node is final
+  NodePhase phase() const;    // the root node's phase
+  const std::string& message() const;  // the root node's message
+  bool stopping() const { return stopping_; }
+  const std::string& run_name() const { return run_name_; }
+  const std::map<std::string, NodeState>& nodes() const { return nodes_; }
+
+  // Names of nodes changed since the last call (created or modified), each once.
+  std::vector<std::string> TakeChangedNodes();
+
+ private:
+  RunState() = default;
+
+  std::shared_ptr<const Workflow> workflow_;
+  std::map<std::string, std::string> parameters_;
+  std::string run_name_;
+  std::map<std::string, NodeState> nodes_;
+  std::set<std::string> changed_;
+  bool stopping_ = false;
+};
+
+}  // namespace dagd::engine
+
+#endif  // DAGD_ENGINE_RUN_STATE_H_

@@ -1,0 +1,36 @@
+// dagd's `{{…}}` tags: `{{inputs.parameters.x}}`, `{{workflow.parameters.x}}`, `{{workflow.name}}`,
+// `{{tasks.X.outputs.result}}`, `{{tasks.X.outputs.parameters.y}}`, `{{item}}`, `{{item.key}}`, …
+//
+// Only tags whose first word is one of dagd's (inputs, outputs, workflow, tasks, steps, item,
+// pod, node) are substituted; anything else between braces — Jinja2 in playbooks and extra vars,
+// `{{ ansible_host }}`, `{{ x | default(1) }}` — is left exactly as written. A dagd tag with no
+// value in the scope is an error naming the tag. Thread-safe values.
+#ifndef DAGD_ENGINE_TAGS_H_
+#define DAGD_ENGINE_TAGS_H_
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace dagd::engine {
+
+// The values tags resolve to, keyed by the tag's text without braces and spaces:
+// "workflow.parameters.env" -> "staging", "item" -> "a", "item.name" -> "web1".
+using TagScope = std::map<std::string, std::string>;
+
+// True if `name` (a tag's text) starts with one of dagd's prefixes.
+bool IsDagdTag(std::string_view name);
+
+// Replaces every dagd tag in `text`. NotFound-free: an unknown dagd tag is InvalidArgument
+// "unresolved tag {{tasks.x.outputs.result}}".
+absl::StatusOr<std::string> SubstituteTags(std::string_view text, const TagScope& scope);
+
+// The dagd tags that `text` mentions, in order (without braces, trimmed).
+std::vector<std::string> FindDagdTags(std::string_view text);
+
+}  // namespace dagd::engine
+
+#endif  // DAGD_ENGINE_TAGS_H_

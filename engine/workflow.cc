@@ -1,0 +1,70 @@
+#include "engine/workflow.h"
+
+namespace dagd::engine {
+
+std::string SourceLocation::ToString() const {
+  if (line <= 0) return file;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+const Template* Workflow::FindTemplate(const std::string& template_name) const {
+  for (const Template& t : templates) {
+    if (t.name == template_name) return &t;
+  }
+  return nullptr;
+}
+
+const char* NodePhaseName(NodePhase phase) {
+  switch (phase) {
+    case NodePhase::kPending: return "Pending";
+    case NodePhase::kRunning: return "Running";
+    case NodePhase::kSucceeded: return "Succeeded";
+    case NodePhase::kFailed: return "Failed";
+    case NodePhase::kError: return "Error";
+    case NodePhase::kSkipped: return "Skipped";
+    case NodePhase::kOmitted: return "Omitted";
+  }
+  return "Unknown";
+}
+
+bool ParseNodePhase(const std::string& text, NodePhase* phase) {
+  static constexpr NodePhase kAll[] = {NodePhase::kPending, NodePhase::kRunning,
+                                       NodePhase::kSucceeded, NodePhase::kFailed,
+                                       NodePhase::kError, NodePhase::kSkipped,
+                                       NodePhase::kOmitted};
+  for (NodePhase p : kAll) {
+    if (text == NodePhaseName(p)) {
+      *phase = p;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool IsFinal(NodePhase phase) {
+  return phase != NodePhase::kPending && phase != NodePhase::kRunning;
+}
+
+const char* TemplateTypeName(TemplateType type) {
+  switch (type) {
+    case TemplateType::kDag: return "dag";
+    case TemplateType::kSteps: return "steps";
+    case TemplateType::kContainer: return "container";
+    case TemplateType::kScript: return "script";
+    case TemplateType::kAnsible: return "ansible";
+    case TemplateType::kSuspend: return "suspend";
+  }
+  return "unknown";
+}
+
+const char* RetryPolicyName(RetryPolicy policy) {
+  switch (policy) {
+    case RetryPolicy::kAlways: return "Always";
+    case RetryPolicy::kOnFailure: return "OnFailure";
+    case RetryPolicy::kOnError: return "OnError";
+    case RetryPolicy::kOnTransientError: return "OnTransientError";
+  }
+  return "Unknown";
+}
+
+}  // namespace dagd::engine

@@ -1,0 +1,195 @@
+// The typed model of a workflow: Argo's `Workflow` / `WorkflowTemplate` YAML plus dagd's
+// `ansible` template type and `runner` field (../shared/DESIGN.md §1).
+//
+// Produced by ParseWorkflow() (engine/parser.h) and checked by CompileWorkflow()
+// (engine/compiler.h). Plain values: no I/O, no threads; safe to copy and to share read-only
+// between threads. Every element that a user wrote carries the SourceLocation of its YAML node so
+// later errors (unknown template, cycle, bad expression) can name the file, line and field.
+#ifndef DAGD_ENGINE_WORKFLOW_H_
+#define DAGD_ENGINE_WORKFLOW_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace dagd::engine {
+
+// Where something was written: "wf.yaml:12:5". line and column are 1-based; 0 means unknown.
+struct SourceLocation {
+  std::string file;
+  int line = 0;
+  int column = 0;
+
+  // "file:line:column" (or "file" when the line is unknown).
+  std::string ToString() const;
+};
+
+// valueFrom of an output parameter.
+struct ValueFrom {
+  std::string path;            // a file in the attempt's working directory
+  std::string stats;           // dagd: a key the playbook sets with set_stats
+  std::string expression;      // Argo expr (kept for later issues)
+  std::optional<std::string> default_value;  // `default:` used when the source is missing
+};
+
+// One parameter: in `arguments.parameters`, `inputs.parameters` or `outputs.parameters`.
+struct Parameter {
+  std::string name;
+  std::optional<std::string> value;          // `value:` (numbers/bools are kept as their text)
+  std::optional<std::string> default_value;  // `default:`
+  std::optional<ValueFrom> value_from;       // outputs only
+  std::vector<std::string> enum_values;      // `enum:`
+  std::string description;
+  SourceLocation location;
+};
+
+struct Arguments {
+  std::vector<Parameter> parameters;
+};
+
+struct Inputs {
+  std::vector<Parameter> parameters;
+};
+
+struct Outputs {
+  std::vector<Parameter> parameters;
+};
+
+enum class RetryPolicy { kAlways, kOnFailure, kOnError, kOnTransientError };
+
+struct Backoff {
+  std::string duration;      // "5s", "1m", or plain seconds "5"; empty means no delay
+  double factor = 1;         // multiplier per retry (Argo default 2 only if set; 1 = constant)
+  std::string max_duration;  // cap on the total time spent retrying; empty means none
+};
+
+struct RetryStrategy {
+  std::string limit;  // IntOrString; may hold a {{…}} tag resolved at run time. Empty: unlimited
+  RetryPolicy policy = RetryPolicy::kOnFailure;  // Argo's default when unset
+  std::optional<Backoff> backoff;
+  std::string expression;  // kept for later issues
+  SourceLocation location;
+};
+
+// `continueOn` of a task or step.
+struct ContinueOn {
+  bool failed = false;
+  bool error = false;
+};
+
+// One element of `dag.tasks`.
+struct DagTask {
+  std::string name;
+  std::string template_name;                  // `template:`
+  std::vector<std::string> dependencies;      // `dependencies:` (legacy form)
+  std::string depends;                        // `depends:` expression, empty if unset
+  Arguments arguments;
+  std::vector<nlohmann::json> with_items;     // `withItems:` values (strings, numbers, maps)
+  std::string with_param;                     // `withParam:` (a JSON list after substitution)
+  std::string when;                           // `when:` (evaluated in a later issue)
+  ContinueOn continue_on;
+  SourceLocation location;
+};
+
+struct DagTemplate {
+  std::vector<DagTask> tasks;
+  std::string target;  // space-separated task names; empty means all leaf tasks
+  std::optional<bool> fail_fast;
+};
+
+// An environment variable of a container.
+struct EnvVar {
+  std::string name;
+  std::string value;
+};
+
+// `container:` — and the container part of `script:`.
+struct ContainerSpec {
+  std::string image;
+  std::vector<std::string> command;
+  std::vector<std::string> args;
+  std::vector<EnvVar> env;
+  std::string working_dir;
+  nlohmann::json kubernetes;  // every Kubernetes-only field, verbatim, for the cluster runners
+};
+
+struct ScriptSpec {
+  ContainerSpec container;
+  std::string source;
+};
+
+// dagd's `ansible:` template type.
+struct AnsibleSpec {
+  std::string playbook;   // a path inside the workflow's bundle directory
+  std::string source;     // or the playbook inline
+  std::string inventory;  // "localhost," or a path in the bundle, or inline text
+  std::map<std::string, nlohmann::json> extra_vars;
+  std::string limit;
+  std::vector<EnvVar> env;
+};
+
+enum class TemplateType { kDag, kSteps, kContainer, kScript, kAnsible, kSuspend };
+
+struct Template {
+  std::string name;
+  TemplateType type = TemplateType::kContainer;
+  Inputs inputs;
+  Outputs outputs;
+  std::optional<RetryStrategy> retry_strategy;
+  std::string runner;    // dagd: per-template runner override; empty: the workflow's
+  std::string timeout;   // Argo duration string, empty if unset
+  std::optional<int64_t> active_deadline_seconds;
+  std::optional<int64_t> parallelism;
+
+  // Exactly one of these is set, per `type`.
+  std::optional<DagTemplate> dag;
+  std::optional<ContainerSpec> container;
+  std::optional<ScriptSpec> script;
+  std::optional<AnsibleSpec> ansible;
+
+  nlohmann::json kubernetes;  // template-level Kubernetes-only fields, verbatim
+  SourceLocation location;
+};
+
+enum class WorkflowKind { kWorkflow, kWorkflowTemplate };
+
+struct Workflow {
+  WorkflowKind kind = WorkflowKind::kWorkflow;
+  std::string name;           // metadata.name
+  std::string generate_name;  // metadata.generateName
+  std::string namespace_name; // metadata.namespace
+  std::map<std::string, std::string> labels;
+  std::string entrypoint;
+  Arguments arguments;
+  std::vector<Template> templates;
+  std::string runner;  // dagd: default runner for every template; empty: dagd's default
+  std::optional<int64_t> parallelism;
+  std::optional<int64_t> active_deadline_seconds;
+  std::string on_exit;         // kept for later issues
+  nlohmann::json kubernetes;   // spec-level Kubernetes-only fields, verbatim
+  std::string file;            // the file name errors refer to
+
+  // The template called `name`, or nullptr.
+  const Template* FindTemplate(const std::string& name) const;
+};
+
+// Argo's node phases.
+enum class NodePhase { kPending, kRunning, kSucceeded, kFailed, kError, kSkipped, kOmitted };
+
+// "Pending", "Running", … exactly as Argo spells them.
+const char* NodePhaseName(NodePhase phase);
+// Parses Argo's spelling; false if unknown.
+bool ParseNodePhase(const std::string& text, NodePhase* phase);
+// Succeeded, Failed, Error, Skipped and Omitted are final.
+bool IsFinal(NodePhase phase);
+
+const char* TemplateTypeName(TemplateType type);
+const char* RetryPolicyName(RetryPolicy policy);
+
+}  // namespace dagd::engine
+
+#endif  // DAGD_ENGINE_WORKFLOW_H_

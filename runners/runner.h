@@ -1,0 +1,84 @@
+// Runner: the seam between the scheduler and whatever executes a leaf node's attempt (a host
+// process, a Kubernetes Job, an Argo Workflow), plus the explicit RunnerRegistry.
+//
+// Threading: every Runner method is called on the scheduler's thread, and a runner delivers
+// every AttemptCallbacks call on that same thread (implementations are built on the io_context
+// the scheduler runs; see runners/local/local_runner.h). Callbacks never run inside Start().
+#ifndef DAGD_RUNNERS_RUNNER_H_
+#define DAGD_RUNNERS_RUNNER_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "engine/run_state.h"
+#include "engine/workflow.h"
+
+namespace dagd::runners {
+
+// Everything a runner needs to execute one attempt.
+struct AttemptSpec {
+  std::string run_id;
+  std::string node_name;
+  int attempt = 1;
+  // Deterministic and unique per attempt: "<run_id>-<hash of node name>-<attempt>".
+  std::string external_name;
+  engine::Template resolved;  // tags already substituted
+  std::map<std::string, std::string> inputs;
+  // A fresh, empty directory for this attempt (created by the caller): the working directory of
+  // the command, where outputs.parameters[].valueFrom.path is read.
+  std::string work_dir;
+  // Where `ansible.playbook` paths are resolved (the workflow's bundle); may be empty.
+  std::string bundle_dir;
+  // Stop: grace period between SIGTERM and SIGKILL (and the equivalent for other runners).
+  int64_t grace_period_ms = 10000;
+};
+
+struct AttemptCallbacks {
+  // A piece of the attempt's output, in order. stream is "stdout" or "stderr".
+  std::function<void(std::string_view stream, std::string_view data)> on_log;
+  // Exactly once, last. phase is Succeeded, Failed or Error.
+  std::function<void(engine::AttemptResult result)> on_finished;
+};
+
+class Runner {
+ public:
+  virtual ~Runner() = default;
+
+  // Launches the attempt. An error (bad template for this runner, a missing program) is returned
+  // here and no callback follows; the caller records it as an Error attempt.
+  virtual absl::Status Start(const AttemptSpec& spec, AttemptCallbacks callbacks) = 0;
+
+  // Ends a running attempt: the runner signals it (SIGTERM to a local process group, Job delete,
+  // …), waits the grace period, then forces it. on_finished follows with phase Failed and
+  // `message`. Unknown or finished attempts are ignored.
+  virtual void Cancel(const std::string& external_name, const std::string& message) = 0;
+
+  // Whether an attempt that was running when dagd stopped can be picked up again by name. The
+  // local runner cannot (its processes die with dagd); cluster runners can.
+  virtual bool CanReattach() const { return false; }
+
+  // Ends every attempt at once (dagd shutting down); no callbacks follow.
+  virtual void KillAll() = 0;
+};
+
+// Runners by name ("local", "kubernetes", "argo"), filled explicitly at start-up.
+class RunnerRegistry {
+ public:
+  // AlreadyExists if `name` is taken.
+  absl::Status Register(const std::string& name, std::unique_ptr<Runner> runner);
+  // nullptr if unknown.
+  Runner* Find(const std::string& name) const;
+  std::vector<std::string> Names() const;
+  void KillAll();
+
+ private:
+  std::map<std::string, std::unique_ptr<Runner>> runners_;
+};
+
+}  // namespace dagd::runners
+
+#endif  // DAGD_RUNNERS_RUNNER_H_

@@ -1,0 +1,147 @@
+// Store: the seam between dagd and its durable state (workflows and their versions, runs, nodes,
+// attempts, events, log chunks). The only implementation today is SQLite in WAL mode
+// (storage/sqlite/sqlite_store.h); tests use the same store on a temporary file.
+//
+// Writes are grouped: Submit() queues a WriteBatch, a single writer thread commits every batch
+// queued at that moment in ONE transaction (one fsync for a burst), then calls each batch's
+// callback. A callback with OK means the batch is durable; only then may the caller acknowledge
+// or act on it (DESIGN.md §3). A failed transaction fails every batch in it and changes nothing.
+// Callbacks run on the writer thread: they must be quick (post work elsewhere).
+//
+// Reads may be called from any thread, concurrently with writes; they see committed data only.
+#ifndef DAGD_STORAGE_STORE_H_
+#define DAGD_STORAGE_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/run_state.h"
+
+namespace dagd::storage {
+
+struct WorkflowRecord {
+  std::string name;
+  int64_t version = 0;   // 1, 2, … per name
+  std::string yaml;
+  std::string spec_sha256;
+  std::string entrypoint;
+  int64_t created_at_ms = 0;
+};
+
+struct RunRecord {
+  std::string id;
+  std::string workflow_name;
+  int64_t workflow_version = 0;  // 0 for an inline spec
+  std::string workflow_yaml;     // the exact spec the run executes (a snapshot)
+  std::string file_name;
+  std::map<std::string, std::string> parameters;  // merged with defaults
+  engine::NodePhase phase = engine::NodePhase::kPending;
+  std::string message;
+  std::string request_id;  // "" if none; unique when set
+  bool stopping = false;   // StopRun / TerminateRun was accepted
+  int64_t created_at_ms = 0;
+  int64_t started_at_ms = 0;
+  int64_t finished_at_ms = 0;
+  int64_t last_sequence = 0;  // highest event sequence of the run
+};
+
+// One state change of a run; sequence is assigned by the caller, 1, 2, … per run.
+struct EventRecord {
+  std::string run_id;
+  int64_t sequence = 0;
+  int64_t time_ms = 0;
+  std::string node_name;  // "" for the run itself
+  std::string type;       // "RunPhase", "NodePhase", "AttemptStarted", "AttemptFinished", …
+  engine::NodePhase phase = engine::NodePhase::kPending;
+  std::string message;
+  int attempt = 0;
+};
+
+struct LogChunkRecord {
+  std::string run_id;
+  std::string node_name;
+  int attempt = 0;
+  int64_t sequence = 0;  // assigned by the store on commit, increasing per run
+  std::string stream;    // "stdout" / "stderr"
+  std::string data;
+  int64_t time_ms = 0;
+};
+
+// A set of changes committed atomically (and grouped with other batches).
+struct WriteBatch {
+  std::vector<RunRecord> runs;             // insert or replace by id
+  std::vector<engine::NodeState> nodes;    // insert or replace by (node_run_id, name)
+  std::string node_run_id;                 // the run `nodes` belong to
+  std::vector<EventRecord> events;         // insert
+  std::vector<LogChunkRecord> logs;        // insert
+  bool empty() const { return runs.empty() && nodes.empty() && events.empty() && logs.empty(); }
+};
+
+struct RunFilter {
+  std::string workflow_name;                // "" = any
+  std::vector<engine::NodePhase> phases;    // empty = any
+  int64_t created_after_ms = 0;             // 0 = unbounded
+  int64_t created_before_ms = 0;            // 0 = unbounded
+  int limit = 50;
+  std::string page_token;                   // opaque; from RunPage::next_page_token
+};
+
+struct RunPage {
+  std::vector<RunRecord> runs;  // newest first
+  std::string next_page_token;  // "" on the last page
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // --- grouped writes -------------------------------------------------------------------------
+  virtual void Submit(WriteBatch batch, std::function<void(absl::Status)> done) = 0;
+  // Submit and wait. Convenience for start-up, tools and tests.
+  virtual absl::Status Write(WriteBatch batch) = 0;
+
+  // --- workflows ------------------------------------------------------------------------------
+  // Stores `yaml` as a new version of `name` unless it equals the latest version's text (then
+  // returns that version and *created = false). Synchronous, through the writer.
+  virtual absl::StatusOr<WorkflowRecord> PutWorkflow(const std::string& name,
+                                                     const std::string& yaml,
+                                                     const std::string& entrypoint,
+                                                     int64_t now_ms, bool* created) = 0;
+  // version 0 = latest. NotFound if missing or deleted.
+  virtual absl::StatusOr<WorkflowRecord> GetWorkflow(const std::string& name,
+                                                     int64_t version) = 0;
+  // Latest version of each live workflow, by name, starting after `after_name`.
+  virtual absl::StatusOr<std::vector<WorkflowRecord>> ListWorkflows(const std::string& after_name,
+                                                                    int limit) = 0;
+  // NotFound if missing. Runs keep their snapshot.
+  virtual absl::Status DeleteWorkflow(const std::string& name) = 0;
+
+  // --- runs -----------------------------------------------------------------------------------
+  virtual absl::StatusOr<RunRecord> GetRun(const std::string& run_id) = 0;
+  // NotFound if no run has this request id.
+  virtual absl::StatusOr<RunRecord> GetRunByRequestId(const std::string& request_id) = 0;
+  virtual absl::StatusOr<RunPage> ListRuns(const RunFilter& filter) = 0;
+  // Runs whose phase is not final (to resume after a restart).
+  virtual absl::StatusOr<std::vector<RunRecord>> ListUnfinishedRuns() = 0;
+  virtual absl::StatusOr<std::vector<engine::NodeState>> GetNodes(const std::string& run_id) = 0;
+
+  // Events with sequence > after_sequence, oldest first, at most `limit`.
+  virtual absl::StatusOr<std::vector<EventRecord>> GetEvents(const std::string& run_id,
+                                                             int64_t after_sequence,
+                                                             int limit) = 0;
+  // Log chunks of a node ("" = all nodes; attempt 0 = all) with sequence > after_sequence.
+  virtual absl::StatusOr<std::vector<LogChunkRecord>> GetLogs(const std::string& run_id,
+                                                              const std::string& node_name,
+                                                              int attempt,
+                                                              int64_t after_sequence,
+                                                              int limit) = 0;
+};
+
+}  // namespace dagd::storage
+
+#endif  // DAGD_STORAGE_STORE_H_
