@@ -14,6 +14,25 @@
 //   3. OnAttemptFinished(...) for every launched attempt, then Advance(now) again.
 //   4. NextWakeup(): the earliest time a retry backoff ends; the caller calls Advance() then.
 //   5. Done() once the root node is final.
+//
+// Semantics follow Argo's controller (workflow/controller/dag.go, operator.go); where dagd
+// differs or Argo leaves a choice, it is said here:
+// - A task gets its node the moment every task its depends mentions has a final node: Omitted
+//   ("omitted: depends condition not met") if the expression is false, Error if its arguments,
+//   inputs or template body do not resolve, otherwise Pending (a pod waiting for a launch slot)
+//   or Running (a nested DAG, a fan-out TaskGroup). Tasks that are neither targets nor ancestors
+//   of targets never get a node, as in Argo.
+// - `when` is not evaluated yet: a task that has one ends in Error "when is not supported yet"
+//   instead of running unconditionally. Steps and suspend templates: Create() returns
+//   Unimplemented for such an entrypoint, a task that calls one ends in Error.
+// - dag.failFast (default true) does not stop tasks from starting while anything in the DAG
+//   still runs — Argo's actual behaviour (argoproj/argo-workflows#5223); the DAG's phase is
+//   decided by its targets once nothing in it is unfinished (Argo's assessDAGPhase).
+// - A pod node waiting for a retry stays Running, with retry_at_ms set and its last attempt
+//   final. Retries are checked in the order policy, maxDuration/backoff, limit; an unset limit
+//   retries without end, as in Argo.
+// - The only state is the nodes: Restore() from the stored NodeStates continues exactly where
+//   the run was.
 #ifndef DAGD_ENGINE_RUN_STATE_H_
 #define DAGD_ENGINE_RUN_STATE_H_
 
@@ -29,6 +48,10 @@
 #include "engine/workflow.h"
 
 namespace dagd::engine {
+
+namespace internal {
+struct DagPlan;
+}  // namespace internal
 
 enum class NodeType { kDag, kTaskGroup, kPod };
 const char* NodeTypeName(NodeType type);  // "DAG", "TaskGroup", "Pod"
@@ -75,7 +98,7 @@ struct AttemptResult {
   NodePhase phase = NodePhase::kSucceeded;  // Succeeded, Failed or Error
   int exit_code = -1;
   std::string message;
-  std::optional<std::string> result;             // outputs.result (stdout, trimmed)
+  std::optional<std::string> result;              // outputs.result (stdout, trimmed)
   std::map<std::string, std::string> parameters;  // outputs.parameters, by name
 };
 
@@ -104,12 +127,15 @@ class RunState {
                                           bool stopping);
 
   // Moves the run forward at `now_ms` and returns the attempts to launch now, at most as many as
-  // workflow/template parallelism allows. Nothing is returned once Stop() was called.
+  // workflow/template parallelism allows (spec.parallelism caps running attempts in the run, a
+  // dag template's `parallelism` those inside that DAG); the others stay Pending for a later
+  // call. Nothing is returned once Stop() was called.
   std::vector<DispatchRequest> Advance(int64_t now_ms);
 
   // Records the end of an attempt returned by Advance(). Applies the retry strategy: either
-  // schedules a retry (retry_at_ms = now + backoff) or gives the node its final phase.
-  // Unknown node or attempt numbers are ignored (returns false).
+  // schedules a retry (retry_at_ms = now + backoff) or gives the node its final phase, and
+  // settles what that decides (dependents Omitted, DAG phases) without launching anything.
+  // Unknown node or attempt numbers, or an attempt no longer running, are ignored (false).
   bool OnAttemptFinished(const std::string& node_name, int attempt, const AttemptResult& result,
                          int64_t now_ms);
 
@@ -117,9 +143,11 @@ class RunState {
   bool SetAttemptRunner(const std::string& node_name, int attempt, const std::string& runner,
                         const std::string& external_name);
 
-  // Stop / terminate (Argo's semantics): no new node starts; pending nodes and waiting retries end
-  // (Failed, with `message`); running attempts are ended by the caller, which reports each through
-  // OnAttemptFinished. The run ends Failed.
+  // Stop / terminate (Argo's semantics): no new node starts; Pending nodes end Failed and waiting
+  // retries end in their last attempt's phase, both with `message`; running attempts are ended
+  // by the caller, which reports each through OnAttemptFinished (the node then carries
+  // `message`). Once none runs, every unfinished DAG ends Failed with `message`, and so does the
+  // run. Tasks that had no node get none. A second Stop() changes nothing.
   void Stop(const std::string& message, int64_t now_ms);
 
   // Earliest retry_at_ms among waiting nodes, if any.
@@ -128,8 +156,8 @@ class RunState {
   // Leaf attempts currently Running: (node name, attempt number).
   std::vector<std::pair<std::string, int>> RunningAttempts() const;
 
-  bool Done() const;          // the root node is final
-  NodePhase phase() const;    // the root node's phase
+  bool Done() const;        // the root node is final (after Stop(): once no attempt runs)
+  NodePhase phase() const;  // the root node's phase
   const std::string& message() const;  // the root node's message
   bool stopping() const { return stopping_; }
   const std::string& run_name() const { return run_name_; }
@@ -141,12 +169,45 @@ class RunState {
  private:
   RunState() = default;
 
+  void BuildPlans();
+  const internal::DagPlan* PlanFor(const std::string& template_name) const;
+  // Every change to a node goes through here, so TakeChangedNodes() sees it.
+  NodeState& Mutable(const std::string& name);
+  NodeState& AddNode(const std::string& name, const std::string& display_name,
+                     const std::string& parent, const std::string& task_name,
+                     const std::string& template_name, NodeType type, NodePhase phase,
+                     std::string message, int64_t now_ms);
+  void Finish(const std::string& name, NodePhase phase, std::string message, int64_t now_ms);
+
+  // Creates the nodes that became due and settles groups and DAGs, without launching anything.
+  void Propagate(int64_t now_ms);
+  void ProcessDag(const std::string& name, int depth, int64_t now_ms);
+  void ProcessChild(const std::string& name, int depth, int64_t now_ms);
+  void StartTask(const std::string& dag_name, const internal::DagPlan& plan, const DagTask& task,
+                 int depth, int64_t now_ms);
+  void CreateInstance(const std::string& name, const std::string& display_name,
+                      const std::string& parent, const DagTask& task, const Template& tmpl,
+                      const std::map<std::string, std::string>& scope,
+                      const std::optional<nlohmann::json>& item, int depth, int64_t now_ms);
+  void AssessGroup(const std::string& name, int64_t now_ms);
+  void AssessDag(const std::string& name, const internal::DagPlan& plan, int64_t now_ms);
+  std::map<std::string, std::string> TaskScope(const std::string& dag_name,
+                                               const internal::DagPlan& plan,
+                                               const std::string& task_name) const;
+  std::map<std::string, std::string> BodyScope(const NodeState& node) const;
+
+  void ApplyRetryStrategy(const std::string& name, int64_t now_ms);
+  std::vector<DispatchRequest> Dispatch(int64_t now_ms);
+
   std::shared_ptr<const Workflow> workflow_;
   std::map<std::string, std::string> parameters_;
   std::string run_name_;
   std::map<std::string, NodeState> nodes_;
   std::set<std::string> changed_;
   bool stopping_ = false;
+  std::string stop_message_;  // kept in the root node's message too, so Restore() recovers it
+  // The plan of every dag template, by template name; built from workflow_ by Create/Restore.
+  std::map<std::string, std::shared_ptr<const internal::DagPlan>> plans_;
 };
 
 }  // namespace dagd::engine

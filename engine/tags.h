@@ -5,6 +5,16 @@
 // pod, node) are substituted; anything else between braces — Jinja2 in playbooks and extra vars,
 // `{{ ansible_host }}`, `{{ x | default(1) }}` — is left exactly as written. A dagd tag with no
 // value in the scope is an error naming the tag. Thread-safe values.
+//
+// Precisely: a dagd tag is `{{` + optional spaces + a reference + optional spaces + `}}`, where
+// the reference is one of the prefixes above, alone or followed by `.name` segments (letters,
+// digits, '-', '_'). So `{{ workflow.parameters.x }}` is dagd's, while `{{ item | default(1) }}`
+// (a Jinja2 filter) and `{{=expr}}` (Argo expressions, a later issue) are not and stay untouched.
+//
+// `{{item}}` / `{{item.key}}` are dagd's only where an item is in scope (the scope has an "item"
+// key: the arguments of a fan-out child); everywhere else they are left for Jinja2, so a playbook
+// or extra var may keep using Ansible's `{{ item }}` loop variable. Inside a fan-out task's
+// arguments `{{item}}` is always the fan-out item — use `loop_control.loop_var` there.
 #ifndef DAGD_ENGINE_TAGS_H_
 #define DAGD_ENGINE_TAGS_H_
 

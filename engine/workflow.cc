@@ -53,6 +53,7 @@ const char* TemplateTypeName(TemplateType type) {
     case TemplateType::kScript: return "script";
     case TemplateType::kAnsible: return "ansible";
     case TemplateType::kSuspend: return "suspend";
+    case TemplateType::kUnsupported: return "unsupported";
   }
   return "unknown";
 }

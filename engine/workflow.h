@@ -44,6 +44,10 @@ struct Parameter {
   std::optional<ValueFrom> value_from;       // outputs only
   std::vector<std::string> enum_values;      // `enum:`
   std::string description;
+  // Argo fields dagd accepts but does not act on yet (`globalName`; valueFrom's
+  // `configMapKeyRef`, `supplied`, `parameter`, `jsonPath`, `jqFilter`, `event`), verbatim,
+  // at their path relative to the parameter. Null if none.
+  nlohmann::json unsupported;
   SourceLocation location;
 };
 
@@ -92,6 +96,10 @@ struct DagTask {
   std::string with_param;                     // `withParam:` (a JSON list after substitution)
   std::string when;                           // `when:` (evaluated in a later issue)
   ContinueOn continue_on;
+  // Argo fields dagd accepts but does not run yet (`templateRef`, `inline`, `withSequence`,
+  // `onExit`, `hooks`, `arguments.artifacts`), verbatim, at their path relative to the task.
+  // Null if none. Validation rejects the ones a run cannot do without.
+  nlohmann::json unsupported;
   SourceLocation location;
 };
 
@@ -132,7 +140,9 @@ struct AnsibleSpec {
   std::vector<EnvVar> env;
 };
 
-enum class TemplateType { kDag, kSteps, kContainer, kScript, kAnsible, kSuspend };
+// kUnsupported: an Argo template type dagd accepts but cannot run yet (resource, http, plugin,
+// containerSet, data); its body is kept in Template::kubernetes under its Argo key.
+enum class TemplateType { kDag, kSteps, kContainer, kScript, kAnsible, kSuspend, kUnsupported };
 
 struct Template {
   std::string name;
@@ -172,6 +182,10 @@ struct Workflow {
   std::string on_exit;         // kept for later issues
   nlohmann::json kubernetes;   // spec-level Kubernetes-only fields, verbatim
   std::string file;            // the file name errors refer to
+  // Where each field was written, keyed by its field path as errors spell it
+  // ("spec.entrypoint", "spec.templates[1].dag.tasks[0].depends"; a list element's path is
+  // that of its first line). Lets checks after parsing name the exact line.
+  std::map<std::string, SourceLocation> field_locations;
 
   // The template called `name`, or nullptr.
   const Template* FindTemplate(const std::string& name) const;

@@ -1,0 +1,196 @@
+#include "engine/internal/resolve.h"
+
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace dagd::engine::internal {
+namespace {
+
+using nlohmann::json;
+
+// Substitutes `*value` in place; an error is prefixed with `field`.
+absl::Status Substitute(const std::string& field, const TagScope& scope, std::string* value) {
+  absl::StatusOr<std::string> out = SubstituteTags(*value, scope);
+  if (!out.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", out.status().message()));
+  }
+  *value = *std::move(out);
+  return absl::OkStatus();
+}
+
+absl::Status SubstituteJson(const std::string& field, const TagScope& scope, json* value) {
+  if (value->is_string()) {
+    std::string text = value->get<std::string>();
+    absl::Status status = Substitute(field, scope, &text);
+    if (status.ok()) *value = text;
+    return status;
+  }
+  if (value->is_object()) {
+    for (auto& [key, child] : value->items()) {
+      absl::Status status = SubstituteJson(absl::StrCat(field, ".", key), scope, &child);
+      if (!status.ok()) return status;
+    }
+  } else if (value->is_array()) {
+    for (size_t i = 0; i < value->size(); ++i) {
+      absl::Status status = SubstituteJson(absl::StrCat(field, "[", i, "]"), scope, &(*value)[i]);
+      if (!status.ok()) return status;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SubstituteList(const std::string& field, const TagScope& scope,
+                            std::vector<std::string>* values) {
+  for (size_t i = 0; i < values->size(); ++i) {
+    absl::Status status = Substitute(absl::StrCat(field, "[", i, "]"), scope, &(*values)[i]);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SubstituteEnv(const std::string& field, const TagScope& scope,
+                           std::vector<EnvVar>* env) {
+  for (EnvVar& var : *env) {
+    absl::Status status = Substitute(absl::StrCat(field, ".", var.name), scope, &var.value);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SubstituteContainer(const std::string& field, const TagScope& scope,
+                                 ContainerSpec* c) {
+  absl::Status status = Substitute(field + ".image", scope, &c->image);
+  if (status.ok()) status = SubstituteList(field + ".command", scope, &c->command);
+  if (status.ok()) status = SubstituteList(field + ".args", scope, &c->args);
+  if (status.ok()) status = SubstituteEnv(field + ".env", scope, &c->env);
+  if (status.ok()) status = Substitute(field + ".workingDir", scope, &c->working_dir);
+  if (status.ok()) status = SubstituteJson(field, scope, &c->kubernetes);
+  return status;
+}
+
+// A string as is; anything else as compact JSON.
+std::string ScalarText(const json& value) {
+  return value.is_string() ? value.get<std::string>() : value.dump();
+}
+
+// Argo keeps an aggregated value that parses as JSON as that JSON value.
+json AsJsonValue(const std::string& text) {
+  json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return parsed.is_discarded() ? json(text) : parsed;
+}
+
+}  // namespace
+
+TagScope WorkflowScope(const Workflow& workflow, const std::map<std::string, std::string>& params,
+                       const std::string& run_name) {
+  TagScope scope;
+  scope["workflow.name"] = run_name;
+  if (!workflow.namespace_name.empty()) scope["workflow.namespace"] = workflow.namespace_name;
+  for (const auto& [name, value] : params) scope["workflow.parameters." + name] = value;
+  return scope;
+}
+
+TagScope WithInputs(TagScope base, const std::map<std::string, std::string>& inputs) {
+  for (const auto& [name, value] : inputs) base["inputs.parameters." + name] = value;
+  return base;
+}
+
+absl::StatusOr<std::map<std::string, std::string>> ResolveInputs(
+    const Template& tmpl, const std::map<std::string, std::string>& arguments,
+    const TagScope& workflow_scope) {
+  std::map<std::string, std::string> inputs;
+  for (const Parameter& input : tmpl.inputs.parameters) {
+    auto argument = arguments.find(input.name);
+    if (argument != arguments.end()) {
+      inputs[input.name] = argument->second;
+      continue;
+    }
+    std::optional<std::string> value = input.value ? input.value : input.default_value;
+    if (!value) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("inputs.parameters.", input.name, " was not supplied"));
+    }
+    absl::Status status =
+        Substitute(absl::StrCat("inputs.parameters.", input.name), workflow_scope, &*value);
+    if (!status.ok()) return status;
+    inputs[input.name] = *value;
+  }
+  return inputs;
+}
+
+absl::StatusOr<Template> ResolveTemplate(const Template& tmpl, const TagScope& scope,
+                                         const std::map<std::string, std::string>& inputs) {
+  Template out = tmpl;
+  for (Parameter& input : out.inputs.parameters) {
+    auto it = inputs.find(input.name);
+    if (it != inputs.end()) input.value = it->second;
+  }
+  absl::Status status;
+  if (out.container) status = SubstituteContainer("container", scope, &*out.container);
+  if (status.ok() && out.script) {
+    status = SubstituteContainer("script", scope, &out.script->container);
+    if (status.ok()) status = Substitute("script.source", scope, &out.script->source);
+  }
+  if (status.ok() && out.ansible) {
+    AnsibleSpec& a = *out.ansible;
+    status = Substitute("ansible.playbook", scope, &a.playbook);
+    if (status.ok()) status = Substitute("ansible.source", scope, &a.source);
+    if (status.ok()) status = Substitute("ansible.inventory", scope, &a.inventory);
+    if (status.ok()) status = Substitute("ansible.limit", scope, &a.limit);
+    for (auto& [key, value] : a.extra_vars) {
+      if (status.ok()) status = SubstituteJson("ansible.extraVars." + key, scope, &value);
+    }
+    if (status.ok()) status = SubstituteEnv("ansible.env", scope, &a.env);
+  }
+  if (status.ok()) status = SubstituteJson("template", scope, &out.kubernetes);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("template '", tmpl.name, "': ", status.message()));
+  }
+  return out;
+}
+
+std::string ItemText(const json& item) {
+  if (!item.is_object()) return ScalarText(item);
+  std::vector<std::string> pairs;
+  for (const auto& [key, value] : item.items()) {
+    pairs.push_back(absl::StrCat(key, ":", ScalarText(value)));
+  }
+  return absl::StrJoin(pairs, ",");  // nlohmann::json objects iterate in key order
+}
+
+TagScope WithItem(TagScope base, const json& item) {
+  base["item"] = ScalarText(item);
+  if (item.is_object()) {
+    for (const auto& [key, value] : item.items()) base["item." + key] = ScalarText(value);
+  }
+  return base;
+}
+
+FanIn AggregateOutputs(const std::vector<const NodeState*>& children) {
+  json results = json::array();
+  json maps = json::array();
+  std::map<std::string, json> per_name;
+  for (const NodeState* child : children) {
+    if (child->phase != NodePhase::kSucceeded) continue;
+    if (child->outputs.result) results.push_back(AsJsonValue(*child->outputs.result));
+    if (child->outputs.parameters.empty()) continue;
+    json map = json::object();
+    for (const auto& [name, value] : child->outputs.parameters) {
+      map[name] = value;
+      auto [it, inserted] = per_name.try_emplace(name, json::array());
+      it->second.push_back(AsJsonValue(value));
+    }
+    maps.push_back(std::move(map));
+  }
+  FanIn fan_in;
+  fan_in.outputs.result = results.dump();
+  for (const auto& [name, values] : per_name) fan_in.outputs.parameters[name] = values.dump();
+  fan_in.parameter_maps = maps.dump();
+  return fan_in;
+}
+
+}  // namespace dagd::engine::internal

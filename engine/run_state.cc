@@ -1,0 +1,766 @@
+#include "engine/run_state.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <functional>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "engine/duration.h"
+#include "engine/internal/dag_plan.h"
+#include "engine/internal/resolve.h"
+#include "engine/tags.h"
+
+namespace dagd::engine {
+
+using internal::DagPlan;
+
+namespace {
+
+// Argo guards recursion between templates the same way (its maxStackDepth).
+constexpr int kMaxDagDepth = 100;
+
+bool FailedOrError(NodePhase phase) {
+  return phase == NodePhase::kFailed || phase == NodePhase::kError;
+}
+
+// Argo's "Completed": the node ran (or tried to) and has a result of its own.
+bool Completed(NodePhase phase) { return FailedOrError(phase) || phase == NodePhase::kSucceeded; }
+
+bool WaitingForRetry(const NodeState& node) {
+  return node.type == NodeType::kPod && node.phase == NodePhase::kRunning &&
+         !node.attempts.empty() && node.attempts.back().phase != NodePhase::kRunning;
+}
+
+bool Queued(const NodeState& node) {
+  return node.type == NodeType::kPod && node.phase == NodePhase::kPending && node.attempts.empty();
+}
+
+bool AttemptRunning(const NodeState& node) {
+  return node.type == NodeType::kPod && !node.attempts.empty() &&
+         node.attempts.back().phase == NodePhase::kRunning;
+}
+
+NodeType TypeOf(const Template* tmpl) {
+  return tmpl != nullptr && tmpl->type == TemplateType::kDag ? NodeType::kDag : NodeType::kPod;
+}
+
+// Why a template cannot run yet, or empty if it can.
+std::string UnsupportedReason(const Template& tmpl) {
+  switch (tmpl.type) {
+    case TemplateType::kSteps:
+      return "steps templates arrive in a later issue";
+    case TemplateType::kSuspend:
+      return "suspend templates arrive in a later issue";
+    case TemplateType::kUnsupported:
+      return absl::StrCat("template '", tmpl.name, "' is of a type dagd cannot run yet");
+    default:
+      return "";
+  }
+}
+
+// The message a DAG or task group takes when `culprit` fails it. Messages name the leaf that
+// failed, not every level in between.
+std::string ChildFailureMessage(const NodeState& culprit) {
+  if (culprit.type != NodeType::kPod && !culprit.children.empty() && !culprit.message.empty()) {
+    return culprit.message;
+  }
+  return absl::StrCat("child '", culprit.name, "' ",
+                      culprit.phase == NodePhase::kError ? "errored" : "failed",
+                      culprit.message.empty() ? "" : ": ", culprit.message);
+}
+
+// The phase Argo's assessDAGPhase deduces for a task's branch: its own phase if it completed,
+// otherwise (Skipped, Omitted) the first Failed/Error branch among its dependencies, else
+// Succeeded. `culprit` is the node whose failure the branch inherits.
+struct Branch {
+  bool known = false;  // false: the task has no node yet
+  NodePhase phase = NodePhase::kSucceeded;
+  const NodeState* culprit = nullptr;
+};
+
+Branch BranchOf(const std::map<std::string, NodeState>& nodes, const DagPlan& plan,
+                const std::string& dag_name, const std::string& task,
+                std::map<std::string, Branch>* memo) {
+  auto cached = memo->find(task);
+  if (cached != memo->end()) return cached->second;
+  Branch branch;
+  auto it = nodes.find(dag_name + "." + task);
+  if (it != nodes.end()) {
+    const NodeState& node = it->second;
+    branch.known = true;
+    if (Completed(node.phase)) {
+      branch.phase = node.phase;
+      branch.culprit = &node;
+    } else {
+      for (const std::string& dep : plan.deps.at(task)) {
+        Branch parent = BranchOf(nodes, plan, dag_name, dep, memo);
+        if (parent.known && FailedOrError(parent.phase)) {
+          branch.phase = parent.phase;
+          branch.culprit = parent.culprit;
+          break;
+        }
+      }
+    }
+  }
+  memo->emplace(task, branch);
+  return branch;
+}
+
+bool ContinuesOn(const DagTask& task, NodePhase phase) {
+  return (phase == NodePhase::kFailed && task.continue_on.failed) ||
+         (phase == NodePhase::kError && task.continue_on.error);
+}
+
+bool Retries(RetryPolicy policy, NodePhase phase) {
+  switch (policy) {
+    case RetryPolicy::kAlways:
+      return true;
+    case RetryPolicy::kOnFailure:
+      return phase == NodePhase::kFailed;
+    case RetryPolicy::kOnError:
+    case RetryPolicy::kOnTransientError:  // until transient errors are told apart
+      return phase == NodePhase::kError;
+  }
+  return false;
+}
+
+}  // namespace
+
+const char* NodeTypeName(NodeType type) {
+  switch (type) {
+    case NodeType::kDag:
+      return "DAG";
+    case NodeType::kTaskGroup:
+      return "TaskGroup";
+    case NodeType::kPod:
+      return "Pod";
+  }
+  return "Unknown";
+}
+
+// ---- construction -------------------------------------------------------------------------
+
+absl::StatusOr<RunState> RunState::Create(std::shared_ptr<const Workflow> workflow,
+                                          std::map<std::string, std::string> parameters,
+                                          std::string run_name, int64_t now_ms) {
+  const Template* entry = workflow->FindTemplate(workflow->entrypoint);
+  if (entry == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("entrypoint template '", workflow->entrypoint, "' not found"));
+  }
+  if (std::string reason = UnsupportedReason(*entry); !reason.empty()) {
+    return absl::UnimplementedError(reason);
+  }
+  RunState state;
+  state.workflow_ = std::move(workflow);
+  state.parameters_ = std::move(parameters);
+  state.run_name_ = std::move(run_name);
+  state.BuildPlans();
+
+  // Argo hands the workflow's arguments to the entrypoint template.
+  const TagScope workflow_scope =
+      internal::WorkflowScope(*state.workflow_, state.parameters_, state.run_name_);
+  absl::StatusOr<std::map<std::string, std::string>> inputs =
+      internal::ResolveInputs(*entry, state.parameters_, workflow_scope);
+  std::string error;
+  if (!inputs.ok()) {
+    error = std::string(inputs.status().message());
+  } else if (entry->type != TemplateType::kDag) {
+    absl::StatusOr<Template> body =
+        internal::ResolveTemplate(*entry, internal::WithInputs(workflow_scope, *inputs), *inputs);
+    if (!body.ok()) error = std::string(body.status().message());
+  }
+  const NodeType type = TypeOf(entry);
+  NodeState& root =
+      state.AddNode(state.run_name_, state.run_name_, "", "", entry->name, type,
+                    type == NodeType::kDag ? NodePhase::kRunning : NodePhase::kPending, "", now_ms);
+  if (inputs.ok()) root.inputs = *inputs;
+  if (!error.empty()) state.Finish(state.run_name_, NodePhase::kError, error, now_ms);
+  return state;
+}
+
+absl::StatusOr<RunState> RunState::Restore(std::shared_ptr<const Workflow> workflow,
+                                           std::map<std::string, std::string> parameters,
+                                           std::string run_name, std::vector<NodeState> nodes,
+                                           bool stopping) {
+  RunState state;
+  state.workflow_ = std::move(workflow);
+  state.parameters_ = std::move(parameters);
+  state.run_name_ = std::move(run_name);
+  state.stopping_ = stopping;
+  for (NodeState& node : nodes) {
+    const std::string name = node.name;
+    if (!state.nodes_.emplace(name, std::move(node)).second) {
+      return absl::InvalidArgumentError(absl::StrCat("stored node '", name, "' twice"));
+    }
+  }
+  auto root = state.nodes_.find(state.run_name_);
+  if (root == state.nodes_.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stored nodes of run '", state.run_name_, "' have no root node"));
+  }
+  for (const auto& [name, node] : state.nodes_) {
+    for (const std::string& child : node.children) {
+      if (state.nodes_.count(child) == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("stored node '", name, "' names unknown child '", child, "'"));
+      }
+    }
+  }
+  if (stopping) state.stop_message_ = root->second.message;
+  state.BuildPlans();
+  return state;
+}
+
+void RunState::BuildPlans() {
+  for (const Template& tmpl : workflow_->templates) {
+    if (tmpl.type == TemplateType::kDag && tmpl.dag) {
+      plans_[tmpl.name] = std::make_shared<const DagPlan>(internal::BuildDagPlan(tmpl));
+    }
+  }
+}
+
+const DagPlan* RunState::PlanFor(const std::string& template_name) const {
+  auto it = plans_.find(template_name);
+  return it == plans_.end() ? nullptr : it->second.get();
+}
+
+// ---- node bookkeeping ---------------------------------------------------------------------
+
+NodeState& RunState::Mutable(const std::string& name) {
+  changed_.insert(name);
+  return nodes_.at(name);
+}
+
+NodeState& RunState::AddNode(const std::string& name, const std::string& display_name,
+                             const std::string& parent, const std::string& task_name,
+                             const std::string& template_name, NodeType type, NodePhase phase,
+                             std::string message, int64_t now_ms) {
+  NodeState node;
+  node.name = name;
+  node.display_name = display_name;
+  node.parent = parent;
+  node.task_name = task_name;
+  node.template_name = template_name;
+  node.type = type;
+  node.phase = phase;
+  node.message = std::move(message);
+  node.started_at_ms = now_ms;
+  if (IsFinal(phase)) node.finished_at_ms = now_ms;
+  if (!parent.empty()) Mutable(parent).children.push_back(name);
+  changed_.insert(name);
+  return nodes_.insert_or_assign(name, std::move(node)).first->second;
+}
+
+void RunState::Finish(const std::string& name, NodePhase phase, std::string message,
+                      int64_t now_ms) {
+  NodeState& node = Mutable(name);
+  node.phase = phase;
+  node.message = std::move(message);
+  node.finished_at_ms = now_ms;
+  node.retry_at_ms = 0;
+}
+
+// ---- the DAG walk -------------------------------------------------------------------------
+
+void RunState::Propagate(int64_t now_ms) {
+  const NodeState& root = nodes_.at(run_name_);
+  if (root.type == NodeType::kDag && !IsFinal(root.phase)) ProcessDag(run_name_, 0, now_ms);
+}
+
+void RunState::ProcessChild(const std::string& name, int depth, int64_t now_ms) {
+  const NodeState& node = nodes_.at(name);
+  if (IsFinal(node.phase)) return;
+  if (node.type == NodeType::kDag) {
+    ProcessDag(name, depth + 1, now_ms);
+  } else if (node.type == NodeType::kTaskGroup) {
+    for (const std::string& child : std::vector<std::string>(node.children)) {
+      if (nodes_.at(child).type == NodeType::kDag) ProcessChild(child, depth, now_ms);
+    }
+    AssessGroup(name, now_ms);
+  }
+}
+
+void RunState::ProcessDag(const std::string& name, int depth, int64_t now_ms) {
+  if (IsFinal(nodes_.at(name).phase)) return;
+  const DagPlan* plan = PlanFor(nodes_.at(name).template_name);
+  if (plan == nullptr) {
+    Finish(name, NodePhase::kError,
+           absl::StrCat("dag template '", nodes_.at(name).template_name, "' not found"), now_ms);
+    return;
+  }
+  if (!plan->error.empty()) {
+    Finish(name, NodePhase::kError, plan->error, now_ms);
+    return;
+  }
+  // Dependencies come first in plan->order, so a task that settles here (Omitted, Error, a DAG
+  // that finishes at once) lets its dependents go in the same pass.
+  for (const DagTask* task : plan->order) {
+    const std::string task_node = name + "." + task->name;
+    if (nodes_.count(task_node) > 0) {
+      ProcessChild(task_node, depth, now_ms);
+      continue;
+    }
+    if (stopping_) continue;
+    const Template* tmpl = workflow_->FindTemplate(task->template_name);
+    auto task_error = plan->task_errors.find(task->name);
+    if (task_error != plan->task_errors.end()) {
+      AddNode(task_node, task->name, name, task->name, task->template_name, TypeOf(tmpl),
+              NodePhase::kError, task_error->second, now_ms);
+      continue;
+    }
+    const std::set<std::string>& deps = plan->deps.at(task->name);
+    const bool ready = std::all_of(deps.begin(), deps.end(), [&](const std::string& dep) {
+      auto it = nodes_.find(name + "." + dep);
+      return it != nodes_.end() && IsFinal(it->second.phase);
+    });
+    if (!ready) continue;
+    const bool run = plan->depends.at(task->name).Evaluate([&](const std::string& dep) {
+      const NodeState& node = nodes_.at(name + "." + dep);
+      TaskOutcome outcome;
+      outcome.phase = node.phase;
+      if (node.type == NodeType::kTaskGroup) {
+        for (const std::string& child : node.children) {
+          outcome.child_phases.push_back(nodes_.at(child).phase);
+        }
+      }
+      outcome.continue_on = plan->tasks.at(dep)->continue_on;
+      return outcome;
+    });
+    if (!run) {
+      AddNode(task_node, task->name, name, task->name, task->template_name,
+              task->with_items.empty() && task->with_param.empty() ? TypeOf(tmpl)
+                                                                   : NodeType::kTaskGroup,
+              NodePhase::kOmitted, "omitted: depends condition not met", now_ms);
+      continue;
+    }
+    StartTask(name, *plan, *task, depth, now_ms);
+  }
+  AssessDag(name, *plan, now_ms);
+}
+
+void RunState::StartTask(const std::string& dag_name, const DagPlan& plan, const DagTask& task,
+                         int depth, int64_t now_ms) {
+  const std::string node_name = dag_name + "." + task.name;
+  const Template* tmpl = workflow_->FindTemplate(task.template_name);
+  const bool fan_out = !task.with_items.empty() || !task.with_param.empty();
+  const NodeType type = fan_out ? NodeType::kTaskGroup : TypeOf(tmpl);
+  auto fail = [&](std::string message) {
+    AddNode(node_name, task.name, dag_name, task.name, task.template_name, type, NodePhase::kError,
+            std::move(message), now_ms);
+  };
+  if (tmpl == nullptr) return fail(absl::StrCat("template '", task.template_name, "' not found"));
+  if (std::string reason = UnsupportedReason(*tmpl); !reason.empty()) return fail(reason);
+  // Running a task whose `when` nobody evaluated would be wrong in both directions.
+  if (!task.when.empty()) return fail("when is not supported yet");
+  if (tmpl->type == TemplateType::kDag && depth + 1 >= kMaxDagDepth) {
+    return fail(absl::StrCat("dag templates nested deeper than ", kMaxDagDepth));
+  }
+  const TagScope scope = TaskScope(dag_name, plan, task.name);
+  if (!fan_out) {
+    CreateInstance(node_name, task.name, dag_name, task, *tmpl, scope, std::nullopt, depth, now_ms);
+    return;
+  }
+
+  std::vector<nlohmann::json> items = task.with_items;
+  if (items.empty()) {
+    absl::StatusOr<std::string> text = SubstituteTags(task.with_param, scope);
+    if (!text.ok()) return fail(absl::StrCat("withParam: ", text.status().message()));
+    nlohmann::json list = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+    if (!list.is_array()) {
+      return fail(absl::StrCat("withParam value could not be parsed as a JSON list: ", *text));
+    }
+    items.assign(list.begin(), list.end());
+  }
+  if (items.empty()) {
+    AddNode(node_name, task.name, dag_name, task.name, task.template_name, type,
+            NodePhase::kSkipped, "Skipped, empty params", now_ms);
+    return;
+  }
+  AddNode(node_name, task.name, dag_name, task.name, task.template_name, type, NodePhase::kRunning,
+          "", now_ms);
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string suffix = absl::StrCat("(", i, ":", internal::ItemText(items[i]), ")");
+    CreateInstance(node_name + suffix, task.name + suffix, node_name, task, *tmpl,
+                   internal::WithItem(scope, items[i]), items[i], depth, now_ms);
+  }
+  AssessGroup(node_name, now_ms);
+}
+
+void RunState::CreateInstance(const std::string& name, const std::string& display_name,
+                              const std::string& parent, const DagTask& task, const Template& tmpl,
+                              const std::map<std::string, std::string>& scope,
+                              const std::optional<nlohmann::json>& item, int depth,
+                              int64_t now_ms) {
+  const NodeType type = TypeOf(&tmpl);
+  std::string error;
+  std::map<std::string, std::string> arguments;
+  for (const Parameter& argument : task.arguments.parameters) {
+    if (!argument.value) continue;
+    absl::StatusOr<std::string> value = SubstituteTags(*argument.value, scope);
+    if (!value.ok()) {
+      error = absl::StrCat("arguments.parameters.", argument.name, ": ", value.status().message());
+      break;
+    }
+    arguments[argument.name] = *std::move(value);
+  }
+  const TagScope workflow_scope = internal::WorkflowScope(*workflow_, parameters_, run_name_);
+  absl::StatusOr<std::map<std::string, std::string>> inputs;
+  if (error.empty()) {
+    inputs = internal::ResolveInputs(tmpl, arguments, workflow_scope);
+    if (!inputs.ok()) error = std::string(inputs.status().message());
+  }
+  if (error.empty() && type == NodeType::kPod) {
+    // Checked now so that a bad body fails the node before it is queued; Dispatch() resolves
+    // it again from the stored inputs, which also works after a restart.
+    absl::StatusOr<Template> body =
+        internal::ResolveTemplate(tmpl, internal::WithInputs(workflow_scope, *inputs), *inputs);
+    if (!body.ok()) error = std::string(body.status().message());
+  }
+  NodeState& node = AddNode(name, display_name, parent, task.name, tmpl.name, type,
+                            !error.empty()           ? NodePhase::kError
+                            : type == NodeType::kDag ? NodePhase::kRunning
+                                                     : NodePhase::kPending,
+                            error, now_ms);
+  node.item = item;
+  if (inputs.ok()) node.inputs = *inputs;
+  if (error.empty() && type == NodeType::kDag) ProcessDag(name, depth + 1, now_ms);
+}
+
+void RunState::AssessGroup(const std::string& name, int64_t now_ms) {
+  const NodeState& group = nodes_.at(name);
+  std::vector<const NodeState*> children;
+  const NodeState* culprit = nullptr;
+  for (const std::string& child_name : group.children) {
+    const NodeState& child = nodes_.at(child_name);
+    if (!IsFinal(child.phase)) return;
+    children.push_back(&child);
+    if (FailedOrError(child.phase)) culprit = &child;  // Argo: the last failed child wins
+  }
+  internal::FanIn fan_in = internal::AggregateOutputs(children);
+  std::string message = culprit == nullptr ? "" : ChildFailureMessage(*culprit);
+  const NodePhase phase = culprit == nullptr ? NodePhase::kSucceeded : culprit->phase;
+  Mutable(name).outputs = std::move(fan_in.outputs);
+  Finish(name, phase, std::move(message), now_ms);
+}
+
+void RunState::AssessDag(const std::string& name, const DagPlan& plan, int64_t now_ms) {
+  const NodeState& dag = nodes_.at(name);
+  for (const std::string& child : dag.children) {
+    if (!IsFinal(nodes_.at(child).phase)) return;
+  }
+  if (stopping_) {
+    Finish(name, NodePhase::kFailed, stop_message_, now_ms);
+    return;
+  }
+  // Argo's assessDAGPhase. dag.failFast only changes which failure is reported and, in Argo,
+  // whether tasks that never got a node count; new tasks are still started while anything in
+  // the DAG runs (argoproj/argo-workflows#5223, left that way on purpose).
+  const bool fail_fast = plan.tmpl->dag->fail_fast.value_or(true);
+  NodePhase result = NodePhase::kSucceeded;
+  const NodeState* culprit = nullptr;
+  std::map<std::string, Branch> memo;
+  for (const std::string& target : plan.targets) {
+    Branch branch = BranchOf(nodes_, plan, name, target, &memo);
+    if (!branch.known) {
+      result = NodePhase::kRunning;
+      if (!fail_fast) break;
+    } else if (FailedOrError(branch.phase)) {
+      if (ContinuesOn(*plan.tasks.at(target), branch.phase)) continue;
+      result = branch.phase;
+      culprit = branch.culprit;
+      if (fail_fast) break;
+    }
+  }
+  if (result == NodePhase::kRunning) return;
+  Finish(name, result, culprit == nullptr ? "" : ChildFailureMessage(*culprit), now_ms);
+}
+
+std::map<std::string, std::string> RunState::TaskScope(const std::string& dag_name,
+                                                       const DagPlan& plan,
+                                                       const std::string& task_name) const {
+  // A DAG's own inputs are in scope for its tasks' arguments, as Argo substitutes them into the
+  // whole dag template before running it.
+  TagScope scope = BodyScope(nodes_.at(dag_name));
+  for (const std::string& ancestor : plan.ancestors.at(task_name)) {
+    auto it = nodes_.find(dag_name + "." + ancestor);
+    if (it == nodes_.end()) continue;
+    const NodeState& node = it->second;
+    const std::string prefix = "tasks." + ancestor;
+    scope[prefix + ".status"] = NodePhaseName(node.phase);
+    if (node.type == NodeType::kTaskGroup) {
+      std::vector<const NodeState*> children;
+      for (const std::string& child : node.children) children.push_back(&nodes_.at(child));
+      internal::FanIn fan_in = internal::AggregateOutputs(children);
+      scope[prefix + ".outputs.result"] = *fan_in.outputs.result;
+      scope[prefix + ".outputs.parameters"] = fan_in.parameter_maps;
+      for (const auto& [param, values] : fan_in.outputs.parameters) {
+        scope[prefix + ".outputs.parameters." + param] = values;
+      }
+      continue;
+    }
+    if (node.outputs.result) scope[prefix + ".outputs.result"] = *node.outputs.result;
+    for (const auto& [param, value] : node.outputs.parameters) {
+      scope[prefix + ".outputs.parameters." + param] = value;
+    }
+    if (!node.attempts.empty()) {
+      scope[prefix + ".exitCode"] = std::to_string(node.attempts.back().exit_code);
+    }
+  }
+  return scope;
+}
+
+std::map<std::string, std::string> RunState::BodyScope(const NodeState& node) const {
+  return internal::WithInputs(internal::WorkflowScope(*workflow_, parameters_, run_name_),
+                              node.inputs);
+}
+
+// ---- attempts -----------------------------------------------------------------------------
+
+std::vector<DispatchRequest> RunState::Advance(int64_t now_ms) {
+  Propagate(now_ms);
+  return Dispatch(now_ms);
+}
+
+std::vector<DispatchRequest> RunState::Dispatch(int64_t now_ms) {
+  std::vector<DispatchRequest> requests;
+  if (stopping_) return requests;
+  // Running attempts per DAG with a `parallelism`, and in the whole run.
+  struct Candidate {
+    std::string name;
+    std::vector<std::string> limited_dags;
+  };
+  std::vector<Candidate> candidates;
+  std::map<std::string, int64_t> running;
+  int64_t running_total = 0;
+  std::vector<std::string> limited;
+  std::function<void(const std::string&)> walk = [&](const std::string& name) {
+    const NodeState& node = nodes_.at(name);
+    const Template* tmpl = workflow_->FindTemplate(node.template_name);
+    const bool limits = node.type == NodeType::kDag && tmpl != nullptr && tmpl->parallelism &&
+                        *tmpl->parallelism > 0;
+    if (limits) limited.push_back(name);
+    if (AttemptRunning(node)) {
+      ++running_total;
+      for (const std::string& dag : limited) ++running[dag];
+    } else if (Queued(node) || (WaitingForRetry(node) && node.retry_at_ms <= now_ms)) {
+      candidates.push_back({name, limited});
+    }
+    if (!IsFinal(node.phase)) {
+      for (const std::string& child : node.children) walk(child);
+    }
+    if (limits) limited.pop_back();
+  };
+  walk(run_name_);
+
+  const std::optional<int64_t>& run_limit = workflow_->parallelism;
+  for (const Candidate& candidate : candidates) {
+    if (run_limit && *run_limit > 0 && running_total >= *run_limit) break;
+    const bool dag_full = std::any_of(
+        candidate.limited_dags.begin(), candidate.limited_dags.end(), [&](const std::string& dag) {
+          return running[dag] >=
+                 *workflow_->FindTemplate(nodes_.at(dag).template_name)->parallelism;
+        });
+    if (dag_full) continue;
+    NodeState& node = Mutable(candidate.name);
+    const Template* tmpl = workflow_->FindTemplate(node.template_name);
+    if (tmpl == nullptr) {
+      Finish(candidate.name, NodePhase::kError,
+             absl::StrCat("template '", node.template_name, "' not found"), now_ms);
+      continue;
+    }
+    absl::StatusOr<Template> resolved =
+        internal::ResolveTemplate(*tmpl, BodyScope(node), node.inputs);
+    if (!resolved.ok()) {
+      Finish(candidate.name, NodePhase::kError, std::string(resolved.status().message()), now_ms);
+      continue;
+    }
+    AttemptRecord attempt;
+    attempt.number = static_cast<int>(node.attempts.size()) + 1;
+    attempt.started_at_ms = now_ms;
+    node.attempts.push_back(attempt);
+    node.phase = NodePhase::kRunning;
+    node.message.clear();
+    node.retry_at_ms = 0;
+    requests.push_back({candidate.name, attempt.number, *std::move(resolved), node.inputs});
+    ++running_total;
+    for (const std::string& dag : candidate.limited_dags) ++running[dag];
+  }
+  // Nodes that ended in Error here may settle their DAGs.
+  Propagate(now_ms);
+  return requests;
+}
+
+bool RunState::OnAttemptFinished(const std::string& node_name, int attempt,
+                                 const AttemptResult& result, int64_t now_ms) {
+  auto it = nodes_.find(node_name);
+  if (it == nodes_.end() || !AttemptRunning(it->second) ||
+      attempt != static_cast<int>(it->second.attempts.size())) {
+    return false;
+  }
+  NodeState& node = Mutable(node_name);
+  AttemptRecord& record = node.attempts.back();
+  // A runner reports Succeeded, Failed or Error; anything else is treated as an Error.
+  record.phase = result.phase == NodePhase::kSucceeded || result.phase == NodePhase::kFailed
+                     ? result.phase
+                     : NodePhase::kError;
+  record.exit_code = result.exit_code;
+  record.message = result.message;
+  record.finished_at_ms = now_ms;
+  if (record.phase == NodePhase::kSucceeded) {
+    node.outputs.result = result.result;
+    node.outputs.parameters = result.parameters;
+    if (const Template* tmpl = workflow_->FindTemplate(node.template_name)) {
+      for (const Parameter& output : tmpl->outputs.parameters) {
+        if (node.outputs.parameters.count(output.name) > 0) continue;
+        std::optional<std::string> fallback =
+            output.value_from ? output.value_from->default_value : std::nullopt;
+        if (!fallback) fallback = output.default_value;
+        if (fallback) node.outputs.parameters[output.name] = *fallback;
+      }
+    }
+    Finish(node_name, NodePhase::kSucceeded, "", now_ms);
+  } else {
+    ApplyRetryStrategy(node_name, now_ms);
+  }
+  Propagate(now_ms);
+  return true;
+}
+
+void RunState::ApplyRetryStrategy(const std::string& name, int64_t now_ms) {
+  const NodeState& node = nodes_.at(name);
+  const AttemptRecord& last = node.attempts.back();
+  const Template* tmpl = workflow_->FindTemplate(node.template_name);
+  if (stopping_) {
+    // The caller cancelled it; like Argo, the node tells why rather than how the process died.
+    Finish(name, last.phase, stop_message_, now_ms);
+    return;
+  }
+  if (tmpl == nullptr || !tmpl->retry_strategy ||
+      !Retries(tmpl->retry_strategy->policy, last.phase)) {
+    Finish(name, last.phase, last.message, now_ms);
+    return;
+  }
+  const RetryStrategy& strategy = *tmpl->retry_strategy;
+  auto bad_strategy = [&](absl::string_view field, absl::string_view why) {
+    Finish(name, NodePhase::kError, absl::StrCat("retryStrategy.", field, ": ", why), now_ms);
+  };
+
+  std::optional<int64_t> limit;  // unset: Argo retries without end
+  if (!strategy.limit.empty()) {
+    absl::StatusOr<std::string> text = SubstituteTags(strategy.limit, BodyScope(node));
+    if (!text.ok()) return bad_strategy("limit", text.status().message());
+    int64_t value = 0;
+    auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value);
+    if (error != std::errc() || end != text->data() + text->size()) {
+      return bad_strategy("limit", absl::StrCat("\"", *text, "\" is not an integer"));
+    }
+    limit = value;
+  }
+
+  // Backoff and maxDuration first, then the limit: the order of Argo's processNodeRetries.
+  int64_t wait_ms = 0;
+  if (strategy.backoff) {
+    const Backoff& backoff = *strategy.backoff;
+    std::optional<int64_t> deadline_ms;
+    if (!backoff.max_duration.empty()) {
+      absl::StatusOr<int64_t> max = ParseDurationMs(backoff.max_duration);
+      if (!max.ok()) return bad_strategy("backoff.maxDuration", max.status().message());
+      deadline_ms = node.attempts.front().started_at_ms + *max;
+      if (now_ms > *deadline_ms) {
+        Finish(name, last.phase, "Max duration limit exceeded", now_ms);
+        return;
+      }
+    }
+    if (!backoff.duration.empty()) {
+      absl::StatusOr<int64_t> base = ParseDurationMs(backoff.duration);
+      if (!base.ok()) return bad_strategy("backoff.duration", base.status().message());
+      const double factor = backoff.factor > 0 ? backoff.factor : 1;
+      // Retry n (1-based) waits duration * factor^(n-1); n equals the attempts made so far.
+      wait_ms =
+          static_cast<int64_t>(static_cast<double>(*base) *
+                               std::pow(factor, static_cast<double>(node.attempts.size() - 1)));
+    }
+    if (deadline_ms && now_ms + wait_ms > *deadline_ms) {
+      Finish(name, last.phase, "Backoff would exceed max duration limit", now_ms);
+      return;
+    }
+  }
+  if (limit && static_cast<int64_t>(node.attempts.size()) > *limit) {
+    Finish(name, last.phase,
+           absl::StrCat("No more retries left", last.message.empty() ? "" : ": ", last.message),
+           now_ms);
+    return;
+  }
+  NodeState& waiting = Mutable(name);
+  waiting.retry_at_ms = now_ms + wait_ms;
+  waiting.message = wait_ms > 0 ? absl::StrCat("Backoff for ", FormatDurationMs(wait_ms)) : "";
+}
+
+bool RunState::SetAttemptRunner(const std::string& node_name, int attempt,
+                                const std::string& runner, const std::string& external_name) {
+  auto it = nodes_.find(node_name);
+  if (it == nodes_.end() || attempt < 1 || attempt > static_cast<int>(it->second.attempts.size())) {
+    return false;
+  }
+  AttemptRecord& record = Mutable(node_name).attempts[attempt - 1];
+  record.runner = runner;
+  record.external_name = external_name;
+  return true;
+}
+
+// ---- stop and queries ---------------------------------------------------------------------
+
+void RunState::Stop(const std::string& message, int64_t now_ms) {
+  if (stopping_ || Done()) return;
+  stopping_ = true;
+  stop_message_ = message;
+  Mutable(run_name_).message = message;
+  std::vector<std::string> to_end;
+  for (const auto& [name, node] : nodes_) {
+    if (Queued(node) || WaitingForRetry(node)) to_end.push_back(name);
+  }
+  for (const std::string& name : to_end) {
+    const NodeState& node = nodes_.at(name);
+    // Argo: a waiting retry ends in its last attempt's phase; a node never started, Failed.
+    Finish(name, node.attempts.empty() ? NodePhase::kFailed : node.attempts.back().phase, message,
+           now_ms);
+  }
+  Propagate(now_ms);
+}
+
+std::optional<int64_t> RunState::NextWakeup() const {
+  std::optional<int64_t> earliest;
+  if (stopping_) return earliest;
+  for (const auto& [name, node] : nodes_) {
+    if (WaitingForRetry(node) && (!earliest || node.retry_at_ms < *earliest)) {
+      earliest = node.retry_at_ms;
+    }
+  }
+  return earliest;
+}
+
+std::vector<std::pair<std::string, int>> RunState::RunningAttempts() const {
+  std::vector<std::pair<std::string, int>> running;
+  for (const auto& [name, node] : nodes_) {
+    if (AttemptRunning(node)) running.emplace_back(name, node.attempts.back().number);
+  }
+  return running;
+}
+
+bool RunState::Done() const { return IsFinal(phase()); }
+
+NodePhase RunState::phase() const { return nodes_.at(run_name_).phase; }
+
+const std::string& RunState::message() const { return nodes_.at(run_name_).message; }
+
+std::vector<std::string> RunState::TakeChangedNodes() {
+  std::vector<std::string> names(changed_.begin(), changed_.end());
+  changed_.clear();
+  return names;
+}
+
+}  // namespace dagd::engine

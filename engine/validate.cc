@@ -1,0 +1,563 @@
+#include "engine/validate.h"
+
+#include <algorithm>
+#include <boost/graph/adjacency_list.hpp>
+#include <boost/graph/depth_first_search.hpp>
+#include <boost/graph/topological_sort.hpp>
+#include <iterator>
+#include <set>
+#include <string>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "engine/depends.h"
+#include "engine/internal/diagnostics.h"
+#include "engine/status_macros.h"
+#include "engine/tags.h"
+
+namespace dagd::engine {
+namespace {
+
+// Edges point from a task to each task it depends on.
+using TaskGraph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS>;
+using TaskVertex = TaskGraph::vertex_descriptor;
+
+// A task name that a task waits for, with the field (relative to the task) that names it.
+struct DependencyRef {
+  std::string name;
+  std::string field;  // "dependencies[1]" or "depends"
+};
+
+// Every dependency `task` names, from `dependencies` and `depends`. Error: depends does not parse.
+absl::StatusOr<std::vector<DependencyRef>> NamedDependencies(const DagTask& task) {
+  std::vector<DependencyRef> refs;
+  for (size_t k = 0; k < task.dependencies.size(); ++k) {
+    refs.push_back({task.dependencies[k], absl::StrCat("dependencies[", k, "]")});
+  }
+  if (!task.depends.empty()) {
+    ASSIGN_OR_RETURN(const DependsExpression expression, DependsExpression::Parse(task.depends));
+    for (const std::string& name : expression.tasks()) refs.push_back({name, "depends"});
+  }
+  return refs;
+}
+
+std::map<std::string, size_t> TaskIndex(const DagTemplate& dag) {
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < dag.tasks.size(); ++i) index.emplace(dag.tasks[i].name, i);
+  return index;
+}
+
+// The dependency graph of `dag`, skipping names that are not tasks and depends that do not parse
+// (validation reports those before it builds the graph).
+TaskGraph BuildTaskGraph(const DagTemplate& dag) {
+  const std::map<std::string, size_t> index = TaskIndex(dag);
+  TaskGraph graph(dag.tasks.size());
+  for (size_t i = 0; i < dag.tasks.size(); ++i) {
+    absl::StatusOr<std::vector<DependencyRef>> refs = NamedDependencies(dag.tasks[i]);
+    if (!refs.ok()) continue;
+    for (const DependencyRef& ref : *refs) {
+      auto it = index.find(ref.name);
+      if (it != index.end()) boost::add_edge(i, it->second, graph);
+    }
+  }
+  return graph;
+}
+
+// Records the first cycle a depth-first search meets: the path from the target of the first
+// back edge down to its source, closed with the target again. Boost copies visitors, so the
+// state lives outside.
+class CycleRecorder : public boost::default_dfs_visitor {
+ public:
+  CycleRecorder(std::vector<TaskVertex>* path, std::vector<TaskVertex>* cycle)
+      : path_(path), cycle_(cycle) {}
+
+  void discover_vertex(TaskVertex v, const TaskGraph&) { path_->push_back(v); }
+  void finish_vertex(TaskVertex, const TaskGraph&) { path_->pop_back(); }
+  void back_edge(TaskGraph::edge_descriptor e, const TaskGraph& graph) {
+    if (!cycle_->empty()) return;
+    const TaskVertex target = boost::target(e, graph);
+    auto start = std::find(path_->begin(), path_->end(), target);
+    cycle_->assign(start, path_->end());
+    cycle_->push_back(target);
+  }
+
+ private:
+  std::vector<TaskVertex>* path_;
+  std::vector<TaskVertex>* cycle_;
+};
+
+// A piece of text a user wrote, and the field path it was written at.
+struct Text {
+  std::string path;
+  std::string value;
+};
+
+// Every string inside `json`, with paths continuing `path`. `inline` templates are skipped:
+// their tags refer to their own inputs, not the enclosing template's.
+void CollectJsonStrings(const nlohmann::json& json, const std::string& path,
+                        std::vector<Text>* out) {
+  if (json.is_string()) {
+    out->push_back({path, json.get<std::string>()});
+  } else if (json.is_array()) {
+    for (size_t i = 0; i < json.size(); ++i) {
+      CollectJsonStrings(json[i], absl::StrCat(path, "[", i, "]"), out);
+    }
+  } else if (json.is_object()) {
+    for (const auto& [key, value] : json.items()) {
+      if (key != "inline") CollectJsonStrings(value, absl::StrCat(path, ".", key), out);
+    }
+  }
+}
+
+void CollectContainerStrings(const ContainerSpec& container, const std::string& path,
+                             std::vector<Text>* out) {
+  out->push_back({path + ".image", container.image});
+  for (size_t i = 0; i < container.command.size(); ++i) {
+    out->push_back({absl::StrCat(path, ".command[", i, "]"), container.command[i]});
+  }
+  for (size_t i = 0; i < container.args.size(); ++i) {
+    out->push_back({absl::StrCat(path, ".args[", i, "]"), container.args[i]});
+  }
+  // No index: env entries read from Secrets are not in the model, so indices may differ.
+  for (const EnvVar& var : container.env) out->push_back({path + ".env", var.value});
+  out->push_back({path + ".workingDir", container.working_dir});
+  CollectJsonStrings(container.kubernetes, path, out);
+}
+
+// Every string of `tmpl` in which `{{inputs.parameters.…}}` refers to the template's own inputs.
+std::vector<Text> TemplateStrings(const Template& tmpl, const std::string& path) {
+  std::vector<Text> out;
+  if (tmpl.container) CollectContainerStrings(*tmpl.container, path + ".container", &out);
+  if (tmpl.script) {
+    CollectContainerStrings(tmpl.script->container, path + ".script", &out);
+    out.push_back({path + ".script.source", tmpl.script->source});
+  }
+  if (tmpl.ansible) {
+    const std::string base = path + ".ansible";
+    const AnsibleSpec& ansible = *tmpl.ansible;
+    out.push_back({base + ".playbook", ansible.playbook});
+    out.push_back({base + ".source", ansible.source});
+    out.push_back({base + ".inventory", ansible.inventory});
+    out.push_back({base + ".limit", ansible.limit});
+    for (const auto& [name, value] : ansible.extra_vars) {
+      CollectJsonStrings(value, absl::StrCat(base, ".extraVars.", name), &out);
+    }
+    for (size_t i = 0; i < ansible.env.size(); ++i) {
+      out.push_back({absl::StrCat(base, ".env[", i, "].value"), ansible.env[i].value});
+    }
+  }
+  if (tmpl.dag) {
+    for (size_t j = 0; j < tmpl.dag->tasks.size(); ++j) {
+      const DagTask& task = tmpl.dag->tasks[j];
+      const std::string task_path = absl::StrCat(path, ".dag.tasks[", j, "]");
+      const std::vector<Parameter>& args = task.arguments.parameters;
+      for (size_t k = 0; k < args.size(); ++k) {
+        out.push_back({absl::StrCat(task_path, ".arguments.parameters[", k, "].value"),
+                       args[k].value.value_or("")});
+      }
+      out.push_back({task_path + ".when", task.when});
+      out.push_back({task_path + ".withParam", task.with_param});
+      for (size_t k = 0; k < task.with_items.size(); ++k) {
+        CollectJsonStrings(task.with_items[k], absl::StrCat(task_path, ".withItems[", k, "]"),
+                           &out);
+      }
+      CollectJsonStrings(task.unsupported, task_path, &out);
+    }
+  }
+  const std::vector<Parameter>& outputs = tmpl.outputs.parameters;
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    const std::string param_path = absl::StrCat(path, ".outputs.parameters[", k, "]");
+    out.push_back({param_path + ".value", outputs[k].value.value_or("")});
+    if (outputs[k].value_from) {
+      out.push_back({param_path + ".valueFrom.path", outputs[k].value_from->path});
+    }
+  }
+  if (tmpl.retry_strategy) {
+    out.push_back({path + ".retryStrategy.limit", tmpl.retry_strategy->limit});
+  }
+  out.push_back({path + ".timeout", tmpl.timeout});
+  CollectJsonStrings(tmpl.kubernetes, path, &out);
+  return out;
+}
+
+bool IsRequiredInput(const Parameter& input) {
+  return !input.value && !input.default_value && !input.value_from &&
+         !(input.unsupported.is_object() && input.unsupported.contains("valueFrom"));
+}
+
+std::vector<std::string> ParameterNames(const std::vector<Parameter>& parameters) {
+  std::vector<std::string> names;
+  for (const Parameter& p : parameters) names.push_back(p.name);
+  return names;
+}
+
+class Validator {
+ public:
+  explicit Validator(const Workflow& workflow) : wf_(workflow) {
+    for (const Template& t : wf_.templates) template_names_.push_back(t.name);
+  }
+
+  absl::Status Run() {
+    RETURN_IF_ERROR(CheckTemplateNames());
+    RETURN_IF_ERROR(CheckEntrypoint());
+    for (size_t i = 0; i < wf_.templates.size(); ++i) {
+      const Template& tmpl = wf_.templates[i];
+      const std::string path = absl::StrCat("spec.templates[", i, "]");
+      RETURN_IF_ERROR(CheckInputs(tmpl, path));
+      if (tmpl.dag) RETURN_IF_ERROR(CheckDag(tmpl, path + ".dag"));
+      if (tmpl.type == TemplateType::kSteps) RETURN_IF_ERROR(CheckSteps(tmpl, path + ".steps"));
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  // Where `path` was written, or failing that the nearest enclosing field that was.
+  SourceLocation Where(std::string path) const {
+    while (true) {
+      auto it = wf_.field_locations.find(path);
+      if (it != wf_.field_locations.end()) return it->second;
+      const size_t cut = path.find_last_of(".[");
+      if (cut == std::string::npos || cut == 0) return SourceLocation{wf_.file};
+      path.resize(cut);
+    }
+  }
+
+  absl::Status Fail(const std::string& path, absl::string_view what, absl::string_view fix) const {
+    return internal::WorkflowError(Where(path), path, what, fix);
+  }
+
+  absl::Status CheckTemplateNames() const {
+    std::map<std::string, size_t> first;
+    for (size_t i = 0; i < wf_.templates.size(); ++i) {
+      auto [it, inserted] = first.emplace(wf_.templates[i].name, i);
+      if (!inserted) {
+        return Fail(absl::StrCat("spec.templates[", i, "].name"),
+                    absl::StrCat("duplicate template name '", wf_.templates[i].name, "'"),
+                    absl::StrCat("template names must be unique; the first is at line ",
+                                 Where(absl::StrCat("spec.templates[", it->second, "]")).line));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckEntrypoint() const {
+    if (wf_.entrypoint.empty()) {
+      // A WorkflowTemplate may be a library of templates that other workflows call.
+      if (wf_.kind == WorkflowKind::kWorkflowTemplate) return absl::OkStatus();
+      return Fail("spec.entrypoint", "missing",
+                  template_names_.empty()
+                      ? std::string("add templates and name the first one in `entrypoint:`")
+                      : absl::StrCat("name the template the run starts with, one of: ",
+                                     absl::StrJoin(template_names_, ", ")));
+    }
+    const Template* entry = wf_.FindTemplate(wf_.entrypoint);
+    if (entry == nullptr) {
+      return Fail("spec.entrypoint", absl::StrCat("unknown template '", wf_.entrypoint, "'"),
+                  internal::SuggestFix(wf_.entrypoint, template_names_, "templates"));
+    }
+    // Argo binds the workflow's arguments to the entrypoint's inputs by name.
+    for (const Parameter& input : entry->inputs.parameters) {
+      if (!IsRequiredInput(input)) continue;
+      bool declared = false;
+      for (const Parameter& argument : wf_.arguments.parameters) {
+        declared = declared || argument.name == input.name;
+      }
+      if (!declared) {
+        return Fail("spec.entrypoint",
+                    absl::StrCat("entrypoint template '", entry->name, "' needs input parameter '",
+                                 input.name, "'"),
+                    absl::StrCat("declare it in spec.arguments.parameters: {name: ", input.name,
+                                 ", value: …}"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Input names are unique and every `{{inputs.parameters.p}}` of the template names one.
+  absl::Status CheckInputs(const Template& tmpl, const std::string& path) const {
+    const std::vector<std::string> inputs = ParameterNames(tmpl.inputs.parameters);
+    const std::set<std::string> declared(inputs.begin(), inputs.end());
+    if (declared.size() != inputs.size()) {
+      for (size_t k = 1; k < inputs.size(); ++k) {
+        if (std::count(inputs.begin(), inputs.begin() + k, inputs[k]) > 0) {
+          return Fail(absl::StrCat(path, ".inputs.parameters[", k, "].name"),
+                      absl::StrCat("duplicate input parameter '", inputs[k], "'"),
+                      "declare each input once");
+        }
+      }
+    }
+    constexpr absl::string_view kPrefix = "inputs.parameters.";
+    for (const Text& text : TemplateStrings(tmpl, path)) {
+      for (const std::string& tag : FindDagdTags(text.value)) {
+        if (!absl::StartsWith(tag, kPrefix)) continue;
+        const std::string name = tag.substr(kPrefix.size());
+        if (declared.count(name) > 0) continue;
+        const std::string match = internal::ClosestMatch(name, inputs);
+        return Fail(text.path,
+                    absl::StrCat("{{", tag, "}} names an input parameter that template '",
+                                 tmpl.name, "' does not declare"),
+                    match.empty()
+                        ? absl::StrCat("declare it under inputs.parameters: {name: ", name, "}")
+                        : absl::StrCat("did you mean '", match, "'?"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // A task's `template` exists and the arguments it passes match the template's inputs.
+  absl::Status CheckTaskCall(const DagTask& task, const std::string& task_path) const {
+    if (task.unsupported.is_object()) {
+      if (task.unsupported.contains("templateRef")) {
+        return Fail(task_path + ".templateRef", "templateRef is not supported by dagd yet",
+                    "copy the template into spec.templates and name it in `template`");
+      }
+      if (task.unsupported.contains("inline")) {
+        return Fail(task_path + ".inline", "inline templates are not supported by dagd yet",
+                    "move the template into spec.templates and name it in `template`");
+      }
+      if (task.unsupported.contains("withSequence")) {
+        return Fail(task_path + ".withSequence", "withSequence is not supported by dagd yet",
+                    "list the values with withItems");
+      }
+    }
+    if (task.template_name.empty()) {
+      return Fail(task_path, absl::StrCat("task '", task.name, "' names no template"),
+                  "add `template: <name of a template>`");
+    }
+    const Template* callee = wf_.FindTemplate(task.template_name);
+    if (callee == nullptr) {
+      return Fail(task_path + ".template",
+                  absl::StrCat("unknown template '", task.template_name, "'"),
+                  internal::SuggestFix(task.template_name, template_names_, "templates"));
+    }
+    const std::vector<std::string> inputs = ParameterNames(callee->inputs.parameters);
+    const std::vector<Parameter>& args = task.arguments.parameters;
+    for (size_t k = 0; k < args.size(); ++k) {
+      if (std::find(inputs.begin(), inputs.end(), args[k].name) != inputs.end()) continue;
+      const std::string what =
+          absl::StrCat("template '", callee->name, "' has no input parameter '", args[k].name, "'");
+      const std::string arg_path = absl::StrCat(task_path, ".arguments.parameters[", k, "]");
+      if (inputs.empty()) return Fail(arg_path, what, "it declares no inputs; remove the argument");
+      return Fail(arg_path, what,
+                  internal::SuggestFix(args[k].name, inputs, "its input parameters"));
+    }
+    for (const Parameter& input : callee->inputs.parameters) {
+      if (!IsRequiredInput(input)) continue;
+      const bool passed = std::any_of(args.begin(), args.end(),
+                                      [&](const Parameter& a) { return a.name == input.name; });
+      if (!passed) {
+        return Fail(
+            task_path + ".arguments",
+            absl::StrCat("task '", task.name, "' does not pass input parameter '", input.name,
+                         "' of template '", callee->name, "'"),
+            absl::StrCat("add it under arguments.parameters: {name: ", input.name, ", value: …}"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckDag(const Template& tmpl, const std::string& path) const {
+    const DagTemplate& dag = *tmpl.dag;
+    std::map<std::string, size_t> index;
+    std::vector<std::string> task_names;
+    for (size_t j = 0; j < dag.tasks.size(); ++j) {
+      auto [it, inserted] = index.emplace(dag.tasks[j].name, j);
+      if (!inserted) {
+        return Fail(absl::StrCat(path, ".tasks[", j, "].name"),
+                    absl::StrCat("duplicate task name '", dag.tasks[j].name, "'"),
+                    absl::StrCat("task names must be unique within a dag; the first is at line ",
+                                 Where(absl::StrCat(path, ".tasks[", it->second, "]")).line));
+      }
+      task_names.push_back(dag.tasks[j].name);
+    }
+    const std::string tasks_label = absl::StrCat("tasks of dag '", tmpl.name, "'");
+
+    for (size_t j = 0; j < dag.tasks.size(); ++j) {
+      const DagTask& task = dag.tasks[j];
+      const std::string task_path = absl::StrCat(path, ".tasks[", j, "]");
+      RETURN_IF_ERROR(CheckTaskCall(task, task_path));
+      if (!task.dependencies.empty() && !task.depends.empty()) {
+        return Fail(task_path + ".depends",
+                    absl::StrCat("task '", task.name, "' has both dependencies and depends"),
+                    "keep one: depends \"a && b\" says the same as dependencies [a, b]");
+      }
+      absl::StatusOr<std::vector<DependencyRef>> refs = NamedDependencies(task);
+      if (!refs.ok()) {
+        return Fail(task_path + ".depends",
+                    absl::StrCat("bad depends expression: ", refs.status().message()),
+                    "join task names (optionally with .Succeeded, .Failed, .Errored, .Skipped, "
+                    ".Omitted, .Daemoned, .AnySucceeded, .AllFailed) with &&, || and !");
+      }
+      for (const DependencyRef& ref : *refs) {
+        if (index.count(ref.name) == 0) {
+          return Fail(absl::StrCat(task_path, ".", ref.field),
+                      absl::StrCat("unknown task '", ref.name, "'"),
+                      internal::SuggestFix(ref.name, task_names, tasks_label));
+        }
+      }
+    }
+
+    const TaskGraph graph = BuildTaskGraph(dag);
+    std::vector<TaskVertex> dfs_path;
+    std::vector<TaskVertex> cycle;
+    boost::depth_first_search(graph, boost::visitor(CycleRecorder(&dfs_path, &cycle)));
+    if (!cycle.empty()) {
+      std::vector<std::string> names;
+      for (TaskVertex v : cycle) names.push_back(dag.tasks[v].name);
+      const DagTask& first = dag.tasks[cycle.front()];
+      return Fail(absl::StrCat(path, ".tasks[", cycle.front(), "].",
+                               first.depends.empty() ? "dependencies" : "depends"),
+                  absl::StrCat("dependency cycle: ", absl::StrJoin(names, " -> ")),
+                  "each task depends on the next; remove one of these dependencies");
+    }
+
+    for (absl::string_view target : absl::StrSplit(dag.target, ' ', absl::SkipEmpty())) {
+      // A target such as "{{workflow.parameters.target}}" is only known at run time.
+      if (absl::StrContains(target, "{{")) continue;
+      if (index.count(std::string(target)) == 0) {
+        return Fail(path + ".target", absl::StrCat("unknown task '", target, "'"),
+                    internal::SuggestFix(target, task_names, tasks_label));
+      }
+    }
+    return CheckTaskReferences(dag, path, index, graph);
+  }
+
+  // `{{tasks.X.…}}` in a task's arguments, when and withParam names a task X that the task
+  // (transitively) depends on: only then is X's output there when the task starts.
+  absl::Status CheckTaskReferences(const DagTemplate& dag, const std::string& path,
+                                   const std::map<std::string, size_t>& index,
+                                   const TaskGraph& graph) const {
+    for (size_t j = 0; j < dag.tasks.size(); ++j) {
+      const DagTask& task = dag.tasks[j];
+      const std::string task_path = absl::StrCat(path, ".tasks[", j, "]");
+      std::vector<Text> texts = {{task_path + ".when", task.when},
+                                 {task_path + ".withParam", task.with_param}};
+      for (size_t k = 0; k < task.arguments.parameters.size(); ++k) {
+        texts.push_back({absl::StrCat(task_path, ".arguments.parameters[", k, "].value"),
+                         task.arguments.parameters[k].value.value_or("")});
+      }
+      std::set<size_t> ancestors;
+      std::vector<size_t> pending = {j};
+      while (!pending.empty()) {
+        const size_t v = pending.back();
+        pending.pop_back();
+        for (auto [e, end] = boost::out_edges(v, graph); e != end; ++e) {
+          const size_t dep = boost::target(*e, graph);
+          if (ancestors.insert(dep).second) pending.push_back(dep);
+        }
+      }
+      for (const Text& text : texts) {
+        for (const std::string& tag : FindDagdTags(text.value)) {
+          const std::vector<std::string> parts = absl::StrSplit(tag, '.');
+          // "tasks.name" (two parts) is the current task's own name, not a reference.
+          if (parts.size() < 3 || parts[0] != "tasks") continue;
+          const std::string& referenced = parts[1];
+          auto it = index.find(referenced);
+          if (it == index.end()) {
+            std::vector<std::string> names;
+            for (const auto& entry : index) names.push_back(entry.first);
+            return Fail(text.path,
+                        absl::StrCat("{{", tag, "}} names unknown task '", referenced, "'"),
+                        internal::SuggestFix(referenced, names, "tasks of this dag"));
+          }
+          if (ancestors.count(it->second) == 0) {
+            return Fail(text.path,
+                        absl::StrCat("{{", tag, "}} refers to task '", referenced,
+                                     "', which task '", task.name, "' does not depend on"),
+                        absl::StrCat("add '", referenced, "' to the depends of task '", task.name,
+                                     "' so its outputs exist when '", task.name, "' starts"));
+          }
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Each step names an existing template (the rest of a steps body is checked by a later issue).
+  absl::Status CheckSteps(const Template& tmpl, const std::string& path) const {
+    if (!tmpl.kubernetes.is_object() || !tmpl.kubernetes.contains("steps")) return absl::OkStatus();
+    const nlohmann::json& groups = tmpl.kubernetes.at("steps");
+    for (size_t g = 0; g < groups.size(); ++g) {
+      if (!groups[g].is_array()) continue;
+      for (size_t s = 0; s < groups[g].size(); ++s) {
+        const nlohmann::json& step = groups[g][s];
+        if (!step.is_object() || !step.contains("template")) continue;  // templateRef or inline
+        const std::string name = step["template"].is_string() ? step["template"].get<std::string>()
+                                                              : step["template"].dump();
+        if (wf_.FindTemplate(name) == nullptr) {
+          return Fail(absl::StrCat(path, "[", g, "][", s, "].template"),
+                      absl::StrCat("unknown template '", name, "'"),
+                      internal::SuggestFix(name, template_names_, "templates"));
+        }
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  const Workflow& wf_;
+  std::vector<std::string> template_names_;
+};
+
+}  // namespace
+
+absl::Status ValidateWorkflow(const Workflow& workflow) { return Validator(workflow).Run(); }
+
+absl::StatusOr<std::map<std::string, std::string>> ResolveWorkflowArguments(
+    const Workflow& workflow, const std::map<std::string, std::string>& submitted) {
+  const std::vector<Parameter>& declared = workflow.arguments.parameters;
+  const std::vector<std::string> names = ParameterNames(declared);
+  auto where = [&](const std::string& path) {
+    auto it = workflow.field_locations.find(path);
+    if (it == workflow.field_locations.end()) {
+      it = workflow.field_locations.find("spec.arguments");
+    }
+    return it == workflow.field_locations.end() ? SourceLocation{workflow.file} : it->second;
+  };
+  for (const auto& [name, value] : submitted) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      return internal::WorkflowError(
+          where("spec.arguments.parameters"), "spec.arguments.parameters",
+          absl::StrCat("submitted parameter '", name, "' is not declared"),
+          internal::SuggestFix(name, names, "declared parameters"));
+    }
+  }
+  std::map<std::string, std::string> resolved;
+  for (size_t k = 0; k < declared.size(); ++k) {
+    const Parameter& param = declared[k];
+    const std::string path = absl::StrCat("spec.arguments.parameters[", k, "]");
+    std::optional<std::string> value = param.value ? param.value : param.default_value;
+    if (auto it = submitted.find(param.name); it != submitted.end()) value = it->second;
+    if (!value) {
+      return internal::WorkflowError(
+          where(path), path, absl::StrCat("parameter '", param.name, "' has no value"),
+          absl::StrCat("give it a value here or submit one (", param.name, "=…)"));
+    }
+    if (!param.enum_values.empty() && std::find(param.enum_values.begin(), param.enum_values.end(),
+                                                *value) == param.enum_values.end()) {
+      return internal::WorkflowError(
+          where(path), path,
+          absl::StrCat("value '", *value, "' of parameter '", param.name,
+                       "' is not one of its enum values"),
+          absl::StrCat("use one of: ", absl::StrJoin(param.enum_values, ", ")));
+    }
+    resolved[param.name] = *value;
+  }
+  return resolved;
+}
+
+std::vector<std::string> TopologicalTaskOrder(const DagTemplate& dag) {
+  // Edges run from a task to its dependencies, and topological_sort emits a vertex only after
+  // everything it reaches: dependencies come first, and independent tasks keep their order.
+  const TaskGraph graph = BuildTaskGraph(dag);
+  std::vector<TaskVertex> order;
+  boost::topological_sort(graph, std::back_inserter(order));
+  std::vector<std::string> names;
+  for (TaskVertex v : order) names.push_back(dag.tasks[v].name);
+  return names;
+}
+
+}  // namespace dagd::engine
