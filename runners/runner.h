@@ -7,11 +7,13 @@
 #ifndef DAGD_RUNNERS_RUNNER_H_
 #define DAGD_RUNNERS_RUNNER_H_
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "engine/run_state.h"
@@ -68,11 +70,14 @@ class Runner {
 // Runners by name ("local", "kubernetes", "argo"), filled explicitly at start-up.
 class RunnerRegistry {
  public:
-  // AlreadyExists if `name` is taken.
+  // Takes ownership of `runner`. AlreadyExists if `name` is taken, InvalidArgument if `name` is
+  // empty or `runner` is null.
   absl::Status Register(const std::string& name, std::unique_ptr<Runner> runner);
   // nullptr if unknown.
   Runner* Find(const std::string& name) const;
+  // Registered names, sorted.
   std::vector<std::string> Names() const;
+  // Runner::KillAll() on every runner.
   void KillAll();
 
  private:

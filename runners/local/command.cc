@@ -1,0 +1,277 @@
+#include "runners/local/command.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "engine/status_macros.h"
+
+namespace dagd::runners::local {
+namespace {
+
+namespace fs = std::filesystem;
+
+using Environment = std::map<std::string, std::string>;
+
+// Names the template in error messages.
+std::string Where(const engine::Template& t) {
+  std::string where = absl::StrCat("template \"", t.name, "\"");
+  if (t.location.line > 0) absl::StrAppend(&where, " (", t.location.ToString(), ")");
+  return where;
+}
+
+bool IsExecutableFile(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), X_OK) == 0;
+}
+
+bool IsRegularFile(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// Writes `content` to `path` with permissions `mode` (not widened by the umask's absence).
+absl::Status WriteFile(const std::string& path, const std::string& content, mode_t mode) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
+  }
+  absl::Status status;
+  if (fchmod(fd, mode) != 0) {
+    status =
+        absl::UnavailableError(absl::StrCat("cannot chmod ", path, ": ", std::strerror(errno)));
+  }
+  size_t done = 0;
+  while (status.ok() && done < content.size()) {
+    ssize_t n = write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      status =
+          absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (close(fd) != 0 && status.ok()) {
+    status =
+        absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
+  }
+  return status;
+}
+
+Environment ParseEnvironment(const std::vector<std::string>& entries) {
+  Environment env;
+  for (const std::string& entry : entries) {
+    size_t eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0) continue;
+    env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  return env;
+}
+
+void ApplyTemplateEnv(const std::vector<engine::EnvVar>& vars, Environment* env) {
+  for (const engine::EnvVar& var : vars) (*env)[var.name] = var.value;
+}
+
+// Resolves argv[0] on the attempt's PATH and fills the rest of `command`.
+absl::Status Finish(const engine::Template& t, const Environment& env, Command* command) {
+  auto path_it = env.find("PATH");
+  const std::string path_env =
+      path_it == env.end() ? "/usr/local/bin:/usr/bin:/bin" : path_it->second;
+  absl::StatusOr<std::string> program = FindProgram(command->argv[0], path_env, command->work_dir);
+  if (!program.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(Where(t), ": ", program.status().message(),
+                     "; install it on the dagd host or run the template on another runner"));
+  }
+  command->program = *std::move(program);
+  for (const auto& [name, value] : env) command->env.push_back(absl::StrCat(name, "=", value));
+  return absl::OkStatus();
+}
+
+absl::Status BuildContainer(const engine::Template& t, const LocalRunnerOptions& options,
+                            Command* command) {
+  const engine::ContainerSpec& c = *t.container;
+  if (!c.command.empty()) {
+    command->argv = c.command;
+  } else {
+    auto it = options.image_entrypoints.find(c.image);
+    if (it == options.image_entrypoints.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          Where(t),
+          ": container has no `command` and the local runner has no entrypoint for image \"",
+          c.image,
+          "\"; write the command out (e.g. command: [sh, -c]) or add the image to the local "
+          "runner's image_entrypoints"));
+    }
+    command->argv = it->second;
+  }
+  command->argv.insert(command->argv.end(), c.args.begin(), c.args.end());
+  return absl::OkStatus();
+}
+
+absl::Status BuildScript(const engine::Template& t, Command* command) {
+  const engine::ScriptSpec& s = *t.script;
+  if (s.container.command.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Where(t),
+                     ": script has no `command`; name its interpreter, e.g. "
+                     "command: [python3], [bash] or [sh]"));
+  }
+  std::string script_path = (fs::path(command->work_dir) / "script").string();
+  RETURN_IF_ERROR(WriteFile(script_path, s.source, 0755));
+  command->argv = s.container.command;
+  // Argo's python images call it `python`; on a host that is python3.
+  if (command->argv[0] == "python") command->argv[0] = "python3";
+  command->argv.insert(command->argv.end(), s.container.args.begin(), s.container.args.end());
+  command->argv.push_back(script_path);
+  return absl::OkStatus();
+}
+
+// A path from the template: absolute as given, otherwise inside the bundle.
+absl::StatusOr<std::string> BundlePath(const engine::Template& t, const std::string& what,
+                                       const std::string& path, const std::string& bundle_dir) {
+  if (fs::path(path).is_absolute()) return path;
+  if (bundle_dir.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Where(t), ": ", what, " \"", path,
+                     "\" is relative but the workflow has no bundle directory; submit the "
+                     "workflow with its bundle or give an absolute path"));
+  }
+  return (fs::path(bundle_dir) / path).string();
+}
+
+absl::Status BuildAnsible(const AttemptSpec& spec, const LocalRunnerOptions& options,
+                          Environment* env, Command* command) {
+  const engine::Template& t = spec.resolved;
+  const engine::AnsibleSpec& a = *t.ansible;
+  const fs::path work_dir(spec.work_dir);
+
+  std::string playbook;
+  if (!a.source.empty() && !a.playbook.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Where(t), ": ansible sets both `playbook` and `source`; keep one"));
+  }
+  if (!a.source.empty()) {
+    playbook = (work_dir / "playbook.yml").string();
+    RETURN_IF_ERROR(WriteFile(playbook, a.source, 0600));
+  } else if (!a.playbook.empty()) {
+    ASSIGN_OR_RETURN(playbook, BundlePath(t, "playbook", a.playbook, spec.bundle_dir));
+    if (!IsRegularFile(playbook)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(Where(t), ": playbook \"", a.playbook, "\" not found (looked for ", playbook,
+                       "); add it to the workflow's bundle or fix the path"));
+    }
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Where(t), ": ansible needs `playbook` (a file in the bundle) or `source` (inline)"));
+  }
+
+  command->argv = {options.ansible_playbook};
+  if (!a.inventory.empty()) {
+    std::string inventory;
+    if (a.inventory.find('\n') != std::string::npos) {
+      inventory = (work_dir / "inventory").string();
+      RETURN_IF_ERROR(WriteFile(inventory, a.inventory, 0600));
+    } else if (a.inventory.find(',') != std::string::npos) {
+      inventory = a.inventory;  // a host list such as "localhost,"
+    } else {
+      ASSIGN_OR_RETURN(inventory, BundlePath(t, "inventory", a.inventory, spec.bundle_dir));
+      struct stat st;
+      if (stat(inventory.c_str(), &st) != 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            Where(t), ": inventory \"", a.inventory,
+            "\" is neither a host list (end a single host "
+            "with a comma: \"",
+            a.inventory, ",\") nor a file in the bundle (looked for ", inventory, ")"));
+      }
+    }
+    command->argv.insert(command->argv.end(), {"-i", inventory});
+  }
+  if (!a.extra_vars.empty()) {
+    std::string vars_path = (work_dir / "extra-vars.json").string();
+    nlohmann::json vars(a.extra_vars);
+    RETURN_IF_ERROR(WriteFile(vars_path, vars.dump(), 0600));
+    command->argv.insert(command->argv.end(), {"-e", absl::StrCat("@", vars_path)});
+  }
+  if (!a.limit.empty()) command->argv.insert(command->argv.end(), {"--limit", a.limit});
+  command->argv.push_back(playbook);
+
+  (*env)["ANSIBLE_NOCOLOR"] = "1";
+  (*env)["ANSIBLE_RETRY_FILES_ENABLED"] = "0";
+  (*env)["ANSIBLE_LOCAL_TEMP"] = (work_dir / ".ansible-tmp").string();
+  (*env)["ANSIBLE_HOST_KEY_CHECKING"] = "False";
+  (*env)["PYTHONUNBUFFERED"] = "1";
+  env->erase("ANSIBLE_FORCE_COLOR");
+  command->is_ansible = true;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> FindProgram(const std::string& name, const std::string& path_env,
+                                        const std::string& work_dir) {
+  if (name.empty()) return absl::NotFoundError("the command is empty");
+  if (name.find('/') != std::string::npos) {
+    std::string path = fs::path(name).is_absolute() ? name : (fs::path(work_dir) / name).string();
+    if (IsExecutableFile(path)) return path;
+    return absl::NotFoundError(absl::StrCat("program \"", name, "\" is not an executable file"));
+  }
+  for (absl::string_view dir : absl::StrSplit(path_env, ':')) {
+    fs::path base = dir.empty() ? fs::path(work_dir) : fs::path(std::string(dir));
+    if (base.is_relative()) base = fs::path(work_dir) / base;
+    std::string candidate = (base / name).string();
+    if (IsExecutableFile(candidate)) return candidate;
+  }
+  return absl::NotFoundError(
+      absl::StrCat("program \"", name, "\" not found on PATH (", path_env, ")"));
+}
+
+absl::StatusOr<Command> BuildCommand(const AttemptSpec& spec, const LocalRunnerOptions& options,
+                                     const std::vector<std::string>& base_env) {
+  const engine::Template& t = spec.resolved;
+  Command command;
+  command.work_dir = spec.work_dir;
+  Environment env = ParseEnvironment(base_env);
+  switch (t.type) {
+    case engine::TemplateType::kContainer:
+      if (!t.container.has_value()) break;
+      RETURN_IF_ERROR(BuildContainer(t, options, &command));
+      ApplyTemplateEnv(t.container->env, &env);
+      break;
+    case engine::TemplateType::kScript:
+      if (!t.script.has_value()) break;
+      RETURN_IF_ERROR(BuildScript(t, &command));
+      ApplyTemplateEnv(t.script->container.env, &env);
+      break;
+    case engine::TemplateType::kAnsible:
+      if (!t.ansible.has_value()) break;
+      RETURN_IF_ERROR(BuildAnsible(spec, options, &env, &command));
+      ApplyTemplateEnv(t.ansible->env, &env);
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat(Where(t), ": a ", engine::TemplateTypeName(t.type),
+                       " template is not run by a runner; only container, script and ansible "
+                       "templates are"));
+  }
+  if (command.argv.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Where(t), ": the ", engine::TemplateTypeName(t.type), " template has no body"));
+  }
+  env["PWD"] = spec.work_dir;
+  RETURN_IF_ERROR(Finish(t, env, &command));
+  return command;
+}
+
+}  // namespace dagd::runners::local

@@ -1,0 +1,51 @@
+// Command: what the local runner executes for one attempt, computed entirely before fork().
+//
+// BuildCommand() turns a resolved leaf template (container, script or ansible) into a program,
+// argv and environment, and writes the files the attempt needs into its work_dir (script source,
+// inline playbook or inventory, extra vars). It does blocking file I/O but no process work.
+// Stateless and thread-compatible.
+#ifndef DAGD_RUNNERS_LOCAL_COMMAND_H_
+#define DAGD_RUNNERS_LOCAL_COMMAND_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runners/local/options.h"
+#include "runners/runner.h"
+
+namespace dagd::runners::local {
+
+struct Command {
+  std::string program;            // absolute path of the executable
+  std::vector<std::string> argv;  // argv[0] as the template wrote it
+  std::vector<std::string> env;   // "NAME=value", the complete environment
+  std::string work_dir;           // the process's working directory
+  bool is_ansible = false;        // output is ansible-playbook's (failure messages name the task)
+};
+
+// Builds the command for spec.resolved.
+//
+// `base_env` ("NAME=value" entries, normally dagd's own environment) is the starting point of
+// the child's environment; ansible's settings and then the template's `env` override it, and PWD
+// is set to the work_dir. Programs without a slash are searched on the resulting PATH.
+//
+// container: command + args; with no command, options.image_entrypoints[image] + args.
+// script:    command + args + [work_dir/script]; `python` means python3.
+// ansible:   ansible-playbook [-i INVENTORY] [-e @work_dir/extra-vars.json] [--limit L] PLAYBOOK.
+//
+// Errors: InvalidArgument for a template the local runner cannot run (no command and an unknown
+// image, a script without an interpreter, a missing playbook or inventory file, a dag/steps/
+// suspend template), naming the template and the fix; FailedPrecondition when a program is not
+// on this host; Unavailable when a file cannot be written.
+absl::StatusOr<Command> BuildCommand(const AttemptSpec& spec, const LocalRunnerOptions& options,
+                                     const std::vector<std::string>& base_env);
+
+// The absolute path of `name`: searched in the ':'-separated `path_env` if it has no slash,
+// otherwise taken relative to `work_dir`. NotFound if there is no executable file.
+absl::StatusOr<std::string> FindProgram(const std::string& name, const std::string& path_env,
+                                        const std::string& work_dir);
+
+}  // namespace dagd::runners::local
+
+#endif  // DAGD_RUNNERS_LOCAL_COMMAND_H_

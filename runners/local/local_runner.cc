@@ -1,0 +1,434 @@
+#include "runners/local/local_runner.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "engine/status_macros.h"
+#include "runners/local/ansible_output.h"
+#include "runners/local/command.h"
+#include "runners/local/spawn.h"
+
+extern char** environ;
+
+namespace dagd::runners::local {
+namespace {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+std::vector<std::string> CurrentEnvironment() {
+  std::vector<std::string> env;
+  for (char** var = environ; var != nullptr && *var != nullptr; ++var) env.emplace_back(*var);
+  return env;
+}
+
+std::shared_ptr<spdlog::logger> RunnerLogger() {
+  if (auto logger = spdlog::get("runner.local")) return logger;
+  auto logger = spdlog::default_logger()->clone("runner.local");
+  try {
+    spdlog::register_logger(logger);
+  } catch (const spdlog::spdlog_ex&) {
+    return spdlog::get("runner.local");  // registered concurrently by another runner
+  }
+  return logger;
+}
+
+// SIGKILL to the supervisor first (a pending SIGKILL makes its fork of the worker fail), then
+// to the group. Only while the supervisor is not reaped, so that `pgid` cannot be reused.
+void KillGroup(pid_t pgid) {
+  kill(pgid, SIGKILL);
+  kill(-pgid, SIGKILL);
+}
+
+void Reap(pid_t pid) {
+  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(std::strerror(errno));
+  std::string content;
+  std::array<char, 8192> buf;
+  for (;;) {
+    ssize_t n = read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      close(fd);
+      return absl::UnavailableError(std::strerror(err));
+    }
+    if (n == 0) break;
+    content.append(buf.data(), static_cast<size_t>(n));
+  }
+  close(fd);
+  return content;
+}
+
+void TrimOneNewline(std::string* s) {
+  if (!s->empty() && s->back() == '\n') s->pop_back();
+}
+
+}  // namespace
+
+struct LocalRunner::Attempt {
+  explicit Attempt(asio::io_context& io)
+      : stdout_pipe(io),
+        stderr_pipe(io),
+        report_pipe(io),
+        exit_watch(io),
+        kill_timer(io),
+        drain_timer(io) {}
+
+  // Releases every descriptor and timer; pending handlers complete with operation_aborted.
+  void CloseAll() {
+    error_code ignored;
+    for (auto* d : {&stdout_pipe, &stderr_pipe, &report_pipe, &exit_watch}) d->close(ignored);
+    kill_timer.cancel();
+    drain_timer.cancel();
+  }
+
+  std::string external_name;
+  std::string template_name;
+  std::string program;
+  std::string work_dir;
+  engine::Outputs outputs;
+  bool is_ansible = false;
+  int64_t grace_period_ms = 0;
+  AttemptCallbacks callbacks;
+
+  pid_t pid = -1;  // the supervisor; also the process group id
+  asio::posix::stream_descriptor stdout_pipe;
+  asio::posix::stream_descriptor stderr_pipe;
+  asio::posix::stream_descriptor report_pipe;
+  asio::posix::stream_descriptor exit_watch;  // the supervisor's pidfd
+  asio::steady_timer kill_timer;              // Cancel: SIGKILL after the grace period
+  asio::steady_timer drain_timer;             // after the exit: stop waiting for pipe EOF
+
+  std::array<char, 16384> stdout_buf;
+  std::array<char, 16384> stderr_buf;
+  std::array<char, 64> report_buf;
+  std::string stdout_tail;  // the last bytes of stdout, for outputs.result
+  std::string report;       // bytes from the report pipe (runners/local/spawn.h)
+  AnsibleOutputScanner ansible;
+
+  int open_pipes = 3;  // stdout, stderr, report
+  bool reaped = false;
+  bool lost = false;  // waitpid() found no such child: someone else reaped it
+  int supervisor_status = 0;
+  bool cancelled = false;
+  std::string cancel_message;
+  // Set once the attempt left the runner (finished or KillAll()): handlers only unwind.
+  bool detached = false;
+};
+
+LocalRunner::LocalRunner(asio::io_context& io, LocalRunnerOptions options)
+    : io_(io),
+      options_(std::move(options)),
+      base_env_(CurrentEnvironment()),
+      logger_(RunnerLogger()) {}
+
+LocalRunner::~LocalRunner() { KillAll(); }
+
+absl::Status LocalRunner::Start(const AttemptSpec& spec, AttemptCallbacks callbacks) {
+  if (attempts_.count(spec.external_name) != 0) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("attempt \"", spec.external_name, "\" is already running"));
+  }
+  struct stat st;
+  if (stat(spec.work_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat("work_dir \"", spec.work_dir,
+                                                      "\" of attempt \"", spec.external_name,
+                                                      "\" is not a directory"));
+  }
+  ASSIGN_OR_RETURN(Command command, BuildCommand(spec, options_, base_env_));
+  ASSIGN_OR_RETURN(SpawnedProcess process, SpawnSupervised(command));
+
+  auto attempt = std::make_shared<Attempt>(io_);
+  attempt->external_name = spec.external_name;
+  attempt->template_name = spec.resolved.name;
+  attempt->program = command.program;
+  attempt->work_dir = spec.work_dir;
+  attempt->outputs = spec.resolved.outputs;
+  attempt->is_ansible = command.is_ansible;
+  attempt->grace_period_ms = std::max<int64_t>(0, spec.grace_period_ms);
+  attempt->callbacks = std::move(callbacks);
+  attempt->pid = process.pid;
+
+  error_code ec;
+  attempt->stdout_pipe.assign(process.stdout_fd, ec);
+  if (!ec) attempt->stderr_pipe.assign(process.stderr_fd, ec);
+  if (!ec) attempt->report_pipe.assign(process.report_fd, ec);
+  if (!ec) attempt->exit_watch.assign(process.pidfd, ec);
+  if (ec) {
+    for (auto* d : {&attempt->stdout_pipe, &attempt->stderr_pipe, &attempt->report_pipe}) {
+      if (d->is_open()) d->release();
+    }
+    KillGroup(process.pid);
+    Reap(process.pid);
+    for (int fd : {process.stdout_fd, process.stderr_fd, process.report_fd, process.pidfd}) {
+      close(fd);
+    }
+    return absl::UnavailableError(absl::StrCat("cannot watch the process of attempt \"",
+                                               spec.external_name, "\": ", ec.message()));
+  }
+
+  attempts_.emplace(spec.external_name, attempt);
+  logger_->info("started {} (template {}): {} in process group {}", spec.external_name,
+                spec.resolved.name, command.program, process.pid);
+  ReadOutput(attempt, Pipe::kStdout);
+  ReadOutput(attempt, Pipe::kStderr);
+  ReadReport(attempt);
+  WaitForExit(attempt);
+  return absl::OkStatus();
+}
+
+void LocalRunner::Cancel(const std::string& external_name, const std::string& message) {
+  auto it = attempts_.find(external_name);
+  if (it == attempts_.end()) return;
+  std::shared_ptr<Attempt> attempt = it->second;
+  if (attempt->cancelled || attempt->reaped) return;
+  attempt->cancelled = true;
+  attempt->cancel_message = message;
+  logger_->info("cancelling {}: {}", external_name, message);
+  kill(attempt->pid, SIGTERM);  // the supervisor relays it to the whole group
+  attempt->kill_timer.expires_after(std::chrono::milliseconds(attempt->grace_period_ms));
+  attempt->kill_timer.async_wait([attempt](const error_code& ec) {
+    if (ec || attempt->detached || attempt->reaped) return;
+    KillGroup(attempt->pid);
+  });
+}
+
+void LocalRunner::KillAll() {
+  std::map<std::string, std::shared_ptr<Attempt>> attempts;
+  attempts.swap(attempts_);
+  for (auto& [name, attempt] : attempts) {
+    attempt->detached = true;
+    if (!attempt->reaped) {
+      KillGroup(attempt->pid);
+      Reap(attempt->pid);
+    }
+    attempt->CloseAll();
+  }
+  if (!attempts.empty()) logger_->warn("killed {} running attempt(s)", attempts.size());
+}
+
+pid_t LocalRunner::ProcessGroup(const std::string& external_name) const {
+  auto it = attempts_.find(external_name);
+  if (it == attempts_.end() || it->second->reaped) return -1;
+  return it->second->pid;
+}
+
+void LocalRunner::ReadOutput(std::shared_ptr<Attempt> attempt, Pipe which) {
+  Attempt& a = *attempt;
+  auto& pipe = which == Pipe::kStdout ? a.stdout_pipe : a.stderr_pipe;
+  auto& buf = which == Pipe::kStdout ? a.stdout_buf : a.stderr_buf;
+  pipe.async_read_some(asio::buffer(buf),
+                       [this, attempt, which, &pipe, &buf](const error_code& ec, size_t n) {
+                         if (attempt->detached) return;
+                         Attempt& a = *attempt;
+                         if (n > 0) {
+                           std::string_view data(buf.data(), n);
+                           if (which == Pipe::kStdout) {
+                             // Keep one byte more than the cap: a trailing newline is trimmed
+                             // before capping.
+                             const size_t keep = options_.max_result_bytes + 1;
+                             a.stdout_tail.append(data);
+                             if (a.stdout_tail.size() > 2 * keep)
+                               a.stdout_tail.erase(0, a.stdout_tail.size() - keep);
+                             if (a.is_ansible) a.ansible.Feed(data);
+                           }
+                           if (a.callbacks.on_log)
+                             a.callbacks.on_log(which == Pipe::kStdout ? "stdout" : "stderr", data);
+                           if (a.detached) return;  // the callback called KillAll()
+                         }
+                         if (ec) {
+                           error_code ignored;
+                           pipe.close(ignored);
+                           --a.open_pipes;
+                           MaybeFinish(attempt);
+                           return;
+                         }
+                         ReadOutput(attempt, which);
+                       });
+}
+
+void LocalRunner::ReadReport(std::shared_ptr<Attempt> attempt) {
+  Attempt& a = *attempt;
+  a.report_pipe.async_read_some(asio::buffer(a.report_buf),
+                                [this, attempt](const error_code& ec, size_t n) {
+                                  if (attempt->detached) return;
+                                  Attempt& a = *attempt;
+                                  a.report.append(a.report_buf.data(), n);
+                                  if (ec) {
+                                    error_code ignored;
+                                    a.report_pipe.close(ignored);
+                                    --a.open_pipes;
+                                    MaybeFinish(attempt);
+                                    return;
+                                  }
+                                  ReadReport(attempt);
+                                });
+}
+
+void LocalRunner::WaitForExit(std::shared_ptr<Attempt> attempt) {
+  attempt->exit_watch.async_wait(
+      asio::posix::descriptor_base::wait_read, [this, attempt](const error_code& ec) {
+        if (attempt->detached) return;
+        if (ec) logger_->warn("watching process {} failed: {}", attempt->pid, ec.message());
+        int status = 0;
+        pid_t reaped;
+        do {
+          reaped = waitpid(attempt->pid, &status, WNOHANG);
+        } while (reaped < 0 && errno == EINTR);
+        if (reaped == 0) {  // not exited yet (only after a watch error)
+          WaitForExit(attempt);
+          return;
+        }
+        if (reaped < 0) {
+          logger_->error("process {} of {} was reaped by someone else", attempt->pid,
+                         attempt->external_name);
+          attempt->lost = true;
+        }
+        OnReaped(attempt, status);
+      });
+}
+
+void LocalRunner::OnReaped(const std::shared_ptr<Attempt>& attempt, int status) {
+  Attempt& a = *attempt;
+  a.reaped = true;
+  a.supervisor_status = status;
+  // The supervisor ends its group itself; this covers a supervisor killed from outside. The group
+  // id stays reserved while any member lives, so it cannot name another group.
+  kill(-a.pid, SIGKILL);
+  error_code ignored;
+  a.exit_watch.close(ignored);
+  a.kill_timer.cancel();
+  if (a.open_pipes > 0) {
+    a.drain_timer.expires_after(std::chrono::milliseconds(options_.drain_timeout_ms));
+    a.drain_timer.async_wait([this, attempt](const error_code& ec) {
+      if (ec || attempt->detached) return;
+      logger_->warn("{}: output still held open by a process outside its group; not waiting",
+                    attempt->external_name);
+      error_code ignored;
+      // The pending reads complete with operation_aborted and count the pipes as closed.
+      for (auto* pipe : {&attempt->stdout_pipe, &attempt->stderr_pipe, &attempt->report_pipe}) {
+        if (pipe->is_open()) pipe->close(ignored);
+      }
+    });
+  }
+  MaybeFinish(attempt);
+}
+
+void LocalRunner::MaybeFinish(const std::shared_ptr<Attempt>& attempt) {
+  Attempt& a = *attempt;
+  if (!a.reaped || a.open_pipes > 0) return;
+  a.detached = true;
+  a.drain_timer.cancel();
+  auto it = attempts_.find(a.external_name);
+  if (it != attempts_.end() && it->second == attempt) attempts_.erase(it);
+  engine::AttemptResult result = Outcome(a);
+  logger_->info("finished {}: {}{}{}", a.external_name, engine::NodePhaseName(result.phase),
+                result.message.empty() ? "" : ": ", result.message);
+  if (a.callbacks.on_finished) a.callbacks.on_finished(std::move(result));
+}
+
+engine::AttemptResult LocalRunner::Outcome(Attempt& a) const {
+  engine::AttemptResult result;
+  const SpawnReport report = ParseSpawnReport(a.report);
+  switch (report.failed_stage) {
+    case SpawnReport::Stage::kNone:
+      break;
+    case SpawnReport::Stage::kChdir:
+      result.phase = engine::NodePhase::kError;
+      result.message = absl::StrCat("cannot enter the working directory ", a.work_dir, ": ",
+                                    std::strerror(report.failed_errno));
+      return result;
+    case SpawnReport::Stage::kExec:
+      result.phase = engine::NodePhase::kError;
+      result.message =
+          absl::StrCat("cannot execute ", a.program, ": ", std::strerror(report.failed_errno));
+      return result;
+    case SpawnReport::Stage::kFork:
+      result.phase = engine::NodePhase::kError;
+      result.message = absl::StrCat("cannot fork: ", std::strerror(report.failed_errno));
+      return result;
+  }
+
+  if (!report.wait_status.has_value() && !a.cancelled &&
+      (a.lost || WIFEXITED(a.supervisor_status))) {
+    // The supervisor exited without seeing the command end: it could not set itself up.
+    result.phase = engine::NodePhase::kError;
+    result.message = a.lost ? "dagd lost track of the attempt's process"
+                            : absl::StrCat("the attempt's supervisor failed (exit code ",
+                                           WEXITSTATUS(a.supervisor_status), ")");
+    return result;
+  }
+  // The command's own status, or the supervisor's if the group was killed from outside.
+  const int status = report.wait_status.value_or(a.supervisor_status);
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result.exit_code = 128 + WTERMSIG(status);
+
+  if (a.cancelled) {
+    result.phase = engine::NodePhase::kFailed;
+    result.message = a.cancel_message;
+  } else if (WIFSIGNALED(status)) {
+    result.phase = engine::NodePhase::kFailed;
+    result.message = absl::StrCat("terminated by signal ", WTERMSIG(status));
+  } else if (result.exit_code != 0) {
+    result.phase = engine::NodePhase::kFailed;
+    result.message = absl::StrCat("exit code ", result.exit_code);
+    if (a.is_ansible && !a.ansible.failure().empty()) {
+      absl::StrAppend(&result.message, ": ", a.ansible.failure());
+    }
+  } else {
+    result.phase = engine::NodePhase::kSucceeded;
+    CollectOutputs(a, &result);
+  }
+  return result;
+}
+
+void LocalRunner::CollectOutputs(const Attempt& a, engine::AttemptResult* result) const {
+  std::string out = a.stdout_tail;
+  TrimOneNewline(&out);
+  if (out.size() > options_.max_result_bytes) out.erase(0, out.size() - options_.max_result_bytes);
+  result->result = std::move(out);
+
+  for (const engine::Parameter& param : a.outputs.parameters) {
+    if (!param.value_from.has_value() || param.value_from->path.empty()) continue;
+    const std::string& path = param.value_from->path;
+    std::filesystem::path full(path);
+    if (full.is_relative()) full = std::filesystem::path(a.work_dir) / full;
+    absl::StatusOr<std::string> value = ReadWholeFile(full.string());
+    if (!value.ok()) {
+      if (!param.value_from->default_value.has_value()) {
+        result->phase = engine::NodePhase::kError;
+        result->message = absl::StrCat("output parameter \"", param.name, "\": cannot read ", path,
+                                       ": ", value.status().message());
+        result->parameters.clear();
+        return;
+      }
+      value = *param.value_from->default_value;
+    }
+    TrimOneNewline(&*value);
+    result->parameters[param.name] = *std::move(value);
+  }
+}
+
+}  // namespace dagd::runners::local

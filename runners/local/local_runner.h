@@ -1,0 +1,98 @@
+// LocalRunner: runs container, script and ansible attempts as processes on the dagd host.
+//
+// Each attempt is a process group under a tiny supervisor (runners/local/spawn.h), so that
+// Cancel() reaches every process of the attempt and nothing outlives dagd, even `kill -9`.
+// The template is turned into a command line by BuildCommand() (runners/local/command.h).
+//
+// Event loop: built on the io_context passed in, which must outlive the runner. Every method is
+// called on the thread that runs that io_context (the scheduler runs it on one thread), and
+// every AttemptCallbacks call is made from a completion handler on it — never inside Start().
+// Per attempt, stdout and stderr are read through pipes and delivered to on_log as they arrive;
+// the supervisor's exit is seen through a pidfd. on_finished follows once both pipes reached EOF
+// (or the drain timeout passed) AND the supervisor was reaped.
+//
+// Outcomes (AttemptResult):
+//   exit 0            → Succeeded; result = stdout without one trailing newline (last
+//                       max_result_bytes, as Argo); parameters from outputs.parameters[]
+//                       .valueFrom.path (relative to work_dir, or absolute), one trailing newline
+//                       trimmed; a missing file uses valueFrom.default, else phase Error.
+//   exit N ≠ 0        → Failed, "exit code N" (ansible: plus the failing task and its message).
+//   killed by signal  → Failed, "terminated by signal N", exit_code 128+N.
+//   Cancel()          → Failed with the cancel message.
+//   chdir/exec failed → Error, naming the program and the reason.
+//
+// A callback may call Start(), Cancel() or KillAll(); it must not destroy the runner.
+// The runner must not be destroyed inside a callback. Destroying it ends every attempt like
+// KillAll(). Handlers still queued on the io_context after that do nothing.
+#ifndef DAGD_RUNNERS_LOCAL_LOCAL_RUNNER_H_
+#define DAGD_RUNNERS_LOCAL_LOCAL_RUNNER_H_
+
+#include <sys/types.h>
+
+#include <boost/asio/io_context.hpp>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runners/local/options.h"
+#include "runners/runner.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace dagd::runners::local {
+
+class LocalRunner : public Runner {
+ public:
+  // `io` must outlive this runner. The child environment starts from dagd's environment as it
+  // is now.
+  LocalRunner(boost::asio::io_context& io, LocalRunnerOptions options);
+  ~LocalRunner() override;
+
+  LocalRunner(const LocalRunner&) = delete;
+  LocalRunner& operator=(const LocalRunner&) = delete;
+
+  // Writes the attempt's files into spec.work_dir (an existing directory) and starts its
+  // process. Errors, with no callback to follow: AlreadyExists (external_name in use),
+  // InvalidArgument / FailedPrecondition from BuildCommand() (bad template, program not on this
+  // host), FailedPrecondition (work_dir missing), Unavailable (fork, pipes, files).
+  absl::Status Start(const AttemptSpec& spec, AttemptCallbacks callbacks) override;
+
+  // SIGTERM to the attempt's process group, SIGKILL after spec.grace_period_ms; on_finished
+  // follows with phase Failed and `message`. Unknown, finished or already cancelled: ignored.
+  void Cancel(const std::string& external_name, const std::string& message) override;
+
+  // SIGKILLs every attempt's process group and reaps it (blocking, briefly); no callbacks follow.
+  void KillAll() override;
+
+  // The process group of a running attempt (its supervisor's pid), or -1 if there is none.
+  // For tests and diagnostics.
+  pid_t ProcessGroup(const std::string& external_name) const;
+
+  // Attempts started and not yet finished.
+  size_t running() const { return attempts_.size(); }
+
+ private:
+  struct Attempt;
+  enum class Pipe { kStdout, kStderr };
+
+  void ReadOutput(std::shared_ptr<Attempt> attempt, Pipe which);
+  void ReadReport(std::shared_ptr<Attempt> attempt);
+  void WaitForExit(std::shared_ptr<Attempt> attempt);
+  void OnReaped(const std::shared_ptr<Attempt>& attempt, int status);
+  void MaybeFinish(const std::shared_ptr<Attempt>& attempt);
+  engine::AttemptResult Outcome(Attempt& attempt) const;
+  void CollectOutputs(const Attempt& attempt, engine::AttemptResult* result) const;
+
+  boost::asio::io_context& io_;
+  const LocalRunnerOptions options_;
+  const std::vector<std::string> base_env_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::map<std::string, std::shared_ptr<Attempt>> attempts_;  // by external name
+};
+
+}  // namespace dagd::runners::local
+
+#endif  // DAGD_RUNNERS_LOCAL_LOCAL_RUNNER_H_

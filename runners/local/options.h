@@ -1,0 +1,36 @@
+// LocalRunnerOptions: how the local runner turns templates into host processes.
+//
+// Plain values, copied into each LocalRunner; safe to share read-only between threads.
+#ifndef DAGD_RUNNERS_LOCAL_OPTIONS_H_
+#define DAGD_RUNNERS_LOCAL_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace dagd::runners::local {
+
+// The stand-ins dagd ships for images whose entrypoint Argo examples rely on without writing it
+// out: "argoproj/argosay:v2" → a small POSIX sh program with argosay's documented behaviour
+// (no arguments or `echo` prints "hello argo"; `echo MSG [FILE]`; `cat F…`; `exit N`;
+// `sleep D` with a Go duration; `assert_contains F S`; anything else exits 1).
+std::map<std::string, std::vector<std::string>> DefaultImageEntrypoints();
+
+struct LocalRunnerOptions {
+  // Program run for `ansible` templates; searched on PATH when it has no slash.
+  std::string ansible_playbook = "ansible-playbook";
+  // Image (exactly as written in the template) → the argv prefix run for a `container` template
+  // that gives no `command`. An image not in this table, without a command, is an error.
+  std::map<std::string, std::vector<std::string>> image_entrypoints = DefaultImageEntrypoints();
+  // outputs.result keeps the last this many bytes of stdout, as Argo does (256 KiB).
+  size_t max_result_bytes = 256 * 1024;
+  // Once an attempt's process has exited and its group was killed, how long output pipes may
+  // stay open (held by a descendant that left the process group) before dagd stops reading.
+  int64_t drain_timeout_ms = 2000;
+};
+
+}  // namespace dagd::runners::local
+
+#endif  // DAGD_RUNNERS_LOCAL_OPTIONS_H_

@@ -1,0 +1,166 @@
+// LocalRunner with the real ansible-playbook (DESIGN.md: "the real thing, never mocked").
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <boost/asio/io_context.hpp>
+#include <string>
+
+#include "runners/local/local_runner.h"
+#include "tests/runners/runner_test_util.h"
+
+namespace dagd::runners::local {
+namespace {
+
+using ::dagd::runners::testing::AnsibleTemplate;
+using ::dagd::runners::testing::MakeSpec;
+using ::dagd::runners::testing::PathOutput;
+using ::dagd::runners::testing::Recorder;
+using ::dagd::runners::testing::RunUntil;
+using ::dagd::runners::testing::TempDir;
+using ::dagd::runners::testing::WriteTextFile;
+using engine::NodePhase;
+using ::testing::HasSubstr;
+
+constexpr std::chrono::seconds kTimeout(120);  // ansible-playbook starts slowly on a busy host
+
+constexpr char kHelloPlaybook[] = R"(
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - name: Greet
+      ansible.builtin.debug:
+        msg: "Hello {{ who | upper }} x{{ times * 2 }}"
+)";
+
+constexpr char kFailingPlaybook[] = R"(
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - name: Fine so far
+      ansible.builtin.debug:
+        msg: ok
+    - name: Fail on purpose
+      ansible.builtin.fail:
+        msg: the database is on fire
+)";
+
+class LocalRunnerAnsibleTest : public ::testing::Test {
+ protected:
+  AttemptSpec Spec(engine::AnsibleSpec ansible) {
+    const std::string name = "ansible-" + std::to_string(++next_);
+    return MakeSpec(AnsibleTemplate(name, std::move(ansible)), name, dir_.Subdir(name));
+  }
+
+  engine::AttemptResult Run(const AttemptSpec& spec, Recorder* recorder) {
+    absl::Status status = runner_.Start(spec, recorder->Callbacks());
+    EXPECT_TRUE(status.ok()) << status;
+    EXPECT_TRUE(RunUntil(
+        io_, [&] { return recorder->finished(); }, kTimeout));
+    if (recorder->result.has_value()) return *recorder->result;
+    engine::AttemptResult timed_out;
+    timed_out.phase = NodePhase::kError;
+    timed_out.message = "timed out";
+    return timed_out;
+  }
+
+  boost::asio::io_context io_;
+  LocalRunner runner_{io_, LocalRunnerOptions{}};
+  TempDir dir_;
+  int next_ = 0;
+};
+
+TEST_F(LocalRunnerAnsibleTest, InlinePlaybookWithExtraVars) {
+  engine::AnsibleSpec a;
+  a.source = kHelloPlaybook;
+  a.inventory = "localhost,";
+  a.extra_vars = {{"who", "dagd"}, {"times", 21}};
+  AttemptSpec spec = Spec(a);
+  Recorder r;
+  engine::AttemptResult result = Run(spec, &r);
+  EXPECT_EQ(result.phase, NodePhase::kSucceeded)
+      << result.message << r.stdout_text << r.stderr_text;
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_THAT(r.stdout_text, HasSubstr("TASK [Greet]"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("Hello DAGD x42"));
+  EXPECT_THAT(r.stdout_text, ::testing::Not(HasSubstr("\x1b[")));  // ANSIBLE_NOCOLOR
+  struct stat st;
+  ASSERT_EQ(stat((spec.work_dir + "/extra-vars.json").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(LocalRunnerAnsibleTest, FailingPlaybookNamesTheTask) {
+  engine::AnsibleSpec a;
+  a.source = kFailingPlaybook;
+  a.inventory = "localhost,";
+  Recorder r;
+  engine::AttemptResult result = Run(Spec(a), &r);
+  EXPECT_EQ(result.phase, NodePhase::kFailed) << r.stdout_text << r.stderr_text;
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_THAT(result.message, HasSubstr("exit code 2"));
+  EXPECT_THAT(result.message, HasSubstr("Fail on purpose"));
+  EXPECT_THAT(result.message, HasSubstr("the database is on fire"));
+}
+
+TEST_F(LocalRunnerAnsibleTest, PlaybookAndInventoryFromTheBundle) {
+  TempDir bundle;
+  WriteTextFile(bundle.path() + "/inventory.ini",
+                "[app]\nlocalhost ansible_connection=local "
+                "ansible_python_interpreter=/usr/bin/python3\n");
+  WriteTextFile(bundle.path() + "/playbooks/site.yml", R"(
+- hosts: app
+  gather_facts: false
+  tasks:
+    - name: Write a file into the working directory
+      ansible.builtin.copy:
+        dest: "{{ lookup('ansible.builtin.env', 'PWD') }}/release.txt"
+        content: "{{ version }}\n"
+)");
+  engine::AnsibleSpec a;
+  a.playbook = "playbooks/site.yml";
+  a.inventory = "inventory.ini";
+  a.extra_vars = {{"version", "1.2.3"}};
+  AttemptSpec spec = Spec(a);
+  spec.bundle_dir = bundle.path();
+  spec.resolved.outputs.parameters = {PathOutput("version", "release.txt")};
+  Recorder r;
+  engine::AttemptResult result = Run(spec, &r);
+  EXPECT_EQ(result.phase, NodePhase::kSucceeded)
+      << result.message << r.stdout_text << r.stderr_text;
+  EXPECT_EQ(result.parameters["version"], "1.2.3");
+}
+
+TEST_F(LocalRunnerAnsibleTest, MissingPlaybookIsAClearStartError) {
+  TempDir bundle;
+  engine::AnsibleSpec a;
+  a.playbook = "playbooks/nope.yml";
+  AttemptSpec spec = Spec(a);
+  spec.bundle_dir = bundle.path();
+  Recorder r;
+  absl::Status status = runner_.Start(spec, r.Callbacks());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("playbooks/nope.yml"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr(spec.resolved.name));
+}
+
+TEST_F(LocalRunnerAnsibleTest, MissingAnsiblePlaybookProgram) {
+  boost::asio::io_context io;
+  LocalRunnerOptions options;
+  options.ansible_playbook = "ansible-playbook-not-installed";
+  LocalRunner runner(io, options);
+  engine::AnsibleSpec a;
+  a.source = kHelloPlaybook;
+  Recorder r;
+  absl::Status status = runner.Start(Spec(a), r.Callbacks());
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("ansible-playbook-not-installed"));
+}
+
+}  // namespace
+}  // namespace dagd::runners::local
