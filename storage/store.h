@@ -30,6 +30,9 @@ struct WorkflowRecord {
   std::string yaml;
   std::string spec_sha256;
   std::string entrypoint;
+  // A directory on the dagd host holding the workflow's playbooks and files ("" if none). Until
+  // bundles are uploaded into the store (a later issue), runs read playbooks from here.
+  std::string bundle_dir;
   int64_t created_at_ms = 0;
 };
 
@@ -39,6 +42,7 @@ struct RunRecord {
   int64_t workflow_version = 0;  // 0 for an inline spec
   std::string workflow_yaml;     // the exact spec the run executes (a snapshot)
   std::string file_name;
+  std::string bundle_dir;  // where the run's playbooks are read from ("" if none)
   std::map<std::string, std::string> parameters;  // merged with defaults
   engine::NodePhase phase = engine::NodePhase::kPending;
   std::string message;
@@ -108,9 +112,11 @@ class Store {
   // --- workflows ------------------------------------------------------------------------------
   // Stores `yaml` as a new version of `name` unless it equals the latest version's text (then
   // returns that version and *created = false). Synchronous, through the writer.
+  // A changed bundle_dir alone also makes a new version.
   virtual absl::StatusOr<WorkflowRecord> PutWorkflow(const std::string& name,
                                                      const std::string& yaml,
                                                      const std::string& entrypoint,
+                                                     const std::string& bundle_dir,
                                                      int64_t now_ms, bool* created) = 0;
   // version 0 = latest. NotFound if missing or deleted.
   virtual absl::StatusOr<WorkflowRecord> GetWorkflow(const std::string& name,

@@ -1,0 +1,78 @@
+// The connection from dagctl to one dagd server, and the resuming watch of a run's events.
+//
+// A Client owns one channel and the two service stubs on it. It is thread-compatible: dagctl
+// uses it from its main thread only.
+#ifndef DAGD_CMD_DAGCTL_CLIENT_H_
+#define DAGD_CMD_DAGCTL_CLIENT_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "dagd/v1/run.grpc.pb.h"
+#include "dagd/v1/workflow.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+
+namespace dagd::dagctl {
+
+struct ClientOptions {
+  // host:port of the dagd server.
+  std::string server = "127.0.0.1:7233";
+  // The deadline of each unary call; streams have none.
+  std::chrono::milliseconds timeout{std::chrono::seconds(30)};
+};
+
+class Client {
+ public:
+  // Connects lazily, with insecure credentials (loopback development setups).
+  explicit Client(ClientOptions options);
+
+  v1::RunService::StubInterface& runs() { return *runs_; }
+  v1::WorkflowService::StubInterface& workflows() { return *workflows_; }
+  const ClientOptions& options() const { return options_; }
+
+  // A fresh context for one unary call, its deadline `timeout` from now.
+  std::unique_ptr<grpc::ClientContext> UnaryContext() const;
+
+ private:
+  ClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::RunService::StubInterface> runs_;
+  std::unique_ptr<v1::WorkflowService::StubInterface> workflows_;
+};
+
+// The canonical name of a gRPC status code: "NOT_FOUND", "UNAVAILABLE", …
+std::string StatusCodeName(grpc::StatusCode code);
+
+// The line dagctl prints for a failed call, without "dagctl: " or a newline:
+// "NOT_FOUND: no run x". UNAVAILABLE also names `server` and how to choose another one.
+std::string FormatRpcError(const grpc::Status& status, const std::string& server);
+
+struct WatchOptions {
+  // Broken streams tolerated in a row; a stream that delivers an event resets the count.
+  int max_retries = 5;
+  // The wait before the first reconnect, doubled per retry up to max_backoff.
+  std::chrono::milliseconds initial_backoff{500};
+  std::chrono::milliseconds max_backoff{std::chrono::seconds(8)};
+};
+
+// Streams the events of run `run_id` with a sequence greater than `after_sequence` to
+// `on_event`, in order and each exactly once, until the run's final event.
+//
+// When the stream breaks (UNAVAILABLE, or an end before the final event) it reconnects from
+// the last sequence delivered, calling `on_retry` (may be empty) with the cause and the wait
+// before it. A stream that ends early for a run that is already finished, with nothing newer
+// than what was delivered, counts as done.
+//
+// Returns OK after the final event, or the error that ended the watch: a non-retryable one
+// (NOT_FOUND, …) or the last one once `max_retries` is exhausted.
+grpc::Status WatchRunEvents(
+    Client& client, const std::string& run_id, int64_t after_sequence, const WatchOptions& options,
+    const std::function<void(const v1::RunEvent&)>& on_event,
+    const std::function<void(const grpc::Status&, std::chrono::milliseconds)>& on_retry);
+
+}  // namespace dagd::dagctl
+
+#endif  // DAGD_CMD_DAGCTL_CLIENT_H_

@@ -1,0 +1,395 @@
+#include "cmd/dagctl/commands.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "dagd/v1/workflow.pb.h"
+
+namespace dagd::dagctl {
+namespace {
+
+TimePoint Now() { return std::chrono::system_clock::now(); }
+
+int Fail(Context& context, const std::string& message) {
+  *context.err << "dagctl: " << message << "\n";
+  return kExitFailure;
+}
+
+int RpcFailed(Context& context, const grpc::Status& status) {
+  return Fail(context, FormatRpcError(status, context.client->options().server));
+}
+
+// Reads `path` ("-" is stdin) into *contents; false, with the reason printed, when it cannot.
+bool ReadInput(Context& context, const std::string& path, std::string* contents) {
+  if (path == "-") {
+    contents->assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    return true;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    Fail(context, absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+    return false;
+  }
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  *contents = buffer.str();
+  return true;
+}
+
+void PrintMessage(Context& context, const google::protobuf::Message& message) {
+  *context.out << RenderValue(ToJsonValue(message), context.format);
+}
+
+// Prints the run's final state (table: header and node tree) and maps its phase to the exit
+// status.
+int FinishWatch(Context& context, const std::string& run_id) {
+  v1::GetRunRequest request;
+  request.set_run_id(run_id);
+  v1::Run run;
+  std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+  const grpc::Status status = context.client->runs().GetRun(rpc.get(), request, &run);
+  if (!status.ok()) {
+    return RpcFailed(context, status);
+  }
+  if (context.format == OutputFormat::kTable) {
+    *context.out << "\n" << RenderRun(run, Now());
+  } else {
+    *context.out << RenderStreamValue(ToJsonValue(run), context.format);
+  }
+  context.out->flush();
+  return run.phase() == v1::PHASE_SUCCEEDED ? kExitOk : kExitFailure;
+}
+
+}  // namespace
+
+std::string BundleDirFor(const std::string& file, const std::string& bundle_dir) {
+  if (!bundle_dir.empty()) {
+    return std::filesystem::absolute(bundle_dir).lexically_normal();
+  }
+  if (file == "-") {
+    return "";
+  }
+  return std::filesystem::absolute(file).lexically_normal().parent_path();
+}
+
+int Apply(Context& context, const std::vector<std::string>& files, const std::string& bundle_dir) {
+  for (const std::string& file : files) {
+    v1::CreateWorkflowRequest request;
+    if (!ReadInput(context, file, request.mutable_yaml())) {
+      return kExitFailure;
+    }
+    request.set_file_name(file);
+    request.set_bundle_dir(BundleDirFor(file, bundle_dir));
+    v1::CreateWorkflowResponse response;
+    std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+    const grpc::Status status =
+        context.client->workflows().CreateWorkflow(rpc.get(), request, &response);
+    if (!status.ok()) {
+      return RpcFailed(context, status);
+    }
+    if (context.format == OutputFormat::kTable) {
+      *context.out << "workflow " << response.workflow().name() << " version "
+                   << response.workflow().version() << " "
+                   << (response.created() ? "created" : "unchanged") << "\n";
+    } else if (files.size() == 1) {
+      PrintMessage(context, response);
+    } else {
+      *context.out << RenderStreamValue(ToJsonValue(response), context.format);
+    }
+  }
+  return kExitOk;
+}
+
+int Submit(Context& context, const SubmitArgs& args) {
+  v1::SubmitRunRequest request;
+  if (!args.file.empty()) {
+    if (!ReadInput(context, args.file, request.mutable_spec_yaml())) {
+      return kExitFailure;
+    }
+    request.set_file_name(args.file);
+    request.set_bundle_dir(BundleDirFor(args.file, args.bundle_dir));
+  } else {
+    request.set_workflow_name(args.workflow);
+    request.set_workflow_version(args.version);
+  }
+  request.mutable_parameters()->insert(args.parameters.begin(), args.parameters.end());
+  request.set_request_id(args.request_id);
+  v1::Run run;
+  std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+  const grpc::Status status = context.client->runs().SubmitRun(rpc.get(), request, &run);
+  if (!status.ok()) {
+    return RpcFailed(context, status);
+  }
+  if (context.format == OutputFormat::kTable) {
+    *context.out << "run " << run.id() << " submitted\n";
+  } else if (args.watch) {
+    *context.out << RenderStreamValue(ToJsonValue(run), context.format);
+  } else {
+    PrintMessage(context, run);
+  }
+  context.out->flush();
+  return args.watch ? Watch(context, run.id(), 0) : kExitOk;
+}
+
+int Watch(Context& context, const std::string& run_id, int64_t after) {
+  const auto on_event = [&](const v1::RunEvent& event) {
+    if (context.format == OutputFormat::kTable) {
+      *context.out << RenderEvent(event, run_id);
+    } else {
+      *context.out << RenderStreamValue(ToJsonValue(event), context.format);
+    }
+    context.out->flush();
+  };
+  const auto on_retry = [&](const grpc::Status& status, std::chrono::milliseconds wait) {
+    *context.err << "dagctl: watch interrupted: "
+                 << FormatRpcError(status, context.client->options().server) << "; reconnecting in "
+                 << wait.count() << "ms\n";
+  };
+  const grpc::Status status =
+      WatchRunEvents(*context.client, run_id, after, context.watch, on_event, on_retry);
+  if (!status.ok()) {
+    return RpcFailed(context, status);
+  }
+  return FinishWatch(context, run_id);
+}
+
+int ListRuns(Context& context, const ListRunsArgs& args) {
+  v1::ListRunsRequest request;
+  request.set_workflow_name(args.workflow);
+  for (v1::Phase phase : args.phases) {
+    request.add_phases(phase);
+  }
+  if (args.since) {
+    *request.mutable_created_after() = *args.since;
+  }
+  if (args.until) {
+    *request.mutable_created_before() = *args.until;
+  }
+  v1::ListRunsResponse all;
+  while (true) {
+    if (args.limit > 0) {
+      request.set_page_size(args.limit - all.runs_size());
+    }
+    v1::ListRunsResponse page;
+    std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+    const grpc::Status status = context.client->runs().ListRuns(rpc.get(), request, &page);
+    if (!status.ok()) {
+      return RpcFailed(context, status);
+    }
+    for (v1::Run& run : *page.mutable_runs()) {
+      if (args.limit > 0 && all.runs_size() >= args.limit) {
+        break;
+      }
+      *all.add_runs() = std::move(run);
+    }
+    all.set_next_page_token(page.next_page_token());
+    const bool limit_reached = args.limit > 0 && all.runs_size() >= args.limit;
+    if (!args.all || page.next_page_token().empty() || limit_reached) {
+      break;
+    }
+    request.set_page_token(page.next_page_token());
+  }
+  if (context.format != OutputFormat::kTable) {
+    PrintMessage(context, all);
+    return kExitOk;
+  }
+  *context.out << RenderRunsTable({all.runs().begin(), all.runs().end()}, Now());
+  if (!all.next_page_token().empty() && !args.all) {
+    *context.err << "dagctl: more runs exist; use --all or a larger --limit\n";
+  }
+  return kExitOk;
+}
+
+int GetRun(Context& context, const std::string& run_id) {
+  v1::GetRunRequest request;
+  request.set_run_id(run_id);
+  v1::Run run;
+  std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+  const grpc::Status status = context.client->runs().GetRun(rpc.get(), request, &run);
+  if (!status.ok()) {
+    return RpcFailed(context, status);
+  }
+  if (context.format == OutputFormat::kTable) {
+    *context.out << RenderRun(run, Now());
+  } else {
+    PrintMessage(context, run);
+  }
+  return kExitOk;
+}
+
+int Logs(Context& context, const LogsArgs& args) {
+  v1::GetNodeLogsRequest request;
+  request.set_run_id(args.run_id);
+  request.set_node(args.node);
+  request.set_attempt(args.attempt);
+  request.set_follow(args.follow);
+  grpc::ClientContext rpc;
+  std::unique_ptr<grpc::ClientReaderInterface<v1::LogChunk>> reader =
+      context.client->runs().GetNodeLogs(&rpc, request);
+  v1::LogChunk chunk;
+  bool line_start = true;
+  std::string last_prefix;
+  while (reader->Read(&chunk)) {
+    if (!args.prefix) {
+      *context.out << chunk.data();
+      context.out->flush();
+      continue;
+    }
+    const std::string prefix = absl::StrCat(
+        chunk.node_name().empty() ? args.node : chunk.node_name(), "#", chunk.attempt(), ": ");
+    // A line left open by another attempt is closed so that each line has one prefix.
+    if (!line_start && prefix != last_prefix) {
+      *context.out << "\n";
+    }
+    if (prefix != last_prefix) {
+      line_start = true;
+    }
+    last_prefix = prefix;
+    const std::string& data = chunk.data();
+    size_t pos = 0;
+    while (pos < data.size()) {
+      if (line_start) {
+        *context.out << prefix;
+      }
+      const size_t newline = data.find('\n', pos);
+      const size_t end = newline == std::string::npos ? data.size() : newline + 1;
+      context.out->write(data.data() + pos, static_cast<std::streamsize>(end - pos));
+      line_start = newline != std::string::npos;
+      pos = end;
+    }
+    context.out->flush();
+  }
+  const grpc::Status status = reader->Finish();
+  if (!status.ok()) {
+    return RpcFailed(context, status);
+  }
+  return kExitOk;
+}
+
+int EndRun(Context& context, const std::string& run_id, const std::string& message,
+           bool terminate) {
+  v1::EndRunRequest request;
+  request.set_run_id(run_id);
+  request.set_message(message);
+  v1::Run run;
+  std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+  const grpc::Status status = terminate
+                                  ? context.client->runs().TerminateRun(rpc.get(), request, &run)
+                                  : context.client->runs().StopRun(rpc.get(), request, &run);
+  if (!status.ok()) {
+    return RpcFailed(context, status);
+  }
+  if (context.format == OutputFormat::kTable) {
+    *context.out << "run " << run.id() << (terminate ? " terminate" : " stop")
+                 << " requested (phase: " << PhaseName(run.phase()) << ")\n";
+  } else {
+    PrintMessage(context, run);
+  }
+  return kExitOk;
+}
+
+int Lint(Context& context, const std::vector<std::string>& files) {
+  int exit_code = kExitOk;
+  nlohmann::ordered_json results = nlohmann::ordered_json::array();
+  for (const std::string& file : files) {
+    v1::LintWorkflowRequest request;
+    if (!ReadInput(context, file, request.mutable_yaml())) {
+      exit_code = kExitFailure;
+      continue;
+    }
+    request.set_file_name(file);
+    v1::LintWorkflowResponse response;
+    std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+    const grpc::Status status =
+        context.client->workflows().LintWorkflow(rpc.get(), request, &response);
+    if (!status.ok()) {
+      return RpcFailed(context, status);
+    }
+    if (response.diagnostics_size() > 0) {
+      exit_code = kExitFailure;
+    }
+    if (context.format != OutputFormat::kTable) {
+      results.push_back({{"file", file}, {"diagnostics", ToJsonValue(response)["diagnostics"]}});
+    } else if (response.diagnostics().empty()) {
+      *context.out << file << ": ok\n";
+    } else {
+      for (const v1::Diagnostic& diagnostic : response.diagnostics()) {
+        *context.out << RenderDiagnostic(diagnostic, file) << "\n";
+      }
+    }
+  }
+  if (context.format != OutputFormat::kTable) {
+    *context.out << RenderValue(results, context.format);
+  }
+  return exit_code;
+}
+
+int ListWorkflows(Context& context) {
+  v1::ListWorkflowsRequest request;
+  v1::ListWorkflowsResponse all;
+  do {
+    v1::ListWorkflowsResponse page;
+    std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+    const grpc::Status status =
+        context.client->workflows().ListWorkflows(rpc.get(), request, &page);
+    if (!status.ok()) {
+      return RpcFailed(context, status);
+    }
+    for (v1::Workflow& workflow : *page.mutable_workflows()) {
+      *all.add_workflows() = std::move(workflow);
+    }
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty());
+  if (context.format == OutputFormat::kTable) {
+    *context.out << RenderWorkflowsTable({all.workflows().begin(), all.workflows().end()});
+  } else {
+    PrintMessage(context, all);
+  }
+  return kExitOk;
+}
+
+int GetWorkflow(Context& context, const std::string& name, int64_t version) {
+  v1::GetWorkflowRequest request;
+  request.set_name(name);
+  request.set_version(version);
+  v1::Workflow workflow;
+  std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+  const grpc::Status status =
+      context.client->workflows().GetWorkflow(rpc.get(), request, &workflow);
+  if (!status.ok()) {
+    return RpcFailed(context, status);
+  }
+  if (context.format == OutputFormat::kTable) {
+    *context.out << RenderWorkflow(workflow);
+  } else {
+    PrintMessage(context, workflow);
+  }
+  return kExitOk;
+}
+
+int DeleteWorkflow(Context& context, const std::string& name) {
+  v1::DeleteWorkflowRequest request;
+  request.set_name(name);
+  v1::DeleteWorkflowResponse response;
+  std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+  const grpc::Status status =
+      context.client->workflows().DeleteWorkflow(rpc.get(), request, &response);
+  if (!status.ok()) {
+    return RpcFailed(context, status);
+  }
+  if (context.format == OutputFormat::kTable) {
+    *context.out << "workflow " << name << " deleted\n";
+  } else {
+    PrintMessage(context, response);
+  }
+  return kExitOk;
+}
+
+}  // namespace dagd::dagctl

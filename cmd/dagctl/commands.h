@@ -1,0 +1,100 @@
+// dagctl's commands: each one calls the dagd API through a Client and prints the outcome.
+//
+// Every command returns dagctl's exit status: kExitOk, kExitFailure (an RPC error, an unreadable
+// file, a run that did not succeed, lint diagnostics) or kExitUsage. Errors go to `err` as
+// "dagctl: ...", results to `out`.
+#ifndef DAGD_CMD_DAGCTL_COMMANDS_H_
+#define DAGD_CMD_DAGCTL_COMMANDS_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "cmd/dagctl/client.h"
+#include "cmd/dagctl/format.h"
+#include "dagd/v1/run.pb.h"
+#include "google/protobuf/timestamp.pb.h"
+
+namespace dagd::dagctl {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+// What every command needs; the pointers are not owned and outlive the command.
+struct Context {
+  Client* client;
+  OutputFormat format = OutputFormat::kTable;
+  std::ostream* out;
+  std::ostream* err;
+  WatchOptions watch;
+};
+
+// The bundle_dir sent with a workflow file: `bundle_dir` when given, else the absolute directory
+// of `file`, else (stdin) none. The server reads the playbooks the spec names from there.
+std::string BundleDirFor(const std::string& file, const std::string& bundle_dir);
+
+// `apply -f FILE... [--bundle-dir DIR]`: CreateWorkflow per file ("-" reads stdin).
+int Apply(Context& context, const std::vector<std::string>& files, const std::string& bundle_dir);
+
+struct SubmitArgs {
+  // Exactly one of the two: a stored workflow, or a file with the spec ("-" is stdin).
+  std::string workflow;
+  std::string file;
+  // For `file`: see BundleDirFor.
+  std::string bundle_dir;
+  // For `workflow`: 0 means the latest.
+  int64_t version = 0;
+  std::map<std::string, std::string> parameters;
+  std::string request_id;
+  // Watch the run to its end; the exit status is then the run's outcome.
+  bool watch = false;
+};
+int Submit(Context& context, const SubmitArgs& args);
+
+// `watch RUN [--from SEQ]`: the events after sequence `after`, then the final node tree.
+// kExitOk when the run Succeeded, kExitFailure otherwise.
+int Watch(Context& context, const std::string& run_id, int64_t after);
+
+struct ListRunsArgs {
+  std::string workflow;
+  std::vector<v1::Phase> phases;
+  std::optional<google::protobuf::Timestamp> since;
+  std::optional<google::protobuf::Timestamp> until;
+  // At most this many runs in all; 0 is the server's page size (one page) or no limit (--all).
+  int32_t limit = 0;
+  // Follow next_page_token to the last page.
+  bool all = false;
+};
+int ListRuns(Context& context, const ListRunsArgs& args);
+
+int GetRun(Context& context, const std::string& run_id);
+
+struct LogsArgs {
+  std::string run_id;
+  std::string node;
+  // 0 means every attempt.
+  int32_t attempt = 0;
+  bool follow = false;
+  // Start each line with "NODE#ATTEMPT: ".
+  bool prefix = false;
+};
+// Writes the log data raw to `out`, stdout and stderr chunks in the order received.
+int Logs(Context& context, const LogsArgs& args);
+
+// `stop` (StopRun) or, with `terminate`, `terminate` (TerminateRun).
+int EndRun(Context& context, const std::string& run_id, const std::string& message, bool terminate);
+
+// `lint FILE...`: kExitFailure when any file has a diagnostic.
+int Lint(Context& context, const std::vector<std::string>& files);
+
+int ListWorkflows(Context& context);
+int GetWorkflow(Context& context, const std::string& name, int64_t version);
+int DeleteWorkflow(Context& context, const std::string& name);
+
+}  // namespace dagd::dagctl
+
+#endif  // DAGD_CMD_DAGCTL_COMMANDS_H_

@@ -1,0 +1,443 @@
+#include "cmd/dagctl/format.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <ctime>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/util/json_util.h"
+#include "yaml-cpp/yaml.h"
+
+namespace dagd::dagctl {
+namespace {
+
+bool IsSet(const google::protobuf::Timestamp& time) {
+  return time.seconds() != 0 || time.nanos() != 0;
+}
+
+// Columns a UTF-8 string takes on a terminal, counting every code point as one.
+size_t DisplayWidth(const std::string& text) {
+  return std::count_if(text.begin(), text.end(),
+                       [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
+}
+
+std::string OrDash(const std::string& text) { return text.empty() ? "-" : text; }
+
+// The header lines of `runs get` and `workflows get`: "Label:" padded to one width.
+void AddField(std::string* out, absl::string_view label, absl::string_view value) {
+  absl::StrAppendFormat(out, "%-13s%s\n", absl::StrCat(label, ":"), value);
+}
+
+template <typename Map>
+std::vector<std::pair<std::string, std::string>> Sorted(const Map& map) {
+  std::vector<std::pair<std::string, std::string>> entries(map.begin(), map.end());
+  std::sort(entries.begin(), entries.end());
+  return entries;
+}
+
+// Builds the rows of a run's node tree, depth first from the root(s).
+class TreeRenderer {
+ public:
+  TreeRenderer(const v1::Run& run, TimePoint now) : now_(now) {
+    for (const v1::Node& node : run.nodes()) {
+      by_name_.emplace(node.name(), &node);
+    }
+    for (const v1::Node& node : run.nodes()) {
+      for (const std::string& child : node.children()) {
+        AddChild(node.name(), child);
+      }
+    }
+    // A child that names its parent but is missing from the parent's list still belongs there.
+    for (const v1::Node& node : run.nodes()) {
+      if (!node.parent().empty() && by_name_.count(node.parent()) != 0) {
+        AddChild(node.parent(), node.name());
+      }
+    }
+    table_.AddRow({"NAME", "PHASE", "DURATION", "ATTEMPTS", "MESSAGE"});
+    for (const v1::Node& node : run.nodes()) {
+      if (node.parent().empty() || by_name_.count(node.parent()) == 0) {
+        Visit(node, "", "");
+      }
+    }
+    // Whatever a broken parent chain left out is still shown, at the top level.
+    for (const v1::Node& node : run.nodes()) {
+      Visit(node, "", "");
+    }
+  }
+
+  std::string Render() const { return table_.Render(); }
+
+ private:
+  void AddChild(const std::string& parent, const std::string& child) {
+    auto it = by_name_.find(child);
+    if (it == by_name_.end()) {
+      return;
+    }
+    std::vector<const v1::Node*>& children = children_[parent];
+    if (std::find(children.begin(), children.end(), it->second) == children.end()) {
+      children.push_back(it->second);
+    }
+  }
+
+  // Adds `node` with `first` before its name and `rest` before the lines below it.
+  void Visit(const v1::Node& node, const std::string& first, const std::string& rest) {
+    if (!visited_.insert(node.name()).second) {
+      return;
+    }
+    const std::string& name = node.display_name().empty() ? node.name() : node.display_name();
+    table_.AddRow({first + name, PhaseName(node.phase()),
+                   FormatElapsed(node.start_time(), node.finish_time(), now_),
+                   node.attempts_size() > 0 ? absl::StrCat(node.attempts_size()) : "",
+                   node.message()});
+    const int attempts = node.attempts_size() > 1 ? node.attempts_size() : 0;
+    const std::vector<const v1::Node*>& children = children_[node.name()];
+    const size_t items = attempts + children.size();
+    for (size_t i = 0; i < items; ++i) {
+      const bool last = i + 1 == items;
+      const std::string connector = rest + (last ? "└─ " : "├─ ");
+      if (i < static_cast<size_t>(attempts)) {
+        AddAttempt(node.attempts(static_cast<int>(i)), connector);
+      } else {
+        Visit(*children[i - attempts], connector, rest + (last ? "   " : "│  "));
+      }
+    }
+  }
+
+  void AddAttempt(const v1::Attempt& attempt, const std::string& prefix) {
+    std::string message =
+        attempt.exit_code() >= 0 ? absl::StrCat("exit ", attempt.exit_code()) : "";
+    if (!attempt.message().empty()) {
+      absl::StrAppend(&message, message.empty() ? "" : ": ", attempt.message());
+    }
+    table_.AddRow({absl::StrCat(prefix, "#", attempt.number()), PhaseName(attempt.phase()),
+                   FormatElapsed(attempt.start_time(), attempt.finish_time(), now_), "", message});
+  }
+
+  TimePoint now_;
+  std::map<std::string, const v1::Node*> by_name_;
+  std::map<std::string, std::vector<const v1::Node*>> children_;
+  std::set<std::string> visited_;
+  Table table_;
+};
+
+// True when a plain YAML scalar with this text would not read back as this string.
+bool NeedsQuotes(const std::string& text) {
+  if (text.empty() || text != absl::StripAsciiWhitespace(text)) {
+    return true;
+  }
+  static const std::set<std::string>* const kKeywords =
+      new std::set<std::string>{"true", "false", "yes", "no", "on", "off", "y", "n", "null", "~"};
+  if (kKeywords->count(absl::AsciiStrToLower(text)) != 0) {
+    return true;
+  }
+  const char* begin = text.c_str();
+  char* end = nullptr;
+  std::strtod(begin, &end);
+  if (end == begin + text.size()) {
+    return true;
+  }
+  return absl::StartsWith(absl::AsciiStrToLower(text), "0x") ||
+         absl::StartsWith(absl::AsciiStrToLower(text), "0o");
+}
+
+void EmitString(YAML::Emitter& out, const std::string& text) {
+  // A literal block reads back with exactly one final newline ("|" clips), so it suits text that
+  // ends in exactly one and has no leading blank; other multi-line text is double-quoted.
+  const bool multi_line = text.find('\n') != std::string::npos;
+  if (multi_line && absl::EndsWith(text, "\n") && !absl::EndsWith(text, "\n\n") &&
+      !absl::ascii_isspace(static_cast<unsigned char>(text.front()))) {
+    out << YAML::Literal << text.substr(0, text.size() - 1);
+  } else if (multi_line || NeedsQuotes(text)) {
+    out << YAML::DoubleQuoted << text;
+  } else {
+    out << text;
+  }
+}
+
+void EmitYaml(YAML::Emitter& out, const nlohmann::ordered_json& value) {
+  switch (value.type()) {
+    case nlohmann::ordered_json::value_t::object:
+      out << YAML::BeginMap;
+      for (const auto& [key, item] : value.items()) {
+        out << YAML::Key;
+        EmitString(out, key);
+        out << YAML::Value;
+        EmitYaml(out, item);
+      }
+      out << YAML::EndMap;
+      break;
+    case nlohmann::ordered_json::value_t::array:
+      out << YAML::BeginSeq;
+      for (const auto& item : value) {
+        EmitYaml(out, item);
+      }
+      out << YAML::EndSeq;
+      break;
+    case nlohmann::ordered_json::value_t::string:
+      EmitString(out, value.get<std::string>());
+      break;
+    case nlohmann::ordered_json::value_t::boolean:
+      out << (value.get<bool>() ? "true" : "false");
+      break;
+    case nlohmann::ordered_json::value_t::number_integer:
+      out << value.get<int64_t>();
+      break;
+    case nlohmann::ordered_json::value_t::number_unsigned:
+      out << value.get<uint64_t>();
+      break;
+    case nlohmann::ordered_json::value_t::number_float:
+      out << value.get<double>();
+      break;
+    default:
+      out << YAML::Null;
+      break;
+  }
+}
+
+}  // namespace
+
+google::protobuf::Timestamp ToTimestamp(TimePoint time) {
+  const auto since_epoch =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(time.time_since_epoch());
+  const auto seconds = std::chrono::floor<std::chrono::seconds>(since_epoch);
+  google::protobuf::Timestamp result;
+  result.set_seconds(seconds.count());
+  result.set_nanos(static_cast<int32_t>((since_epoch - seconds).count()));
+  return result;
+}
+
+TimePoint FromTimestamp(const google::protobuf::Timestamp& time) {
+  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(
+      std::chrono::seconds(time.seconds()) + std::chrono::nanoseconds(time.nanos())));
+}
+
+std::string PhaseName(v1::Phase phase) {
+  switch (phase) {
+    case v1::PHASE_PENDING:
+      return "Pending";
+    case v1::PHASE_RUNNING:
+      return "Running";
+    case v1::PHASE_SUCCEEDED:
+      return "Succeeded";
+    case v1::PHASE_FAILED:
+      return "Failed";
+    case v1::PHASE_ERROR:
+      return "Error";
+    case v1::PHASE_SKIPPED:
+      return "Skipped";
+    case v1::PHASE_OMITTED:
+      return "Omitted";
+    default:
+      return "Unknown";
+  }
+}
+
+bool IsFinished(v1::Phase phase) {
+  return phase == v1::PHASE_SUCCEEDED || phase == v1::PHASE_FAILED || phase == v1::PHASE_ERROR ||
+         phase == v1::PHASE_SKIPPED || phase == v1::PHASE_OMITTED;
+}
+
+std::string FormatDuration(std::chrono::nanoseconds duration) {
+  const int64_t total =
+      std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::seconds>(duration).count());
+  const int64_t days = total / 86400, hours = total / 3600 % 24, minutes = total / 60 % 60,
+                seconds = total % 60;
+  if (days > 0) {
+    return absl::StrCat(days, "d", hours, "h");
+  }
+  if (hours > 0) {
+    return absl::StrCat(hours, "h", minutes, "m");
+  }
+  if (minutes > 0) {
+    return absl::StrCat(minutes, "m", seconds, "s");
+  }
+  return absl::StrCat(seconds, "s");
+}
+
+std::string FormatTime(const google::protobuf::Timestamp& time) {
+  if (!IsSet(time)) {
+    return "-";
+  }
+  const std::time_t seconds = static_cast<std::time_t>(time.seconds());
+  std::tm local{};
+  localtime_r(&seconds, &local);
+  char buffer[64];
+  std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%S", &local);
+  const int64_t offset_minutes = local.tm_gmtoff / 60;
+  const int64_t magnitude = offset_minutes < 0 ? -offset_minutes : offset_minutes;
+  return absl::StrFormat("%s%c%02d:%02d", buffer, offset_minutes < 0 ? '-' : '+', magnitude / 60,
+                         magnitude % 60);
+}
+
+std::string FormatElapsed(const google::protobuf::Timestamp& start,
+                          const google::protobuf::Timestamp& finish, TimePoint now) {
+  if (!IsSet(start)) {
+    return "-";
+  }
+  const TimePoint end = IsSet(finish) ? FromTimestamp(finish) : now;
+  return FormatDuration(end - FromTimestamp(start));
+}
+
+void Table::AddRow(std::vector<std::string> cells) { rows_.push_back(std::move(cells)); }
+
+std::string Table::Render() const {
+  std::vector<size_t> widths;
+  for (const auto& row : rows_) {
+    if (widths.size() < row.size()) {
+      widths.resize(row.size(), 0);
+    }
+    for (size_t i = 0; i < row.size(); ++i) {
+      widths[i] = std::max(widths[i], DisplayWidth(row[i]));
+    }
+  }
+  std::string out;
+  for (const auto& row : rows_) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) {
+        line.append(widths[i] - DisplayWidth(row[i]) + 2, ' ');
+      }
+    }
+    line.erase(line.find_last_not_of(' ') + 1);
+    absl::StrAppend(&out, line, "\n");
+  }
+  return out;
+}
+
+std::string RenderRun(const v1::Run& run, TimePoint now) {
+  std::string out;
+  AddField(&out, "Run", run.id());
+  AddField(&out, "Workflow",
+           run.workflow_version() > 0
+               ? absl::StrCat(run.workflow_name(), "@", run.workflow_version())
+               : absl::StrCat(run.workflow_name(), " (inline)"));
+  AddField(&out, "Phase", PhaseName(run.phase()));
+  if (!run.message().empty()) {
+    AddField(&out, "Message", run.message());
+  }
+  if (!run.request_id().empty()) {
+    AddField(&out, "Request ID", run.request_id());
+  }
+  AddField(&out, "Created", FormatTime(run.create_time()));
+  AddField(&out, "Started", FormatTime(run.start_time()));
+  AddField(&out, "Finished", FormatTime(run.finish_time()));
+  AddField(&out, "Duration", FormatElapsed(run.start_time(), run.finish_time(), now));
+  if (!run.parameters().empty()) {
+    out += "Parameters:\n";
+    for (const auto& [name, value] : Sorted(run.parameters())) {
+      absl::StrAppend(&out, "  ", name, ": ", value, "\n");
+    }
+  }
+  if (run.nodes_size() > 0) {
+    absl::StrAppend(&out, "\n", RenderNodeTree(run, now));
+  }
+  return out;
+}
+
+std::string RenderNodeTree(const v1::Run& run, TimePoint now) {
+  return TreeRenderer(run, now).Render();
+}
+
+std::string RenderRunsTable(const std::vector<v1::Run>& runs, TimePoint now) {
+  Table table;
+  table.AddRow({"RUN", "WORKFLOW", "PHASE", "CREATED", "DURATION", "MESSAGE"});
+  for (const v1::Run& run : runs) {
+    table.AddRow({run.id(), OrDash(run.workflow_name()), PhaseName(run.phase()),
+                  FormatTime(run.create_time()),
+                  FormatElapsed(run.start_time(), run.finish_time(), now), run.message()});
+  }
+  return table.Render();
+}
+
+std::string RenderWorkflowsTable(const std::vector<v1::Workflow>& workflows) {
+  Table table;
+  table.AddRow({"NAME", "VERSION", "ENTRYPOINT", "CREATED"});
+  for (const v1::Workflow& workflow : workflows) {
+    table.AddRow({workflow.name(), absl::StrCat(workflow.version()), OrDash(workflow.entrypoint()),
+                  FormatTime(workflow.create_time())});
+  }
+  return table.Render();
+}
+
+std::string RenderWorkflow(const v1::Workflow& workflow) {
+  std::string out;
+  AddField(&out, "Name", workflow.name());
+  AddField(&out, "Version", absl::StrCat(workflow.version()));
+  AddField(&out, "Entrypoint", OrDash(workflow.entrypoint()));
+  AddField(&out, "Created", FormatTime(workflow.create_time()));
+  AddField(&out, "SHA-256", OrDash(workflow.spec_sha256()));
+  if (!workflow.bundle_dir().empty()) {
+    AddField(&out, "Bundle dir", workflow.bundle_dir());
+  }
+  absl::StrAppend(&out, "\n", workflow.yaml());
+  if (!workflow.yaml().empty() && workflow.yaml().back() != '\n') {
+    out += "\n";
+  }
+  return out;
+}
+
+std::string RenderEvent(const v1::RunEvent& event, const std::string& run_id) {
+  std::string node = event.node_name().empty() ? run_id : event.node_name();
+  if (event.attempt() > 0) {
+    absl::StrAppend(&node, "#", event.attempt());
+  }
+  std::string line =
+      absl::StrCat(FormatTime(event.time()), " ", OrDash(node), " ", OrDash(event.type()), " ",
+                   event.phase() == v1::PHASE_UNSPECIFIED ? "-" : PhaseName(event.phase()));
+  if (!event.message().empty()) {
+    absl::StrAppend(&line, " ", event.message());
+  }
+  return line + "\n";
+}
+
+std::string RenderDiagnostic(const v1::Diagnostic& diagnostic, const std::string& file) {
+  std::string out = diagnostic.file().empty() ? file : diagnostic.file();
+  if (diagnostic.line() > 0) {
+    absl::StrAppend(&out, ":", diagnostic.line(), ":", diagnostic.column());
+  }
+  out += ": ";
+  if (!diagnostic.field().empty()) {
+    absl::StrAppend(&out, diagnostic.field(), ": ");
+  }
+  return out + diagnostic.message();
+}
+
+nlohmann::ordered_json ToJsonValue(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  // Printing fails only for invalid Any or well-known-type values, which the API never sends.
+  const auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) {
+    return nlohmann::ordered_json{{"error", std::string{status.message()}}};
+  }
+  return nlohmann::ordered_json::parse(json);
+}
+
+std::string RenderValue(const nlohmann::ordered_json& value, OutputFormat format) {
+  if (format == OutputFormat::kJson) {
+    return value.dump(2) + "\n";
+  }
+  YAML::Emitter out;
+  EmitYaml(out, value);
+  return std::string(out.c_str()) + "\n";
+}
+
+std::string RenderStreamValue(const nlohmann::ordered_json& value, OutputFormat format) {
+  if (format == OutputFormat::kJson) {
+    return value.dump() + "\n";
+  }
+  return "---\n" + RenderValue(value, format);
+}
+
+}  // namespace dagd::dagctl

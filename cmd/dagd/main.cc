@@ -1,0 +1,133 @@
+// dagd: the daemon. Reads its configuration, opens the store, registers the runners, resumes
+// unfinished runs, serves gRPC until SIGTERM or SIGINT, then shuts down in order: stop taking
+// calls, stop the loop, end running attempts, drain the store's writer.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "absl/status/status.h"
+
+#include "runners/builtin.h"
+#include "runners/runner.h"
+#include "scheduler/scheduler.h"
+#include "server/run_hub.h"
+#include "server/server.h"
+#include "storage/sqlite/sqlite_store.h"
+
+namespace {
+
+struct Flags {
+  std::string listen = "127.0.0.1:7233";
+  std::string data_dir = "dagd-data";
+  std::string default_runner = "local";
+  std::string log_level = "info";
+  std::string port_file;
+  int64_t grace_period_ms = 10000;
+};
+
+int Fail(const std::string& message) {
+  std::cerr << "dagd: " << message << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  CLI::App app{"dagd: a DAG workflow engine daemon for Argo-style workflows and Ansible"};
+  app.set_config("--config", "", "Read flags from this file (TOML or INI: listen = \"…\")");
+  app.add_option("--listen", flags.listen, "gRPC address HOST:PORT (port 0: any free port)")
+      ->capture_default_str();
+  app.add_option("--data-dir", flags.data_dir,
+                 "Directory for the SQLite database and attempt working directories")
+      ->capture_default_str();
+  app.add_option("--default-runner", flags.default_runner,
+                 "Runner for templates that name none (local)")
+      ->capture_default_str();
+  app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--grace-period-ms", flags.grace_period_ms,
+                 "Between SIGTERM and SIGKILL when an attempt is stopped")
+      ->capture_default_str();
+  app.add_option("--port-file", flags.port_file,
+                 "Write the port actually listened on to this file once serving");
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_level(spdlog::level::from_str(flags.log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
+
+  std::error_code ec;
+  std::filesystem::create_directories(flags.data_dir, ec);
+  if (ec) return Fail("cannot create the data directory " + flags.data_dir + ": " + ec.message());
+  const std::string data_dir = std::filesystem::absolute(flags.data_dir).string();
+
+  auto store = dagd::storage::OpenSqliteStore(data_dir + "/dagd.db");
+  if (!store.ok()) return Fail(std::string(store.status().message()));
+
+  boost::asio::io_context io;
+  dagd::runners::RunnerRegistry registry;
+  dagd::runners::BuiltinRunnerOptions runner_options;
+  runner_options.io_context = &io;
+  if (auto st = dagd::runners::RegisterBuiltinRunners(&registry, runner_options); !st.ok()) {
+    return Fail(std::string(st.message()));
+  }
+  if (!registry.Find(flags.default_runner)) {
+    return Fail("--default-runner " + flags.default_runner + " is not a runner of this dagd");
+  }
+
+  dagd::scheduler::SchedulerOptions scheduler_options;
+  scheduler_options.data_dir = data_dir;
+  scheduler_options.default_runner = flags.default_runner;
+  scheduler_options.grace_period_ms = flags.grace_period_ms;
+  dagd::scheduler::Scheduler scheduler(io, store->get(), &registry,
+                                       dagd::scheduler::SystemClock(), scheduler_options);
+  dagd::server::RunHub hub;
+  scheduler.AddListener(&hub);
+  if (auto st = scheduler.Recover(); !st.ok()) {
+    return Fail("cannot resume unfinished runs: " + std::string(st.message()));
+  }
+
+  dagd::server::ServerOptions server_options;
+  server_options.listen = flags.listen;
+  auto server = dagd::server::DagdServer::Start(server_options, store->get(), &scheduler, &hub);
+  if (!server.ok()) return Fail(std::string(server.status().message()));
+  const int port = (*server)->port();
+  if (!flags.port_file.empty()) {
+    const std::string tmp = flags.port_file + ".tmp";
+    std::ofstream(tmp) << port << "\n";
+    std::filesystem::rename(tmp, flags.port_file, ec);
+  }
+  const std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
+  spdlog::info("dagd listening on {}:{}, data in {}", host, port, data_dir);
+
+  // On a signal: first stop taking calls while the loop still runs (so calls in progress get
+  // their answers), then stop the loop. That happens off the loop's thread, which must keep going.
+  std::thread stopper;
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](const boost::system::error_code& error, int signal_number) {
+    if (error) return;
+    spdlog::info("signal {}: shutting down", signal_number);
+    stopper = std::thread([&] {
+      (*server)->Shutdown(2000);
+      io.stop();
+    });
+  });
+  auto work = boost::asio::make_work_guard(io);
+  io.run();
+  if (stopper.joinable()) stopper.join();
+
+  // The loop has stopped: no step of any run is in progress. Committed state stays as it is;
+  // attempts still running are ended and count as Error attempts when dagd resumes the run.
+  scheduler.Shutdown();
+  store->reset();  // drains the writer: every acknowledged batch is on disk
+  spdlog::info("dagd stopped");
+  return 0;
+}

@@ -1,0 +1,612 @@
+#include "scheduler/scheduler.h"
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <set>
+#include <utility>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "engine/parser.h"
+#include "engine/status_macros.h"
+#include "engine/validate.h"
+
+namespace dagd::scheduler {
+namespace {
+
+namespace asio = boost::asio;
+using engine::NodePhase;
+
+std::shared_ptr<spdlog::logger> Log() {
+  static std::shared_ptr<spdlog::logger> logger = [] {
+    auto existing = spdlog::get("scheduler");
+    if (existing) return existing;
+    auto created = spdlog::default_logger()->clone("scheduler");
+    spdlog::register_logger(created);
+    return created;
+  }();
+  return logger;
+}
+
+// FNV-1a: a stable, short fingerprint of a node name for file and external names.
+std::string ShortHash(const std::string& text) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(8, '0');
+  for (int i = 7; i >= 0; --i, h >>= 4) out[i] = kHex[h & 0xf];
+  return out;
+}
+
+// A file-system-safe rendering of a node's display name.
+std::string SafeName(const std::string& name) {
+  std::string out;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.';
+    out.push_back(ok ? c : '_');
+    if (out.size() >= 48) break;
+  }
+  return out;
+}
+
+// Appends `src` to `dst`: later node states replace earlier ones of the same node.
+void MergeBatch(storage::WriteBatch& dst, storage::WriteBatch src) {
+  if (!src.runs.empty()) dst.runs = std::move(src.runs);
+  if (dst.node_run_id.empty()) dst.node_run_id = src.node_run_id;
+  for (engine::NodeState& node : src.nodes) {
+    bool replaced = false;
+    for (engine::NodeState& existing : dst.nodes) {
+      if (existing.name == node.name) {
+        existing = std::move(node);
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) dst.nodes.push_back(std::move(node));
+  }
+  for (auto& e : src.events) dst.events.push_back(std::move(e));
+  for (auto& l : src.logs) dst.logs.push_back(std::move(l));
+}
+
+struct SeenNode {
+  NodePhase phase = NodePhase::kPending;
+  std::vector<NodePhase> attempts;
+};
+
+}  // namespace
+
+class SystemClockImpl : public Clock {
+ public:
+  int64_t NowMs() override {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+};
+
+Clock* SystemClock() {
+  static SystemClockImpl clock;
+  return &clock;
+}
+
+std::string NewRunId(const engine::Workflow& workflow) {
+  std::string base = !workflow.generate_name.empty() ? workflow.generate_name
+                                                     : workflow.name + "-";
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_int_distribution<int> pick(0, sizeof(kAlphabet) - 2);
+  for (int i = 0; i < 5; ++i) base.push_back(kAlphabet[pick(rng)]);
+  return base;
+}
+
+struct Scheduler::ActiveRun {
+  explicit ActiveRun(asio::io_context& io) : wakeup(io), log_flush(io), commit_retry(io) {}
+
+  storage::RunRecord record;
+  std::shared_ptr<const engine::Workflow> workflow;
+  std::optional<engine::RunState> state;
+  int64_t next_sequence = 1;
+  std::map<std::string, SeenNode> seen;
+  std::vector<storage::LogChunkRecord> pending_logs;
+
+  // Attempts handed to a runner and not yet finished: (node, attempt) -> (runner, external name).
+  std::map<std::pair<std::string, int>, std::pair<std::string, std::string>> running;
+
+  // Commits of one run are applied in order, one at a time; what arrives meanwhile is merged.
+  bool commit_in_flight = false;
+  storage::WriteBatch queued;
+  std::vector<std::function<void()>> queued_after;
+
+  asio::steady_timer wakeup;
+  int64_t wakeup_at_ms = 0;
+  asio::steady_timer log_flush;
+  bool log_flush_armed = false;
+  asio::steady_timer commit_retry;
+};
+
+Scheduler::Scheduler(asio::io_context& io, storage::Store* store,
+                     runners::RunnerRegistry* runners, Clock* clock, SchedulerOptions options)
+    : io_(io),
+      store_(store),
+      runners_(runners),
+      clock_(clock),
+      options_(std::move(options)),
+      alive_(std::make_shared<std::atomic<bool>>(true)) {}
+
+Scheduler::~Scheduler() { *alive_ = false; }
+
+void Scheduler::AddListener(RunListener* listener) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  listeners_.push_back(listener);
+}
+
+void Scheduler::Notify(const std::string& run_id) {
+  std::lock_guard<std::mutex> lock(listeners_mu_);
+  for (RunListener* l : listeners_) l->OnRunCommitted(run_id);
+}
+
+Scheduler::ActiveRun* Scheduler::Find(const std::string& run_id) {
+  auto it = runs_.find(run_id);
+  return it == runs_.end() ? nullptr : it->second.get();
+}
+
+absl::Status Scheduler::Recover() {
+  ASSIGN_OR_RETURN(std::vector<storage::RunRecord> unfinished, store_->ListUnfinishedRuns());
+  for (storage::RunRecord& record : unfinished) {
+    auto parsed = engine::ParseWorkflow(record.workflow_yaml, record.file_name);
+    if (!parsed.ok()) {
+      // The spec was valid when the run was stored; a parser that no longer accepts it is a
+      // dagd upgrade problem. Keep the run as it is rather than guess.
+      Log()->error("run {}: stored spec no longer parses: {}", record.id,
+                   parsed.status().ToString());
+      continue;
+    }
+    auto workflow = std::make_shared<const engine::Workflow>(std::move(parsed).value());
+    ASSIGN_OR_RETURN(std::vector<engine::NodeState> nodes, store_->GetNodes(record.id));
+    auto run = std::make_unique<ActiveRun>(io_);
+    for (const engine::NodeState& node : nodes) {
+      SeenNode seen{node.phase, {}};
+      for (const auto& a : node.attempts) seen.attempts.push_back(a.phase);
+      run->seen[node.name] = std::move(seen);
+    }
+    auto state = engine::RunState::Restore(workflow, record.parameters, record.id,
+                                           std::move(nodes), record.stopping);
+    if (!state.ok()) {
+      Log()->error("run {}: cannot restore: {}", record.id, state.status().ToString());
+      continue;
+    }
+    run->state.emplace(std::move(state).value());
+    run->workflow = workflow;
+    run->next_sequence = record.last_sequence + 1;
+    run->record = std::move(record);
+    const int64_t now = clock_->NowMs();
+    for (const auto& [node_name, attempt] : run->state->RunningAttempts()) {
+      // Local attempts die with dagd (runners/local). Cluster runners will reattach here.
+      engine::AttemptResult lost;
+      lost.phase = NodePhase::kError;
+      lost.message = "dagd restarted while this attempt was running; its processes ended with dagd";
+      run->state->OnAttemptFinished(node_name, attempt, lost, now);
+    }
+    Log()->info("run {}: resumed after restart", run->record.id);
+    ActiveRun* raw = run.get();
+    runs_[raw->record.id] = std::move(run);
+    active_runs_ = static_cast<int>(runs_.size());
+    asio::post(io_, [this, raw] { Step(raw); });
+  }
+  return absl::OkStatus();
+}
+
+void Scheduler::Submit(SubmitRequest request,
+                       std::function<void(absl::StatusOr<storage::RunRecord>)> done) {
+  // Parsing and validation need no run state: do them on the caller's thread.
+  auto parsed = engine::ParseWorkflow(request.workflow_yaml, request.file_name);
+  if (!parsed.ok()) return done(parsed.status());
+  if (absl::Status valid = engine::ValidateWorkflow(*parsed); !valid.ok()) return done(valid);
+  auto parameters = engine::ResolveWorkflowArguments(*parsed, request.parameters);
+  if (!parameters.ok()) return done(parameters.status());
+  auto workflow = std::make_shared<const engine::Workflow>(std::move(parsed).value());
+
+  asio::post(io_, [this, request = std::move(request), workflow,
+                   parameters = std::move(parameters).value(),
+                   done = std::move(done)]() mutable {
+    if (!request.request_id.empty()) {
+      auto inflight = inflight_request_ids_.find(request.request_id);
+      if (inflight != inflight_request_ids_.end()) {
+        if (ActiveRun* run = Find(inflight->second)) return done(run->record);
+      }
+      auto existing = store_->GetRunByRequestId(request.request_id);
+      if (existing.ok()) return done(std::move(existing).value());
+      if (!absl::IsNotFound(existing.status())) return done(existing.status());
+    }
+    const int64_t now = clock_->NowMs();
+    auto run = std::make_unique<ActiveRun>(io_);
+    storage::RunRecord& record = run->record;
+    record.id = NewRunId(*workflow);
+    record.workflow_name = request.workflow_name.empty() ? workflow->name : request.workflow_name;
+    record.workflow_version = request.workflow_version;
+    record.workflow_yaml = std::move(request.workflow_yaml);
+    record.file_name = std::move(request.file_name);
+    record.bundle_dir = std::move(request.bundle_dir);
+    record.parameters = parameters;
+    record.request_id = request.request_id;
+    record.created_at_ms = now;
+    record.started_at_ms = now;
+    auto state = engine::RunState::Create(workflow, parameters, record.id, now);
+    if (!state.ok()) return done(state.status());
+    run->state.emplace(std::move(state).value());
+    run->workflow = workflow;
+    if (!record.request_id.empty()) inflight_request_ids_[record.request_id] = record.id;
+    StartRun(std::move(run), std::move(done));
+  });
+}
+
+void Scheduler::StartRun(std::unique_ptr<ActiveRun> run,
+                         std::function<void(absl::StatusOr<storage::RunRecord>)> done) {
+  ActiveRun* raw = run.get();
+  const std::string run_id = raw->record.id;
+  runs_[run_id] = std::move(run);
+  active_runs_ = static_cast<int>(runs_.size());
+
+  // The first commit is the submission itself: it must succeed before anything is acknowledged
+  // or launched. If it fails the run never existed.
+  storage::EventRecord created;
+  created.run_id = run_id;
+  created.sequence = raw->next_sequence++;
+  created.time_ms = raw->record.created_at_ms;
+  created.type = "RunCreated";
+  created.phase = NodePhase::kPending;
+  created.message = "submitted";
+  std::vector<engine::DispatchRequest> dispatches = raw->state->Advance(clock_->NowMs());
+  for (const auto& d : dispatches) {
+    const engine::Template& t = d.resolved;
+    std::string runner = !t.runner.empty()            ? t.runner
+                         : !raw->workflow->runner.empty() ? raw->workflow->runner
+                                                          : options_.default_runner;
+    raw->state->SetAttemptRunner(d.node_name, d.attempt, runner,
+                                 absl::StrCat(run_id, "-", ShortHash(d.node_name), "-", d.attempt));
+  }
+  storage::WriteBatch batch = CollectChanges(raw);
+  batch.events.insert(batch.events.begin(), created);
+
+  auto alive = alive_;
+  store_->Submit(std::move(batch), [this, alive, run_id, dispatches = std::move(dispatches),
+                                    done = std::move(done)](absl::Status status) mutable {
+    asio::post(io_, [this, alive, run_id, status, dispatches = std::move(dispatches),
+                     done = std::move(done)]() mutable {
+      if (!*alive) return;
+      ActiveRun* run = Find(run_id);
+      if (!run) return done(absl::AbortedError("dagd is shutting down"));
+      if (!run->record.request_id.empty()) inflight_request_ids_.erase(run->record.request_id);
+      if (!status.ok()) {
+        healthy_ = false;
+        runs_.erase(run_id);
+        active_runs_ = static_cast<int>(runs_.size());
+        return done(absl::Status(status.code(),
+                                 absl::StrCat("could not store the run: ", status.message())));
+      }
+      healthy_ = true;
+      done(run->record);
+      for (const auto& d : dispatches) Launch(run, d);
+      Notify(run_id);
+      ArmWakeup(run);
+      if (run->state->Done() && run->running.empty()) Retire(run_id);
+    });
+  });
+}
+
+storage::WriteBatch Scheduler::CollectChanges(ActiveRun* run) {
+  storage::WriteBatch batch;
+  batch.node_run_id = run->record.id;
+  const int64_t now = clock_->NowMs();
+  auto add_event = [&](const std::string& node, const std::string& type, NodePhase phase,
+                       const std::string& message, int attempt) {
+    storage::EventRecord e;
+    e.run_id = run->record.id;
+    e.sequence = run->next_sequence++;
+    e.time_ms = now;
+    e.node_name = node;
+    e.type = type;
+    e.phase = phase;
+    e.message = message;
+    e.attempt = attempt;
+    batch.events.push_back(std::move(e));
+  };
+
+  for (const std::string& name : run->state->TakeChangedNodes()) {
+    const auto& nodes = run->state->nodes();
+    auto it = nodes.find(name);
+    if (it == nodes.end()) continue;
+    const engine::NodeState& node = it->second;
+    auto [seen_it, inserted] = run->seen.try_emplace(name);
+    SeenNode& seen = seen_it->second;
+    for (size_t i = 0; i < node.attempts.size(); ++i) {
+      const engine::AttemptRecord& a = node.attempts[i];
+      if (i >= seen.attempts.size()) {
+        add_event(name, "AttemptStarted", NodePhase::kRunning,
+                  absl::StrCat("attempt ", a.number, " on runner ", a.runner), a.number);
+        seen.attempts.push_back(NodePhase::kRunning);
+      }
+      if (engine::IsFinal(a.phase) && !engine::IsFinal(seen.attempts[i])) {
+        add_event(name, "AttemptFinished", a.phase, a.message, a.number);
+        seen.attempts[i] = a.phase;
+      }
+    }
+    if (inserted || seen.phase != node.phase) {
+      add_event(name, "NodePhase", node.phase, node.message, 0);
+      seen.phase = node.phase;
+    }
+    batch.nodes.push_back(node);
+  }
+
+  storage::RunRecord& record = run->record;
+  const NodePhase phase = run->state->phase();
+  if (phase != record.phase || run->state->message() != record.message) {
+    record.phase = phase;
+    record.message = run->state->message();
+    if (engine::IsFinal(phase) && record.finished_at_ms == 0) record.finished_at_ms = now;
+    add_event("", "RunPhase", phase, record.message, 0);
+  }
+  record.stopping = run->state->stopping();
+  batch.logs = std::move(run->pending_logs);
+  run->pending_logs.clear();
+  if (!batch.events.empty() || !batch.logs.empty()) {
+    record.last_sequence = run->next_sequence - 1;
+    batch.runs.push_back(record);
+  }
+  return batch;
+}
+
+void Scheduler::Step(ActiveRun* run) {
+  const std::string run_id = run->record.id;
+  std::vector<engine::DispatchRequest> dispatches = run->state->Advance(clock_->NowMs());
+  for (const auto& d : dispatches) {
+    const engine::Template& t = d.resolved;
+    std::string runner = !t.runner.empty()            ? t.runner
+                         : !run->workflow->runner.empty() ? run->workflow->runner
+                                                          : options_.default_runner;
+    run->state->SetAttemptRunner(d.node_name, d.attempt, runner,
+                                 absl::StrCat(run_id, "-", ShortHash(d.node_name), "-", d.attempt));
+  }
+  storage::WriteBatch batch = CollectChanges(run);
+  ArmWakeup(run);
+  if (batch.empty() && dispatches.empty()) {
+    if (run->state->Done() && run->running.empty() && !run->commit_in_flight) Retire(run_id);
+    return;
+  }
+  Commit(run_id, std::move(batch), [this, run_id, dispatches = std::move(dispatches)] {
+    ActiveRun* r = Find(run_id);
+    if (!r) return;
+    for (const auto& d : dispatches) Launch(r, d);
+  });
+}
+
+void Scheduler::Commit(const std::string& run_id, storage::WriteBatch batch,
+                       std::function<void()> after_commit) {
+  ActiveRun* run = Find(run_id);
+  if (!run) return;
+  MergeBatch(run->queued, std::move(batch));
+  if (after_commit) run->queued_after.push_back(std::move(after_commit));
+  if (run->commit_in_flight) return;
+
+  run->commit_in_flight = true;
+  auto batch_ptr = std::make_shared<storage::WriteBatch>(std::move(run->queued));
+  auto afters = std::make_shared<std::vector<std::function<void()>>>(std::move(run->queued_after));
+  run->queued = storage::WriteBatch{};
+  run->queued_after.clear();
+  auto alive = alive_;
+  storage::WriteBatch copy = *batch_ptr;
+  store_->Submit(std::move(copy), [this, alive, run_id, batch_ptr, afters](absl::Status status) {
+    asio::post(io_, [this, alive, run_id, batch_ptr, afters, status] {
+      if (!*alive) return;
+      ActiveRun* run = Find(run_id);
+      if (!run) return;
+      run->commit_in_flight = false;
+      if (!status.ok()) {
+        // Nothing of this batch is stored; keep it ahead of what came since and try again.
+        // Nothing it decided (launches, acknowledgements) has happened.
+        healthy_ = false;
+        Log()->error("run {}: commit failed, retrying in 1s: {}", run_id, status.ToString());
+        storage::WriteBatch merged = std::move(*batch_ptr);
+        MergeBatch(merged, std::move(run->queued));
+        run->queued = std::move(merged);
+        afters->insert(afters->end(), run->queued_after.begin(), run->queued_after.end());
+        run->queued_after = std::move(*afters);
+        run->commit_retry.expires_after(std::chrono::seconds(1));
+        run->commit_retry.async_wait([this, alive, run_id](const boost::system::error_code& ec) {
+          if (ec || !*alive) return;
+          Commit(run_id, storage::WriteBatch{}, nullptr);
+        });
+        return;
+      }
+      healthy_ = true;
+      for (auto& after : *afters) after();
+      Notify(run_id);
+      if (!run->queued.empty() || !run->queued_after.empty()) {
+        Commit(run_id, storage::WriteBatch{}, nullptr);
+      } else if (run->state->Done() && run->running.empty()) {
+        Retire(run_id);
+      }
+    });
+  });
+}
+
+void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch) {
+  const std::string run_id = run->record.id;
+  const auto& node = run->state->nodes().at(dispatch.node_name);
+  const engine::AttemptRecord& attempt = node.attempts.at(dispatch.attempt - 1);
+
+  auto fail = [&](const std::string& message) {
+    engine::AttemptResult result;
+    result.phase = NodePhase::kError;
+    result.message = message;
+    asio::post(io_, [this, alive = alive_, run_id, node_name = dispatch.node_name,
+                     n = dispatch.attempt, result] {
+      if (*alive) OnAttemptFinished(run_id, node_name, n, result);
+    });
+  };
+
+  runners::Runner* runner = runners_->Find(attempt.runner);
+  if (!runner) {
+    std::string known;
+    for (const auto& name : runners_->Names()) known += (known.empty() ? "" : ", ") + name;
+    return fail(absl::StrCat("unknown runner \"", attempt.runner, "\"; this dagd has: ", known));
+  }
+
+  runners::AttemptSpec spec;
+  spec.run_id = run_id;
+  spec.node_name = dispatch.node_name;
+  spec.attempt = dispatch.attempt;
+  spec.external_name = attempt.external_name;
+  spec.resolved = dispatch.resolved;
+  spec.inputs = dispatch.inputs;
+  spec.bundle_dir = run->record.bundle_dir;
+  spec.grace_period_ms = options_.grace_period_ms;
+  spec.work_dir = (std::filesystem::path(options_.data_dir) / "attempts" / run_id /
+                   absl::StrCat(SafeName(node.display_name), "-", ShortHash(node.name), "-",
+                                dispatch.attempt))
+                      .string();
+  std::error_code ec;
+  std::filesystem::remove_all(spec.work_dir, ec);
+  std::filesystem::create_directories(spec.work_dir, ec);
+  if (ec) return fail(absl::StrCat("cannot create the attempt directory ", spec.work_dir, ": ",
+                                   ec.message()));
+
+  runners::AttemptCallbacks callbacks;
+  auto alive = alive_;
+  callbacks.on_log = [this, alive, run_id, node_name = dispatch.node_name,
+                      n = dispatch.attempt](std::string_view stream, std::string_view data) {
+    if (*alive) OnAttemptLog(run_id, node_name, n, stream, data);
+  };
+  callbacks.on_finished = [this, alive, run_id, node_name = dispatch.node_name,
+                           n = dispatch.attempt](engine::AttemptResult result) {
+    if (*alive) OnAttemptFinished(run_id, node_name, n, result);
+  };
+  run->running[{dispatch.node_name, dispatch.attempt}] = {attempt.runner, attempt.external_name};
+  if (absl::Status started = runner->Start(spec, std::move(callbacks)); !started.ok()) {
+    run->running.erase({dispatch.node_name, dispatch.attempt});
+    return fail(std::string(started.message()));
+  }
+  // A stop that arrived while this launch waited for its commit.
+  if (run->state->stopping()) runner->Cancel(attempt.external_name, run->state->message());
+}
+
+void Scheduler::OnAttemptLog(const std::string& run_id, const std::string& node_name,
+                             int attempt, std::string_view stream, std::string_view data) {
+  ActiveRun* run = Find(run_id);
+  if (!run) return;
+  storage::LogChunkRecord chunk;
+  chunk.run_id = run_id;
+  chunk.node_name = node_name;
+  chunk.attempt = attempt;
+  chunk.stream = std::string(stream);
+  chunk.data = std::string(data);
+  chunk.time_ms = clock_->NowMs();
+  run->pending_logs.push_back(std::move(chunk));
+  if (run->log_flush_armed) return;
+  run->log_flush_armed = true;
+  run->log_flush.expires_after(std::chrono::milliseconds(options_.log_flush_interval_ms));
+  run->log_flush.async_wait([this, alive = alive_, run_id](const boost::system::error_code& ec) {
+    if (ec || !*alive) return;
+    if (ActiveRun* r = Find(run_id)) FlushLogs(r);
+  });
+}
+
+void Scheduler::FlushLogs(ActiveRun* run) {
+  run->log_flush_armed = false;
+  if (run->pending_logs.empty()) return;
+  storage::WriteBatch batch;
+  batch.logs = std::move(run->pending_logs);
+  run->pending_logs.clear();
+  Commit(run->record.id, std::move(batch), nullptr);
+}
+
+void Scheduler::OnAttemptFinished(const std::string& run_id, const std::string& node_name,
+                                  int attempt, const engine::AttemptResult& result) {
+  ActiveRun* run = Find(run_id);
+  if (!run) return;
+  run->running.erase({node_name, attempt});
+  // Pending log chunks travel in the same batch as the attempt's end (CollectChanges).
+  run->state->OnAttemptFinished(node_name, attempt, result, clock_->NowMs());
+  Step(run);
+}
+
+void Scheduler::ArmWakeup(ActiveRun* run) {
+  std::optional<int64_t> next = run->state->NextWakeup();
+  if (!next) return;
+  if (run->wakeup_at_ms == *next) return;  // already armed for that time
+  run->wakeup_at_ms = *next;
+  const int64_t delay = std::max<int64_t>(0, *next - clock_->NowMs());
+  run->wakeup.expires_after(std::chrono::milliseconds(delay));
+  run->wakeup.async_wait(
+      [this, alive = alive_, run_id = run->record.id](const boost::system::error_code& ec) {
+        if (ec || !*alive) return;
+        ActiveRun* r = Find(run_id);
+        if (!r) return;
+        r->wakeup_at_ms = 0;
+        Step(r);
+      });
+}
+
+void Scheduler::Stop(const std::string& run_id, const std::string& message, bool terminate,
+                     std::function<void(absl::StatusOr<storage::RunRecord>)> done) {
+  asio::post(io_, [this, run_id, message, terminate, done = std::move(done)] {
+    ActiveRun* run = Find(run_id);
+    if (!run || run->state->Done()) {
+      auto stored = store_->GetRun(run_id);
+      if (!stored.ok()) return done(stored.status());
+      return done(absl::FailedPreconditionError(
+          absl::StrCat("run ", run_id, " is already ", engine::NodePhaseName(stored->phase))));
+    }
+    const std::string reason =
+        !message.empty() ? message
+                         : (terminate ? "Stopped with strategy 'Terminate'"
+                                      : "Stopped with strategy 'Stop'");
+    run->state->Stop(reason, clock_->NowMs());
+    for (const auto& [key, who] : run->running) {
+      if (runners::Runner* runner = runners_->Find(who.first)) runner->Cancel(who.second, reason);
+    }
+    storage::WriteBatch batch = CollectChanges(run);
+    batch.runs.clear();
+    storage::EventRecord e;
+    e.run_id = run_id;
+    e.sequence = run->next_sequence++;
+    e.time_ms = clock_->NowMs();
+    e.type = terminate ? "RunTerminateRequested" : "RunStopRequested";
+    e.phase = run->record.phase;
+    e.message = reason;
+    batch.events.push_back(e);
+    run->record.stopping = true;
+    run->record.last_sequence = run->next_sequence - 1;
+    batch.runs.push_back(run->record);
+    Commit(run_id, std::move(batch), [this, run_id, done] {
+      ActiveRun* r = Find(run_id);
+      if (r) return done(r->record);
+      done(store_->GetRun(run_id));
+    });
+  });
+}
+
+void Scheduler::Retire(const std::string& run_id) {
+  ActiveRun* run = Find(run_id);
+  if (!run) return;
+  Log()->info("run {}: {}", run_id, engine::NodePhaseName(run->record.phase));
+  runs_.erase(run_id);
+  active_runs_ = static_cast<int>(runs_.size());
+}
+
+void Scheduler::Shutdown() {
+  *alive_ = false;
+  runners_->KillAll();
+  runs_.clear();
+  active_runs_ = 0;
+}
+
+}  // namespace dagd::scheduler

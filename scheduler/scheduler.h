@@ -1,0 +1,137 @@
+// Scheduler: the live loop that turns stored runs into launched attempts.
+//
+// One io_context thread owns all run state (engine::RunState per active run). Every public method
+// is thread-safe: it posts onto that thread and answers through a callback, which runs on the
+// io_context thread or the store's writer thread — callers must not block in it.
+//
+// Durability (DESIGN.md §3): each step of a run is a WriteBatch (node states, events, the run
+// record) submitted to the Store's group commit; only once it is committed does the scheduler
+// launch the attempts the step decided, acknowledge a submission, or tell listeners. So a crash
+// at any point loses nothing that was acknowledged, and a restart (Recover) continues from the
+// last committed step: attempts that were running on the local runner died with dagd and count
+// as attempts that ended in Error, retried under their retry strategy.
+#ifndef DAGD_SCHEDULER_SCHEDULER_H_
+#define DAGD_SCHEDULER_SCHEDULER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "absl/status/statusor.h"
+#include "runners/runner.h"
+#include "scheduler/clock.h"
+#include "storage/store.h"
+
+namespace dagd::scheduler {
+
+struct SchedulerOptions {
+  // Attempt working directories live under <data_dir>/attempts/<run>/.
+  std::string data_dir;
+  // Runner used when neither the template nor the workflow names one.
+  std::string default_runner = "local";
+  // Between SIGTERM and SIGKILL when a run is stopped.
+  int64_t grace_period_ms = 10000;
+  // How long log output may wait before it is committed in one batch.
+  int64_t log_flush_interval_ms = 200;
+};
+
+// Told after a change of a run is committed. Called on the io_context thread; must not block.
+class RunListener {
+ public:
+  virtual ~RunListener() = default;
+  virtual void OnRunCommitted(const std::string& run_id) = 0;
+};
+
+struct SubmitRequest {
+  std::string workflow_yaml;
+  std::string file_name;
+  std::string workflow_name;     // the stored workflow, or "" for an inline spec
+  int64_t workflow_version = 0;  // of the stored workflow; 0 for inline
+  std::string bundle_dir;
+  std::map<std::string, std::string> parameters;
+  std::string request_id;
+};
+
+class Scheduler {
+ public:
+  Scheduler(boost::asio::io_context& io, storage::Store* store,
+            runners::RunnerRegistry* runners, Clock* clock, SchedulerOptions options);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Resumes every unfinished run from the store. Call once, before serving.
+  absl::Status Recover();
+
+  // Validates and stores a new run, then starts it. `done` gets the stored run record, or
+  // InvalidArgument (bad spec or parameters), or the store's error (nothing is started). With a
+  // request id that names an existing run, `done` gets that run and nothing new is created.
+  void Submit(SubmitRequest request,
+              std::function<void(absl::StatusOr<storage::RunRecord>)> done);
+
+  // StopRun / TerminateRun: nothing new starts, running attempts are cancelled, the run ends
+  // Failed. FailedPrecondition if the run is already finished; NotFound if unknown.
+  void Stop(const std::string& run_id, const std::string& message, bool terminate,
+            std::function<void(absl::StatusOr<storage::RunRecord>)> done);
+
+  // Listeners are told of every committed change. Not owned; must outlive the scheduler.
+  void AddListener(RunListener* listener);
+
+  // Whether the last commit succeeded (readiness). Thread-safe.
+  bool healthy() const { return healthy_.load(); }
+  // Runs currently held in memory. Thread-safe.
+  int active_runs() const { return active_runs_.load(); }
+
+  // Kills every running attempt (no callbacks) and drops in-memory state. Committed state is
+  // kept: a later Recover() continues the runs. Call on the io_context thread or after it stopped.
+  void Shutdown();
+
+ private:
+  struct ActiveRun;
+
+  void StartRun(std::unique_ptr<ActiveRun> run,
+                std::function<void(absl::StatusOr<storage::RunRecord>)> done);
+  // Advances `run`, commits the step, then launches what it decided.
+  void Step(ActiveRun* run);
+  // Turns changed nodes into a WriteBatch with events; updates the run record.
+  storage::WriteBatch CollectChanges(ActiveRun* run);
+  void Commit(const std::string& run_id, storage::WriteBatch batch,
+              std::function<void()> after_commit);
+  void Launch(ActiveRun* run, const engine::DispatchRequest& dispatch);
+  void OnAttemptLog(const std::string& run_id, const std::string& node_name, int attempt,
+                    std::string_view stream, std::string_view data);
+  void OnAttemptFinished(const std::string& run_id, const std::string& node_name, int attempt,
+                         const engine::AttemptResult& result);
+  void FlushLogs(ActiveRun* run);
+  void ArmWakeup(ActiveRun* run);
+  void Notify(const std::string& run_id);
+  void Retire(const std::string& run_id);
+  ActiveRun* Find(const std::string& run_id);
+
+  boost::asio::io_context& io_;
+  storage::Store* store_;
+  runners::RunnerRegistry* runners_;
+  Clock* clock_;
+  SchedulerOptions options_;
+  std::map<std::string, std::unique_ptr<ActiveRun>> runs_;  // io thread only
+  std::map<std::string, std::string> inflight_request_ids_;  // request id -> run id, io thread
+  std::mutex listeners_mu_;
+  std::vector<RunListener*> listeners_;
+  std::atomic<bool> healthy_{true};
+  std::atomic<int> active_runs_{0};
+  std::shared_ptr<std::atomic<bool>> alive_;  // guards callbacks that outlive the scheduler
+};
+
+// The run's name for a workflow: metadata.name, or generateName plus 5 random characters.
+std::string NewRunId(const engine::Workflow& workflow);
+
+}  // namespace dagd::scheduler
+
+#endif  // DAGD_SCHEDULER_SCHEDULER_H_

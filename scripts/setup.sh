@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs every Debian package of scripts/debian-packages.txt that is missing, then configures
+# and builds dagd into build/ (Ninja, -j2). Quick when nothing changed.
+#   scripts/setup.sh            # packages + build
+#   DAGD_BUILD_DIR=dir scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+build_dir=${DAGD_BUILD_DIR:-build}
+mapfile -t wanted < <(grep -v '^\s*#' scripts/debian-packages.txt | sed '/^\s*$/d')
+missing=()
+for pkg in "${wanted[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+if [ ! -f "$build_dir/build.ninja" ]; then
+  cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
+cmake --build "$build_dir" -j2

@@ -1,0 +1,152 @@
+#include "server/convert.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include <cstdlib>
+
+#include "absl/strings/str_split.h"
+
+namespace dagd::server {
+namespace {
+
+void SetTime(int64_t ms, google::protobuf::Timestamp* out) {
+  if (ms <= 0) return;
+  *out = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(ms);
+}
+
+v1::NodeType ToProtoType(engine::NodeType type) {
+  switch (type) {
+    case engine::NodeType::kDag: return v1::NODE_TYPE_DAG;
+    case engine::NodeType::kTaskGroup: return v1::NODE_TYPE_TASK_GROUP;
+    case engine::NodeType::kPod: return v1::NODE_TYPE_POD;
+  }
+  return v1::NODE_TYPE_UNSPECIFIED;
+}
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+v1::Phase ToProtoPhase(engine::NodePhase phase) {
+  switch (phase) {
+    case engine::NodePhase::kPending: return v1::PHASE_PENDING;
+    case engine::NodePhase::kRunning: return v1::PHASE_RUNNING;
+    case engine::NodePhase::kSucceeded: return v1::PHASE_SUCCEEDED;
+    case engine::NodePhase::kFailed: return v1::PHASE_FAILED;
+    case engine::NodePhase::kError: return v1::PHASE_ERROR;
+    case engine::NodePhase::kSkipped: return v1::PHASE_SKIPPED;
+    case engine::NodePhase::kOmitted: return v1::PHASE_OMITTED;
+  }
+  return v1::PHASE_UNSPECIFIED;
+}
+
+bool FromProtoPhase(v1::Phase phase, engine::NodePhase* out) {
+  switch (phase) {
+    case v1::PHASE_PENDING: *out = engine::NodePhase::kPending; return true;
+    case v1::PHASE_RUNNING: *out = engine::NodePhase::kRunning; return true;
+    case v1::PHASE_SUCCEEDED: *out = engine::NodePhase::kSucceeded; return true;
+    case v1::PHASE_FAILED: *out = engine::NodePhase::kFailed; return true;
+    case v1::PHASE_ERROR: *out = engine::NodePhase::kError; return true;
+    case v1::PHASE_SKIPPED: *out = engine::NodePhase::kSkipped; return true;
+    case v1::PHASE_OMITTED: *out = engine::NodePhase::kOmitted; return true;
+    default: return false;
+  }
+}
+
+void ToProto(const storage::WorkflowRecord& record, v1::Workflow* out) {
+  out->set_name(record.name);
+  out->set_version(record.version);
+  out->set_yaml(record.yaml);
+  out->set_spec_sha256(record.spec_sha256);
+  out->set_entrypoint(record.entrypoint);
+  out->set_bundle_dir(record.bundle_dir);
+  SetTime(record.created_at_ms, out->mutable_create_time());
+}
+
+void ToProto(const engine::NodeState& node, v1::Node* out) {
+  out->set_name(node.name);
+  out->set_display_name(node.display_name);
+  out->set_parent(node.parent);
+  out->set_template_name(node.template_name);
+  out->set_type(ToProtoType(node.type));
+  out->set_phase(ToProtoPhase(node.phase));
+  out->set_message(node.message);
+  SetTime(node.started_at_ms, out->mutable_start_time());
+  SetTime(node.finished_at_ms, out->mutable_finish_time());
+  for (const auto& [k, v] : node.inputs) (*out->mutable_inputs())[k] = v;
+  for (const auto& [k, v] : node.outputs.parameters) (*out->mutable_output_parameters())[k] = v;
+  if (node.outputs.result) out->set_result(*node.outputs.result);
+  for (const auto& a : node.attempts) {
+    v1::Attempt* attempt = out->add_attempts();
+    attempt->set_number(a.number);
+    attempt->set_phase(ToProtoPhase(a.phase));
+    attempt->set_runner(a.runner);
+    attempt->set_external_name(a.external_name);
+    attempt->set_exit_code(a.exit_code);
+    attempt->set_message(a.message);
+    SetTime(a.started_at_ms, attempt->mutable_start_time());
+    SetTime(a.finished_at_ms, attempt->mutable_finish_time());
+  }
+  for (const auto& child : node.children) out->add_children(child);
+}
+
+void ToProto(const storage::RunRecord& record, const std::vector<engine::NodeState>& nodes,
+             v1::Run* out) {
+  out->set_id(record.id);
+  out->set_workflow_name(record.workflow_name);
+  out->set_workflow_version(record.workflow_version);
+  out->set_phase(ToProtoPhase(record.phase));
+  out->set_message(record.message);
+  for (const auto& [k, v] : record.parameters) (*out->mutable_parameters())[k] = v;
+  out->set_request_id(record.request_id);
+  SetTime(record.created_at_ms, out->mutable_create_time());
+  SetTime(record.started_at_ms, out->mutable_start_time());
+  SetTime(record.finished_at_ms, out->mutable_finish_time());
+  out->set_last_sequence(record.last_sequence);
+  for (const auto& node : nodes) ToProto(node, out->add_nodes());
+}
+
+void ToProto(const storage::EventRecord& event, v1::RunEvent* out) {
+  out->set_sequence(event.sequence);
+  SetTime(event.time_ms, out->mutable_time());
+  out->set_node_name(event.node_name);
+  out->set_type(event.type);
+  out->set_phase(ToProtoPhase(event.phase));
+  out->set_message(event.message);
+  out->set_attempt(event.attempt);
+  out->set_final(event.type == "RunPhase" && engine::IsFinal(event.phase));
+}
+
+void ToProto(const storage::LogChunkRecord& chunk, v1::LogChunk* out) {
+  out->set_attempt(chunk.attempt);
+  out->set_stream(chunk.stream);
+  out->set_data(chunk.data);
+  SetTime(chunk.time_ms, out->mutable_time());
+  out->set_node_name(chunk.node_name);
+}
+
+v1::Diagnostic ToDiagnostic(const absl::Status& status, const std::string& file) {
+  v1::Diagnostic d;
+  d.set_file(file);
+  std::string text(status.message());
+  // "<file>:<line>:<col>: <field>: <message>" — the file name itself may hold no ": ".
+  std::vector<std::string> parts = absl::StrSplit(text, absl::MaxSplits(": ", 2));
+  if (parts.size() == 3) {
+    std::vector<std::string> where = absl::StrSplit(parts[0], ':');
+    if (where.size() >= 3) {
+      d.set_file(where[0]);
+      d.set_line(std::atoi(where[1].c_str()));
+      d.set_column(std::atoi(where[2].c_str()));
+      d.set_field(parts[1]);
+      d.set_message(parts[2]);
+      return d;
+    }
+  }
+  d.set_message(text);
+  return d;
+}
+
+}  // namespace dagd::server

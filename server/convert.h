@@ -1,0 +1,38 @@
+// Conversions between dagd's internal records (engine/, storage/) and the dagd.v1 protos, and
+// between absl::Status and grpc::Status. Pure functions; thread-safe.
+#ifndef DAGD_SERVER_CONVERT_H_
+#define DAGD_SERVER_CONVERT_H_
+
+#include <grpcpp/support/status.h>
+
+#include <vector>
+
+#include "absl/status/status.h"
+#include "dagd/v1/run.pb.h"
+#include "dagd/v1/workflow.pb.h"
+#include "storage/store.h"
+
+namespace dagd::server {
+
+// absl and gRPC share canonical codes, so the code is kept as it is.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+v1::Phase ToProtoPhase(engine::NodePhase phase);
+// PHASE_UNSPECIFIED is not a phase: returns false.
+bool FromProtoPhase(v1::Phase phase, engine::NodePhase* out);
+
+void ToProto(const storage::WorkflowRecord& record, v1::Workflow* out);
+void ToProto(const engine::NodeState& node, v1::Node* out);
+// `nodes` may be empty (ListRuns).
+void ToProto(const storage::RunRecord& record, const std::vector<engine::NodeState>& nodes,
+             v1::Run* out);
+void ToProto(const storage::EventRecord& event, v1::RunEvent* out);
+void ToProto(const storage::LogChunkRecord& chunk, v1::LogChunk* out);
+
+// Splits an engine error "<file>:<line>:<col>: <field>: <message>" into a Diagnostic; text that
+// does not have that shape goes whole into `message`.
+v1::Diagnostic ToDiagnostic(const absl::Status& status, const std::string& file);
+
+}  // namespace dagd::server
+
+#endif  // DAGD_SERVER_CONVERT_H_

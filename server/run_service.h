@@ -1,0 +1,53 @@
+// RunService (proto/dagd/v1/run.proto) on gRPC's callback API. Submissions and stops go to the
+// Scheduler (which commits before it answers); reads come from the Store; WatchRun and
+// GetNodeLogs stream committed data through PollingWriter, woken by the RunHub.
+#ifndef DAGD_SERVER_RUN_SERVICE_H_
+#define DAGD_SERVER_RUN_SERVICE_H_
+
+#include <boost/asio/thread_pool.hpp>
+
+#include "dagd/v1/run.grpc.pb.h"
+#include "scheduler/scheduler.h"
+#include "server/run_hub.h"
+#include "storage/store.h"
+
+namespace dagd::server {
+
+class RunServiceImpl final : public v1::RunService::CallbackService {
+ public:
+  // None owned; all must outlive the service.
+  RunServiceImpl(storage::Store* store, scheduler::Scheduler* scheduler, RunHub* hub);
+  ~RunServiceImpl() override;
+
+  grpc::ServerUnaryReactor* SubmitRun(grpc::CallbackServerContext* context,
+                                      const v1::SubmitRunRequest* request,
+                                      v1::Run* response) override;
+  grpc::ServerUnaryReactor* GetRun(grpc::CallbackServerContext* context,
+                                   const v1::GetRunRequest* request, v1::Run* response) override;
+  grpc::ServerUnaryReactor* ListRuns(grpc::CallbackServerContext* context,
+                                     const v1::ListRunsRequest* request,
+                                     v1::ListRunsResponse* response) override;
+  grpc::ServerWriteReactor<v1::RunEvent>* WatchRun(grpc::CallbackServerContext* context,
+                                                   const v1::WatchRunRequest* request) override;
+  grpc::ServerUnaryReactor* StopRun(grpc::CallbackServerContext* context,
+                                    const v1::EndRunRequest* request, v1::Run* response) override;
+  grpc::ServerUnaryReactor* TerminateRun(grpc::CallbackServerContext* context,
+                                         const v1::EndRunRequest* request,
+                                         v1::Run* response) override;
+  grpc::ServerWriteReactor<v1::LogChunk>* GetNodeLogs(
+      grpc::CallbackServerContext* context, const v1::GetNodeLogsRequest* request) override;
+
+ private:
+  grpc::ServerUnaryReactor* EndRun(grpc::CallbackServerContext* context,
+                                   const v1::EndRunRequest* request, v1::Run* response,
+                                   bool terminate);
+
+  storage::Store* store_;
+  scheduler::Scheduler* scheduler_;
+  RunHub* hub_;
+  boost::asio::thread_pool stream_pool_{2};  // store reads of streaming calls
+};
+
+}  // namespace dagd::server
+
+#endif  // DAGD_SERVER_RUN_SERVICE_H_

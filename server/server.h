@@ -1,0 +1,55 @@
+// DagdServer: the gRPC server of dagd — WorkflowService, RunService, grpc.health.v1 and server
+// reflection on one listening address. Owns the services; the Store, Scheduler and RunHub are
+// passed in and must outlive it.
+#ifndef DAGD_SERVER_SERVER_H_
+#define DAGD_SERVER_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "scheduler/scheduler.h"
+#include "server/run_hub.h"
+#include "storage/store.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace dagd::server {
+
+class WorkflowServiceImpl;
+class RunServiceImpl;
+
+struct ServerOptions {
+  // "host:port"; port 0 picks a free port (see DagdServer::port()).
+  std::string listen = "127.0.0.1:7233";
+  // Largest request accepted, in bytes; larger ones get RESOURCE_EXHAUSTED from gRPC.
+  int max_request_bytes = 8 << 20;
+};
+
+class DagdServer {
+ public:
+  // Binds and starts serving. Unavailable if the address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<DagdServer>> Start(const ServerOptions& options,
+                                                           storage::Store* store,
+                                                           scheduler::Scheduler* scheduler,
+                                                           RunHub* hub);
+  ~DagdServer();
+
+  int port() const { return port_; }
+  // Stops accepting calls, ends open streams after `deadline_ms`, and waits for handlers.
+  void Shutdown(int64_t deadline_ms);
+
+ private:
+  DagdServer() = default;
+
+  std::unique_ptr<WorkflowServiceImpl> workflows_;
+  std::unique_ptr<RunServiceImpl> runs_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace dagd::server
+
+#endif  // DAGD_SERVER_SERVER_H_

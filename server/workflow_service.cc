@@ -1,0 +1,90 @@
+#include "server/workflow_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "engine/parser.h"
+#include "engine/validate.h"
+#include "server/convert.h"
+
+namespace dagd::server {
+namespace {
+
+// Parses and validates; the workflow on success.
+absl::StatusOr<engine::Workflow> Check(const std::string& yaml, const std::string& file) {
+  if (yaml.size() > kMaxSpecBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": the workflow is ", yaml.size(),
+                                                   " bytes; the limit is ", kMaxSpecBytes));
+  }
+  auto workflow = engine::ParseWorkflow(yaml, file);
+  if (!workflow.ok()) return workflow.status();
+  if (absl::Status valid = engine::ValidateWorkflow(*workflow); !valid.ok()) return valid;
+  return workflow;
+}
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status) {
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* WorkflowServiceImpl::CreateWorkflow(
+    grpc::CallbackServerContext* context, const v1::CreateWorkflowRequest* request,
+    v1::CreateWorkflowResponse* response) {
+  const std::string file = request->file_name().empty() ? "<request>" : request->file_name();
+  auto workflow = Check(request->yaml(), file);
+  if (!workflow.ok()) return Done(context, workflow.status());
+  if (workflow->name.empty()) {
+    return Done(context, absl::InvalidArgumentError(absl::StrCat(
+                             file, ": metadata.name: a stored workflow needs a name; set "
+                                   "metadata.name (generateName alone is for submitting runs)")));
+  }
+  bool created = false;
+  auto record = store_->PutWorkflow(workflow->name, request->yaml(), workflow->entrypoint,
+                                    request->bundle_dir(), clock_->NowMs(), &created);
+  if (!record.ok()) return Done(context, record.status());
+  ToProto(*record, response->mutable_workflow());
+  response->set_created(created);
+  return Done(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* WorkflowServiceImpl::GetWorkflow(grpc::CallbackServerContext* context,
+                                                           const v1::GetWorkflowRequest* request,
+                                                           v1::Workflow* response) {
+  auto record = store_->GetWorkflow(request->name(), request->version());
+  if (!record.ok()) return Done(context, record.status());
+  ToProto(*record, response);
+  return Done(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* WorkflowServiceImpl::ListWorkflows(
+    grpc::CallbackServerContext* context, const v1::ListWorkflowsRequest* request,
+    v1::ListWorkflowsResponse* response) {
+  const int limit = request->page_size() > 0 ? std::min(request->page_size(), 1000) : 100;
+  auto records = store_->ListWorkflows(request->page_token(), limit + 1);
+  if (!records.ok()) return Done(context, records.status());
+  for (size_t i = 0; i < records->size() && i < static_cast<size_t>(limit); ++i) {
+    ToProto((*records)[i], response->add_workflows());
+  }
+  if (records->size() > static_cast<size_t>(limit)) {
+    response->set_next_page_token((*records)[limit - 1].name);
+  }
+  return Done(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* WorkflowServiceImpl::DeleteWorkflow(
+    grpc::CallbackServerContext* context, const v1::DeleteWorkflowRequest* request,
+    v1::DeleteWorkflowResponse* response) {
+  return Done(context, store_->DeleteWorkflow(request->name()));
+}
+
+grpc::ServerUnaryReactor* WorkflowServiceImpl::LintWorkflow(
+    grpc::CallbackServerContext* context, const v1::LintWorkflowRequest* request,
+    v1::LintWorkflowResponse* response) {
+  const std::string file = request->file_name().empty() ? "<request>" : request->file_name();
+  auto workflow = Check(request->yaml(), file);
+  if (!workflow.ok()) *response->add_diagnostics() = ToDiagnostic(workflow.status(), file);
+  return Done(context, absl::OkStatus());
+}
+
+}  // namespace dagd::server

@@ -1,0 +1,43 @@
+// WorkflowService (proto/dagd/v1/workflow.proto) on gRPC's callback API. Handlers run on gRPC's
+// threads; they parse and validate with the engine and read and write through the Store.
+#ifndef DAGD_SERVER_WORKFLOW_SERVICE_H_
+#define DAGD_SERVER_WORKFLOW_SERVICE_H_
+
+#include "dagd/v1/workflow.grpc.pb.h"
+#include "scheduler/clock.h"
+#include "storage/store.h"
+
+namespace dagd::server {
+
+// Largest workflow YAML accepted, in bytes.
+inline constexpr size_t kMaxSpecBytes = 4 << 20;
+
+class WorkflowServiceImpl final : public v1::WorkflowService::CallbackService {
+ public:
+  WorkflowServiceImpl(storage::Store* store, scheduler::Clock* clock)
+      : store_(store), clock_(clock) {}
+
+  grpc::ServerUnaryReactor* CreateWorkflow(grpc::CallbackServerContext* context,
+                                           const v1::CreateWorkflowRequest* request,
+                                           v1::CreateWorkflowResponse* response) override;
+  grpc::ServerUnaryReactor* GetWorkflow(grpc::CallbackServerContext* context,
+                                        const v1::GetWorkflowRequest* request,
+                                        v1::Workflow* response) override;
+  grpc::ServerUnaryReactor* ListWorkflows(grpc::CallbackServerContext* context,
+                                          const v1::ListWorkflowsRequest* request,
+                                          v1::ListWorkflowsResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteWorkflow(grpc::CallbackServerContext* context,
+                                           const v1::DeleteWorkflowRequest* request,
+                                           v1::DeleteWorkflowResponse* response) override;
+  grpc::ServerUnaryReactor* LintWorkflow(grpc::CallbackServerContext* context,
+                                         const v1::LintWorkflowRequest* request,
+                                         v1::LintWorkflowResponse* response) override;
+
+ private:
+  storage::Store* store_;
+  scheduler::Clock* clock_;
+};
+
+}  // namespace dagd::server
+
+#endif  // DAGD_SERVER_WORKFLOW_SERVICE_H_

@@ -1,0 +1,144 @@
+#include "storage/node_json.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+namespace dagd::storage {
+namespace {
+
+using engine::AttemptRecord;
+using engine::NodePhase;
+using engine::NodeState;
+using engine::NodeType;
+using nlohmann::json;
+
+// Thrown inside NodeStateFromJson for values nlohmann accepts but dagd does not; caught there.
+struct BadValue {
+  std::string message;
+};
+
+NodePhase PhaseField(const json& object, const char* key, NodePhase fallback) {
+  if (!object.contains(key)) return fallback;
+  const std::string text = object.at(key).get<std::string>();
+  NodePhase phase;
+  if (!engine::ParseNodePhase(text, &phase)) {
+    throw BadValue{absl::StrCat("unknown phase \"", text, "\" in field \"", key, "\"")};
+  }
+  return phase;
+}
+
+json AttemptToJson(const AttemptRecord& attempt) {
+  return json{{"number", attempt.number},
+              {"phase", engine::NodePhaseName(attempt.phase)},
+              {"runner", attempt.runner},
+              {"external_name", attempt.external_name},
+              {"exit_code", attempt.exit_code},
+              {"message", attempt.message},
+              {"started_at_ms", attempt.started_at_ms},
+              {"finished_at_ms", attempt.finished_at_ms}};
+}
+
+AttemptRecord AttemptFromJson(const json& object) {
+  AttemptRecord attempt;
+  attempt.number = object.value("number", attempt.number);
+  attempt.phase = PhaseField(object, "phase", attempt.phase);
+  attempt.runner = object.value("runner", attempt.runner);
+  attempt.external_name = object.value("external_name", attempt.external_name);
+  attempt.exit_code = object.value("exit_code", attempt.exit_code);
+  attempt.message = object.value("message", attempt.message);
+  attempt.started_at_ms = object.value("started_at_ms", attempt.started_at_ms);
+  attempt.finished_at_ms = object.value("finished_at_ms", attempt.finished_at_ms);
+  return attempt;
+}
+
+}  // namespace
+
+const char* NodeTypeText(NodeType type) {
+  switch (type) {
+    case NodeType::kDag:
+      return "DAG";
+    case NodeType::kTaskGroup:
+      return "TaskGroup";
+    case NodeType::kPod:
+      return "Pod";
+  }
+  return "Unknown";
+}
+
+bool ParseNodeType(const std::string& text, NodeType* type) {
+  for (NodeType t : {NodeType::kDag, NodeType::kTaskGroup, NodeType::kPod}) {
+    if (text == NodeTypeText(t)) {
+      *type = t;
+      return true;
+    }
+  }
+  return false;
+}
+
+json NodeStateToJson(const NodeState& node) {
+  json attempts = json::array();
+  for (const AttemptRecord& attempt : node.attempts) attempts.push_back(AttemptToJson(attempt));
+  json outputs = {{"parameters", node.outputs.parameters}};
+  if (node.outputs.result.has_value()) outputs["result"] = *node.outputs.result;
+  json out = {{"name", node.name},
+              {"display_name", node.display_name},
+              {"parent", node.parent},
+              {"task_name", node.task_name},
+              {"template_name", node.template_name},
+              {"type", NodeTypeText(node.type)},
+              {"phase", engine::NodePhaseName(node.phase)},
+              {"message", node.message},
+              {"inputs", node.inputs},
+              {"outputs", std::move(outputs)},
+              {"attempts", std::move(attempts)},
+              {"children", node.children},
+              {"started_at_ms", node.started_at_ms},
+              {"finished_at_ms", node.finished_at_ms},
+              {"retry_at_ms", node.retry_at_ms}};
+  if (node.item.has_value()) out["item"] = *node.item;
+  return out;
+}
+
+absl::StatusOr<NodeState> NodeStateFromJson(const json& object) {
+  try {
+    if (!object.is_object()) throw BadValue{"a node must be a JSON object"};
+    NodeState node;
+    node.name = object.value("name", node.name);
+    node.display_name = object.value("display_name", node.display_name);
+    node.parent = object.value("parent", node.parent);
+    node.task_name = object.value("task_name", node.task_name);
+    node.template_name = object.value("template_name", node.template_name);
+    if (object.contains("type")) {
+      const std::string type = object.at("type").get<std::string>();
+      if (!ParseNodeType(type, &node.type)) {
+        throw BadValue{absl::StrCat("unknown node type \"", type, "\"")};
+      }
+    }
+    node.phase = PhaseField(object, "phase", node.phase);
+    node.message = object.value("message", node.message);
+    node.inputs = object.value("inputs", node.inputs);
+    if (object.contains("outputs")) {
+      const json& outputs = object.at("outputs");
+      node.outputs.parameters = outputs.value("parameters", node.outputs.parameters);
+      if (outputs.contains("result")) node.outputs.result = outputs.at("result").get<std::string>();
+    }
+    if (object.contains("attempts")) {
+      for (const json& attempt : object.at("attempts")) {
+        node.attempts.push_back(AttemptFromJson(attempt));
+      }
+    }
+    node.children = object.value("children", node.children);
+    if (object.contains("item")) node.item = object.at("item");
+    node.started_at_ms = object.value("started_at_ms", node.started_at_ms);
+    node.finished_at_ms = object.value("finished_at_ms", node.finished_at_ms);
+    node.retry_at_ms = object.value("retry_at_ms", node.retry_at_ms);
+    return node;
+  } catch (const BadValue& e) {
+    return absl::InvalidArgumentError(absl::StrCat("bad node JSON: ", e.message));
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("bad node JSON: ", e.what()));
+  }
+}
+
+}  // namespace dagd::storage

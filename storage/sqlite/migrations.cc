@@ -1,0 +1,143 @@
+#include "storage/sqlite/migrations.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+namespace dagd::storage::sqlite {
+namespace {
+
+// Version 1: workflows, runs, nodes, attempts, events, log chunks.
+//
+// Times are milliseconds since the Unix epoch; phases are Argo's spelling ("Running"). Text
+// columns are NOT NULL with '' for "none" so that the records' empty strings round-trip exactly.
+constexpr char kSchemaV1[] = R"sql(
+CREATE TABLE workflows (
+  name          TEXT    NOT NULL,
+  version       INTEGER NOT NULL CHECK (version > 0),
+  yaml          TEXT    NOT NULL,
+  spec_sha256   TEXT    NOT NULL,
+  entrypoint    TEXT    NOT NULL,
+  bundle_dir    TEXT    NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  deleted       INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (name, version)
+);
+
+CREATE TABLE runs (
+  id               TEXT    NOT NULL PRIMARY KEY,
+  workflow_name    TEXT    NOT NULL,
+  workflow_version INTEGER NOT NULL,
+  workflow_yaml    TEXT    NOT NULL,
+  file_name        TEXT    NOT NULL,
+  bundle_dir       TEXT    NOT NULL,
+  parameters       TEXT    NOT NULL,  -- JSON object
+  phase            TEXT    NOT NULL,
+  message          TEXT    NOT NULL,
+  request_id       TEXT    NOT NULL,
+  stopping         INTEGER NOT NULL,
+  created_at_ms    INTEGER NOT NULL,
+  started_at_ms    INTEGER NOT NULL,
+  finished_at_ms   INTEGER NOT NULL,
+  last_sequence    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX runs_by_request_id ON runs (request_id) WHERE request_id <> '';
+CREATE INDEX runs_by_created ON runs (created_at_ms DESC, id DESC);
+CREATE INDEX runs_by_workflow ON runs (workflow_name, created_at_ms DESC, id DESC);
+CREATE INDEX runs_unfinished ON runs (created_at_ms, id) WHERE phase IN ('Pending', 'Running');
+
+CREATE TABLE nodes (
+  run_id         TEXT    NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+  name           TEXT    NOT NULL,
+  phase          TEXT    NOT NULL,
+  type           TEXT    NOT NULL,
+  template_name  TEXT    NOT NULL,
+  parent         TEXT    NOT NULL,
+  started_at_ms  INTEGER NOT NULL,
+  finished_at_ms INTEGER NOT NULL,
+  state          TEXT    NOT NULL,  -- the full NodeState as JSON (storage/node_json.h)
+  PRIMARY KEY (run_id, name)
+);
+
+-- A queryable copy of NodeState.attempts, rewritten with its node.
+CREATE TABLE attempts (
+  run_id         TEXT    NOT NULL,
+  node_name      TEXT    NOT NULL,
+  number         INTEGER NOT NULL,
+  phase          TEXT    NOT NULL,
+  runner         TEXT    NOT NULL,
+  external_name  TEXT    NOT NULL,
+  exit_code      INTEGER NOT NULL,
+  message        TEXT    NOT NULL,
+  started_at_ms  INTEGER NOT NULL,
+  finished_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (run_id, node_name, number),
+  FOREIGN KEY (run_id, node_name) REFERENCES nodes (run_id, name) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX attempts_by_external_name ON attempts (runner, external_name)
+  WHERE external_name <> '';
+
+CREATE TABLE events (
+  run_id    TEXT    NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+  sequence  INTEGER NOT NULL,
+  time_ms   INTEGER NOT NULL,
+  node_name TEXT    NOT NULL,
+  type      TEXT    NOT NULL,
+  phase     TEXT    NOT NULL,
+  message   TEXT    NOT NULL,
+  attempt   INTEGER NOT NULL,
+  PRIMARY KEY (run_id, sequence)
+) WITHOUT ROWID;
+
+CREATE TABLE log_chunks (
+  run_id    TEXT    NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+  sequence  INTEGER NOT NULL,  -- assigned by the store, increasing per run
+  node_name TEXT    NOT NULL,
+  attempt   INTEGER NOT NULL,
+  stream    TEXT    NOT NULL,
+  data      BLOB    NOT NULL,
+  time_ms   INTEGER NOT NULL,
+  PRIMARY KEY (run_id, sequence)
+);
+CREATE INDEX log_chunks_by_node ON log_chunks (run_id, node_name, attempt, sequence);
+)sql";
+
+constexpr Migration kMigrations[] = {
+    {1, "workflows, runs, nodes, attempts, events, log chunks", kSchemaV1},
+};
+
+}  // namespace
+
+std::span<const Migration> Migrations() { return kMigrations; }
+
+int LatestSchemaVersion() { return Migrations().back().version; }
+
+absl::StatusOr<int> ApplyMigrations(internal::Connection& db,
+                                    std::span<const Migration> migrations) {
+  absl::StatusOr<int64_t> current = db.QueryInt("PRAGMA user_version");
+  if (!current.ok()) return current.status();
+  const int latest = migrations.empty() ? 0 : migrations.back().version;
+  if (*current > latest) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database ", db.path(), " has schema version ", *current, ", newer than this dagd knows (",
+        latest, "): it was written by a newer dagd; run that version or restore a backup"));
+  }
+  int applied = 0;
+  for (const Migration& migration : migrations) {
+    if (migration.version <= *current) continue;
+    absl::Status status = db.Exec("BEGIN IMMEDIATE");
+    if (status.ok()) status = db.Exec(migration.sql);
+    if (status.ok()) status = db.Exec(absl::StrCat("PRAGMA user_version = ", migration.version));
+    if (status.ok()) status = db.Exec("COMMIT");
+    if (!status.ok()) {
+      if (db.in_transaction()) db.Exec("ROLLBACK").IgnoreError();
+      return absl::Status(status.code(),
+                          absl::StrCat("migration ", migration.version, " (", migration.description,
+                                       ") failed: ", status.message()));
+    }
+    ++applied;
+  }
+  return applied;
+}
+
+}  // namespace dagd::storage::sqlite

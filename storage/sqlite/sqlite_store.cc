@@ -1,0 +1,798 @@
+#include "storage/sqlite/sqlite_store.h"
+
+#include <openssl/evp.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <utility>
+#include <variant>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
+#include "engine/status_macros.h"
+#include "storage/node_json.h"
+#include "storage/sqlite/internal/sqlite_db.h"
+#include "storage/sqlite/migrations.h"
+
+namespace dagd::storage::sqlite {
+namespace {
+
+using internal::Connection;
+using internal::Statement;
+
+// Page sizes when the caller passes limit <= 0, and the cap of every limit.
+constexpr int kDefaultListLimit = 50;
+constexpr int kDefaultStreamLimit = 1000;
+constexpr int kMaxLimit = 10000;
+
+// JSON text for a column. Strings from the outside world (playbook output in a message, a
+// parameter value) may not be valid UTF-8; nlohmann would throw on the writer thread, so invalid
+// bytes become U+FFFD instead.
+std::string JsonText(const nlohmann::json& json) {
+  return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+int ClampLimit(int limit, int default_limit) {
+  if (limit <= 0) return default_limit;
+  return std::min(limit, kMaxLimit);
+}
+
+std::shared_ptr<spdlog::logger> Logger() {
+  static const std::shared_ptr<spdlog::logger> logger = [] {
+    if (auto existing = spdlog::get("storage")) return existing;
+    try {
+      return spdlog::stderr_color_mt("storage");
+    } catch (const spdlog::spdlog_ex&) {  // registered by another thread meanwhile
+      return spdlog::get("storage");
+    }
+  }();
+  return logger;
+}
+
+std::string Sha256Hex(const std::string& text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  DAGD_CHECK(EVP_Digest(text.data(), text.size(), digest, &size, EVP_sha256(), nullptr) == 1);
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), size));
+}
+
+// Errors that concern one queued item only: its savepoint is rolled back and the rest of the
+// group commits. Any other error means the transaction itself is in doubt.
+bool IsItemError(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+      return true;
+    default:
+      return false;
+  }
+}
+
+absl::StatusOr<engine::NodePhase> ParsePhaseColumn(const std::string& text,
+                                                   const std::string& where) {
+  engine::NodePhase phase;
+  if (!engine::ParseNodePhase(text, &phase)) {
+    return absl::DataLossError(absl::StrCat("unknown phase \"", text, "\" stored in ", where));
+  }
+  return phase;
+}
+
+// --- workflows ----------------------------------------------------------------------------------
+
+constexpr char kWorkflowColumns[] =
+    "name, version, yaml, spec_sha256, entrypoint, bundle_dir, created_at_ms";
+
+WorkflowRecord ReadWorkflow(const Statement& row) {
+  WorkflowRecord record;
+  record.name = row.Text(0);
+  record.version = row.Int(1);
+  record.yaml = row.Text(2);
+  record.spec_sha256 = row.Text(3);
+  record.entrypoint = row.Text(4);
+  record.bundle_dir = row.Text(5);
+  record.created_at_ms = row.Int(6);
+  return record;
+}
+
+// --- runs ---------------------------------------------------------------------------------------
+
+constexpr char kRunColumns[] =
+    "id, workflow_name, workflow_version, workflow_yaml, file_name, bundle_dir, parameters, "
+    "phase, message, request_id, stopping, created_at_ms, started_at_ms, finished_at_ms, "
+    "last_sequence";
+
+absl::StatusOr<RunRecord> ReadRun(const Statement& row) {
+  RunRecord run;
+  run.id = row.Text(0);
+  run.workflow_name = row.Text(1);
+  run.workflow_version = row.Int(2);
+  run.workflow_yaml = row.Text(3);
+  run.file_name = row.Text(4);
+  run.bundle_dir = row.Text(5);
+  try {
+    run.parameters = nlohmann::json::parse(row.Text(6)).get<std::map<std::string, std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(
+        absl::StrCat("unreadable parameters stored for run ", run.id, ": ", e.what()));
+  }
+  ASSIGN_OR_RETURN(run.phase, ParsePhaseColumn(row.Text(7), "run " + run.id));
+  run.message = row.Text(8);
+  run.request_id = row.Text(9);
+  run.stopping = row.Int(10) != 0;
+  run.created_at_ms = row.Int(11);
+  run.started_at_ms = row.Int(12);
+  run.finished_at_ms = row.Int(13);
+  run.last_sequence = row.Int(14);
+  return run;
+}
+
+absl::StatusOr<std::vector<RunRecord>> ReadRuns(Statement& stmt) {
+  std::vector<RunRecord> runs;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return runs;
+    ASSIGN_OR_RETURN(RunRecord run, ReadRun(stmt));
+    runs.push_back(std::move(run));
+  }
+}
+
+absl::Status UpsertRun(Connection& db, const RunRecord& run) {
+  if (run.id.empty()) return absl::InvalidArgumentError("a run needs an id");
+  // ON CONFLICT(id) rather than INSERT OR REPLACE: REPLACE would also delete another run that
+  // holds the same request id, where a duplicate must fail with AlreadyExists instead.
+  // last_sequence never goes back: events committed meanwhile may have raised it.
+  ASSIGN_OR_RETURN(Statement stmt, db.Prepare(R"sql(
+INSERT INTO runs (id, workflow_name, workflow_version, workflow_yaml, file_name, bundle_dir,
+                  parameters, phase, message, request_id, stopping, created_at_ms, started_at_ms,
+                  finished_at_ms, last_sequence)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+ON CONFLICT (id) DO UPDATE SET
+  workflow_name = excluded.workflow_name, workflow_version = excluded.workflow_version,
+  workflow_yaml = excluded.workflow_yaml, file_name = excluded.file_name,
+  bundle_dir = excluded.bundle_dir, parameters = excluded.parameters, phase = excluded.phase,
+  message = excluded.message, request_id = excluded.request_id, stopping = excluded.stopping,
+  created_at_ms = excluded.created_at_ms, started_at_ms = excluded.started_at_ms,
+  finished_at_ms = excluded.finished_at_ms,
+  last_sequence = max(last_sequence, excluded.last_sequence)
+)sql"));
+  stmt.Bind(1, run.id)
+      .Bind(2, run.workflow_name)
+      .Bind(3, run.workflow_version)
+      .Bind(4, run.workflow_yaml)
+      .Bind(5, run.file_name)
+      .Bind(6, run.bundle_dir)
+      .Bind(7, JsonText(run.parameters))
+      .Bind(8, engine::NodePhaseName(run.phase))
+      .Bind(9, run.message)
+      .Bind(10, run.request_id)
+      .Bind(11, int64_t{run.stopping})
+      .Bind(12, run.created_at_ms)
+      .Bind(13, run.started_at_ms)
+      .Bind(14, run.finished_at_ms)
+      .Bind(15, run.last_sequence);
+  absl::Status status = stmt.Run();
+  if (status.code() == absl::StatusCode::kAlreadyExists) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("run ", run.id, ": request id \"", run.request_id, "\" is already used"));
+  }
+  return status;
+}
+
+// --- nodes, events, logs ------------------------------------------------------------------------
+
+absl::Status UpsertNode(Connection& db, const std::string& run_id, const engine::NodeState& node) {
+  ASSIGN_OR_RETURN(Statement stmt, db.Prepare(R"sql(
+INSERT INTO nodes (run_id, name, phase, type, template_name, parent, started_at_ms,
+                   finished_at_ms, state)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+ON CONFLICT (run_id, name) DO UPDATE SET
+  phase = excluded.phase, type = excluded.type, template_name = excluded.template_name,
+  parent = excluded.parent, started_at_ms = excluded.started_at_ms,
+  finished_at_ms = excluded.finished_at_ms, state = excluded.state
+)sql"));
+  stmt.Bind(1, run_id)
+      .Bind(2, node.name)
+      .Bind(3, engine::NodePhaseName(node.phase))
+      .Bind(4, NodeTypeText(node.type))
+      .Bind(5, node.template_name)
+      .Bind(6, node.parent)
+      .Bind(7, node.started_at_ms)
+      .Bind(8, node.finished_at_ms)
+      .Bind(9, JsonText(NodeStateToJson(node)));
+  absl::Status status = stmt.Run();
+  if (status.code() == absl::StatusCode::kFailedPrecondition) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("node ", node.name, ": run ", run_id, " is not stored: ", status.message()));
+  }
+  RETURN_IF_ERROR(status);
+
+  // The attempts table mirrors node.attempts exactly: rewrite the node's rows.
+  ASSIGN_OR_RETURN(Statement clear,
+                   db.Prepare("DELETE FROM attempts WHERE run_id = ?1 AND node_name = ?2"));
+  RETURN_IF_ERROR(clear.Bind(1, run_id).Bind(2, node.name).Run());
+  for (const engine::AttemptRecord& attempt : node.attempts) {
+    ASSIGN_OR_RETURN(Statement insert, db.Prepare(R"sql(
+INSERT INTO attempts (run_id, node_name, number, phase, runner, external_name, exit_code, message,
+                      started_at_ms, finished_at_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+)sql"));
+    insert.Bind(1, run_id)
+        .Bind(2, node.name)
+        .Bind(3, int64_t{attempt.number})
+        .Bind(4, engine::NodePhaseName(attempt.phase))
+        .Bind(5, attempt.runner)
+        .Bind(6, attempt.external_name)
+        .Bind(7, int64_t{attempt.exit_code})
+        .Bind(8, attempt.message)
+        .Bind(9, attempt.started_at_ms)
+        .Bind(10, attempt.finished_at_ms);
+    status = insert.Run();
+    if (status.code() == absl::StatusCode::kAlreadyExists) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("node ", node.name, ": attempt number ", attempt.number, " appears twice"));
+    }
+    RETURN_IF_ERROR(status);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status InsertEvents(Connection& db, const std::vector<EventRecord>& events) {
+  std::map<std::string, int64_t> last_sequence;  // per run, to raise runs.last_sequence
+  for (const EventRecord& event : events) {
+    ASSIGN_OR_RETURN(Statement stmt, db.Prepare(R"sql(
+INSERT INTO events (run_id, sequence, time_ms, node_name, type, phase, message, attempt)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+)sql"));
+    stmt.Bind(1, event.run_id)
+        .Bind(2, event.sequence)
+        .Bind(3, event.time_ms)
+        .Bind(4, event.node_name)
+        .Bind(5, event.type)
+        .Bind(6, engine::NodePhaseName(event.phase))
+        .Bind(7, event.message)
+        .Bind(8, int64_t{event.attempt});
+    absl::Status status = stmt.Run();
+    if (status.code() == absl::StatusCode::kAlreadyExists) {
+      return absl::AlreadyExistsError(absl::StrCat("run ", event.run_id, ": event sequence ",
+                                                   event.sequence, " is already stored"));
+    }
+    if (status.code() == absl::StatusCode::kFailedPrecondition) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("event ", event.sequence, ": run ", event.run_id, " is not stored"));
+    }
+    RETURN_IF_ERROR(status);
+    int64_t& last = last_sequence[event.run_id];
+    last = std::max(last, event.sequence);
+  }
+  for (const auto& [run_id, sequence] : last_sequence) {
+    ASSIGN_OR_RETURN(Statement stmt,
+                     db.Prepare("UPDATE runs SET last_sequence = max(last_sequence, ?2) "
+                                "WHERE id = ?1"));
+    RETURN_IF_ERROR(stmt.Bind(1, run_id).Bind(2, sequence).Run());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status InsertLogs(Connection& db, const std::vector<LogChunkRecord>& logs) {
+  // Sequences continue from the highest stored one of each run (an index seek), read inside this
+  // transaction so that a rolled-back batch leaves no gap behind in memory.
+  std::map<std::string, int64_t> next_sequence;
+  for (const LogChunkRecord& chunk : logs) {
+    auto it = next_sequence.find(chunk.run_id);
+    if (it == next_sequence.end()) {
+      ASSIGN_OR_RETURN(Statement max, db.Prepare("SELECT coalesce(max(sequence), 0) "
+                                                 "FROM log_chunks WHERE run_id = ?1"));
+      max.Bind(1, chunk.run_id);
+      ASSIGN_OR_RETURN(bool row, max.Step());
+      DAGD_CHECK(row);  // an aggregate always returns a row
+      it = next_sequence.emplace(chunk.run_id, max.Int(0)).first;
+    }
+    ASSIGN_OR_RETURN(Statement stmt, db.Prepare(R"sql(
+INSERT INTO log_chunks (run_id, sequence, node_name, attempt, stream, data, time_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+)sql"));
+    stmt.Bind(1, chunk.run_id)
+        .Bind(2, ++it->second)
+        .Bind(3, chunk.node_name)
+        .Bind(4, int64_t{chunk.attempt})
+        .Bind(5, chunk.stream)
+        .BindBlob(6, chunk.data)
+        .Bind(7, chunk.time_ms);
+    absl::Status status = stmt.Run();
+    if (status.code() == absl::StatusCode::kFailedPrecondition) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("log chunk: run ", chunk.run_id, " is not stored"));
+    }
+    RETURN_IF_ERROR(status);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyBatch(Connection& db, const WriteBatch& batch) {
+  if (!batch.nodes.empty() && batch.node_run_id.empty()) {
+    return absl::InvalidArgumentError("a batch with nodes needs node_run_id");
+  }
+  for (const RunRecord& run : batch.runs) RETURN_IF_ERROR(UpsertRun(db, run));
+  for (const engine::NodeState& node : batch.nodes) {
+    RETURN_IF_ERROR(UpsertNode(db, batch.node_run_id, node));
+  }
+  RETURN_IF_ERROR(InsertEvents(db, batch.events));
+  return InsertLogs(db, batch.logs);
+}
+
+// --- ListRuns page tokens: web-safe base64 of "<created_at_ms>:<id>" of the page's last run ------
+
+std::string EncodePageToken(const RunRecord& last) {
+  return absl::WebSafeBase64Escape(absl::StrCat(last.created_at_ms, ":", last.id));
+}
+
+absl::Status DecodePageToken(const std::string& token, int64_t* created_at_ms, std::string* id) {
+  std::string text;
+  size_t colon = std::string::npos;
+  if (absl::WebSafeBase64Unescape(token, &text)) colon = text.find(':');
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(absl::string_view(text).substr(0, colon), created_at_ms)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid page token \"", token, "\""));
+  }
+  *id = text.substr(colon + 1);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// --- read connections ---------------------------------------------------------------------------
+
+class SqliteStore::ReadLease {
+ public:
+  ReadLease(SqliteStore* store, std::unique_ptr<Connection> connection)
+      : store_(store), connection_(std::move(connection)) {}
+  ReadLease(ReadLease&&) = default;
+  ReadLease& operator=(ReadLease&&) = delete;
+  ~ReadLease() {
+    if (connection_ != nullptr) store_->ReturnReader(std::move(connection_));
+  }
+  Connection& operator*() { return *connection_; }
+  Connection* operator->() { return connection_.get(); }
+
+ private:
+  SqliteStore* store_;
+  std::unique_ptr<Connection> connection_;
+};
+
+absl::StatusOr<SqliteStore::ReadLease> SqliteStore::LeaseReader() {
+  {
+    absl::MutexLock lock(&readers_mu_);
+    if (!idle_readers_.empty()) {
+      std::unique_ptr<Connection> connection = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return ReadLease(this, std::move(connection));
+    }
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Connection> connection,
+                   Connection::Open(options_.path, SQLITE_OPEN_READONLY, options_.busy_timeout_ms));
+  return ReadLease(this, std::move(connection));
+}
+
+void SqliteStore::ReturnReader(std::unique_ptr<Connection> connection) {
+  absl::MutexLock lock(&readers_mu_);
+  if (static_cast<int>(idle_readers_.size()) < options_.idle_read_connections) {
+    idle_readers_.push_back(std::move(connection));
+  }
+}
+
+// --- opening ------------------------------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteStoreOptions& options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Connection> db,
+                   Connection::Open(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                    options.busy_timeout_ms));
+  {
+    ASSIGN_OR_RETURN(Statement wal, db->Prepare("PRAGMA journal_mode = WAL"));
+    ASSIGN_OR_RETURN(bool row, wal.Step());
+    if (!row || wal.Text(0) != "wal") {
+      return absl::UnavailableError(
+          absl::StrCat("cannot put database ", options.path, " in WAL mode"));
+    }
+  }
+  RETURN_IF_ERROR(db->Exec("PRAGMA foreign_keys = ON"));
+  RETURN_IF_ERROR(db->Exec(
+      absl::StrCat("PRAGMA synchronous = ", options.synchronous_full ? "FULL" : "NORMAL")));
+  if (options.max_page_count > 0) {
+    RETURN_IF_ERROR(db->Exec(absl::StrCat("PRAGMA max_page_count = ", options.max_page_count)));
+  }
+  ASSIGN_OR_RETURN(int applied, ApplyMigrations(*db, Migrations()));
+  Logger()->info("opened {} (schema version {}, {} migration(s) applied)", options.path,
+                 LatestSchemaVersion(), applied);
+  return std::unique_ptr<SqliteStore>(new SqliteStore(options, std::move(db)));
+}
+
+SqliteStore::SqliteStore(SqliteStoreOptions options, std::unique_ptr<Connection> writer)
+    : options_(std::move(options)),
+      writer_db_(std::move(writer)),
+      writer_([this] { WriterLoop(); }) {}
+
+SqliteStore::~SqliteStore() {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    stopping_ = true;
+  }
+  writer_.join();
+}
+
+// --- the writer ---------------------------------------------------------------------------------
+
+void SqliteStore::Enqueue(WriteOp op) {
+  absl::MutexLock lock(&queue_mu_);
+  queue_.push_back(std::move(op));
+}
+
+void SqliteStore::WriterLoop() {
+  const size_t cap = static_cast<size_t>(std::max(1, options_.max_batches_per_commit));
+  while (true) {
+    std::vector<WriteOp> ops;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_mu_) {
+        return !queue_.empty() || stopping_;
+      };
+      queue_mu_.Await(absl::Condition(&ready));
+      if (queue_.empty()) return;  // stopping, and everything queued is committed
+      const size_t n = std::min(cap, queue_.size());
+      ops.reserve(n);
+      for (size_t i = 0; i < n; ++i) {
+        ops.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    std::vector<absl::Status> results = CommitGroup(ops);
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (ops[i].done) ops[i].done(results[i]);
+    }
+  }
+}
+
+std::vector<absl::Status> SqliteStore::CommitGroup(std::vector<WriteOp>& ops) {
+  Connection& db = *writer_db_;
+  std::vector<absl::Status> results(ops.size());
+  auto fail_all = [&](const absl::Status& cause) {
+    if (db.in_transaction()) db.Exec("ROLLBACK").IgnoreError();
+    absl::Status status(cause.code(), absl::StrCat("transaction of ", ops.size(),
+                                                   " batch(es) rolled back: ", cause.message()));
+    Logger()->error("{}", status.ToString());
+    std::fill(results.begin(), results.end(), status);
+    return results;
+  };
+
+  absl::Status status = db.Exec("BEGIN IMMEDIATE");
+  if (!status.ok()) return fail_all(status);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    status = db.Exec("SAVEPOINT item");
+    if (status.ok()) status = ops[i].apply(db);
+    if (status.ok()) {
+      status = db.Exec("RELEASE item");
+      if (!status.ok()) return fail_all(status);
+      continue;
+    }
+    if (!IsItemError(status) || !db.in_transaction()) return fail_all(status);
+    absl::Status undo = db.Exec("ROLLBACK TO item; RELEASE item");
+    if (!undo.ok()) return fail_all(undo);
+    results[i] = status;
+  }
+  status = db.Exec("COMMIT");
+  if (!status.ok()) return fail_all(status);
+  commits_.fetch_add(1);
+  return results;
+}
+
+void SqliteStore::Submit(WriteBatch batch, std::function<void(absl::Status)> done) {
+  auto shared = std::make_shared<const WriteBatch>(std::move(batch));
+  Enqueue(WriteOp{[shared](Connection& db) { return ApplyBatch(db, *shared); }, std::move(done)});
+}
+
+absl::Status SqliteStore::RunOnWriter(std::function<absl::Status(Connection&)> apply) {
+  absl::Notification finished;
+  absl::Status result;
+  Enqueue(WriteOp{std::move(apply), [&](absl::Status status) {
+                    result = std::move(status);
+                    finished.Notify();
+                  }});
+  finished.WaitForNotification();
+  return result;
+}
+
+absl::Status SqliteStore::Write(WriteBatch batch) {
+  return RunOnWriter([&batch](Connection& db) { return ApplyBatch(db, batch); });
+}
+
+// --- workflows ----------------------------------------------------------------------------------
+
+absl::StatusOr<WorkflowRecord> SqliteStore::PutWorkflow(const std::string& name,
+                                                        const std::string& yaml,
+                                                        const std::string& entrypoint,
+                                                        const std::string& bundle_dir,
+                                                        int64_t now_ms, bool* created) {
+  if (name.empty()) return absl::InvalidArgumentError("a workflow needs a name");
+  WorkflowRecord record;
+  bool inserted = false;
+  RETURN_IF_ERROR(RunOnWriter([&](Connection& db) -> absl::Status {
+    ASSIGN_OR_RETURN(Statement latest, db.Prepare(absl::StrCat("SELECT ", kWorkflowColumns,
+                                                               ", deleted FROM "
+                                                               "workflows WHERE name = ?1 "
+                                                               "ORDER BY version DESC LIMIT 1")));
+    latest.Bind(1, name);
+    ASSIGN_OR_RETURN(bool found, latest.Step());
+    int64_t last_version = 0;
+    if (found) {
+      WorkflowRecord previous = ReadWorkflow(latest);
+      last_version = previous.version;
+      const bool deleted = latest.Int(7) != 0;
+      if (!deleted && previous.yaml == yaml && previous.entrypoint == entrypoint &&
+          previous.bundle_dir == bundle_dir) {
+        record = std::move(previous);
+        return absl::OkStatus();
+      }
+    }
+    // Versions are never reused, not even after a delete: runs name (workflow, version).
+    record = WorkflowRecord{.name = name,
+                            .version = last_version + 1,
+                            .yaml = yaml,
+                            .spec_sha256 = Sha256Hex(yaml),
+                            .entrypoint = entrypoint,
+                            .bundle_dir = bundle_dir,
+                            .created_at_ms = now_ms};
+    ASSIGN_OR_RETURN(Statement insert,
+                     db.Prepare(absl::StrCat("INSERT INTO workflows (", kWorkflowColumns,
+                                             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")));
+    insert.Bind(1, record.name)
+        .Bind(2, record.version)
+        .Bind(3, record.yaml)
+        .Bind(4, record.spec_sha256)
+        .Bind(5, record.entrypoint)
+        .Bind(6, record.bundle_dir)
+        .Bind(7, record.created_at_ms);
+    RETURN_IF_ERROR(insert.Run());
+    inserted = true;
+    return absl::OkStatus();
+  }));
+  if (created != nullptr) *created = inserted;
+  return record;
+}
+
+absl::Status SqliteStore::DeleteWorkflow(const std::string& name) {
+  return RunOnWriter([&](Connection& db) -> absl::Status {
+    ASSIGN_OR_RETURN(
+        Statement stmt,
+        db.Prepare("UPDATE workflows SET deleted = 1 WHERE name = ?1 AND deleted = 0"));
+    RETURN_IF_ERROR(stmt.Bind(1, name).Run());
+    if (db.changes() == 0)
+      return absl::NotFoundError(absl::StrCat("workflow ", name, " not found"));
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<WorkflowRecord> SqliteStore::GetWorkflow(const std::string& name, int64_t version) {
+  ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
+  const std::string sql =
+      absl::StrCat("SELECT ", kWorkflowColumns, " FROM workflows WHERE name = ?1 AND deleted = 0",
+                   version == 0 ? " ORDER BY version DESC LIMIT 1" : " AND version = ?2");
+  ASSIGN_OR_RETURN(Statement stmt, db->Prepare(sql));
+  stmt.Bind(1, name);
+  if (version != 0) stmt.Bind(2, version);
+  ASSIGN_OR_RETURN(bool found, stmt.Step());
+  if (!found) {
+    return absl::NotFoundError(
+        version == 0 ? absl::StrCat("workflow ", name, " not found")
+                     : absl::StrCat("workflow ", name, " version ", version, " not found"));
+  }
+  return ReadWorkflow(stmt);
+}
+
+absl::StatusOr<std::vector<WorkflowRecord>> SqliteStore::ListWorkflows(
+    const std::string& after_name, int limit) {
+  ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
+  ASSIGN_OR_RETURN(Statement stmt,
+                   db->Prepare(absl::StrCat("SELECT ", kWorkflowColumns,
+                                            " FROM workflows w "
+                                            "WHERE deleted = 0 AND name > ?1 AND version = "
+                                            "(SELECT max(version) FROM workflows "
+                                            "WHERE name = w.name) "
+                                            "ORDER BY name LIMIT ?2")));
+  stmt.Bind(1, after_name).Bind(2, int64_t{ClampLimit(limit, kDefaultListLimit)});
+  std::vector<WorkflowRecord> workflows;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return workflows;
+    workflows.push_back(ReadWorkflow(stmt));
+  }
+}
+
+// --- runs ---------------------------------------------------------------------------------------
+
+absl::StatusOr<RunRecord> SqliteStore::GetRun(const std::string& run_id) {
+  ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
+  ASSIGN_OR_RETURN(Statement stmt,
+                   db->Prepare(absl::StrCat("SELECT ", kRunColumns, " FROM runs WHERE id = ?1")));
+  stmt.Bind(1, run_id);
+  ASSIGN_OR_RETURN(bool found, stmt.Step());
+  if (!found) return absl::NotFoundError(absl::StrCat("run ", run_id, " not found"));
+  return ReadRun(stmt);
+}
+
+absl::StatusOr<RunRecord> SqliteStore::GetRunByRequestId(const std::string& request_id) {
+  if (request_id.empty()) return absl::NotFoundError("no run has an empty request id");
+  ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
+  ASSIGN_OR_RETURN(Statement stmt, db->Prepare(absl::StrCat(
+                                       "SELECT ", kRunColumns,
+                                       " FROM runs WHERE request_id = ?1 AND request_id <> ''")));
+  stmt.Bind(1, request_id);
+  ASSIGN_OR_RETURN(bool found, stmt.Step());
+  if (!found) {
+    return absl::NotFoundError(absl::StrCat("no run has request id \"", request_id, "\""));
+  }
+  return ReadRun(stmt);
+}
+
+absl::StatusOr<RunPage> SqliteStore::ListRuns(const RunFilter& filter) {
+  // The WHERE clause holds only the filters in use, so that SQLite can pick the index for them
+  // (each variant is prepared once per connection).
+  std::vector<std::string> conditions;
+  std::vector<std::variant<int64_t, std::string>> params;
+  auto param = [&params](auto value) {
+    params.emplace_back(std::move(value));
+    return absl::StrCat("?", params.size());
+  };
+  if (!filter.workflow_name.empty()) {
+    conditions.push_back(absl::StrCat("workflow_name = ", param(filter.workflow_name)));
+  }
+  if (!filter.phases.empty()) {
+    nlohmann::json phases = nlohmann::json::array();
+    for (engine::NodePhase phase : filter.phases) phases.push_back(engine::NodePhaseName(phase));
+    conditions.push_back(
+        absl::StrCat("phase IN (SELECT value FROM json_each(", param(phases.dump()), "))"));
+  }
+  if (filter.created_after_ms != 0) {
+    conditions.push_back(absl::StrCat("created_at_ms >= ", param(filter.created_after_ms)));
+  }
+  if (filter.created_before_ms != 0) {
+    conditions.push_back(absl::StrCat("created_at_ms < ", param(filter.created_before_ms)));
+  }
+  if (!filter.page_token.empty()) {
+    int64_t created_at_ms = 0;
+    std::string id;
+    RETURN_IF_ERROR(DecodePageToken(filter.page_token, &created_at_ms, &id));
+    const std::string created_param = param(created_at_ms);
+    const std::string id_param = param(std::move(id));
+    conditions.push_back(
+        absl::StrCat("(created_at_ms, id) < (", created_param, ", ", id_param, ")"));
+  }
+  const int limit = ClampLimit(filter.limit, kDefaultListLimit);
+  std::string sql = absl::StrCat("SELECT ", kRunColumns, " FROM runs");
+  if (!conditions.empty()) absl::StrAppend(&sql, " WHERE ", absl::StrJoin(conditions, " AND "));
+  // One extra row tells whether another page follows.
+  absl::StrAppend(&sql, " ORDER BY created_at_ms DESC, id DESC LIMIT ", param(int64_t{limit + 1}));
+
+  ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
+  ASSIGN_OR_RETURN(Statement stmt, db->Prepare(sql));
+  for (size_t i = 0; i < params.size(); ++i) {
+    std::visit([&](const auto& value) { stmt.Bind(static_cast<int>(i + 1), value); }, params[i]);
+  }
+  RunPage page;
+  ASSIGN_OR_RETURN(page.runs, ReadRuns(stmt));
+  if (static_cast<int>(page.runs.size()) > limit) {
+    page.runs.resize(limit);
+    page.next_page_token = EncodePageToken(page.runs.back());
+  }
+  return page;
+}
+
+absl::StatusOr<std::vector<RunRecord>> SqliteStore::ListUnfinishedRuns() {
+  ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
+  ASSIGN_OR_RETURN(Statement stmt, db->Prepare(absl::StrCat("SELECT ", kRunColumns,
+                                                            " FROM runs "
+                                                            "WHERE phase IN ('Pending', 'Running') "
+                                                            "ORDER BY created_at_ms, id")));
+  return ReadRuns(stmt);
+}
+
+absl::StatusOr<std::vector<engine::NodeState>> SqliteStore::GetNodes(const std::string& run_id) {
+  ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
+  // rowid order is the order in which nodes were first stored (an upsert keeps the rowid).
+  ASSIGN_OR_RETURN(Statement stmt,
+                   db->Prepare("SELECT name, state FROM nodes WHERE run_id = ?1 ORDER BY rowid"));
+  stmt.Bind(1, run_id);
+  std::vector<engine::NodeState> nodes;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return nodes;
+    nlohmann::json json = nlohmann::json::parse(stmt.Text(1), nullptr, /*allow_exceptions=*/false);
+    absl::StatusOr<engine::NodeState> node = NodeStateFromJson(json);
+    if (!node.ok()) {
+      return absl::DataLossError(absl::StrCat("node ", stmt.Text(0), " of run ", run_id,
+                                              " is unreadable: ", node.status().message()));
+    }
+    nodes.push_back(*std::move(node));
+  }
+}
+
+absl::StatusOr<std::vector<EventRecord>> SqliteStore::GetEvents(const std::string& run_id,
+                                                                int64_t after_sequence, int limit) {
+  ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
+  ASSIGN_OR_RETURN(Statement stmt, db->Prepare(R"sql(
+SELECT run_id, sequence, time_ms, node_name, type, phase, message, attempt FROM events
+WHERE run_id = ?1 AND sequence > ?2 ORDER BY sequence LIMIT ?3
+)sql"));
+  stmt.Bind(1, run_id)
+      .Bind(2, after_sequence)
+      .Bind(3, int64_t{ClampLimit(limit, kDefaultStreamLimit)});
+  std::vector<EventRecord> events;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return events;
+    EventRecord event;
+    event.run_id = stmt.Text(0);
+    event.sequence = stmt.Int(1);
+    event.time_ms = stmt.Int(2);
+    event.node_name = stmt.Text(3);
+    event.type = stmt.Text(4);
+    ASSIGN_OR_RETURN(
+        event.phase,
+        ParsePhaseColumn(stmt.Text(5), absl::StrCat("event ", event.sequence, " of run ", run_id)));
+    event.message = stmt.Text(6);
+    event.attempt = static_cast<int>(stmt.Int(7));
+    events.push_back(std::move(event));
+  }
+}
+
+absl::StatusOr<std::vector<LogChunkRecord>> SqliteStore::GetLogs(const std::string& run_id,
+                                                                 const std::string& node_name,
+                                                                 int attempt,
+                                                                 int64_t after_sequence,
+                                                                 int limit) {
+  std::string sql =
+      "SELECT run_id, node_name, attempt, sequence, stream, data, time_ms FROM log_chunks "
+      "WHERE run_id = ?1 AND sequence > ?2";
+  if (!node_name.empty()) sql += " AND node_name = ?3";
+  if (attempt != 0) sql += " AND attempt = ?4";
+  sql += " ORDER BY sequence LIMIT ?5";
+  ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
+  ASSIGN_OR_RETURN(Statement stmt, db->Prepare(sql));
+  stmt.Bind(1, run_id).Bind(2, after_sequence);
+  if (!node_name.empty()) stmt.Bind(3, node_name);
+  if (attempt != 0) stmt.Bind(4, int64_t{attempt});
+  stmt.Bind(5, int64_t{ClampLimit(limit, kDefaultStreamLimit)});
+  std::vector<LogChunkRecord> logs;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return logs;
+    LogChunkRecord chunk;
+    chunk.run_id = stmt.Text(0);
+    chunk.node_name = stmt.Text(1);
+    chunk.attempt = static_cast<int>(stmt.Int(2));
+    chunk.sequence = stmt.Int(3);
+    chunk.stream = stmt.Text(4);
+    chunk.data = stmt.Blob(5);
+    chunk.time_ms = stmt.Int(6);
+    logs.push_back(std::move(chunk));
+  }
+}
+
+}  // namespace dagd::storage::sqlite
+
+namespace dagd::storage {
+
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+  sqlite::SqliteStoreOptions options;
+  options.path = path;
+  ASSIGN_OR_RETURN(std::unique_ptr<sqlite::SqliteStore> store, sqlite::SqliteStore::Open(options));
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace dagd::storage

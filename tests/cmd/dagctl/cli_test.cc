@@ -1,0 +1,329 @@
+// dagctl driven through its command line against in-process fakes of dagd's two services on
+// loopback.
+#include "cmd/dagctl/cli.h"
+
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cmd/dagctl/commands.h"
+#include "dagd/v1/run.grpc.pb.h"
+#include "dagd/v1/workflow.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace dagd::dagctl {
+namespace {
+
+v1::RunEvent Event(int64_t sequence, const std::string& node, v1::Phase phase, bool final) {
+  v1::RunEvent event;
+  event.set_sequence(sequence);
+  event.mutable_time()->set_seconds(1714557600 + sequence);
+  event.set_node_name(node);
+  event.set_type(node.empty() ? "RunPhase" : "NodePhase");
+  event.set_phase(phase);
+  event.set_final(final);
+  return event;
+}
+
+// A scripted RunService: WatchRun serves `events` after the requested sequence, breaking the
+// stream with UNAVAILABLE after `break_after` events on the first call.
+class FakeRunService final : public v1::RunService::Service {
+ public:
+  grpc::Status SubmitRun(grpc::ServerContext*, const v1::SubmitRunRequest* request,
+                         v1::Run* run) override {
+    std::lock_guard lock(mu_);
+    submitted_ = *request;
+    *run = run_;
+    return grpc::Status::OK;
+  }
+  grpc::Status GetRun(grpc::ServerContext*, const v1::GetRunRequest* request,
+                      v1::Run* run) override {
+    std::lock_guard lock(mu_);
+    if (request->run_id() != run_.id()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no run " + request->run_id());
+    }
+    *run = run_;
+    return grpc::Status::OK;
+  }
+  grpc::Status ListRuns(grpc::ServerContext*, const v1::ListRunsRequest* request,
+                        v1::ListRunsResponse* response) override {
+    std::lock_guard lock(mu_);
+    list_requests_.push_back(*request);
+    // Two pages of one run each.
+    v1::Run* run = response->add_runs();
+    run->set_id(request->page_token().empty() ? "run-2" : "run-1");
+    run->set_phase(v1::PHASE_SUCCEEDED);
+    if (request->page_token().empty()) {
+      response->set_next_page_token("page-2");
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status WatchRun(grpc::ServerContext*, const v1::WatchRunRequest* request,
+                        grpc::ServerWriter<v1::RunEvent>* writer) override {
+    int sent = 0;
+    bool first;
+    {
+      std::lock_guard lock(mu_);
+      watch_afters_.push_back(request->after_sequence());
+      first = watch_afters_.size() == 1;
+    }
+    for (const v1::RunEvent& event : events_) {
+      if (event.sequence() <= request->after_sequence()) {
+        continue;
+      }
+      if (first && sent == break_after_) {
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection reset");
+      }
+      writer->Write(event);
+      ++sent;
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status GetNodeLogs(grpc::ServerContext*, const v1::GetNodeLogsRequest* request,
+                           grpc::ServerWriter<v1::LogChunk>* writer) override {
+    for (const auto& [attempt, data] :
+         std::vector<std::pair<int, std::string>>{{1, "one\ntw"}, {1, "o\n"}, {2, "three"}}) {
+      v1::LogChunk chunk;
+      chunk.set_attempt(attempt);
+      chunk.set_stream("stdout");
+      chunk.set_data(data);
+      chunk.set_node_name("r.step");
+      writer->Write(chunk);
+    }
+    return grpc::Status::OK;
+  }
+
+  v1::Run run_;
+  std::vector<v1::RunEvent> events_;
+  int break_after_ = 1000;
+
+  std::mutex mu_;
+  v1::SubmitRunRequest submitted_;
+  std::vector<v1::ListRunsRequest> list_requests_;
+  std::vector<int64_t> watch_afters_;
+};
+
+class FakeWorkflowService final : public v1::WorkflowService::Service {
+ public:
+  grpc::Status LintWorkflow(grpc::ServerContext*, const v1::LintWorkflowRequest* request,
+                            v1::LintWorkflowResponse* response) override {
+    if (request->yaml().find("bad") != std::string::npos) {
+      v1::Diagnostic* diagnostic = response->add_diagnostics();
+      diagnostic->set_file(request->file_name());
+      diagnostic->set_line(3);
+      diagnostic->set_column(5);
+      diagnostic->set_field("spec.entrypoint");
+      diagnostic->set_message("no template \"nope\"");
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status CreateWorkflow(grpc::ServerContext*, const v1::CreateWorkflowRequest* request,
+                              v1::CreateWorkflowResponse* response) override {
+    last_create_ = *request;
+    response->mutable_workflow()->set_name("deploy");
+    response->mutable_workflow()->set_version(4);
+    response->set_created(true);
+    return grpc::Status::OK;
+  }
+  v1::CreateWorkflowRequest last_create_;
+};
+
+class CliTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    setenv("TZ", "UTC0", 1);
+    tzset();
+    runs_.run_.set_id("r");
+    runs_.run_.set_workflow_name("deploy");
+    runs_.run_.set_workflow_version(1);
+    runs_.run_.set_phase(v1::PHASE_SUCCEEDED);
+    v1::Node* root = runs_.run_.add_nodes();
+    root->set_name("r");
+    root->set_display_name("r");
+    root->set_phase(v1::PHASE_SUCCEEDED);
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&runs_);
+    builder.RegisterService(&workflows_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    temp_dir_ = testing::TempDir();
+  }
+  void TearDown() override {
+    if (server_ != nullptr) {
+      server_->Shutdown();
+    }
+  }
+
+  // Runs dagctl with --server pointing at the fakes; fills out_ and err_.
+  int Run(std::vector<std::string> args) {
+    args.insert(args.begin(), {"dagctl", "--server", "127.0.0.1:" + std::to_string(port_)});
+    std::vector<const char*> argv;
+    argv.reserve(args.size());
+    for (const std::string& arg : args) {
+      argv.push_back(arg.c_str());
+    }
+    std::ostringstream out, err;
+    WatchOptions watch;
+    watch.initial_backoff = std::chrono::milliseconds(1);
+    const int code = Main(static_cast<int>(argv.size()), argv.data(), out, err, watch);
+    out_ = out.str();
+    err_ = err.str();
+    return code;
+  }
+
+  std::string WriteFile(const std::string& name, const std::string& contents) {
+    std::string path = temp_dir_ + name;
+    std::ofstream(path) << contents;
+    return path;
+  }
+
+  FakeRunService runs_;
+  FakeWorkflowService workflows_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::string temp_dir_;
+  std::string out_, err_;
+};
+
+TEST_F(CliTest, WatchResumesAfterUnavailableWithoutRepeats) {
+  runs_.events_ = {
+      Event(1, "", v1::PHASE_RUNNING, false), Event(2, "r.a", v1::PHASE_RUNNING, false),
+      Event(3, "r.a", v1::PHASE_SUCCEEDED, false), Event(4, "", v1::PHASE_SUCCEEDED, true)};
+  runs_.break_after_ = 2;
+  EXPECT_EQ(Run({"watch", "r"}), kExitOk) << err_;
+  EXPECT_EQ(runs_.watch_afters_, (std::vector<int64_t>{0, 2}));
+  EXPECT_EQ(out_.substr(0, out_.find("\n\n") + 1),
+            "2024-05-01T10:00:01+00:00 r RunPhase Running\n"
+            "2024-05-01T10:00:02+00:00 r.a NodePhase Running\n"
+            "2024-05-01T10:00:03+00:00 r.a NodePhase Succeeded\n"
+            "2024-05-01T10:00:04+00:00 r RunPhase Succeeded\n");
+  EXPECT_NE(out_.find("Phase:       Succeeded"), std::string::npos);
+  EXPECT_NE(err_.find("reconnecting"), std::string::npos);
+}
+
+TEST_F(CliTest, WatchFromSequenceAndFailedRunExitsOne) {
+  runs_.run_.set_phase(v1::PHASE_FAILED);
+  runs_.events_ = {Event(1, "", v1::PHASE_RUNNING, false), Event(2, "", v1::PHASE_FAILED, true)};
+  EXPECT_EQ(Run({"watch", "r", "--from", "1"}), kExitFailure);
+  EXPECT_EQ(runs_.watch_afters_, (std::vector<int64_t>{1}));
+  EXPECT_EQ(out_.find("RunPhase Running"), std::string::npos);
+}
+
+TEST_F(CliTest, WatchGivesUpAfterBoundedRetries) {
+  runs_.events_ = {Event(1, "", v1::PHASE_RUNNING, false)};
+  runs_.run_.set_phase(v1::PHASE_RUNNING);
+  runs_.run_.set_last_sequence(1);
+  // Every stream ends early while the run is still running.
+  EXPECT_EQ(Run({"watch", "r"}), kExitFailure);
+  EXPECT_EQ(runs_.watch_afters_.size(), 6u);  // the first try and five retries
+  EXPECT_EQ(runs_.watch_afters_.back(), 1);
+  EXPECT_NE(err_.find("dagctl: UNAVAILABLE: the event stream ended"), std::string::npos);
+}
+
+TEST_F(CliTest, SubmitSendsParametersAndWatches) {
+  runs_.events_ = {Event(1, "", v1::PHASE_SUCCEEDED, true)};
+  EXPECT_EQ(Run({"submit", "deploy", "-p", "env=prod", "-p", "n=1", "--request-id", "q1", "-w"}),
+            kExitOk)
+      << err_;
+  EXPECT_EQ(runs_.submitted_.workflow_name(), "deploy");
+  EXPECT_EQ(runs_.submitted_.parameters().at("env"), "prod");
+  EXPECT_EQ(runs_.submitted_.parameters().at("n"), "1");
+  EXPECT_EQ(runs_.submitted_.request_id(), "q1");
+  EXPECT_EQ(out_.rfind("run r submitted\n", 0), 0u) << out_;
+}
+
+TEST_F(CliTest, SubmitFileSendsSpecFileNameAndBundleDir) {
+  const std::string path = WriteFile("wf.yaml", "kind: Workflow\n");
+  EXPECT_EQ(Run({"submit", "-f", path, "-o", "json"}), kExitOk) << err_;
+  EXPECT_EQ(runs_.submitted_.spec_yaml(), "kind: Workflow\n");
+  EXPECT_EQ(runs_.submitted_.file_name(), path);
+  EXPECT_EQ(runs_.submitted_.bundle_dir(), BundleDirFor(path, ""));
+  EXPECT_EQ(nlohmann::json::parse(out_)["id"], "r");
+}
+
+TEST_F(CliTest, UsageErrorsExitTwo) {
+  EXPECT_EQ(Run({"submit", "deploy", "-p", "novalue"}), kExitUsage);
+  EXPECT_NE(err_.find("key=value"), std::string::npos);
+  EXPECT_EQ(Run({"submit"}), kExitUsage);
+  EXPECT_EQ(Run({"runs", "list", "--since", "tomorrow"}), kExitUsage);
+  EXPECT_EQ(Run({"runs", "get", "r", "-o", "xml"}), kExitUsage);
+  EXPECT_EQ(Run({"bogus"}), kExitUsage);
+  EXPECT_TRUE(runs_.submitted_.workflow_name().empty());
+  EXPECT_EQ(Run({"--help"}), kExitOk);
+}
+
+TEST_F(CliTest, RunsListFollowsPagesWithAll) {
+  EXPECT_EQ(Run({"runs", "list", "--all", "--phase", "Succeeded", "--workflow", "deploy"}),
+            kExitOk);
+  ASSERT_EQ(runs_.list_requests_.size(), 2u);
+  EXPECT_EQ(runs_.list_requests_[1].page_token(), "page-2");
+  EXPECT_EQ(runs_.list_requests_[0].workflow_name(), "deploy");
+  EXPECT_EQ(runs_.list_requests_[0].phases(0), v1::PHASE_SUCCEEDED);
+  EXPECT_NE(out_.find("run-2"), std::string::npos);
+  EXPECT_NE(out_.find("run-1"), std::string::npos);
+}
+
+TEST_F(CliTest, RunsListOnePageByDefaultAsJson) {
+  EXPECT_EQ(Run({"runs", "list", "--limit", "1", "--since", "1h", "-o", "json"}), kExitOk);
+  ASSERT_EQ(runs_.list_requests_.size(), 1u);
+  EXPECT_EQ(runs_.list_requests_[0].page_size(), 1);
+  EXPECT_TRUE(runs_.list_requests_[0].has_created_after());
+  const nlohmann::json json = nlohmann::json::parse(out_);
+  EXPECT_EQ(json["runs"].size(), 1u);
+  EXPECT_EQ(json["next_page_token"], "page-2");
+}
+
+TEST_F(CliTest, RpcErrorsPrintCodeAndExitOne) {
+  EXPECT_EQ(Run({"runs", "get", "nope"}), kExitFailure);
+  EXPECT_EQ(err_, "dagctl: NOT_FOUND: no run nope\n");
+}
+
+TEST_F(CliTest, UnavailableNamesTheServer) {
+  const int port = port_;
+  server_->Shutdown();
+  server_.reset();
+  std::ostringstream out, err;
+  const std::string server = "127.0.0.1:" + std::to_string(port);
+  const char* argv[] = {"dagctl", "--server", server.c_str(), "--timeout",
+                        "5s",     "runs",     "get",          "r"};
+  EXPECT_EQ(Main(8, argv, out, err), kExitFailure);
+  EXPECT_EQ(err.str().rfind("dagctl: UNAVAILABLE: ", 0), 0u) << err.str();
+  EXPECT_NE(err.str().find(server), std::string::npos);
+  EXPECT_NE(err.str().find("DAGD_SERVER"), std::string::npos);
+}
+
+TEST_F(CliTest, LintReportsDiagnostics) {
+  const std::string good = WriteFile("good.yaml", "kind: Workflow\n");
+  const std::string bad = WriteFile("bad.yaml", "bad\n");
+  EXPECT_EQ(Run({"lint", good}), kExitOk);
+  EXPECT_EQ(out_, good + ": ok\n");
+  EXPECT_EQ(Run({"lint", good, bad}), kExitFailure);
+  EXPECT_EQ(out_, good + ": ok\n" + bad + ":3:5: spec.entrypoint: no template \"nope\"\n");
+  EXPECT_EQ(Run({"lint", temp_dir_ + "missing.yaml"}), kExitFailure);
+  EXPECT_NE(err_.find("cannot read"), std::string::npos);
+}
+
+TEST_F(CliTest, ApplyPrintsTheVersion) {
+  const std::string path = WriteFile("apply.yaml", "kind: Workflow\n");
+  EXPECT_EQ(Run({"apply", "-f", path, "--bundle", "/srv/playbooks"}), kExitOk);
+  EXPECT_EQ(out_, "workflow deploy version 4 created\n");
+  EXPECT_EQ(workflows_.last_create_.bundle_dir(), "/srv/playbooks");
+}
+
+TEST_F(CliTest, LogsRawAndPrefixed) {
+  EXPECT_EQ(Run({"logs", "r", "step"}), kExitOk);
+  EXPECT_EQ(out_, "one\ntwo\nthree");
+  EXPECT_EQ(Run({"logs", "r", "step", "--prefix"}), kExitOk);
+  EXPECT_EQ(out_, "r.step#1: one\nr.step#1: two\nr.step#2: three");
+}
+
+}  // namespace
+}  // namespace dagd::dagctl

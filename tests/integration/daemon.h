@@ -1,0 +1,85 @@
+// Test harness for integration tests: the real `dagd` binary on 127.0.0.1 with a port chosen by
+// the kernel and a temporary data directory, real gRPC clients, and the real `dagctl`.
+#ifndef DAGD_TESTS_INTEGRATION_DAEMON_H_
+#define DAGD_TESTS_INTEGRATION_DAEMON_H_
+
+#include <grpcpp/grpcpp.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dagd/v1/run.grpc.pb.h"
+#include "dagd/v1/workflow.grpc.pb.h"
+
+namespace dagd::testing {
+
+// A fresh temporary directory, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// One dagd process. Start() may be called again after Kill()/Terminate() on the same data dir.
+class Daemon {
+ public:
+  explicit Daemon(std::string data_dir) : data_dir_(std::move(data_dir)) {}
+  ~Daemon();
+
+  // Starts dagd and waits (bounded) until it serves. Fails the test on error.
+  void Start();
+  // SIGTERM and wait for a clean exit; returns the exit status.
+  int Terminate();
+  // SIGKILL, as a crash would.
+  void Kill();
+
+  const std::string& address() const { return address_; }
+  pid_t pid() const { return pid_; }
+  v1::RunService::Stub* runs() { return runs_.get(); }
+  v1::WorkflowService::Stub* workflows() { return workflows_.get(); }
+
+ private:
+  std::string data_dir_;
+  pid_t pid_ = -1;
+  std::string address_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::RunService::Stub> runs_;
+  std::unique_ptr<v1::WorkflowService::Stub> workflows_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr, interleaved
+};
+
+// Runs `dagctl` with `args` against `server`, capturing its output. Bounded by `timeout`.
+CommandResult RunDagctl(const std::string& server, const std::vector<std::string>& args,
+                        std::chrono::seconds timeout = std::chrono::seconds(120));
+
+// Streams WatchRun until the run is final; returns every event seen. Bounded by `timeout`.
+std::vector<v1::RunEvent> WatchToEnd(v1::RunService::Stub* runs, const std::string& run_id,
+                                     int64_t after_sequence = 0,
+                                     std::chrono::seconds timeout = std::chrono::seconds(120));
+
+// Reads a file; "" if missing.
+std::string ReadFile(const std::string& path);
+// Lines of a file.
+std::vector<std::string> ReadLines(const std::string& path);
+
+// The node of `run` with that display name, or nullptr.
+const v1::Node* FindNode(const v1::Run& run, const std::string& display_name);
+
+// Source paths.
+std::string SourcePath(const std::string& relative);
+std::string BinaryPath(const std::string& relative);
+
+}  // namespace dagd::testing
+
+#endif  // DAGD_TESTS_INTEGRATION_DAEMON_H_

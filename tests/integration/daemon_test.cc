@@ -1,0 +1,396 @@
+// End-to-end tests of the real dagd binary: real gRPC over loopback, real SQLite files, real
+// ansible-playbook, and the real dagctl.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <filesystem>
+#include <regex>
+#include <thread>
+
+#include "tests/integration/daemon.h"
+
+namespace dagd::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::seconds;
+
+const std::string kTestdata = SourcePath("tests/integration/testdata");
+
+v1::SubmitRunRequest SubmitRequest(const std::string& file,
+                                   std::map<std::string, std::string> parameters) {
+  v1::SubmitRunRequest request;
+  request.set_spec_yaml(ReadFile(kTestdata + "/" + file));
+  request.set_file_name(file);
+  request.set_bundle_dir(kTestdata);
+  for (const auto& [k, v] : parameters) (*request.mutable_parameters())[k] = v;
+  return request;
+}
+
+v1::Run Submit(Daemon& dagd, const v1::SubmitRunRequest& request) {
+  grpc::ClientContext context;
+  v1::Run run;
+  grpc::Status status = dagd.runs()->SubmitRun(&context, request, &run);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return run;
+}
+
+v1::Run GetRun(Daemon& dagd, const std::string& run_id) {
+  grpc::ClientContext context;
+  v1::GetRunRequest request;
+  request.set_run_id(run_id);
+  v1::Run run;
+  grpc::Status status = dagd.runs()->GetRun(&context, request, &run);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return run;
+}
+
+std::string NodeLogs(Daemon& dagd, const std::string& run_id, const std::string& node) {
+  grpc::ClientContext context;
+  v1::GetNodeLogsRequest request;
+  request.set_run_id(run_id);
+  request.set_node(node);
+  auto reader = dagd.runs()->GetNodeLogs(&context, request);
+  std::string text;
+  v1::LogChunk chunk;
+  while (reader->Read(&chunk)) text += chunk.data();
+  grpc::Status status = reader->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  return text;
+}
+
+std::vector<v1::Phase> AttemptPhases(const v1::Node& node) {
+  std::vector<v1::Phase> phases;
+  for (const auto& a : node.attempts()) phases.push_back(a.phase());
+  return phases;
+}
+
+int Count(const std::vector<std::string>& lines, const std::string& value) {
+  return static_cast<int>(std::count(lines.begin(), lines.end(), value));
+}
+
+// Processes whose working directory is inside `dir` (attempt processes of a test's dagd).
+std::vector<int> ProcessesIn(const std::string& dir) {
+  std::vector<int> pids;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    std::error_code ec;
+    fs::path cwd = fs::read_symlink(entry.path() / "cwd", ec);
+    if (!ec && cwd.string().rfind(dir, 0) == 0) pids.push_back(std::stoi(name));
+  }
+  return pids;
+}
+
+// Polls `condition` until it holds or `limit` passes.
+template <typename Condition>
+bool Eventually(Condition condition, seconds limit = seconds(60)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return condition();
+}
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(records_);
+    dagd_.Start();
+  }
+
+  TempDir tmp_;
+  std::string data_dir_ = tmp_.path() + "/data";
+  std::string records_ = tmp_.path() + "/records";
+  Daemon dagd_{data_dir_};
+};
+
+// (a) A diamond of four real playbooks; B fails once and succeeds on its retry. Watched to
+// Succeeded; phases, attempts and logs read back from history, and again after a restart.
+TEST_F(DaemonTest, DiamondWithRetrySucceedsAndHistorySurvivesRestart) {
+  v1::Run submitted = Submit(dagd_, SubmitRequest("diamond-retry.yaml", {{"record_dir", records_}}));
+  ASSERT_FALSE(submitted.id().empty());
+
+  std::vector<v1::RunEvent> events = WatchToEnd(dagd_.runs(), submitted.id());
+  ASSERT_FALSE(events.empty());
+  EXPECT_TRUE(events.back().final());
+  EXPECT_EQ(events.back().phase(), v1::PHASE_SUCCEEDED);
+  for (size_t i = 1; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].sequence(), events[i - 1].sequence() + 1) << "no gaps, no repeats";
+  }
+
+  // D starts only after B and C both succeeded.
+  auto position = [&](const std::string& node_suffix, const std::string& type, v1::Phase phase) {
+    for (size_t i = 0; i < events.size(); ++i) {
+      const auto& e = events[i];
+      if (e.type() == type && e.phase() == phase && e.node_name().size() >= node_suffix.size() &&
+          e.node_name().compare(e.node_name().size() - node_suffix.size(), node_suffix.size(),
+                                node_suffix) == 0) {
+        return static_cast<int>(i);
+      }
+    }
+    return -1;
+  };
+  const int b_done = position(".B", "NodePhase", v1::PHASE_SUCCEEDED);
+  const int c_done = position(".C", "NodePhase", v1::PHASE_SUCCEEDED);
+  const int d_start = position(".D", "AttemptStarted", v1::PHASE_RUNNING);
+  ASSERT_GE(b_done, 0);
+  ASSERT_GE(c_done, 0);
+  ASSERT_GE(d_start, 0);
+  EXPECT_GT(d_start, b_done);
+  EXPECT_GT(d_start, c_done);
+
+  auto check_history = [&](const v1::Run& run) {
+    EXPECT_EQ(run.phase(), v1::PHASE_SUCCEEDED);
+    for (const char* name : {"A", "B", "C", "D"}) {
+      const v1::Node* node = FindNode(run, name);
+      ASSERT_NE(node, nullptr) << name;
+      EXPECT_EQ(node->phase(), v1::PHASE_SUCCEEDED) << name;
+      EXPECT_TRUE(node->has_start_time() && node->has_finish_time()) << name;
+    }
+    EXPECT_EQ(AttemptPhases(*FindNode(run, "B")),
+              (std::vector<v1::Phase>{v1::PHASE_FAILED, v1::PHASE_SUCCEEDED}));
+    for (const char* name : {"A", "C", "D"}) {
+      EXPECT_EQ(AttemptPhases(*FindNode(run, name)),
+                (std::vector<v1::Phase>{v1::PHASE_SUCCEEDED}))
+          << name;
+    }
+    std::string b_logs = NodeLogs(dagd_, run.id(), "B");
+    EXPECT_NE(b_logs.find("B fails on its first attempt"), std::string::npos) << b_logs;
+    EXPECT_NE(b_logs.find("step B done"), std::string::npos) << b_logs;
+    EXPECT_NE(NodeLogs(dagd_, run.id(), "D").find("step D done"), std::string::npos);
+  };
+  check_history(GetRun(dagd_, submitted.id()));
+
+  std::vector<std::string> ran = ReadLines(records_ + "/runs.log");
+  EXPECT_EQ(Count(ran, "A"), 1);
+  EXPECT_EQ(Count(ran, "B"), 2);
+  EXPECT_EQ(Count(ran, "C"), 1);
+  EXPECT_EQ(Count(ran, "D"), 1);
+  ASSERT_EQ(ran.size(), 5u);
+  EXPECT_EQ(ran.front(), "A");
+  EXPECT_EQ(ran.back(), "D");
+
+  ASSERT_EQ(dagd_.Terminate(), 0) << ReadFile(data_dir_ + "/dagd.log");
+  dagd_.Start();
+  check_history(GetRun(dagd_, submitted.id()));
+  EXPECT_EQ(WatchToEnd(dagd_.runs(), submitted.id()).size(), events.size());
+
+  CommandResult get = RunDagctl(dagd_.address(), {"runs", "get", submitted.id()});
+  EXPECT_EQ(get.exit_code, 0) << get.output;
+  EXPECT_NE(get.output.find("Succeeded"), std::string::npos) << get.output;
+  CommandResult logs = RunDagctl(dagd_.address(), {"logs", submitted.id(), "B"});
+  EXPECT_EQ(logs.exit_code, 0) << logs.output;
+  EXPECT_NE(logs.output.find("step B done"), std::string::npos) << logs.output;
+}
+
+// (b) A failing node: its dependents end Omitted and the run Failed.
+TEST_F(DaemonTest, FailedNodeOmitsDependentsAndFailsRun) {
+  v1::Run submitted = Submit(dagd_, SubmitRequest("fail-omits.yaml", {{"record_dir", records_}}));
+  std::vector<v1::RunEvent> events = WatchToEnd(dagd_.runs(), submitted.id());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().phase(), v1::PHASE_FAILED);
+
+  v1::Run run = GetRun(dagd_, submitted.id());
+  EXPECT_EQ(run.phase(), v1::PHASE_FAILED);
+  ASSERT_NE(FindNode(run, "A"), nullptr);
+  EXPECT_EQ(FindNode(run, "A")->phase(), v1::PHASE_FAILED);
+  for (const char* name : {"B", "C"}) {
+    const v1::Node* node = FindNode(run, name);
+    ASSERT_NE(node, nullptr) << name;
+    EXPECT_EQ(node->phase(), v1::PHASE_OMITTED) << name;
+    EXPECT_EQ(node->attempts_size(), 0) << name;
+  }
+  EXPECT_EQ(ReadLines(records_ + "/runs.log"), std::vector<std::string>{"A"});
+  EXPECT_NE(NodeLogs(dagd_, run.id(), "A").find("A always fails"), std::string::npos);
+}
+
+// (c) kill -9 of dagd while a node runs: its processes die with dagd, and after a restart the
+// run finishes with every node run the right number of times.
+TEST_F(DaemonTest, KillNineMidRunResumesAfterRestart) {
+  v1::Run submitted = Submit(
+      dagd_, SubmitRequest("crash-resume.yaml",
+                           {{"record_dir", records_}, {"sleep_seconds", "300"}}));
+  ASSERT_TRUE(Eventually([&] { return fs::exists(records_ + "/B.slept"); }))
+      << ReadFile(data_dir_ + "/dagd.log");
+  ASSERT_FALSE(ProcessesIn(data_dir_).empty()) << "B's playbook should be running";
+
+  dagd_.Kill();
+  EXPECT_TRUE(Eventually([&] { return ProcessesIn(data_dir_).empty(); }, seconds(15)))
+      << "attempt processes outlived dagd";
+
+  dagd_.Start();
+  std::vector<v1::RunEvent> events = WatchToEnd(dagd_.runs(), submitted.id());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().phase(), v1::PHASE_SUCCEEDED);
+
+  v1::Run run = GetRun(dagd_, submitted.id());
+  EXPECT_EQ(run.phase(), v1::PHASE_SUCCEEDED);
+  EXPECT_EQ(AttemptPhases(*FindNode(run, "A")), (std::vector<v1::Phase>{v1::PHASE_SUCCEEDED}));
+  EXPECT_EQ(AttemptPhases(*FindNode(run, "B")),
+            (std::vector<v1::Phase>{v1::PHASE_ERROR, v1::PHASE_SUCCEEDED}));
+  EXPECT_EQ(AttemptPhases(*FindNode(run, "C")), (std::vector<v1::Phase>{v1::PHASE_SUCCEEDED}));
+  std::vector<std::string> ran = ReadLines(records_ + "/runs.log");
+  EXPECT_EQ(ran, (std::vector<std::string>{"A", "B", "B", "C"}));
+}
+
+// StopRun ends the running attempt (its whole process group) and starts nothing new.
+TEST_F(DaemonTest, StopEndsRunningAttemptAndStartsNothingNew) {
+  v1::Run submitted = Submit(
+      dagd_, SubmitRequest("crash-resume.yaml",
+                           {{"record_dir", records_}, {"sleep_seconds", "300"}}));
+  ASSERT_TRUE(Eventually([&] { return fs::exists(records_ + "/B.slept"); }));
+
+  CommandResult stop = RunDagctl(dagd_.address(), {"stop", submitted.id()});
+  EXPECT_EQ(stop.exit_code, 0) << stop.output;
+  std::vector<v1::RunEvent> events = WatchToEnd(dagd_.runs(), submitted.id());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().phase(), v1::PHASE_FAILED);
+  EXPECT_TRUE(Eventually([&] { return ProcessesIn(data_dir_).empty(); }, seconds(15)));
+
+  v1::Run run = GetRun(dagd_, submitted.id());
+  EXPECT_EQ(run.phase(), v1::PHASE_FAILED);
+  EXPECT_EQ(FindNode(run, "B")->attempts_size(), 1) << "a stopped node is not retried";
+  const v1::Node* c = FindNode(run, "C");
+  EXPECT_TRUE(c == nullptr || c->attempts_size() == 0) << "nothing new starts after a stop";
+  EXPECT_EQ(ReadLines(records_ + "/runs.log"), (std::vector<std::string>{"A", "B"}));
+
+  CommandResult again = RunDagctl(dagd_.address(), {"terminate", submitted.id()});
+  EXPECT_NE(again.exit_code, 0) << "terminating a finished run is refused: " << again.output;
+}
+
+// Submitting twice with one request id gives one run.
+TEST_F(DaemonTest, RequestIdMakesSubmissionIdempotent) {
+  v1::SubmitRunRequest request = SubmitRequest("fail-omits.yaml", {{"record_dir", records_}});
+  request.set_request_id("deploy-2026-11-26-1");
+  v1::Run first = Submit(dagd_, request);
+  v1::Run second = Submit(dagd_, request);
+  EXPECT_EQ(first.id(), second.id());
+  WatchToEnd(dagd_.runs(), first.id());
+  v1::Run third = Submit(dagd_, request);
+  EXPECT_EQ(first.id(), third.id());
+
+  grpc::ClientContext context;
+  v1::ListRunsRequest list;
+  v1::ListRunsResponse runs;
+  ASSERT_TRUE(dagd_.runs()->ListRuns(&context, list, &runs).ok());
+  EXPECT_EQ(runs.runs_size(), 1);
+}
+
+// (d) Malformed workflows: each is rejected with a message naming its line and field — by
+// `dagctl lint`, by SubmitRun and by CreateWorkflow — and nothing is stored.
+TEST_F(DaemonTest, MalformedWorkflowsAreRejectedAndNothingIsStored) {
+  const std::regex expect_line(R"(^# expect: (\d+): (.+)$)");
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(SourcePath("tests/testdata/malformed"))) {
+    const std::string path = entry.path().string();
+    const std::string text = ReadFile(path);
+    std::smatch m;
+    const std::string first_line = text.substr(0, text.find('\n'));
+    ASSERT_TRUE(std::regex_match(first_line, m, expect_line)) << path;
+    const std::string where = ":" + m[1].str() + ":";
+    const std::string what = m[2].str();
+    ++files;
+
+    CommandResult lint = RunDagctl(dagd_.address(), {"lint", path});
+    EXPECT_EQ(lint.exit_code, 1) << path << "\n" << lint.output;
+    EXPECT_NE(lint.output.find(where), std::string::npos) << path << "\n" << lint.output;
+    EXPECT_NE(lint.output.find(what), std::string::npos) << path << "\n" << lint.output;
+
+    {
+      grpc::ClientContext context;
+      v1::SubmitRunRequest request;
+      request.set_spec_yaml(text);
+      request.set_file_name(entry.path().filename().string());
+      v1::Run run;
+      grpc::Status status = dagd_.runs()->SubmitRun(&context, request, &run);
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << path;
+      EXPECT_NE(status.error_message().find(where), std::string::npos)
+          << path << ": " << status.error_message();
+      EXPECT_NE(status.error_message().find(what), std::string::npos)
+          << path << ": " << status.error_message();
+    }
+    {
+      grpc::ClientContext context;
+      v1::CreateWorkflowRequest request;
+      request.set_yaml(text);
+      request.set_file_name(entry.path().filename().string());
+      v1::CreateWorkflowResponse response;
+      grpc::Status status = dagd_.workflows()->CreateWorkflow(&context, request, &response);
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << path;
+    }
+  }
+  EXPECT_GE(files, 10);
+
+  grpc::ClientContext runs_context;
+  v1::ListRunsResponse runs;
+  ASSERT_TRUE(dagd_.runs()->ListRuns(&runs_context, v1::ListRunsRequest(), &runs).ok());
+  EXPECT_EQ(runs.runs_size(), 0);
+  grpc::ClientContext workflows_context;
+  v1::ListWorkflowsResponse workflows;
+  ASSERT_TRUE(dagd_.workflows()
+                  ->ListWorkflows(&workflows_context, v1::ListWorkflowsRequest(), &workflows)
+                  .ok());
+  EXPECT_EQ(workflows.workflows_size(), 0);
+}
+
+// An oversized spec and a workflow with a missing parameter: clear errors, nothing stored.
+TEST_F(DaemonTest, OversizedAndMissingParameterSubmissionsAreRejected) {
+  {
+    grpc::ClientContext context;
+    v1::SubmitRunRequest request;
+    request.set_spec_yaml(std::string(5 << 20, '#'));
+    v1::Run run;
+    grpc::Status status = dagd_.runs()->SubmitRun(&context, request, &run);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_NE(status.error_message().find("limit"), std::string::npos);
+  }
+  {
+    grpc::ClientContext context;
+    v1::Run run;
+    grpc::Status status =
+        dagd_.runs()->SubmitRun(&context, SubmitRequest("fail-omits.yaml", {}), &run);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(status.error_message().find("record_dir"), std::string::npos)
+        << status.error_message();
+  }
+  grpc::ClientContext context;
+  v1::ListRunsResponse runs;
+  ASSERT_TRUE(dagd_.runs()->ListRuns(&context, v1::ListRunsRequest(), &runs).ok());
+  EXPECT_EQ(runs.runs_size(), 0);
+}
+
+// Stored workflows get a new version only when the spec changes; runs by name use the latest.
+TEST_F(DaemonTest, ApplyVersionsWorkflowsAndSubmitByName) {
+  std::string yaml = ReadFile(kTestdata + "/fail-omits.yaml");
+  yaml.replace(yaml.find("generateName: fail-omits-"), 25, "name: fail-omits");
+  {
+    std::ofstream out(tmp_.path() + "/wf.yaml");
+    out << yaml;
+  }
+  CommandResult first = RunDagctl(dagd_.address(), {"apply", "-f", tmp_.path() + "/wf.yaml"});
+  EXPECT_EQ(first.exit_code, 0) << first.output;
+  CommandResult again = RunDagctl(dagd_.address(), {"apply", "-f", tmp_.path() + "/wf.yaml"});
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("unchanged"), std::string::npos) << again.output;
+  {
+    std::ofstream out(tmp_.path() + "/wf.yaml");
+    out << yaml << "\n# a comment changes the spec text\n";
+  }
+  CommandResult second = RunDagctl(dagd_.address(), {"apply", "-f", tmp_.path() + "/wf.yaml"});
+  EXPECT_EQ(second.exit_code, 0) << second.output;
+
+  grpc::ClientContext context;
+  v1::GetWorkflowRequest get;
+  get.set_name("fail-omits");
+  v1::Workflow latest;
+  ASSERT_TRUE(dagd_.workflows()->GetWorkflow(&context, get, &latest).ok());
+  EXPECT_EQ(latest.version(), 2);
+}
+
+}  // namespace
+}  // namespace dagd::testing

@@ -1,0 +1,388 @@
+#include "storage/sqlite/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+#include "storage/sqlite/migrations.h"
+#include "tests/storage/sqlite_test_util.h"
+#include "tests/storage/store_contract.h"
+#include "tests/storage/temp_dir.h"
+
+namespace dagd::storage::testing {
+namespace {
+
+using engine::NodePhase;
+using sqlite::SqliteStore;
+using sqlite::SqliteStoreOptions;
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContractTest,
+                         ::testing::Values(StoreFactory{"Sqlite",
+                                                        [](const std::string& dir) {
+                                                          return OpenSqliteStore(dir + "/dagd.db");
+                                                        }}),
+                         StoreFactoryName);
+
+// Runs one integer query on the file directly, bypassing the store.
+int64_t QueryInt(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW) << sqlite3_errmsg(db);
+  int64_t value = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return value;
+}
+
+WriteBatch RunBatch(RunRecord run) {
+  WriteBatch batch;
+  batch.runs.push_back(std::move(run));
+  return batch;
+}
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  std::string Path() const { return dir_.File("dagd.db"); }
+  TempDir dir_;
+};
+
+TEST_F(SqliteStoreTest, ConcurrentSubmitsCommitAsOneGroup) {
+  std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
+  ASSERT_NE(store, nullptr);
+  DAGD_ASSERT_OK(store->Write(RunBatch(MakeRun("r", "w", 1))));
+
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 25;
+  constexpr int kBatches = kThreads * kPerThread;
+  absl::Mutex mu;
+  int ok = 0;
+  int64_t commits_before = 0;
+  {
+    WriterGate gate(*store);
+    commits_before = store->commits();
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          WriteBatch batch;
+          batch.events.push_back(MakeEvent("r", 1 + t * kPerThread + i));
+          batch.logs.push_back(MakeLog("r", "r.a", 1, "line"));
+          store->Submit(std::move(batch), [&](const absl::Status& status) {
+            absl::MutexLock lock(&mu);
+            if (status.ok()) ++ok;
+          });
+        }
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+  }
+  DAGD_ASSERT_OK(store->Write(WriteBatch{}));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(ok, kBatches);
+  // The 100 batches queued behind the gate, plus the final Write: at most two transactions.
+  EXPECT_LE(store->commits() - commits_before, 2);
+  absl::StatusOr<std::vector<EventRecord>> events = store->GetEvents("r", 0, 1000);
+  DAGD_ASSERT_OK(events);
+  EXPECT_EQ(events->size(), size_t{kBatches});
+  absl::StatusOr<std::vector<LogChunkRecord>> logs = store->GetLogs("r", "", 0, 0, 1000);
+  DAGD_ASSERT_OK(logs);
+  ASSERT_EQ(logs->size(), size_t{kBatches});
+  EXPECT_EQ(logs->back().sequence, kBatches);
+}
+
+TEST_F(SqliteStoreTest, GroupSizeIsCapped) {
+  SqliteStoreOptions options;
+  options.path = Path();
+  options.max_batches_per_commit = 10;
+  std::unique_ptr<SqliteStore> store = OpenOrDie(options);
+  ASSERT_NE(store, nullptr);
+  DAGD_ASSERT_OK(store->Write(RunBatch(MakeRun("r", "w", 1))));
+  int64_t commits_before = 0;
+  {
+    WriterGate gate(*store);
+    commits_before = store->commits();
+    for (int i = 0; i < 35; ++i) {
+      WriteBatch batch;
+      batch.events.push_back(MakeEvent("r", i + 1));
+      store->Submit(std::move(batch), [](const absl::Status& status) { EXPECT_TRUE(status.ok()); });
+    }
+  }
+  DAGD_ASSERT_OK(store->Write(WriteBatch{}));
+  EXPECT_EQ(store->commits() - commits_before, 4);  // 10 + 10 + 10 + (5 and the Write)
+}
+
+TEST_F(SqliteStoreTest, AFailingBatchFailsAloneInItsGroup) {
+  std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
+  ASSERT_NE(store, nullptr);
+  DAGD_ASSERT_OK(store->Write(RunBatch(MakeRun("r1", "w", 1, NodePhase::kRunning, "req"))));
+
+  absl::Mutex mu;
+  std::vector<absl::Status> results(3);
+  {
+    WriterGate gate(*store);
+    std::vector<WriteBatch> batches(3);
+    batches[0].events.push_back(MakeEvent("r1", 1));
+    batches[1] = RunBatch(MakeRun("r2", "w", 2, NodePhase::kRunning, "req"));  // duplicate id
+    batches[1].events.push_back(MakeEvent("r1", 2));
+    batches[2].events.push_back(MakeEvent("r1", 3));
+    for (int i = 0; i < 3; ++i) {
+      store->Submit(std::move(batches[i]), [&, i](const absl::Status& status) {
+        absl::MutexLock lock(&mu);
+        results[i] = status;
+      });
+    }
+  }
+  DAGD_ASSERT_OK(store->Write(WriteBatch{}));
+  absl::MutexLock lock(&mu);
+  EXPECT_TRUE(results[0].ok()) << results[0];
+  EXPECT_EQ(results[1].code(), absl::StatusCode::kAlreadyExists) << results[1];
+  EXPECT_TRUE(results[2].ok()) << results[2];
+  absl::StatusOr<std::vector<EventRecord>> events = store->GetEvents("r1", 0, 10);
+  DAGD_ASSERT_OK(events);
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].sequence, 1);
+  EXPECT_EQ((*events)[1].sequence, 3);
+  DAGD_EXPECT_CODE(store->GetRun("r2"), kNotFound);
+}
+
+TEST_F(SqliteStoreTest, AttemptsTableMirrorsTheNode) {
+  std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
+  ASSERT_NE(store, nullptr);
+  WriteBatch batch = RunBatch(MakeRun("r", "w", 1));
+  batch.node_run_id = "r";
+  batch.nodes = {MakeNode("r.a", 3)};
+  DAGD_ASSERT_OK(store->Write(batch));
+  EXPECT_EQ(QueryInt(Path(), "SELECT count(*) FROM attempts WHERE node_name = 'r.a'"), 3);
+  EXPECT_EQ(QueryInt(Path(), "SELECT exit_code FROM attempts WHERE external_name = 'r.a-1'"), 2);
+
+  WriteBatch fewer;
+  fewer.node_run_id = "r";
+  fewer.nodes = {MakeNode("r.a", 1)};
+  fewer.nodes[0].attempts[0].exit_code = 0;
+  DAGD_ASSERT_OK(store->Write(fewer));
+  EXPECT_EQ(QueryInt(Path(), "SELECT count(*) FROM attempts WHERE node_name = 'r.a'"), 1);
+  EXPECT_EQ(QueryInt(Path(), "SELECT exit_code FROM attempts WHERE external_name = 'r.a-1'"), 0);
+}
+
+TEST_F(SqliteStoreTest, InvalidUtf8IsStoredReplacedNotThrown) {
+  std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
+  ASSERT_NE(store, nullptr);
+  RunRecord run = MakeRun("r", "w", 1);
+  run.parameters["raw"] = "a\xff";
+  WriteBatch batch = RunBatch(run);
+  batch.node_run_id = "r";
+  batch.nodes = {MakeNode("r.a", 1)};
+  batch.nodes[0].message = "exit \xfe\xff";
+  DAGD_ASSERT_OK(store->Write(batch));
+  absl::StatusOr<RunRecord> got = store->GetRun("r");
+  DAGD_ASSERT_OK(got);
+  EXPECT_EQ(got->parameters["raw"], "a\uFFFD");
+  absl::StatusOr<std::vector<engine::NodeState>> nodes = store->GetNodes("r");
+  DAGD_ASSERT_OK(nodes);
+  ASSERT_EQ(nodes->size(), 1u);
+  EXPECT_EQ((*nodes)[0].message, "exit \uFFFD\uFFFD");
+}
+
+TEST_F(SqliteStoreTest, EverythingSurvivesAReopen) {
+  {
+    std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
+    ASSERT_NE(store, nullptr);
+    DAGD_ASSERT_OK(store->PutWorkflow("deploy", "spec: 1", "main", "/b", 7, nullptr));
+    WriteBatch batch = RunBatch(MakeRun("r", "deploy", 1, NodePhase::kRunning, "req"));
+    batch.node_run_id = "r";
+    batch.nodes = {MakeNode("r.a", 2)};
+    batch.events = {MakeEvent("r", 1), MakeEvent("r", 2, "r.a")};
+    batch.logs = {MakeLog("r", "r.a", 1, "one"), MakeLog("r", "r.a", 2, "two")};
+    DAGD_ASSERT_OK(store->Write(batch));
+    // Submitted but not waited for: the destructor commits it before it returns.
+    WriteBatch last;
+    last.logs = {MakeLog("r", "r.a", 2, "three")};
+    store->Submit(std::move(last), [](const absl::Status& status) { EXPECT_TRUE(status.ok()); });
+  }
+  std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<WorkflowRecord> workflow = store->GetWorkflow("deploy", 1);
+  DAGD_ASSERT_OK(workflow);
+  EXPECT_EQ(workflow->yaml, "spec: 1");
+  EXPECT_EQ(workflow->bundle_dir, "/b");
+  absl::StatusOr<RunRecord> run = store->GetRunByRequestId("req");
+  DAGD_ASSERT_OK(run);
+  EXPECT_EQ(run->id, "r");
+  EXPECT_EQ(run->last_sequence, 2);
+  absl::StatusOr<std::vector<engine::NodeState>> nodes = store->GetNodes("r");
+  DAGD_ASSERT_OK(nodes);
+  ASSERT_EQ(nodes->size(), 1u);
+  EXPECT_EQ((*nodes)[0].attempts.size(), 2u);
+  absl::StatusOr<std::vector<EventRecord>> events = store->GetEvents("r", 0, 10);
+  DAGD_ASSERT_OK(events);
+  EXPECT_EQ(events->size(), 2u);
+
+  // Log sequences continue where the previous process stopped.
+  WriteBatch more;
+  more.logs = {MakeLog("r", "r.a", 2, "four")};
+  DAGD_ASSERT_OK(store->Write(more));
+  absl::StatusOr<std::vector<LogChunkRecord>> logs = store->GetLogs("r", "r.a", 0, 0, 10);
+  DAGD_ASSERT_OK(logs);
+  ASSERT_EQ(logs->size(), 4u);
+  EXPECT_EQ((*logs)[2].data, "three");
+  EXPECT_EQ((*logs)[3].data, "four");
+  EXPECT_EQ((*logs)[3].sequence, 4);
+}
+
+TEST_F(SqliteStoreTest, ReadsRunConcurrentlyWithWrites) {
+  std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
+  ASSERT_NE(store, nullptr);
+  DAGD_ASSERT_OK(store->Write(RunBatch(MakeRun("r", "w", 1))));
+  constexpr int kEvents = 200;
+  std::thread writer([&] {
+    for (int i = 1; i <= kEvents; ++i) {
+      WriteBatch batch;
+      batch.events.push_back(MakeEvent("r", i));
+      store->Submit(std::move(batch), [](const absl::Status& status) { EXPECT_TRUE(status.ok()); });
+    }
+  });
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&] {
+      size_t seen = 0;
+      while (seen < kEvents) {
+        absl::StatusOr<std::vector<EventRecord>> events = store->GetEvents("r", 0, 0);
+        ASSERT_TRUE(events.ok()) << events.status();
+        // Committed data only, and never less than before.
+        ASSERT_GE(events->size(), seen);
+        for (size_t i = 0; i < events->size(); ++i) ASSERT_EQ((*events)[i].sequence, int(i + 1));
+        seen = events->size();
+      }
+    });
+  }
+  writer.join();
+  for (std::thread& reader : readers) reader.join();
+}
+
+// --- failures -----------------------------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, AFullDatabaseFailsTheBatchAndKeepsCommittedData) {
+  SqliteStoreOptions options;
+  options.path = Path();
+  options.max_page_count = 64;  // 256 KiB with 4 KiB pages
+  std::unique_ptr<SqliteStore> store = OpenOrDie(options);
+  ASSERT_NE(store, nullptr);
+  WriteBatch first = RunBatch(MakeRun("r", "w", 1));
+  first.logs = {MakeLog("r", "r.a", 1, "before")};
+  DAGD_ASSERT_OK(store->Write(first));
+
+  WriteBatch huge = RunBatch(MakeRun("r2", "w", 2));
+  huge.logs = {MakeLog("r", "r.a", 1, std::string(1 << 20, 'x'))};
+  absl::Status full = store->Write(huge);
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
+  EXPECT_NE(full.message().find("full"), std::string::npos) << full;
+
+  DAGD_EXPECT_CODE(store->GetRun("r2"), kNotFound);
+  absl::StatusOr<std::vector<LogChunkRecord>> logs = store->GetLogs("r", "", 0, 0, 10);
+  DAGD_ASSERT_OK(logs);
+  ASSERT_EQ(logs->size(), 1u);
+  EXPECT_EQ(logs->front().data, "before");
+
+  WriteBatch small;
+  small.logs = {MakeLog("r", "r.a", 1, "after")};
+  DAGD_ASSERT_OK(store->Write(small));
+  logs = store->GetLogs("r", "", 0, 0, 10);
+  DAGD_ASSERT_OK(logs);
+  ASSERT_EQ(logs->size(), 2u);
+  EXPECT_EQ(logs->back().sequence, 2);
+}
+
+TEST_F(SqliteStoreTest, AFileThatIsNotADatabaseIsRefusedByName) {
+  {
+    std::ofstream garbage(Path(), std::ios::binary);
+    for (int i = 0; i < 1000; ++i) garbage << "this is not an SQLite database ";
+  }
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(Path());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss) << store.status();
+  EXPECT_NE(store.status().message().find(Path()), std::string::npos) << store.status();
+}
+
+TEST_F(SqliteStoreTest, AnUnopenablePathIsUnavailableByName) {
+  const std::string path = dir_.File("no/such/dir/dagd.db");
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable) << store.status();
+  EXPECT_NE(store.status().message().find(path), std::string::npos) << store.status();
+}
+
+TEST_F(SqliteStoreTest, ADatabaseFromANewerDagdIsRefused) {
+  {
+    std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
+    ASSERT_NE(store, nullptr);
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version = 999", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(Path());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition) << store.status();
+  EXPECT_NE(store.status().message().find("999"), std::string::npos) << store.status();
+  EXPECT_NE(store.status().message().find(Path()), std::string::npos) << store.status();
+}
+
+// --- migrations ---------------------------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, ANewDatabaseGetsTheLatestSchemaInWalMode) {
+  { ASSERT_NE(OpenOrDie(Path()), nullptr); }
+  EXPECT_EQ(QueryInt(Path(), "PRAGMA user_version"), sqlite::LatestSchemaVersion());
+  EXPECT_EQ(QueryInt(Path(), "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"),
+            1);
+  // Reopening applies nothing and keeps the version.
+  { ASSERT_NE(OpenOrDie(Path()), nullptr); }
+  EXPECT_EQ(QueryInt(Path(), "PRAGMA user_version"), sqlite::LatestSchemaVersion());
+}
+
+TEST(MigrationsTest, AreNumberedOneToNWithoutGaps) {
+  int expected = 1;
+  for (const sqlite::Migration& migration : sqlite::Migrations()) {
+    EXPECT_EQ(migration.version, expected++) << migration.description;
+  }
+  EXPECT_EQ(sqlite::LatestSchemaVersion(), expected - 1);
+}
+
+TEST(MigrationsTest, AppliesOnlyNewOnesAndAFailedOneChangesNothing) {
+  TempDir dir;
+  const std::string path = dir.File("m.db");
+  absl::StatusOr<std::unique_ptr<sqlite::internal::Connection>> db =
+      sqlite::internal::Connection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 1000);
+  ASSERT_TRUE(db.ok()) << db.status();
+  const sqlite::Migration v1[] = {{1, "one", "CREATE TABLE a (x INTEGER);"}};
+  const sqlite::Migration v3[] = {
+      {1, "one", "CREATE TABLE a (x INTEGER);"},
+      {2, "two", "CREATE TABLE b (x INTEGER);"},
+      {3, "broken", "CREATE TABLE c (x INTEGER); INSERT INTO nowhere VALUES (1);"}};
+
+  absl::StatusOr<int> applied = sqlite::ApplyMigrations(**db, v1);
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_EQ(*applied, 1);
+  applied = sqlite::ApplyMigrations(**db, v1);
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_EQ(*applied, 0);
+
+  applied = sqlite::ApplyMigrations(**db, v3);
+  ASSERT_FALSE(applied.ok());
+  EXPECT_NE(applied.status().message().find("migration 3 (broken)"), std::string::npos)
+      << applied.status();
+  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), 2);
+  EXPECT_EQ(QueryInt(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'b'"), 1);
+  EXPECT_EQ(QueryInt(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'c'"), 0);
+}
+
+}  // namespace
+}  // namespace dagd::storage::testing

@@ -1,0 +1,507 @@
+#include "tests/storage/store_contract.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "tests/storage/status_test_macros.h"
+
+namespace dagd::storage::testing {
+namespace {
+
+using engine::NodePhase;
+using engine::NodeState;
+
+const char kYamlV1[] = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec: {entrypoint: a}\n";
+const char kYamlV2[] = "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nspec: {entrypoint: b}\n";
+
+std::vector<std::string> Ids(const std::vector<RunRecord>& runs) {
+  std::vector<std::string> ids;
+  ids.reserve(runs.size());
+  for (const RunRecord& run : runs) ids.push_back(run.id);
+  return ids;
+}
+
+void ExpectSameRun(const RunRecord& got, const RunRecord& want) {
+  EXPECT_EQ(got.id, want.id);
+  EXPECT_EQ(got.workflow_name, want.workflow_name);
+  EXPECT_EQ(got.workflow_version, want.workflow_version);
+  EXPECT_EQ(got.workflow_yaml, want.workflow_yaml);
+  EXPECT_EQ(got.file_name, want.file_name);
+  EXPECT_EQ(got.bundle_dir, want.bundle_dir);
+  EXPECT_EQ(got.parameters, want.parameters);
+  EXPECT_EQ(got.phase, want.phase);
+  EXPECT_EQ(got.message, want.message);
+  EXPECT_EQ(got.request_id, want.request_id);
+  EXPECT_EQ(got.stopping, want.stopping);
+  EXPECT_EQ(got.created_at_ms, want.created_at_ms);
+  EXPECT_EQ(got.started_at_ms, want.started_at_ms);
+  EXPECT_EQ(got.finished_at_ms, want.finished_at_ms);
+  EXPECT_EQ(got.last_sequence, want.last_sequence);
+}
+
+WriteBatch RunBatch(RunRecord run) {
+  WriteBatch batch;
+  batch.runs.push_back(std::move(run));
+  return batch;
+}
+
+}  // namespace
+
+std::string StoreFactoryName(const ::testing::TestParamInfo<StoreFactory>& info) {
+  return info.param.name;
+}
+
+void StoreContractTest::SetUp() {
+  absl::StatusOr<std::unique_ptr<Store>> store = GetParam().open(dir_.path());
+  ASSERT_TRUE(store.ok()) << store.status();
+  store_ = *std::move(store);
+}
+
+RunRecord MakeRun(const std::string& id, const std::string& workflow, int64_t created_at_ms,
+                  NodePhase phase, const std::string& request_id) {
+  RunRecord run;
+  run.id = id;
+  run.workflow_name = workflow;
+  run.workflow_version = 1;
+  run.workflow_yaml = kYamlV1;
+  run.file_name = workflow + ".yaml";
+  run.bundle_dir = "/srv/bundles/" + workflow;
+  run.parameters = {{"env", "staging"}, {"quote", "it's \"x\""}};
+  run.phase = phase;
+  run.message = "message of " + id;
+  run.request_id = request_id;
+  run.created_at_ms = created_at_ms;
+  run.started_at_ms = created_at_ms + 1;
+  return run;
+}
+
+NodeState MakeNode(const std::string& name, int attempts) {
+  NodeState node;
+  node.name = name;
+  node.display_name = name.substr(name.find('.') + 1);
+  node.parent = name.substr(0, name.find('.'));
+  node.task_name = node.display_name;
+  node.template_name = "tmpl";
+  node.type = engine::NodeType::kPod;
+  node.phase = NodePhase::kRunning;
+  node.inputs = {{"host", "a"}};
+  node.started_at_ms = 100;
+  for (int i = 1; i <= attempts; ++i) {
+    engine::AttemptRecord attempt;
+    attempt.number = i;
+    attempt.phase = i < attempts ? NodePhase::kFailed : NodePhase::kRunning;
+    attempt.runner = "kubernetes";
+    attempt.external_name = absl::StrCat(name, "-", i);
+    attempt.exit_code = i < attempts ? 2 : -1;
+    attempt.started_at_ms = int64_t{100} * i;
+    node.attempts.push_back(attempt);
+  }
+  return node;
+}
+
+EventRecord MakeEvent(const std::string& run_id, int64_t sequence, const std::string& node) {
+  EventRecord event;
+  event.run_id = run_id;
+  event.sequence = sequence;
+  event.time_ms = 1000 + sequence;
+  event.node_name = node;
+  event.type = node.empty() ? "RunPhase" : "NodePhase";
+  event.phase = NodePhase::kSucceeded;
+  event.message = absl::StrCat("event ", sequence);
+  event.attempt = node.empty() ? 0 : 1;
+  return event;
+}
+
+LogChunkRecord MakeLog(const std::string& run_id, const std::string& node, int attempt,
+                       const std::string& data) {
+  LogChunkRecord chunk;
+  chunk.run_id = run_id;
+  chunk.node_name = node;
+  chunk.attempt = attempt;
+  chunk.stream = "stdout";
+  chunk.data = data;
+  chunk.time_ms = 5000;
+  return chunk;
+}
+
+// --- workflows ----------------------------------------------------------------------------------
+
+TEST_P(StoreContractTest, PutWorkflowVersionsOnlyChangedSpecs) {
+  bool created = false;
+  absl::StatusOr<WorkflowRecord> v1 = store_->PutWorkflow("deploy", kYamlV1, "a", "", 10, &created);
+  DAGD_ASSERT_OK(v1);
+  EXPECT_TRUE(created);
+  EXPECT_EQ(v1->version, 1);
+  EXPECT_EQ(v1->created_at_ms, 10);
+  EXPECT_EQ(v1->spec_sha256.size(), 64u);
+
+  absl::StatusOr<WorkflowRecord> same =
+      store_->PutWorkflow("deploy", kYamlV1, "a", "", 20, &created);
+  DAGD_ASSERT_OK(same);
+  EXPECT_FALSE(created);
+  EXPECT_EQ(same->version, 1);
+  EXPECT_EQ(same->created_at_ms, 10);
+
+  absl::StatusOr<WorkflowRecord> v2 = store_->PutWorkflow("deploy", kYamlV2, "b", "", 30, &created);
+  DAGD_ASSERT_OK(v2);
+  EXPECT_TRUE(created);
+  EXPECT_EQ(v2->version, 2);
+  EXPECT_NE(v2->spec_sha256, v1->spec_sha256);
+
+  absl::StatusOr<WorkflowRecord> v3 =
+      store_->PutWorkflow("deploy", kYamlV2, "b", "/srv/bundle", 40, &created);
+  DAGD_ASSERT_OK(v3);
+  EXPECT_TRUE(created) << "a changed bundle_dir alone makes a new version";
+  EXPECT_EQ(v3->version, 3);
+  EXPECT_EQ(v3->bundle_dir, "/srv/bundle");
+}
+
+TEST_P(StoreContractTest, WorkflowSha256IsOfTheYaml) {
+  absl::StatusOr<WorkflowRecord> abc = store_->PutWorkflow("w", "abc", "main", "", 1, nullptr);
+  DAGD_ASSERT_OK(abc);
+  EXPECT_EQ(abc->spec_sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST_P(StoreContractTest, GetWorkflowByVersionAndLatest) {
+  DAGD_ASSERT_OK(store_->PutWorkflow("deploy", kYamlV1, "a", "", 10, nullptr));
+  DAGD_ASSERT_OK(store_->PutWorkflow("deploy", kYamlV2, "b", "/b", 20, nullptr));
+
+  absl::StatusOr<WorkflowRecord> latest = store_->GetWorkflow("deploy", 0);
+  DAGD_ASSERT_OK(latest);
+  EXPECT_EQ(latest->version, 2);
+  EXPECT_EQ(latest->yaml, kYamlV2);
+  EXPECT_EQ(latest->entrypoint, "b");
+  EXPECT_EQ(latest->bundle_dir, "/b");
+
+  absl::StatusOr<WorkflowRecord> first = store_->GetWorkflow("deploy", 1);
+  DAGD_ASSERT_OK(first);
+  EXPECT_EQ(first->name, "deploy");
+  EXPECT_EQ(first->yaml, kYamlV1);
+  EXPECT_EQ(first->entrypoint, "a");
+  EXPECT_EQ(first->created_at_ms, 10);
+
+  DAGD_EXPECT_CODE(store_->GetWorkflow("deploy", 3), kNotFound);
+  DAGD_EXPECT_CODE(store_->GetWorkflow("missing", 0), kNotFound);
+}
+
+TEST_P(StoreContractTest, ListWorkflowsPagesByNameWithLatestVersions) {
+  for (const char* name : {"c", "a", "e", "b", "d"}) {
+    DAGD_ASSERT_OK(store_->PutWorkflow(name, kYamlV1, "a", "", 1, nullptr));
+  }
+  DAGD_ASSERT_OK(store_->PutWorkflow("b", kYamlV2, "b", "", 2, nullptr));
+  DAGD_ASSERT_OK(store_->DeleteWorkflow("d"));
+
+  absl::StatusOr<std::vector<WorkflowRecord>> page = store_->ListWorkflows("", 2);
+  DAGD_ASSERT_OK(page);
+  ASSERT_EQ(page->size(), 2u);
+  EXPECT_EQ((*page)[0].name, "a");
+  EXPECT_EQ((*page)[1].name, "b");
+  EXPECT_EQ((*page)[1].version, 2);
+
+  page = store_->ListWorkflows("b", 10);
+  DAGD_ASSERT_OK(page);
+  ASSERT_EQ(page->size(), 2u);
+  EXPECT_EQ((*page)[0].name, "c");
+  EXPECT_EQ((*page)[1].name, "e");
+
+  page = store_->ListWorkflows("e", 10);
+  DAGD_ASSERT_OK(page);
+  EXPECT_TRUE(page->empty());
+}
+
+TEST_P(StoreContractTest, DeleteWorkflowHidesItButKeepsRuns) {
+  DAGD_ASSERT_OK(store_->PutWorkflow("deploy", kYamlV1, "a", "", 10, nullptr));
+  DAGD_ASSERT_OK(store_->PutWorkflow("deploy", kYamlV2, "b", "", 20, nullptr));
+  RunRecord run = MakeRun("run-1", "deploy", 30);
+  run.workflow_version = 2;
+  DAGD_ASSERT_OK(store_->Write(RunBatch(run)));
+
+  DAGD_ASSERT_OK(store_->DeleteWorkflow("deploy"));
+  DAGD_EXPECT_CODE(store_->GetWorkflow("deploy", 0), kNotFound);
+  DAGD_EXPECT_CODE(store_->GetWorkflow("deploy", 1), kNotFound);
+  DAGD_EXPECT_CODE(store_->DeleteWorkflow("deploy"), kNotFound);
+  DAGD_EXPECT_CODE(store_->DeleteWorkflow("never-stored"), kNotFound);
+
+  absl::StatusOr<RunRecord> kept = store_->GetRun("run-1");
+  DAGD_ASSERT_OK(kept);
+  EXPECT_EQ(kept->workflow_yaml, kYamlV1);
+
+  // Storing the name again starts a new version; numbers are not reused.
+  bool created = false;
+  absl::StatusOr<WorkflowRecord> again =
+      store_->PutWorkflow("deploy", kYamlV1, "a", "", 40, &created);
+  DAGD_ASSERT_OK(again);
+  EXPECT_TRUE(created);
+  EXPECT_EQ(again->version, 3);
+}
+
+// --- runs ---------------------------------------------------------------------------------------
+
+TEST_P(StoreContractTest, RunRoundTripsAndIsReplacedById) {
+  RunRecord run = MakeRun("run-1", "deploy", 1000, NodePhase::kRunning, "req-1");
+  DAGD_ASSERT_OK(store_->Write(RunBatch(run)));
+  absl::StatusOr<RunRecord> got = store_->GetRun("run-1");
+  DAGD_ASSERT_OK(got);
+  ExpectSameRun(*got, run);
+
+  run.phase = NodePhase::kFailed;
+  run.message = "stopped by user";
+  run.stopping = true;
+  run.finished_at_ms = 2000;
+  DAGD_ASSERT_OK(store_->Write(RunBatch(run)));
+  got = store_->GetRun("run-1");
+  DAGD_ASSERT_OK(got);
+  ExpectSameRun(*got, run);
+
+  DAGD_EXPECT_CODE(store_->GetRun("run-2"), kNotFound);
+}
+
+TEST_P(StoreContractTest, RequestIdIsUniqueAndFindsItsRun) {
+  DAGD_ASSERT_OK(store_->Write(RunBatch(MakeRun("run-1", "w", 1, NodePhase::kRunning, "req"))));
+  absl::StatusOr<RunRecord> found = store_->GetRunByRequestId("req");
+  DAGD_ASSERT_OK(found);
+  EXPECT_EQ(found->id, "run-1");
+  DAGD_EXPECT_CODE(store_->GetRunByRequestId("other"), kNotFound);
+  DAGD_EXPECT_CODE(store_->GetRunByRequestId(""), kNotFound);
+
+  // A second run with the same request id is refused, and nothing of its batch is stored.
+  WriteBatch duplicate = RunBatch(MakeRun("run-2", "w", 2, NodePhase::kRunning, "req"));
+  duplicate.events.push_back(MakeEvent("run-1", 1));
+  DAGD_EXPECT_CODE(store_->Write(duplicate), kAlreadyExists);
+  DAGD_EXPECT_CODE(store_->GetRun("run-2"), kNotFound);
+  absl::StatusOr<std::vector<EventRecord>> events = store_->GetEvents("run-1", 0, 10);
+  DAGD_ASSERT_OK(events);
+  EXPECT_TRUE(events->empty());
+
+  // Runs without a request id do not collide with each other.
+  DAGD_ASSERT_OK(store_->Write(RunBatch(MakeRun("run-3", "w", 3))));
+  DAGD_ASSERT_OK(store_->Write(RunBatch(MakeRun("run-4", "w", 4))));
+}
+
+TEST_P(StoreContractTest, ListRunsNewestFirstWithFiltersAndPages) {
+  WriteBatch batch;
+  for (int i = 0; i < 25; ++i) {
+    const NodePhase phase = i % 3 == 0 ? NodePhase::kSucceeded : NodePhase::kRunning;
+    // Two runs share each creation time, so that pages must break ties by id.
+    batch.runs.push_back(
+        MakeRun(absl::StrCat("run-", 100 + i), i % 2 ? "odd" : "even", 1000 + i / 2, phase));
+  }
+  DAGD_ASSERT_OK(store_->Write(batch));
+
+  std::vector<std::string> all;
+  RunFilter filter;
+  filter.limit = 7;
+  int pages = 0;
+  do {
+    absl::StatusOr<RunPage> page = store_->ListRuns(filter);
+    DAGD_ASSERT_OK(page);
+    EXPECT_LE(page->runs.size(), 7u);
+    for (const RunRecord& run : page->runs) all.push_back(run.id);
+    filter.page_token = page->next_page_token;
+    ++pages;
+  } while (!filter.page_token.empty());
+  EXPECT_EQ(pages, 4);
+  std::vector<std::string> want;
+  for (int i = 24; i >= 0; --i) want.push_back(absl::StrCat("run-", 100 + i));
+  EXPECT_EQ(all, want);  // created_at DESC, then id DESC
+
+  RunFilter odd_running;
+  odd_running.workflow_name = "odd";
+  odd_running.phases = {NodePhase::kRunning, NodePhase::kPending};
+  odd_running.created_after_ms = 1002;   // inclusive
+  odd_running.created_before_ms = 1008;  // exclusive
+  absl::StatusOr<RunPage> page = store_->ListRuns(odd_running);
+  DAGD_ASSERT_OK(page);
+  // odd i with 1002 <= 1000 + i/2 < 1008, i.e. i in 5..15, and i % 3 != 0.
+  EXPECT_EQ(Ids(page->runs),
+            (std::vector<std::string>{"run-113", "run-111", "run-107", "run-105"}));
+  EXPECT_EQ(page->next_page_token, "");
+
+  RunFilter bad;
+  bad.page_token = "not a token!";
+  DAGD_EXPECT_CODE(store_->ListRuns(bad), kInvalidArgument);
+}
+
+TEST_P(StoreContractTest, ListUnfinishedRunsReturnsPendingAndRunning) {
+  WriteBatch batch;
+  batch.runs.push_back(MakeRun("pending", "w", 1, NodePhase::kPending));
+  batch.runs.push_back(MakeRun("running", "w", 2, NodePhase::kRunning));
+  batch.runs.push_back(MakeRun("ok", "w", 3, NodePhase::kSucceeded));
+  batch.runs.push_back(MakeRun("failed", "w", 4, NodePhase::kFailed));
+  batch.runs.push_back(MakeRun("error", "w", 5, NodePhase::kError));
+  DAGD_ASSERT_OK(store_->Write(batch));
+  absl::StatusOr<std::vector<RunRecord>> unfinished = store_->ListUnfinishedRuns();
+  DAGD_ASSERT_OK(unfinished);
+  std::vector<std::string> ids = Ids(*unfinished);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::string>{"pending", "running"}));
+}
+
+// --- nodes --------------------------------------------------------------------------------------
+
+TEST_P(StoreContractTest, NodesRoundTripInCreationOrderAndAreReplacedByName) {
+  WriteBatch batch = RunBatch(MakeRun("r", "w", 1));
+  batch.node_run_id = "r";
+  NodeState root = MakeNode("r", 0);
+  root.parent = "";
+  root.type = engine::NodeType::kDag;
+  root.children = {"r.b", "r.a"};
+  NodeState b = MakeNode("r.b", 2);
+  b.outputs.parameters = {{"hosts", "[\"h1\"]"}};
+  b.outputs.result = "done";
+  b.item = nlohmann::json{{"k", 1}};
+  b.retry_at_ms = 77;
+  batch.nodes = {root, b, MakeNode("r.a", 1)};
+  DAGD_ASSERT_OK(store_->Write(batch));
+
+  absl::StatusOr<std::vector<NodeState>> nodes = store_->GetNodes("r");
+  DAGD_ASSERT_OK(nodes);
+  ASSERT_EQ(nodes->size(), 3u);
+  EXPECT_EQ((*nodes)[0].name, "r");
+  EXPECT_EQ((*nodes)[0].type, engine::NodeType::kDag);
+  EXPECT_EQ((*nodes)[0].children, root.children);
+  const NodeState& got = (*nodes)[1];
+  EXPECT_EQ(got.name, "r.b");
+  EXPECT_EQ(got.display_name, "b");
+  EXPECT_EQ(got.parent, "r");
+  EXPECT_EQ(got.outputs.parameters, b.outputs.parameters);
+  EXPECT_EQ(got.outputs.result, "done");
+  EXPECT_EQ(got.item, b.item);
+  EXPECT_EQ(got.retry_at_ms, 77);
+  ASSERT_EQ(got.attempts.size(), 2u);
+  EXPECT_EQ(got.attempts[0].phase, NodePhase::kFailed);
+  EXPECT_EQ(got.attempts[0].exit_code, 2);
+  EXPECT_EQ(got.attempts[1].external_name, "r.b-2");
+  EXPECT_EQ((*nodes)[2].name, "r.a");
+
+  // A later write of a node replaces it and keeps its place.
+  WriteBatch update;
+  update.node_run_id = "r";
+  b.phase = NodePhase::kSucceeded;
+  b.attempts.back().phase = NodePhase::kSucceeded;
+  b.attempts.back().exit_code = 0;
+  update.nodes = {b};
+  DAGD_ASSERT_OK(store_->Write(update));
+  nodes = store_->GetNodes("r");
+  DAGD_ASSERT_OK(nodes);
+  ASSERT_EQ(nodes->size(), 3u);
+  EXPECT_EQ((*nodes)[1].phase, NodePhase::kSucceeded);
+  EXPECT_EQ((*nodes)[1].attempts.back().exit_code, 0);
+
+  nodes = store_->GetNodes("other");
+  DAGD_ASSERT_OK(nodes);
+  EXPECT_TRUE(nodes->empty());
+}
+
+TEST_P(StoreContractTest, NodesNeedTheirRun) {
+  WriteBatch orphan;
+  orphan.node_run_id = "missing";
+  orphan.nodes = {MakeNode("missing.a", 1)};
+  DAGD_EXPECT_CODE(store_->Write(orphan), kFailedPrecondition);
+
+  WriteBatch unnamed;
+  unnamed.nodes = {MakeNode("x.a", 1)};
+  DAGD_EXPECT_CODE(store_->Write(unnamed), kInvalidArgument);
+}
+
+// --- events and logs ----------------------------------------------------------------------------
+
+TEST_P(StoreContractTest, EventsReadBackInOrderAfterASequence) {
+  WriteBatch batch = RunBatch(MakeRun("r", "w", 1));
+  for (int64_t s = 1; s <= 10; ++s) batch.events.push_back(MakeEvent("r", s, s % 2 ? "r.a" : ""));
+  DAGD_ASSERT_OK(store_->Write(batch));
+
+  absl::StatusOr<std::vector<EventRecord>> events = store_->GetEvents("r", 0, 100);
+  DAGD_ASSERT_OK(events);
+  ASSERT_EQ(events->size(), 10u);
+  const EventRecord& first = (*events)[0];
+  EXPECT_EQ(first.run_id, "r");
+  EXPECT_EQ(first.sequence, 1);
+  EXPECT_EQ(first.time_ms, 1001);
+  EXPECT_EQ(first.node_name, "r.a");
+  EXPECT_EQ(first.type, "NodePhase");
+  EXPECT_EQ(first.phase, NodePhase::kSucceeded);
+  EXPECT_EQ(first.message, "event 1");
+  EXPECT_EQ(first.attempt, 1);
+
+  events = store_->GetEvents("r", 4, 3);
+  DAGD_ASSERT_OK(events);
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_EQ((*events)[0].sequence, 5);
+  EXPECT_EQ((*events)[2].sequence, 7);
+
+  absl::StatusOr<RunRecord> run = store_->GetRun("r");
+  DAGD_ASSERT_OK(run);
+  EXPECT_EQ(run->last_sequence, 10);
+
+  // A sequence is stored once.
+  WriteBatch again;
+  again.events.push_back(MakeEvent("r", 10));
+  DAGD_EXPECT_CODE(store_->Write(again), kAlreadyExists);
+}
+
+TEST_P(StoreContractTest, LogChunksGetIncreasingSequencesPerRun) {
+  WriteBatch batch = RunBatch(MakeRun("r1", "w", 1));
+  batch.runs.push_back(MakeRun("r2", "w", 2));
+  batch.logs = {MakeLog("r1", "r1.a", 1, "a1 "), MakeLog("r1", "r1.b", 1, "b1 "),
+                MakeLog("r2", "r2.a", 1, "x")};
+  DAGD_ASSERT_OK(store_->Write(batch));
+  WriteBatch more;
+  more.logs = {MakeLog("r1", "r1.a", 2, std::string("a2\0bin", 6)),
+               MakeLog("r1", "r1.a", 1, "a1b")};
+  DAGD_ASSERT_OK(store_->Write(more));
+
+  absl::StatusOr<std::vector<LogChunkRecord>> logs = store_->GetLogs("r1", "", 0, 0, 100);
+  DAGD_ASSERT_OK(logs);
+  ASSERT_EQ(logs->size(), 4u);
+  for (size_t i = 0; i < logs->size(); ++i) EXPECT_EQ((*logs)[i].sequence, int64_t(i + 1));
+  EXPECT_EQ((*logs)[2].data, std::string("a2\0bin", 6));
+  EXPECT_EQ((*logs)[2].attempt, 2);
+  EXPECT_EQ((*logs)[2].stream, "stdout");
+  EXPECT_EQ((*logs)[2].time_ms, 5000);
+
+  logs = store_->GetLogs("r1", "r1.a", 0, 0, 100);
+  DAGD_ASSERT_OK(logs);
+  ASSERT_EQ(logs->size(), 3u);
+  logs = store_->GetLogs("r1", "r1.a", 1, 1, 100);
+  DAGD_ASSERT_OK(logs);
+  ASSERT_EQ(logs->size(), 1u);
+  EXPECT_EQ((*logs)[0].data, "a1b");
+  EXPECT_EQ((*logs)[0].sequence, 4);
+  logs = store_->GetLogs("r1", "", 0, 1, 2);
+  DAGD_ASSERT_OK(logs);
+  ASSERT_EQ(logs->size(), 2u);
+  EXPECT_EQ((*logs)[0].sequence, 2);
+
+  logs = store_->GetLogs("r2", "", 0, 0, 100);
+  DAGD_ASSERT_OK(logs);
+  ASSERT_EQ(logs->size(), 1u);
+  EXPECT_EQ((*logs)[0].sequence, 1);
+}
+
+// --- grouped writes -----------------------------------------------------------------------------
+
+TEST_P(StoreContractTest, SubmitCallsBackOncePerBatchInOrder) {
+  DAGD_ASSERT_OK(store_->Write(RunBatch(MakeRun("r", "w", 1))));
+  absl::Mutex mu;
+  std::vector<int> order;
+  constexpr int kBatches = 50;
+  for (int i = 0; i < kBatches; ++i) {
+    WriteBatch batch;
+    batch.events.push_back(MakeEvent("r", i + 1));
+    store_->Submit(std::move(batch), [&, i](const absl::Status& status) {
+      EXPECT_TRUE(status.ok()) << status;
+      absl::MutexLock lock(&mu);
+      order.push_back(i);
+    });
+  }
+  // A Write after the Submits completes after all of them.
+  DAGD_ASSERT_OK(store_->Write(WriteBatch{}));
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(order.size(), size_t{kBatches});
+  EXPECT_TRUE(std::is_sorted(order.begin(), order.end()));
+}
+
+}  // namespace dagd::storage::testing
