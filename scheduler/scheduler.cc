@@ -1,5 +1,6 @@
 #include "scheduler/scheduler.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <random>
@@ -320,30 +321,47 @@ storage::WriteBatch Scheduler::CollectChanges(ActiveRun* run) {
     batch.events.push_back(std::move(e));
   };
 
-  for (const std::string& name : run->state->TakeChangedNodes()) {
-    const auto& nodes = run->state->nodes();
-    auto it = nodes.find(name);
-    if (it == nodes.end()) continue;
-    const engine::NodeState& node = it->second;
-    auto [seen_it, inserted] = run->seen.try_emplace(name);
-    SeenNode& seen = seen_it->second;
-    for (size_t i = 0; i < node.attempts.size(); ++i) {
-      const engine::AttemptRecord& a = node.attempts[i];
-      if (i >= seen.attempts.size()) {
-        add_event(name, "AttemptStarted", NodePhase::kRunning,
-                  absl::StrCat("attempt ", a.number, " on runner ", a.runner), a.number);
-        seen.attempts.push_back(NodePhase::kRunning);
+  // Events read in causal order: first the nodes that ended, children before parents; then the
+  // nodes that started (which the endings made ready), parents before children (a parent's name
+  // sorts before its children's).
+  std::vector<std::string> changed = run->state->TakeChangedNodes();
+  std::sort(changed.begin(), changed.end());
+  const auto& nodes = run->state->nodes();
+  for (bool ending : {true, false}) {
+    auto visit = [&](const std::string& name) {
+      auto it = nodes.find(name);
+      if (it == nodes.end()) return;
+      const engine::NodeState& node = it->second;
+      if (engine::IsFinal(node.phase) != ending) return;
+      auto [seen_it, inserted] = run->seen.try_emplace(name);
+      SeenNode& seen = seen_it->second;
+      if (!ending && (inserted || seen.phase != node.phase)) {
+        add_event(name, "NodePhase", node.phase, node.message, 0);
+        seen.phase = node.phase;
       }
-      if (engine::IsFinal(a.phase) && !engine::IsFinal(seen.attempts[i])) {
-        add_event(name, "AttemptFinished", a.phase, a.message, a.number);
-        seen.attempts[i] = a.phase;
+      for (size_t i = 0; i < node.attempts.size(); ++i) {
+        const engine::AttemptRecord& a = node.attempts[i];
+        if (i >= seen.attempts.size()) {
+          add_event(name, "AttemptStarted", NodePhase::kRunning,
+                    absl::StrCat("attempt ", a.number, " on runner ", a.runner), a.number);
+          seen.attempts.push_back(NodePhase::kRunning);
+        }
+        if (engine::IsFinal(a.phase) && !engine::IsFinal(seen.attempts[i])) {
+          add_event(name, "AttemptFinished", a.phase, a.message, a.number);
+          seen.attempts[i] = a.phase;
+        }
       }
+      if (ending && (inserted || seen.phase != node.phase)) {
+        add_event(name, "NodePhase", node.phase, node.message, 0);
+        seen.phase = node.phase;
+      }
+      batch.nodes.push_back(node);
+    };
+    if (ending) {
+      std::for_each(changed.rbegin(), changed.rend(), visit);
+    } else {
+      std::for_each(changed.begin(), changed.end(), visit);
     }
-    if (inserted || seen.phase != node.phase) {
-      add_event(name, "NodePhase", node.phase, node.message, 0);
-      seen.phase = node.phase;
-    }
-    batch.nodes.push_back(node);
   }
 
   storage::RunRecord& record = run->record;
