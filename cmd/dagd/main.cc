@@ -2,6 +2,7 @@
 // unfinished runs, serves gRPC until SIGTERM or SIGINT, then shuts down in order: stop taking
 // calls, stop the loop, end running attempts, drain the store's writer.
 #include <signal.h>
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
@@ -9,11 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <spdlog/spdlog.h>
 #include <thread>
 
 #include "absl/status/status.h"
-
 #include "runners/builtin.h"
 #include "runners/runner.h"
 #include "scheduler/scheduler.h"
@@ -59,7 +58,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--port-file", flags.port_file,
                  "Write the port actually listened on to this file once serving");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;  // a usage error, as dagctl reports them
+  }
 
   spdlog::set_level(spdlog::level::from_str(flags.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
@@ -87,8 +93,8 @@ int main(int argc, char** argv) {
   scheduler_options.data_dir = data_dir;
   scheduler_options.default_runner = flags.default_runner;
   scheduler_options.grace_period_ms = flags.grace_period_ms;
-  dagd::scheduler::Scheduler scheduler(io, store->get(), &registry,
-                                       dagd::scheduler::SystemClock(), scheduler_options);
+  dagd::scheduler::Scheduler scheduler(io, store->get(), &registry, dagd::scheduler::SystemClock(),
+                                       scheduler_options);
   dagd::server::RunHub hub;
   scheduler.AddListener(&hub);
   if (auto st = scheduler.Recover(); !st.ok()) {

@@ -71,9 +71,14 @@ void Daemon::Start() {
       dup2(fd, 1);
       dup2(fd, 2);
     }
-    execl(binary.c_str(), binary.c_str(), "--listen", "127.0.0.1:0", "--data-dir",
-          data_dir_.c_str(), "--port-file", port_file.c_str(), "--grace-period-ms", "2000",
-          "--log-level", "debug", static_cast<char*>(nullptr));
+    if (!config_file_.empty()) {
+      execl(binary.c_str(), binary.c_str(), "--config", config_file_.c_str(),
+            static_cast<char*>(nullptr));
+    } else {
+      execl(binary.c_str(), binary.c_str(), "--listen", "127.0.0.1:0", "--data-dir",
+            data_dir_.c_str(), "--port-file", port_file.c_str(), "--grace-period-ms", "2000",
+            "--log-level", "debug", static_cast<char*>(nullptr));
+    }
     _exit(127);
   }
   const auto deadline = Clock::now() + std::chrono::seconds(30);
@@ -84,7 +89,8 @@ void Daemon::Start() {
       channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
       runs_ = v1::RunService::NewStub(channel_);
       workflows_ = v1::WorkflowService::NewStub(channel_);
-      ASSERT_TRUE(channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10)));
+      ASSERT_TRUE(
+          channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10)));
       return;
     }
     int status = 0;

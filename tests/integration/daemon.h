@@ -35,6 +35,9 @@ class Daemon {
 
   // Starts dagd and waits (bounded) until it serves. Fails the test on error.
   void Start();
+  // From now on, start dagd with `--config path` alone. The file must set listen, data-dir and
+  // port-file = <data dir>/port.
+  void UseConfigFile(std::string path) { config_file_ = std::move(path); }
   // SIGTERM and wait for a clean exit; returns the exit status.
   int Terminate();
   // SIGKILL, as a crash would.
@@ -47,6 +50,7 @@ class Daemon {
 
  private:
   std::string data_dir_;
+  std::string config_file_;
   pid_t pid_ = -1;
   std::string address_;
   std::shared_ptr<grpc::Channel> channel_;

@@ -1,16 +1,18 @@
 // End-to-end tests of the real dagd binary: real gRPC over loopback, real SQLite files, real
 // ansible-playbook, and the real dagctl.
+#include "tests/integration/daemon.h"
+
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <fstream>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <thread>
-
-#include "tests/integration/daemon.h"
 
 namespace dagd::testing {
 namespace {
@@ -112,7 +114,8 @@ class DaemonTest : public ::testing::Test {
 // (a) A diamond of four real playbooks; B fails once and succeeds on its retry. Watched to
 // Succeeded; phases, attempts and logs read back from history, and again after a restart.
 TEST_F(DaemonTest, DiamondWithRetrySucceedsAndHistorySurvivesRestart) {
-  v1::Run submitted = Submit(dagd_, SubmitRequest("diamond-retry.yaml", {{"record_dir", records_}}));
+  v1::Run submitted =
+      Submit(dagd_, SubmitRequest("diamond-retry.yaml", {{"record_dir", records_}}));
   ASSERT_FALSE(submitted.id().empty());
 
   std::vector<v1::RunEvent> events = WatchToEnd(dagd_.runs(), submitted.id());
@@ -155,8 +158,7 @@ TEST_F(DaemonTest, DiamondWithRetrySucceedsAndHistorySurvivesRestart) {
     EXPECT_EQ(AttemptPhases(*FindNode(run, "B")),
               (std::vector<v1::Phase>{v1::PHASE_FAILED, v1::PHASE_SUCCEEDED}));
     for (const char* name : {"A", "C", "D"}) {
-      EXPECT_EQ(AttemptPhases(*FindNode(run, name)),
-                (std::vector<v1::Phase>{v1::PHASE_SUCCEEDED}))
+      EXPECT_EQ(AttemptPhases(*FindNode(run, name)), (std::vector<v1::Phase>{v1::PHASE_SUCCEEDED}))
           << name;
     }
     std::string b_logs = NodeLogs(dagd_, run.id(), "B");
@@ -212,9 +214,8 @@ TEST_F(DaemonTest, FailedNodeOmitsDependentsAndFailsRun) {
 // (c) kill -9 of dagd while a node runs: its processes die with dagd, and after a restart the
 // run finishes with every node run the right number of times.
 TEST_F(DaemonTest, KillNineMidRunResumesAfterRestart) {
-  v1::Run submitted = Submit(
-      dagd_, SubmitRequest("crash-resume.yaml",
-                           {{"record_dir", records_}, {"sleep_seconds", "300"}}));
+  v1::Run submitted = Submit(dagd_, SubmitRequest("crash-resume.yaml", {{"record_dir", records_},
+                                                                        {"sleep_seconds", "300"}}));
   ASSERT_TRUE(Eventually([&] { return fs::exists(records_ + "/B.slept"); }))
       << ReadFile(data_dir_ + "/dagd.log");
   ASSERT_FALSE(ProcessesIn(data_dir_).empty()) << "B's playbook should be running";
@@ -240,9 +241,8 @@ TEST_F(DaemonTest, KillNineMidRunResumesAfterRestart) {
 
 // StopRun ends the running attempt (its whole process group) and starts nothing new.
 TEST_F(DaemonTest, StopEndsRunningAttemptAndStartsNothingNew) {
-  v1::Run submitted = Submit(
-      dagd_, SubmitRequest("crash-resume.yaml",
-                           {{"record_dir", records_}, {"sleep_seconds", "300"}}));
+  v1::Run submitted = Submit(dagd_, SubmitRequest("crash-resume.yaml", {{"record_dir", records_},
+                                                                        {"sleep_seconds", "300"}}));
   ASSERT_TRUE(Eventually([&] { return fs::exists(records_ + "/B.slept"); }));
 
   CommandResult stop = RunDagctl(dagd_.address(), {"stop", submitted.id()});
@@ -390,6 +390,86 @@ TEST_F(DaemonTest, ApplyVersionsWorkflowsAndSubmitByName) {
   v1::Workflow latest;
   ASSERT_TRUE(dagd_.workflows()->GetWorkflow(&context, get, &latest).ok());
   EXPECT_EQ(latest.version(), 2);
+}
+
+}  // namespace
+}  // namespace dagd::testing
+
+namespace dagd::testing {
+namespace {
+
+// `dagctl submit -f … --watch` follows the run to its end; its exit status is the outcome, and
+// `runs list` filters by phase and workflow.
+TEST_F(DaemonTest, DagctlSubmitWatchExitStatusAndRunsListFilters) {
+  CommandResult ok = RunDagctl(dagd_.address(), {"submit", "-f", kTestdata + "/diamond-retry.yaml",
+                                                 "-p", "record_dir=" + records_, "--watch"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_NE(ok.output.find("Succeeded"), std::string::npos) << ok.output;
+
+  CommandResult failed = RunDagctl(dagd_.address(), {"submit", "-f", kTestdata + "/fail-omits.yaml",
+                                                     "-p", "record_dir=" + records_, "--watch"});
+  EXPECT_EQ(failed.exit_code, 1) << failed.output;
+  EXPECT_NE(failed.output.find("Omitted"), std::string::npos) << failed.output;
+
+  CommandResult bad_parameter =
+      RunDagctl(dagd_.address(), {"submit", "-f", kTestdata + "/fail-omits.yaml", "-p", "nope"});
+  EXPECT_EQ(bad_parameter.exit_code, 2) << bad_parameter.output;
+
+  CommandResult failed_runs =
+      RunDagctl(dagd_.address(), {"runs", "list", "--phase", "Failed", "-o", "json"});
+  EXPECT_EQ(failed_runs.exit_code, 0) << failed_runs.output;
+  EXPECT_NE(failed_runs.output.find("fail-omits-"), std::string::npos) << failed_runs.output;
+  EXPECT_EQ(failed_runs.output.find("diamond-retry-"), std::string::npos) << failed_runs.output;
+
+  CommandResult by_workflow = RunDagctl(dagd_.address(), {"runs", "list", "--workflow", "nothing"});
+  EXPECT_EQ(by_workflow.exit_code, 0) << by_workflow.output;
+  EXPECT_EQ(by_workflow.output.find("fail-omits-"), std::string::npos) << by_workflow.output;
+}
+
+// TerminateRun, like StopRun, ends the running attempt's process group and starts nothing new.
+TEST_F(DaemonTest, TerminateEndsRunningAttempt) {
+  v1::Run submitted = Submit(dagd_, SubmitRequest("crash-resume.yaml", {{"record_dir", records_},
+                                                                        {"sleep_seconds", "300"}}));
+  ASSERT_TRUE(Eventually([&] { return fs::exists(records_ + "/B.slept"); }));
+  CommandResult terminate =
+      RunDagctl(dagd_.address(), {"terminate", submitted.id(), "--message", "maintenance"});
+  EXPECT_EQ(terminate.exit_code, 0) << terminate.output;
+  std::vector<v1::RunEvent> events = WatchToEnd(dagd_.runs(), submitted.id());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().phase(), v1::PHASE_FAILED);
+  EXPECT_TRUE(Eventually([&] { return ProcessesIn(data_dir_).empty(); }, seconds(15)));
+  v1::Run run = GetRun(dagd_, submitted.id());
+  EXPECT_NE(run.message().find("maintenance"), std::string::npos) << run.message();
+  EXPECT_EQ(ReadLines(records_ + "/runs.log"), (std::vector<std::string>{"A", "B"}));
+}
+
+// dagd reads its flags from --config, and a usage error exits 2.
+TEST(DaemonConfigTest, ConfigFileAndUsageErrors) {
+  TempDir tmp;
+  const std::string data_dir = tmp.path() + "/data";
+  const std::string config = tmp.path() + "/dagd.toml";
+  {
+    std::ofstream out(config);
+    out << "listen = \"127.0.0.1:0\"\n"
+        << "data-dir = \"" << data_dir << "\"\n"
+        << "port-file = \"" << data_dir << "/port\"\n"
+        << "log-level = \"warn\"\n";
+  }
+  Daemon dagd(data_dir);
+  dagd.UseConfigFile(config);
+  dagd.Start();
+  CommandResult list = RunDagctl(dagd.address(), {"runs", "list"});
+  EXPECT_EQ(list.exit_code, 0) << list.output;
+  EXPECT_TRUE(fs::exists(data_dir + "/dagd.db"));
+  EXPECT_EQ(dagd.Terminate(), 0);
+
+  const std::string usage = BinaryPath("cmd/dagd/dagd") + " --no-such-flag >/dev/null 2>&1";
+  const int status = std::system(usage.c_str());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
+
+  CommandResult unreachable = RunDagctl("127.0.0.1:1", {"runs", "list"});
+  EXPECT_EQ(unreachable.exit_code, 1) << "no server there: " << unreachable.output;
+  EXPECT_NE(unreachable.output.find("127.0.0.1:1"), std::string::npos) << unreachable.output;
 }
 
 }  // namespace
