@@ -17,10 +17,10 @@
 #define DAGD_STATUS_CONCAT_INNER_(a, b) a##b
 #define DAGD_STATUS_CONCAT_(a, b) DAGD_STATUS_CONCAT_INNER_(a, b)
 
-#define RETURN_IF_ERROR(expr)                              \
-  do {                                                     \
-    ::absl::Status dagd_status_ = (expr);                  \
-    if (!dagd_status_.ok()) return dagd_status_;           \
+#define RETURN_IF_ERROR(expr)                    \
+  do {                                           \
+    ::absl::Status dagd_status_ = (expr);        \
+    if (!dagd_status_.ok()) return dagd_status_; \
   } while (0)
 
 #define DAGD_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
@@ -31,12 +31,12 @@
 #define ASSIGN_OR_RETURN(lhs, expr) \
   DAGD_ASSIGN_OR_RETURN_IMPL_(DAGD_STATUS_CONCAT_(dagd_statusor_, __LINE__), lhs, expr)
 
-#define DAGD_CHECK(cond)                                                              \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
+#define DAGD_CHECK(cond)                                                            \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
       std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                   \
-    }                                                                                 \
+      std::abort();                                                                 \
+    }                                                                               \
   } while (0)
 
 #endif  // DAGD_ENGINE_STATUS_MACROS_H_

@@ -16,22 +16,28 @@ const Template* Workflow::FindTemplate(const std::string& template_name) const {
 
 const char* NodePhaseName(NodePhase phase) {
   switch (phase) {
-    case NodePhase::kPending: return "Pending";
-    case NodePhase::kRunning: return "Running";
-    case NodePhase::kSucceeded: return "Succeeded";
-    case NodePhase::kFailed: return "Failed";
-    case NodePhase::kError: return "Error";
-    case NodePhase::kSkipped: return "Skipped";
-    case NodePhase::kOmitted: return "Omitted";
+    case NodePhase::kPending:
+      return "Pending";
+    case NodePhase::kRunning:
+      return "Running";
+    case NodePhase::kSucceeded:
+      return "Succeeded";
+    case NodePhase::kFailed:
+      return "Failed";
+    case NodePhase::kError:
+      return "Error";
+    case NodePhase::kSkipped:
+      return "Skipped";
+    case NodePhase::kOmitted:
+      return "Omitted";
   }
   return "Unknown";
 }
 
 bool ParseNodePhase(const std::string& text, NodePhase* phase) {
-  static constexpr NodePhase kAll[] = {NodePhase::kPending, NodePhase::kRunning,
-                                       NodePhase::kSucceeded, NodePhase::kFailed,
-                                       NodePhase::kError, NodePhase::kSkipped,
-                                       NodePhase::kOmitted};
+  static constexpr NodePhase kAll[] = {
+      NodePhase::kPending, NodePhase::kRunning, NodePhase::kSucceeded, NodePhase::kFailed,
+      NodePhase::kError,   NodePhase::kSkipped, NodePhase::kOmitted};
   for (NodePhase p : kAll) {
     if (text == NodePhaseName(p)) {
       *phase = p;
@@ -47,23 +53,34 @@ bool IsFinal(NodePhase phase) {
 
 const char* TemplateTypeName(TemplateType type) {
   switch (type) {
-    case TemplateType::kDag: return "dag";
-    case TemplateType::kSteps: return "steps";
-    case TemplateType::kContainer: return "container";
-    case TemplateType::kScript: return "script";
-    case TemplateType::kAnsible: return "ansible";
-    case TemplateType::kSuspend: return "suspend";
-    case TemplateType::kUnsupported: return "unsupported";
+    case TemplateType::kDag:
+      return "dag";
+    case TemplateType::kSteps:
+      return "steps";
+    case TemplateType::kContainer:
+      return "container";
+    case TemplateType::kScript:
+      return "script";
+    case TemplateType::kAnsible:
+      return "ansible";
+    case TemplateType::kSuspend:
+      return "suspend";
+    case TemplateType::kUnsupported:
+      return "unsupported";
   }
   return "unknown";
 }
 
 const char* RetryPolicyName(RetryPolicy policy) {
   switch (policy) {
-    case RetryPolicy::kAlways: return "Always";
-    case RetryPolicy::kOnFailure: return "OnFailure";
-    case RetryPolicy::kOnError: return "OnError";
-    case RetryPolicy::kOnTransientError: return "OnTransientError";
+    case RetryPolicy::kAlways:
+      return "Always";
+    case RetryPolicy::kOnFailure:
+      return "OnFailure";
+    case RetryPolicy::kOnError:
+      return "OnError";
+    case RetryPolicy::kOnTransientError:
+      return "OnTransientError";
   }
   return "Unknown";
 }

@@ -10,11 +10,10 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace dagd::engine {
 
@@ -30,9 +29,9 @@ struct SourceLocation {
 
 // valueFrom of an output parameter.
 struct ValueFrom {
-  std::string path;            // a file in the attempt's working directory
-  std::string stats;           // dagd: a key the playbook sets with set_stats
-  std::string expression;      // Argo expr (kept for later issues)
+  std::string path;                          // a file in the attempt's working directory
+  std::string stats;                         // dagd: a key the playbook sets with set_stats
+  std::string expression;                    // Argo expr (kept for later issues)
   std::optional<std::string> default_value;  // `default:` used when the source is missing
 };
 
@@ -88,13 +87,13 @@ struct ContinueOn {
 // One element of `dag.tasks`.
 struct DagTask {
   std::string name;
-  std::string template_name;                  // `template:`
-  std::vector<std::string> dependencies;      // `dependencies:` (legacy form)
-  std::string depends;                        // `depends:` expression, empty if unset
+  std::string template_name;              // `template:`
+  std::vector<std::string> dependencies;  // `dependencies:` (legacy form)
+  std::string depends;                    // `depends:` expression, empty if unset
   Arguments arguments;
-  std::vector<nlohmann::json> with_items;     // `withItems:` values (strings, numbers, maps)
-  std::string with_param;                     // `withParam:` (a JSON list after substitution)
-  std::string when;                           // `when:` (evaluated in a later issue)
+  std::vector<nlohmann::json> with_items;  // `withItems:` values (strings, numbers, maps)
+  std::string with_param;                  // `withParam:` (a JSON list after substitution)
+  std::string when;                        // `when:` (evaluated in a later issue)
   ContinueOn continue_on;
   // Argo fields dagd accepts but does not run yet (`templateRef`, `inline`, `withSequence`,
   // `onExit`, `hooks`, `arguments.artifacts`), verbatim, at their path relative to the task.
@@ -150,8 +149,8 @@ struct Template {
   Inputs inputs;
   Outputs outputs;
   std::optional<RetryStrategy> retry_strategy;
-  std::string runner;    // dagd: per-template runner override; empty: the workflow's
-  std::string timeout;   // Argo duration string, empty if unset
+  std::string runner;   // dagd: per-template runner override; empty: the workflow's
+  std::string timeout;  // Argo duration string, empty if unset
   std::optional<int64_t> active_deadline_seconds;
   std::optional<int64_t> parallelism;
 
@@ -169,9 +168,9 @@ enum class WorkflowKind { kWorkflow, kWorkflowTemplate };
 
 struct Workflow {
   WorkflowKind kind = WorkflowKind::kWorkflow;
-  std::string name;           // metadata.name
-  std::string generate_name;  // metadata.generateName
-  std::string namespace_name; // metadata.namespace
+  std::string name;            // metadata.name
+  std::string generate_name;   // metadata.generateName
+  std::string namespace_name;  // metadata.namespace
   std::map<std::string, std::string> labels;
   std::string entrypoint;
   Arguments arguments;
@@ -179,9 +178,9 @@ struct Workflow {
   std::string runner;  // dagd: default runner for every template; empty: dagd's default
   std::optional<int64_t> parallelism;
   std::optional<int64_t> active_deadline_seconds;
-  std::string on_exit;         // kept for later issues
-  nlohmann::json kubernetes;   // spec-level Kubernetes-only fields, verbatim
-  std::string file;            // the file name errors refer to
+  std::string on_exit;        // kept for later issues
+  nlohmann::json kubernetes;  // spec-level Kubernetes-only fields, verbatim
+  std::string file;           // the file name errors refer to
   // Where each field was written, keyed by its field path as errors spell it
   // ("spec.entrypoint", "spec.templates[1].dag.tasks[0].depends"; a list element's path is
   // that of its first line). Lets checks after parsing name the exact line.

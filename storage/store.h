@@ -26,7 +26,7 @@ namespace dagd::storage {
 
 struct WorkflowRecord {
   std::string name;
-  int64_t version = 0;   // 1, 2, … per name
+  int64_t version = 0;  // 1, 2, … per name
   std::string yaml;
   std::string spec_sha256;
   std::string entrypoint;
@@ -78,21 +78,21 @@ struct LogChunkRecord {
 
 // A set of changes committed atomically (and grouped with other batches).
 struct WriteBatch {
-  std::vector<RunRecord> runs;             // insert or replace by id
-  std::vector<engine::NodeState> nodes;    // insert or replace by (node_run_id, name)
-  std::string node_run_id;                 // the run `nodes` belong to
-  std::vector<EventRecord> events;         // insert
-  std::vector<LogChunkRecord> logs;        // insert
+  std::vector<RunRecord> runs;           // insert or replace by id
+  std::vector<engine::NodeState> nodes;  // insert or replace by (node_run_id, name)
+  std::string node_run_id;               // the run `nodes` belong to
+  std::vector<EventRecord> events;       // insert
+  std::vector<LogChunkRecord> logs;      // insert
   bool empty() const { return runs.empty() && nodes.empty() && events.empty() && logs.empty(); }
 };
 
 struct RunFilter {
-  std::string workflow_name;                // "" = any
-  std::vector<engine::NodePhase> phases;    // empty = any
-  int64_t created_after_ms = 0;             // 0 = unbounded
-  int64_t created_before_ms = 0;            // 0 = unbounded
+  std::string workflow_name;              // "" = any
+  std::vector<engine::NodePhase> phases;  // empty = any
+  int64_t created_after_ms = 0;           // 0 = unbounded
+  int64_t created_before_ms = 0;          // 0 = unbounded
   int limit = 50;
-  std::string page_token;                   // opaque; from RunPage::next_page_token
+  std::string page_token;  // opaque; from RunPage::next_page_token
 };
 
 struct RunPage {
@@ -116,11 +116,10 @@ class Store {
   virtual absl::StatusOr<WorkflowRecord> PutWorkflow(const std::string& name,
                                                      const std::string& yaml,
                                                      const std::string& entrypoint,
-                                                     const std::string& bundle_dir,
-                                                     int64_t now_ms, bool* created) = 0;
+                                                     const std::string& bundle_dir, int64_t now_ms,
+                                                     bool* created) = 0;
   // version 0 = latest. NotFound if missing or deleted.
-  virtual absl::StatusOr<WorkflowRecord> GetWorkflow(const std::string& name,
-                                                     int64_t version) = 0;
+  virtual absl::StatusOr<WorkflowRecord> GetWorkflow(const std::string& name, int64_t version) = 0;
   // Latest version of each live workflow, by name, starting after `after_name`.
   virtual absl::StatusOr<std::vector<WorkflowRecord>> ListWorkflows(const std::string& after_name,
                                                                     int limit) = 0;
@@ -138,13 +137,11 @@ class Store {
 
   // Events with sequence > after_sequence, oldest first, at most `limit`.
   virtual absl::StatusOr<std::vector<EventRecord>> GetEvents(const std::string& run_id,
-                                                             int64_t after_sequence,
-                                                             int limit) = 0;
+                                                             int64_t after_sequence, int limit) = 0;
   // Log chunks of a node ("" = all nodes; attempt 0 = all) with sequence > after_sequence.
   virtual absl::StatusOr<std::vector<LogChunkRecord>> GetLogs(const std::string& run_id,
                                                               const std::string& node_name,
-                                                              int attempt,
-                                                              int64_t after_sequence,
+                                                              int attempt, int64_t after_sequence,
                                                               int limit) = 0;
 };
 

@@ -17,8 +17,7 @@ namespace fs = std::filesystem;
 std::vector<fs::path> ShippedWorkflows() {
   std::vector<fs::path> files;
   for (const char* dir : {"examples", "tests/integration/testdata"}) {
-    for (const auto& entry :
-         fs::recursive_directory_iterator(fs::path(DAGD_SOURCE_DIR) / dir)) {
+    for (const auto& entry : fs::recursive_directory_iterator(fs::path(DAGD_SOURCE_DIR) / dir)) {
       if (entry.path().extension() != ".yaml") continue;
       if (entry.path().parent_path().filename() == "playbooks") continue;
       files.push_back(entry.path());
