@@ -141,6 +141,16 @@ const char* NodeTypeName(NodeType type) {
   return "Unknown";
 }
 
+bool ParseNodeType(const std::string& text, NodeType* type) {
+  for (NodeType t : {NodeType::kDag, NodeType::kTaskGroup, NodeType::kPod}) {
+    if (text == NodeTypeName(t)) {
+      *type = t;
+      return true;
+    }
+  }
+  return false;
+}
+
 // ---- construction -------------------------------------------------------------------------
 
 absl::StatusOr<RunState> RunState::Create(std::shared_ptr<const Workflow> workflow,

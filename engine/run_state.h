@@ -55,6 +55,8 @@ struct DagPlan;
 
 enum class NodeType { kDag, kTaskGroup, kPod };
 const char* NodeTypeName(NodeType type);  // "DAG", "TaskGroup", "Pod"
+// Parses NodeTypeName()'s spelling; false if unknown.
+bool ParseNodeType(const std::string& text, NodeType* type);
 
 // One try of a leaf node.
 struct AttemptRecord {

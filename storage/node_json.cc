@@ -54,28 +54,6 @@ AttemptRecord AttemptFromJson(const json& object) {
 
 }  // namespace
 
-const char* NodeTypeText(NodeType type) {
-  switch (type) {
-    case NodeType::kDag:
-      return "DAG";
-    case NodeType::kTaskGroup:
-      return "TaskGroup";
-    case NodeType::kPod:
-      return "Pod";
-  }
-  return "Unknown";
-}
-
-bool ParseNodeType(const std::string& text, NodeType* type) {
-  for (NodeType t : {NodeType::kDag, NodeType::kTaskGroup, NodeType::kPod}) {
-    if (text == NodeTypeText(t)) {
-      *type = t;
-      return true;
-    }
-  }
-  return false;
-}
-
 json NodeStateToJson(const NodeState& node) {
   json attempts = json::array();
   for (const AttemptRecord& attempt : node.attempts) attempts.push_back(AttemptToJson(attempt));
@@ -86,7 +64,7 @@ json NodeStateToJson(const NodeState& node) {
               {"parent", node.parent},
               {"task_name", node.task_name},
               {"template_name", node.template_name},
-              {"type", NodeTypeText(node.type)},
+              {"type", engine::NodeTypeName(node.type)},
               {"phase", engine::NodePhaseName(node.phase)},
               {"message", node.message},
               {"inputs", node.inputs},
@@ -111,7 +89,7 @@ absl::StatusOr<NodeState> NodeStateFromJson(const json& object) {
     node.template_name = object.value("template_name", node.template_name);
     if (object.contains("type")) {
       const std::string type = object.at("type").get<std::string>();
-      if (!ParseNodeType(type, &node.type)) {
+      if (!engine::ParseNodeType(type, &node.type)) {
         throw BadValue{absl::StrCat("unknown node type \"", type, "\"")};
       }
     }

@@ -19,10 +19,6 @@ nlohmann::json NodeStateToJson(const engine::NodeState& node);
 // InvalidArgument naming the field if `json` is not a NodeState written by NodeStateToJson().
 absl::StatusOr<engine::NodeState> NodeStateFromJson(const nlohmann::json& json);
 
-// "DAG", "TaskGroup", "Pod" (the spelling of engine::NodeTypeName) and back; false if unknown.
-const char* NodeTypeText(engine::NodeType type);
-bool ParseNodeType(const std::string& text, engine::NodeType* type);
-
 }  // namespace dagd::storage
 
 #endif  // DAGD_STORAGE_NODE_JSON_H_

@@ -201,7 +201,7 @@ ON CONFLICT (run_id, name) DO UPDATE SET
   stmt.Bind(1, run_id)
       .Bind(2, node.name)
       .Bind(3, engine::NodePhaseName(node.phase))
-      .Bind(4, NodeTypeText(node.type))
+      .Bind(4, engine::NodeTypeName(node.type))
       .Bind(5, node.template_name)
       .Bind(6, node.parent)
       .Bind(7, node.started_at_ms)

@@ -848,5 +848,15 @@ TEST(RunStateTest, CycleIsAnErrorOfTheDag) {
   EXPECT_THAT(state.message(), HasSubstr("tasks A, B are in a cycle"));
 }
 
+TEST(NodeTypeTest, NamesRoundTrip) {
+  for (NodeType type : {NodeType::kDag, NodeType::kTaskGroup, NodeType::kPod}) {
+    NodeType parsed = NodeType::kPod;
+    ASSERT_TRUE(ParseNodeType(NodeTypeName(type), &parsed));
+    EXPECT_EQ(parsed, type);
+  }
+  NodeType ignored;
+  EXPECT_FALSE(ParseNodeType("Steps", &ignored));
+}
+
 }  // namespace
 }  // namespace dagd::engine

@@ -103,16 +103,5 @@ TEST(NodeJsonTest, RejectsBadValues) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(NodeJsonTest, NodeTypeTextRoundTrips) {
-  for (engine::NodeType type :
-       {engine::NodeType::kDag, engine::NodeType::kTaskGroup, engine::NodeType::kPod}) {
-    engine::NodeType parsed = engine::NodeType::kPod;
-    ASSERT_TRUE(ParseNodeType(NodeTypeText(type), &parsed));
-    EXPECT_EQ(parsed, type);
-  }
-  engine::NodeType ignored;
-  EXPECT_FALSE(ParseNodeType("Steps", &ignored));
-}
-
 }  // namespace
 }  // namespace dagd::storage
