@@ -200,7 +200,11 @@ absl::Status Scheduler::Recover() {
     ActiveRun* raw = run.get();
     runs_[raw->record.id] = std::move(run);
     active_runs_ = static_cast<int>(runs_.size());
-    asio::post(io_, [this, raw] { Step(raw); });
+    // By name, not by pointer: a Shutdown() before this runs drops the run.
+    asio::post(io_, [this, alive = alive_, run_id = raw->record.id] {
+      if (!*alive) return;
+      if (ActiveRun* r = Find(run_id)) Step(r);
+    });
   }
   return absl::OkStatus();
 }
