@@ -1,15 +1,15 @@
 #include "scheduler/scheduler.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <filesystem>
 #include <random>
 #include <set>
 #include <utility>
-
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
 #include "engine/parser.h"
@@ -62,16 +62,16 @@ std::string SafeName(const std::string& name) {
 void MergeBatch(storage::WriteBatch& dst, storage::WriteBatch src) {
   if (!src.runs.empty()) dst.runs = std::move(src.runs);
   if (dst.node_run_id.empty()) dst.node_run_id = src.node_run_id;
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < dst.nodes.size(); ++i) index[dst.nodes[i].name] = i;
   for (engine::NodeState& node : src.nodes) {
-    bool replaced = false;
-    for (engine::NodeState& existing : dst.nodes) {
-      if (existing.name == node.name) {
-        existing = std::move(node);
-        replaced = true;
-        break;
-      }
+    auto it = index.find(node.name);
+    if (it != index.end()) {
+      dst.nodes[it->second] = std::move(node);
+    } else {
+      index[node.name] = dst.nodes.size();
+      dst.nodes.push_back(std::move(node));
     }
-    if (!replaced) dst.nodes.push_back(std::move(node));
   }
   for (auto& e : src.events) dst.events.push_back(std::move(e));
   for (auto& l : src.logs) dst.logs.push_back(std::move(l));
@@ -99,8 +99,7 @@ Clock* SystemClock() {
 }
 
 std::string NewRunId(const engine::Workflow& workflow) {
-  std::string base = !workflow.generate_name.empty() ? workflow.generate_name
-                                                     : workflow.name + "-";
+  std::string base = !workflow.generate_name.empty() ? workflow.generate_name : workflow.name + "-";
   static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   std::uniform_int_distribution<int> pick(0, sizeof(kAlphabet) - 2);
@@ -133,8 +132,8 @@ struct Scheduler::ActiveRun {
   asio::steady_timer commit_retry;
 };
 
-Scheduler::Scheduler(asio::io_context& io, storage::Store* store,
-                     runners::RunnerRegistry* runners, Clock* clock, SchedulerOptions options)
+Scheduler::Scheduler(asio::io_context& io, storage::Store* store, runners::RunnerRegistry* runners,
+                     Clock* clock, SchedulerOptions options)
     : io_(io),
       store_(store),
       runners_(runners),
@@ -178,8 +177,8 @@ absl::Status Scheduler::Recover() {
       for (const auto& a : node.attempts) seen.attempts.push_back(a.phase);
       run->seen[node.name] = std::move(seen);
     }
-    auto state = engine::RunState::Restore(workflow, record.parameters, record.id,
-                                           std::move(nodes), record.stopping);
+    auto state = engine::RunState::Restore(workflow, record.parameters, record.id, std::move(nodes),
+                                           record.stopping);
     if (!state.ok()) {
       Log()->error("run {}: cannot restore: {}", record.id, state.status().ToString());
       continue;
@@ -220,8 +219,7 @@ void Scheduler::Submit(SubmitRequest request,
   auto workflow = std::make_shared<const engine::Workflow>(std::move(parsed).value());
 
   asio::post(io_, [this, request = std::move(request), workflow,
-                   parameters = std::move(parameters).value(),
-                   done = std::move(done)]() mutable {
+                   parameters = std::move(parameters).value(), done = std::move(done)]() mutable {
     if (!request.request_id.empty()) {
       auto inflight = inflight_request_ids_.find(request.request_id);
       if (inflight != inflight_request_ids_.end()) {
@@ -269,21 +267,13 @@ void Scheduler::StartRun(std::unique_ptr<ActiveRun> run,
   created.type = "RunCreated";
   created.phase = NodePhase::kPending;
   created.message = "submitted";
-  std::vector<engine::DispatchRequest> dispatches = raw->state->Advance(clock_->NowMs());
-  for (const auto& d : dispatches) {
-    const engine::Template& t = d.resolved;
-    std::string runner = !t.runner.empty()            ? t.runner
-                         : !raw->workflow->runner.empty() ? raw->workflow->runner
-                                                          : options_.default_runner;
-    raw->state->SetAttemptRunner(d.node_name, d.attempt, runner,
-                                 absl::StrCat(run_id, "-", ShortHash(d.node_name), "-", d.attempt));
-  }
+  std::vector<engine::DispatchRequest> dispatches = AdvanceAndAssign(raw);
   storage::WriteBatch batch = CollectChanges(raw);
   batch.events.insert(batch.events.begin(), created);
 
   auto alive = alive_;
   store_->Submit(std::move(batch), [this, alive, run_id, dispatches = std::move(dispatches),
-                                    done = std::move(done)](absl::Status status) mutable {
+                                    done = std::move(done)](const absl::Status& status) mutable {
     asio::post(io_, [this, alive, run_id, status, dispatches = std::move(dispatches),
                      done = std::move(done)]() mutable {
       if (!*alive) return;
@@ -305,6 +295,19 @@ void Scheduler::StartRun(std::unique_ptr<ActiveRun> run,
       if (run->state->Done() && run->running.empty()) Retire(run_id);
     });
   });
+}
+
+std::vector<engine::DispatchRequest> Scheduler::AdvanceAndAssign(ActiveRun* run) {
+  std::vector<engine::DispatchRequest> dispatches = run->state->Advance(clock_->NowMs());
+  for (const auto& d : dispatches) {
+    const std::string& runner = !d.resolved.runner.empty()       ? d.resolved.runner
+                                : !run->workflow->runner.empty() ? run->workflow->runner
+                                                                 : options_.default_runner;
+    run->state->SetAttemptRunner(
+        d.node_name, d.attempt, runner,
+        absl::StrCat(run->record.id, "-", ShortHash(d.node_name), "-", d.attempt));
+  }
+  return dispatches;
 }
 
 storage::WriteBatch Scheduler::CollectChanges(ActiveRun* run) {
@@ -388,15 +391,7 @@ storage::WriteBatch Scheduler::CollectChanges(ActiveRun* run) {
 
 void Scheduler::Step(ActiveRun* run) {
   const std::string run_id = run->record.id;
-  std::vector<engine::DispatchRequest> dispatches = run->state->Advance(clock_->NowMs());
-  for (const auto& d : dispatches) {
-    const engine::Template& t = d.resolved;
-    std::string runner = !t.runner.empty()            ? t.runner
-                         : !run->workflow->runner.empty() ? run->workflow->runner
-                                                          : options_.default_runner;
-    run->state->SetAttemptRunner(d.node_name, d.attempt, runner,
-                                 absl::StrCat(run_id, "-", ShortHash(d.node_name), "-", d.attempt));
-  }
+  std::vector<engine::DispatchRequest> dispatches = AdvanceAndAssign(run);
   storage::WriteBatch batch = CollectChanges(run);
   ArmWakeup(run);
   if (batch.empty() && dispatches.empty()) {
@@ -425,7 +420,8 @@ void Scheduler::Commit(const std::string& run_id, storage::WriteBatch batch,
   run->queued_after.clear();
   auto alive = alive_;
   storage::WriteBatch copy = *batch_ptr;
-  store_->Submit(std::move(copy), [this, alive, run_id, batch_ptr, afters](absl::Status status) {
+  store_->Submit(std::move(copy), [this, alive, run_id, batch_ptr,
+                                   afters](const absl::Status& status) {
     asio::post(io_, [this, alive, run_id, batch_ptr, afters, status] {
       if (!*alive) return;
       ActiveRun* run = Find(run_id);
@@ -491,24 +487,26 @@ void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch) 
   spec.inputs = dispatch.inputs;
   spec.bundle_dir = run->record.bundle_dir;
   spec.grace_period_ms = options_.grace_period_ms;
-  spec.work_dir = (std::filesystem::path(options_.data_dir) / "attempts" / run_id /
-                   absl::StrCat(SafeName(node.display_name), "-", ShortHash(node.name), "-",
-                                dispatch.attempt))
-                      .string();
+  spec.work_dir =
+      (std::filesystem::path(options_.data_dir) / "attempts" / run_id /
+       absl::StrCat(SafeName(node.display_name), "-", ShortHash(node.name), "-", dispatch.attempt))
+          .string();
   std::error_code ec;
   std::filesystem::remove_all(spec.work_dir, ec);
   std::filesystem::create_directories(spec.work_dir, ec);
-  if (ec) return fail(absl::StrCat("cannot create the attempt directory ", spec.work_dir, ": ",
-                                   ec.message()));
+  if (ec) {
+    return fail(
+        absl::StrCat("cannot create the attempt directory ", spec.work_dir, ": ", ec.message()));
+  }
 
   runners::AttemptCallbacks callbacks;
   auto alive = alive_;
-  callbacks.on_log = [this, alive, run_id, node_name = dispatch.node_name,
-                      n = dispatch.attempt](std::string_view stream, std::string_view data) {
+  callbacks.on_log = [this, alive, run_id, node_name = dispatch.node_name, n = dispatch.attempt](
+                         std::string_view stream, std::string_view data) {
     if (*alive) OnAttemptLog(run_id, node_name, n, stream, data);
   };
   callbacks.on_finished = [this, alive, run_id, node_name = dispatch.node_name,
-                           n = dispatch.attempt](engine::AttemptResult result) {
+                           n = dispatch.attempt](const engine::AttemptResult& result) {
     if (*alive) OnAttemptFinished(run_id, node_name, n, result);
   };
   run->running[{dispatch.node_name, dispatch.attempt}] = {attempt.runner, attempt.external_name};
@@ -520,8 +518,8 @@ void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch) 
   if (run->state->stopping()) runner->Cancel(attempt.external_name, run->state->message());
 }
 
-void Scheduler::OnAttemptLog(const std::string& run_id, const std::string& node_name,
-                             int attempt, std::string_view stream, std::string_view data) {
+void Scheduler::OnAttemptLog(const std::string& run_id, const std::string& node_name, int attempt,
+                             std::string_view stream, std::string_view data) {
   ActiveRun* run = Find(run_id);
   if (!run) return;
   storage::LogChunkRecord chunk;
@@ -581,16 +579,19 @@ void Scheduler::Stop(const std::string& run_id, const std::string& message, bool
                      std::function<void(absl::StatusOr<storage::RunRecord>)> done) {
   asio::post(io_, [this, run_id, message, terminate, done = std::move(done)] {
     ActiveRun* run = Find(run_id);
-    if (!run || run->state->Done()) {
+    if (run && run->state->Done()) {
+      return done(absl::FailedPreconditionError(absl::StrCat(
+          "run ", run_id, " is already ", engine::NodePhaseName(run->state->phase()))));
+    }
+    if (!run) {
       auto stored = store_->GetRun(run_id);
       if (!stored.ok()) return done(stored.status());
       return done(absl::FailedPreconditionError(
           absl::StrCat("run ", run_id, " is already ", engine::NodePhaseName(stored->phase))));
     }
-    const std::string reason =
-        !message.empty() ? message
-                         : (terminate ? "Stopped with strategy 'Terminate'"
-                                      : "Stopped with strategy 'Stop'");
+    const std::string reason = !message.empty() ? message
+                                                : (terminate ? "Stopped with strategy 'Terminate'"
+                                                             : "Stopped with strategy 'Stop'");
     run->state->Stop(reason, clock_->NowMs());
     for (const auto& [key, who] : run->running) {
       if (runners::Runner* runner = runners_->Find(who.first)) runner->Cancel(who.second, reason);

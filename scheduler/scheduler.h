@@ -2,7 +2,8 @@
 //
 // One io_context thread owns all run state (engine::RunState per active run). Every public method
 // is thread-safe: it posts onto that thread and answers through a callback, which runs on the
-// io_context thread or the store's writer thread — callers must not block in it.
+// io_context thread (or, for a spec that does not parse or validate, at once on the caller's
+// thread) — callers must not block in it.
 //
 // Durability (DESIGN.md §3): each step of a run is a WriteBatch (node states, events, the run
 // record) submitted to the Store's group commit; only once it is committed does the scheduler
@@ -14,6 +15,7 @@
 #define DAGD_SCHEDULER_SCHEDULER_H_
 
 #include <atomic>
+#include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -21,8 +23,6 @@
 #include <mutex>
 #include <string>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
 
 #include "absl/status/statusor.h"
 #include "runners/runner.h"
@@ -61,8 +61,8 @@ struct SubmitRequest {
 
 class Scheduler {
  public:
-  Scheduler(boost::asio::io_context& io, storage::Store* store,
-            runners::RunnerRegistry* runners, Clock* clock, SchedulerOptions options);
+  Scheduler(boost::asio::io_context& io, storage::Store* store, runners::RunnerRegistry* runners,
+            Clock* clock, SchedulerOptions options);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -73,8 +73,7 @@ class Scheduler {
   // Validates and stores a new run, then starts it. `done` gets the stored run record, or
   // InvalidArgument (bad spec or parameters), or the store's error (nothing is started). With a
   // request id that names an existing run, `done` gets that run and nothing new is created.
-  void Submit(SubmitRequest request,
-              std::function<void(absl::StatusOr<storage::RunRecord>)> done);
+  void Submit(SubmitRequest request, std::function<void(absl::StatusOr<storage::RunRecord>)> done);
 
   // StopRun / TerminateRun: nothing new starts, running attempts are cancelled, the run ends
   // Failed. FailedPrecondition if the run is already finished; NotFound if unknown.
@@ -100,6 +99,8 @@ class Scheduler {
                 std::function<void(absl::StatusOr<storage::RunRecord>)> done);
   // Advances `run`, commits the step, then launches what it decided.
   void Step(ActiveRun* run);
+  // RunState::Advance, then records the runner and external name of each attempt to launch.
+  std::vector<engine::DispatchRequest> AdvanceAndAssign(ActiveRun* run);
   // Turns changed nodes into a WriteBatch with events; updates the run record.
   storage::WriteBatch CollectChanges(ActiveRun* run);
   void Commit(const std::string& run_id, storage::WriteBatch batch,
@@ -120,7 +121,7 @@ class Scheduler {
   runners::RunnerRegistry* runners_;
   Clock* clock_;
   SchedulerOptions options_;
-  std::map<std::string, std::unique_ptr<ActiveRun>> runs_;  // io thread only
+  std::map<std::string, std::unique_ptr<ActiveRun>> runs_;   // io thread only
   std::map<std::string, std::string> inflight_request_ids_;  // request id -> run id, io thread
   std::mutex listeners_mu_;
   std::vector<RunListener*> listeners_;
