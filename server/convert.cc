@@ -16,9 +16,12 @@ void SetTime(int64_t ms, google::protobuf::Timestamp* out) {
 
 v1::NodeType ToProtoType(engine::NodeType type) {
   switch (type) {
-    case engine::NodeType::kDag: return v1::NODE_TYPE_DAG;
-    case engine::NodeType::kTaskGroup: return v1::NODE_TYPE_TASK_GROUP;
-    case engine::NodeType::kPod: return v1::NODE_TYPE_POD;
+    case engine::NodeType::kDag:
+      return v1::NODE_TYPE_DAG;
+    case engine::NodeType::kTaskGroup:
+      return v1::NODE_TYPE_TASK_GROUP;
+    case engine::NodeType::kPod:
+      return v1::NODE_TYPE_POD;
   }
   return v1::NODE_TYPE_UNSPECIFIED;
 }
@@ -32,27 +35,49 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 
 v1::Phase ToProtoPhase(engine::NodePhase phase) {
   switch (phase) {
-    case engine::NodePhase::kPending: return v1::PHASE_PENDING;
-    case engine::NodePhase::kRunning: return v1::PHASE_RUNNING;
-    case engine::NodePhase::kSucceeded: return v1::PHASE_SUCCEEDED;
-    case engine::NodePhase::kFailed: return v1::PHASE_FAILED;
-    case engine::NodePhase::kError: return v1::PHASE_ERROR;
-    case engine::NodePhase::kSkipped: return v1::PHASE_SKIPPED;
-    case engine::NodePhase::kOmitted: return v1::PHASE_OMITTED;
+    case engine::NodePhase::kPending:
+      return v1::PHASE_PENDING;
+    case engine::NodePhase::kRunning:
+      return v1::PHASE_RUNNING;
+    case engine::NodePhase::kSucceeded:
+      return v1::PHASE_SUCCEEDED;
+    case engine::NodePhase::kFailed:
+      return v1::PHASE_FAILED;
+    case engine::NodePhase::kError:
+      return v1::PHASE_ERROR;
+    case engine::NodePhase::kSkipped:
+      return v1::PHASE_SKIPPED;
+    case engine::NodePhase::kOmitted:
+      return v1::PHASE_OMITTED;
   }
   return v1::PHASE_UNSPECIFIED;
 }
 
 bool FromProtoPhase(v1::Phase phase, engine::NodePhase* out) {
   switch (phase) {
-    case v1::PHASE_PENDING: *out = engine::NodePhase::kPending; return true;
-    case v1::PHASE_RUNNING: *out = engine::NodePhase::kRunning; return true;
-    case v1::PHASE_SUCCEEDED: *out = engine::NodePhase::kSucceeded; return true;
-    case v1::PHASE_FAILED: *out = engine::NodePhase::kFailed; return true;
-    case v1::PHASE_ERROR: *out = engine::NodePhase::kError; return true;
-    case v1::PHASE_SKIPPED: *out = engine::NodePhase::kSkipped; return true;
-    case v1::PHASE_OMITTED: *out = engine::NodePhase::kOmitted; return true;
-    default: return false;
+    case v1::PHASE_PENDING:
+      *out = engine::NodePhase::kPending;
+      return true;
+    case v1::PHASE_RUNNING:
+      *out = engine::NodePhase::kRunning;
+      return true;
+    case v1::PHASE_SUCCEEDED:
+      *out = engine::NodePhase::kSucceeded;
+      return true;
+    case v1::PHASE_FAILED:
+      *out = engine::NodePhase::kFailed;
+      return true;
+    case v1::PHASE_ERROR:
+      *out = engine::NodePhase::kError;
+      return true;
+    case v1::PHASE_SKIPPED:
+      *out = engine::NodePhase::kSkipped;
+      return true;
+    case v1::PHASE_OMITTED:
+      *out = engine::NodePhase::kOmitted;
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -134,14 +159,19 @@ v1::Diagnostic ToDiagnostic(const absl::Status& status, const std::string& file)
   std::string text(status.message());
   // "<file>:<line>:<col>: <field>: <message>" — the file name itself may hold no ": ".
   std::vector<std::string> parts = absl::StrSplit(text, absl::MaxSplits(": ", 2));
-  if (parts.size() == 3) {
+  if (parts.size() >= 2) {
     std::vector<std::string> where = absl::StrSplit(parts[0], ':');
     if (where.size() >= 3) {
       d.set_file(where[0]);
       d.set_line(std::atoi(where[1].c_str()));
       d.set_column(std::atoi(where[2].c_str()));
-      d.set_field(parts[1]);
-      d.set_message(parts[2]);
+      // A field path has no spaces: "<file>:<l>:<c>: malformed YAML: …" names no field.
+      if (parts.size() == 3 && parts[1].find(' ') == std::string::npos) {
+        d.set_field(parts[1]);
+        d.set_message(parts[2]);
+      } else {
+        d.set_message(text.substr(parts[0].size() + 2));
+      }
       return d;
     }
   }

@@ -29,8 +29,9 @@ void ToProto(const storage::RunRecord& record, const std::vector<engine::NodeSta
 void ToProto(const storage::EventRecord& event, v1::RunEvent* out);
 void ToProto(const storage::LogChunkRecord& chunk, v1::LogChunk* out);
 
-// Splits an engine error "<file>:<line>:<col>: <field>: <message>" into a Diagnostic; text that
-// does not have that shape goes whole into `message`.
+// Splits an engine error "<file>:<line>:<col>: <field>: <message>" into a Diagnostic (an error
+// that names no field, such as "<file>:<line>:<col>: malformed YAML: …", keeps `field` empty);
+// text without a location goes whole into `message`.
 v1::Diagnostic ToDiagnostic(const absl::Status& status, const std::string& file);
 
 }  // namespace dagd::server

@@ -98,8 +98,8 @@ grpc::ServerUnaryReactor* RunServiceImpl::ListRuns(grpc::CallbackServerContext* 
   for (int p : request->phases()) {
     engine::NodePhase phase;
     if (!FromProtoPhase(static_cast<v1::Phase>(p), &phase)) {
-      return Done(context, absl::InvalidArgumentError(
-                               absl::StrCat("phases: ", p, " is not a phase")));
+      return Done(context,
+                  absl::InvalidArgumentError(absl::StrCat("phases: ", p, " is not a phase")));
     }
     filter.phases.push_back(phase);
   }

@@ -36,8 +36,9 @@ grpc::ServerUnaryReactor* WorkflowServiceImpl::CreateWorkflow(
   if (!workflow.ok()) return Done(context, workflow.status());
   if (workflow->name.empty()) {
     return Done(context, absl::InvalidArgumentError(absl::StrCat(
-                             file, ": metadata.name: a stored workflow needs a name; set "
-                                   "metadata.name (generateName alone is for submitting runs)")));
+                             file,
+                             ": metadata.name: a stored workflow needs a name; set "
+                             "metadata.name (generateName alone is for submitting runs)")));
   }
   bool created = false;
   auto record = store_->PutWorkflow(workflow->name, request->yaml(), workflow->entrypoint,
@@ -78,9 +79,9 @@ grpc::ServerUnaryReactor* WorkflowServiceImpl::DeleteWorkflow(
   return Done(context, store_->DeleteWorkflow(request->name()));
 }
 
-grpc::ServerUnaryReactor* WorkflowServiceImpl::LintWorkflow(
-    grpc::CallbackServerContext* context, const v1::LintWorkflowRequest* request,
-    v1::LintWorkflowResponse* response) {
+grpc::ServerUnaryReactor* WorkflowServiceImpl::LintWorkflow(grpc::CallbackServerContext* context,
+                                                            const v1::LintWorkflowRequest* request,
+                                                            v1::LintWorkflowResponse* response) {
   const std::string file = request->file_name().empty() ? "<request>" : request->file_name();
   auto workflow = Check(request->yaml(), file);
   if (!workflow.ok()) *response->add_diagnostics() = ToDiagnostic(workflow.status(), file);

@@ -1,0 +1,99 @@
+// server/convert.cc: status codes, phases and diagnostics.
+#include "server/convert.h"
+
+#include <gtest/gtest.h>
+
+namespace dagd::server {
+namespace {
+
+TEST(ToGrpcStatusTest, OkStaysOk) { EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok()); }
+
+TEST(ToGrpcStatusTest, KeepsEveryCanonicalCodeAndTheMessage) {
+  for (int code = 1; code <= 16; ++code) {
+    const absl::Status status(static_cast<absl::StatusCode>(code), "what went wrong");
+    const grpc::Status converted = ToGrpcStatus(status);
+    EXPECT_EQ(static_cast<int>(converted.error_code()), code) << status;
+    EXPECT_EQ(converted.error_message(), "what went wrong") << status;
+  }
+  EXPECT_EQ(ToGrpcStatus(absl::NotFoundError("no run x")).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(ToGrpcStatus(absl::FailedPreconditionError("done")).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST(PhaseTest, EveryPhaseRoundTrips) {
+  for (engine::NodePhase phase :
+       {engine::NodePhase::kPending, engine::NodePhase::kRunning, engine::NodePhase::kSucceeded,
+        engine::NodePhase::kFailed, engine::NodePhase::kError, engine::NodePhase::kSkipped,
+        engine::NodePhase::kOmitted}) {
+    const v1::Phase proto = ToProtoPhase(phase);
+    EXPECT_NE(proto, v1::PHASE_UNSPECIFIED) << engine::NodePhaseName(phase);
+    engine::NodePhase back = engine::NodePhase::kPending;
+    ASSERT_TRUE(FromProtoPhase(proto, &back)) << engine::NodePhaseName(phase);
+    EXPECT_EQ(back, phase) << engine::NodePhaseName(phase);
+  }
+  EXPECT_EQ(ToProtoPhase(engine::NodePhase::kFailed), v1::PHASE_FAILED);
+  EXPECT_EQ(ToProtoPhase(engine::NodePhase::kOmitted), v1::PHASE_OMITTED);
+}
+
+TEST(PhaseTest, UnspecifiedIsNotAPhase) {
+  engine::NodePhase out = engine::NodePhase::kRunning;
+  EXPECT_FALSE(FromProtoPhase(v1::PHASE_UNSPECIFIED, &out));
+  EXPECT_FALSE(FromProtoPhase(static_cast<v1::Phase>(42), &out));
+  EXPECT_EQ(out, engine::NodePhase::kRunning);
+}
+
+TEST(ToDiagnosticTest, SplitsFileLineColumnFieldAndMessage) {
+  const v1::Diagnostic d = ToDiagnostic(
+      absl::InvalidArgumentError("flow.yaml:12:5: spec.x: unknown field; did you mean 'y'?"),
+      "flow.yaml");
+  EXPECT_EQ(d.file(), "flow.yaml");
+  EXPECT_EQ(d.line(), 12);
+  EXPECT_EQ(d.column(), 5);
+  EXPECT_EQ(d.field(), "spec.x");
+  EXPECT_EQ(d.message(), "unknown field; did you mean 'y'?");
+}
+
+TEST(ToDiagnosticTest, MessageMayItselfHoldColons) {
+  const v1::Diagnostic d = ToDiagnostic(
+      absl::InvalidArgumentError("<request>:3:1: spec.templates[0].name: duplicate: 'a'"),
+      "<request>");
+  EXPECT_EQ(d.file(), "<request>");
+  EXPECT_EQ(d.line(), 3);
+  EXPECT_EQ(d.column(), 1);
+  EXPECT_EQ(d.field(), "spec.templates[0].name");
+  EXPECT_EQ(d.message(), "duplicate: 'a'");
+}
+
+TEST(ToDiagnosticTest, ErrorThatNamesNoFieldKeepsTheLocation) {
+  // The engine's YAML syntax errors: a location, then prose.
+  v1::Diagnostic d = ToDiagnostic(
+      absl::InvalidArgumentError("bad.yaml:10:15: malformed YAML: illegal map value"), "bad.yaml");
+  EXPECT_EQ(d.file(), "bad.yaml");
+  EXPECT_EQ(d.line(), 10);
+  EXPECT_EQ(d.column(), 15);
+  EXPECT_EQ(d.field(), "");
+  EXPECT_EQ(d.message(), "malformed YAML: illegal map value");
+
+  d = ToDiagnostic(absl::InvalidArgumentError("bad.yaml:4:2: something is off"), "bad.yaml");
+  EXPECT_EQ(d.line(), 4);
+  EXPECT_EQ(d.column(), 2);
+  EXPECT_EQ(d.field(), "");
+  EXPECT_EQ(d.message(), "something is off");
+}
+
+TEST(ToDiagnosticTest, LeavesOtherTextWhole) {
+  for (const std::string text :
+       {"the workflow is 5000000 bytes; the limit is 4194304", "flow.yaml: is empty", "a: b: c",
+        "flow.yaml:12: spec: no column"}) {
+    const v1::Diagnostic d = ToDiagnostic(absl::InvalidArgumentError(text), "flow.yaml");
+    EXPECT_EQ(d.file(), "flow.yaml") << text;
+    EXPECT_EQ(d.line(), 0) << text;
+    EXPECT_EQ(d.column(), 0) << text;
+    EXPECT_EQ(d.field(), "") << text;
+    EXPECT_EQ(d.message(), text);
+  }
+}
+
+}  // namespace
+}  // namespace dagd::server
