@@ -213,8 +213,10 @@ constexpr absl::string_view kScriptFields[] = {"args",
 constexpr absl::string_view kEnvVarFields[] = {"name", "value", "valueFrom"};
 constexpr absl::string_view kSuspendFields[] = {"duration"};
 // dagd's `ansible:` template type and its `env` entries.
-constexpr absl::string_view kAnsibleFields[] = {"playbook",  "source", "inventory",
-                                                "extraVars", "limit",  "env"};
+constexpr absl::string_view kAnsibleFields[] = {
+    "playbook", "source",    "inventory", "extraVars",  "limit",
+    "env",      "check",     "diff",      "tags",       "skipTags",
+    "forks",    "verbosity", "become",    "becomeUser", "hostKeyChecking"};
 constexpr absl::string_view kAnsibleEnvFields[] = {"name", "value"};
 
 constexpr absl::string_view kRetryPolicies[] = {"Always", "OnFailure", "OnError",
@@ -950,6 +952,39 @@ absl::Status Parser::ParseAnsible(const YAML::Node& node, const std::string& pat
           ASSIGN_OR_RETURN(ansible->inventory, String(value, field_path));
         } else if (key == "limit") {
           ASSIGN_OR_RETURN(ansible->limit, String(value, field_path));
+        } else if (key == "check") {
+          ASSIGN_OR_RETURN(ansible->check, Bool(value, field_path));
+        } else if (key == "diff") {
+          ASSIGN_OR_RETURN(ansible->diff, Bool(value, field_path));
+        } else if (key == "become") {
+          ASSIGN_OR_RETURN(ansible->become, Bool(value, field_path));
+        } else if (key == "hostKeyChecking") {
+          ASSIGN_OR_RETURN(ansible->host_key_checking, Bool(value, field_path));
+        } else if (key == "becomeUser") {
+          ASSIGN_OR_RETURN(ansible->become_user, String(value, field_path));
+        } else if (key == "tags" || key == "skipTags") {
+          std::vector<std::string>& tags = key == "tags" ? ansible->tags : ansible->skip_tags;
+          if (value.IsSequence()) {
+            ASSIGN_OR_RETURN(tags, StringList(value, field_path));
+          } else if (value.IsScalar()) {
+            tags = {value.Scalar()};
+          } else if (!IsNullValue(value)) {
+            return Fail(value, field_path, "must be a list of tags or a comma-separated string",
+                        "e.g. [web, db] or \"web,db\"");
+          }
+        } else if (key == "forks") {
+          ASSIGN_OR_RETURN(const int64_t forks, Integer(value, field_path));
+          if (forks < 1) {
+            return Fail(value, field_path, "must be at least 1", "e.g. forks: 10");
+          }
+          ansible->forks = forks;
+        } else if (key == "verbosity") {
+          ASSIGN_OR_RETURN(const int64_t verbosity, Integer(value, field_path));
+          if (verbosity < 0 || verbosity > 4) {
+            return Fail(value, field_path, "must be between 0 and 4",
+                        "0 is Ansible's default output, 4 is -vvvv");
+          }
+          ansible->verbosity = static_cast<int>(verbosity);
         } else if (key == "extraVars") {
           if (!value.IsMap()) {
             return Fail(value, field_path, "must be a mapping of variable names to values", "");

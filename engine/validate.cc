@@ -143,6 +143,13 @@ std::vector<Text> TemplateStrings(const Template& tmpl, const std::string& path)
     out.push_back({base + ".source", ansible.source});
     out.push_back({base + ".inventory", ansible.inventory});
     out.push_back({base + ".limit", ansible.limit});
+    for (size_t i = 0; i < ansible.tags.size(); ++i) {
+      out.push_back({absl::StrCat(base, ".tags[", i, "]"), ansible.tags[i]});
+    }
+    for (size_t i = 0; i < ansible.skip_tags.size(); ++i) {
+      out.push_back({absl::StrCat(base, ".skipTags[", i, "]"), ansible.skip_tags[i]});
+    }
+    out.push_back({base + ".becomeUser", ansible.become_user});
     for (const auto& [name, value] : ansible.extra_vars) {
       CollectJsonStrings(value, absl::StrCat(base, ".extraVars.", name), &out);
     }

@@ -137,6 +137,16 @@ struct AnsibleSpec {
   std::map<std::string, nlohmann::json> extra_vars;
   std::string limit;
   std::vector<EnvVar> env;
+  // The rest of ansible-playbook's command line.
+  bool check = false;                  // --check
+  bool diff = false;                   // --diff
+  std::vector<std::string> tags;       // --tags; an entry may itself be a comma list
+  std::vector<std::string> skip_tags;  // --skip-tags; likewise
+  std::optional<int64_t> forks;        // --forks N, N >= 1
+  int verbosity = 0;                   // 0-4: none, -v … -vvvv
+  bool become = false;                 // --become
+  std::string become_user;             // --become-user
+  bool host_key_checking = false;      // ANSIBLE_HOST_KEY_CHECKING
 };
 
 // kUnsupported: an Argo template type dagd accepts but cannot run yet (resource, http, plugin,

@@ -42,6 +42,11 @@ struct AttemptSpec {
 struct AttemptCallbacks {
   // A piece of the attempt's output, in order. stream is "stdout" or "stderr".
   std::function<void(std::string_view stream, std::string_view data)> on_log;
+  // One structured event of the attempt, in order: a single JSON object (no newline), e.g. one
+  // Ansible callback event written by dagd's callback plugin (runners/local/ansible/). Every
+  // event is delivered before on_finished. The text comes from the attempt and may be malformed;
+  // the receiver validates it. May be empty (then events are dropped).
+  std::function<void(std::string_view json_line)> on_event;
   // Exactly once, last. phase is Succeeded, Failed or Error.
   std::function<void(engine::AttemptResult result)> on_finished;
 };

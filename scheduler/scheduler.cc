@@ -7,6 +7,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <set>
 #include <utility>
@@ -75,6 +77,35 @@ void MergeBatch(storage::WriteBatch& dst, storage::WriteBatch src) {
   }
   for (auto& e : src.events) dst.events.push_back(std::move(e));
   for (auto& l : src.logs) dst.logs.push_back(std::move(l));
+  for (auto& a : src.ansible_events) dst.ansible_events.push_back(std::move(a));
+}
+
+// The stored form of one line from dagd's Ansible callback plugin (runners/local/ansible/
+// dagd_events.py), or nullopt if it is not a JSON object with a string "kind".
+std::optional<storage::AnsibleEventRecord> ParseAnsibleEvent(std::string_view line) {
+  nlohmann::json event = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!event.is_object()) return std::nullopt;
+  auto text = [&event](const char* key) {
+    auto it = event.find(key);
+    return it != event.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  auto flag = [&event](const char* key) {
+    auto it = event.find(key);
+    return it != event.end() && it->is_boolean() && it->get<bool>();
+  };
+  storage::AnsibleEventRecord record;
+  record.kind = text("kind");
+  if (record.kind.empty()) return std::nullopt;
+  record.host = text("host");
+  record.task = text("task");
+  record.play = text("play");
+  record.changed = flag("changed");
+  record.failed = flag("failed") || record.kind == "runner_on_unreachable";
+  if (auto item = event.find("item"); item != event.end()) {
+    record.item = item->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  record.payload = event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return record;
 }
 
 struct SeenNode {
@@ -116,6 +147,8 @@ struct Scheduler::ActiveRun {
   int64_t next_sequence = 1;
   std::map<std::string, SeenNode> seen;
   std::vector<storage::LogChunkRecord> pending_logs;
+  std::vector<storage::AnsibleEventRecord> pending_ansible_events;  // flushed with the logs
+  bool bad_event_logged = false;
 
   // Attempts handed to a runner and not yet finished: (node, attempt) -> (runner, external name).
   std::map<std::pair<std::string, int>, std::pair<std::string, std::string>> running;
@@ -232,7 +265,10 @@ void Scheduler::Submit(SubmitRequest request,
     const int64_t now = clock_->NowMs();
     auto run = std::make_unique<ActiveRun>(io_);
     storage::RunRecord& record = run->record;
-    record.id = NewRunId(*workflow);
+    // Run ids are random; a clash with a run in memory or on record would overwrite it.
+    do {
+      record.id = NewRunId(*workflow);
+    } while (Find(record.id) || store_->GetRun(record.id).ok());
     record.workflow_name = request.workflow_name.empty() ? workflow->name : request.workflow_name;
     record.workflow_version = request.workflow_version;
     record.workflow_yaml = std::move(request.workflow_yaml);
@@ -382,6 +418,8 @@ storage::WriteBatch Scheduler::CollectChanges(ActiveRun* run) {
   record.stopping = run->state->stopping();
   batch.logs = std::move(run->pending_logs);
   run->pending_logs.clear();
+  batch.ansible_events = std::move(run->pending_ansible_events);
+  run->pending_ansible_events.clear();
   if (!batch.events.empty() || !batch.logs.empty()) {
     record.last_sequence = run->next_sequence - 1;
     batch.runs.push_back(record);
@@ -505,6 +543,10 @@ void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch) 
                          std::string_view stream, std::string_view data) {
     if (*alive) OnAttemptLog(run_id, node_name, n, stream, data);
   };
+  callbacks.on_event = [this, alive, run_id, node_name = dispatch.node_name,
+                        n = dispatch.attempt](std::string_view json_line) {
+    if (*alive) OnAttemptEvent(run_id, node_name, n, json_line);
+  };
   callbacks.on_finished = [this, alive, run_id, node_name = dispatch.node_name,
                            n = dispatch.attempt](const engine::AttemptResult& result) {
     if (*alive) OnAttemptFinished(run_id, node_name, n, result);
@@ -530,6 +572,34 @@ void Scheduler::OnAttemptLog(const std::string& run_id, const std::string& node_
   chunk.data = std::string(data);
   chunk.time_ms = clock_->NowMs();
   run->pending_logs.push_back(std::move(chunk));
+  ArmLogFlush(run);
+}
+
+void Scheduler::OnAttemptEvent(const std::string& run_id, const std::string& node_name, int attempt,
+                               std::string_view json_line) {
+  ActiveRun* run = Find(run_id);
+  if (!run) return;
+  std::optional<storage::AnsibleEventRecord> event = ParseAnsibleEvent(json_line);
+  if (!event) {
+    if (!run->bad_event_logged) {
+      run->bad_event_logged = true;
+      Log()->warn(
+          "run {}: node {} attempt {} sent an event that is not a JSON object with a "
+          "\"kind\"; such events are dropped",
+          run_id, node_name, attempt);
+    }
+    return;
+  }
+  event->run_id = run_id;
+  event->node_name = node_name;
+  event->attempt = attempt;
+  event->time_ms = clock_->NowMs();
+  run->pending_ansible_events.push_back(*std::move(event));
+  ArmLogFlush(run);
+}
+
+void Scheduler::ArmLogFlush(ActiveRun* run) {
+  const std::string& run_id = run->record.id;
   if (run->log_flush_armed) return;
   run->log_flush_armed = true;
   run->log_flush.expires_after(std::chrono::milliseconds(options_.log_flush_interval_ms));
@@ -541,10 +611,12 @@ void Scheduler::OnAttemptLog(const std::string& run_id, const std::string& node_
 
 void Scheduler::FlushLogs(ActiveRun* run) {
   run->log_flush_armed = false;
-  if (run->pending_logs.empty()) return;
+  if (run->pending_logs.empty() && run->pending_ansible_events.empty()) return;
   storage::WriteBatch batch;
   batch.logs = std::move(run->pending_logs);
   run->pending_logs.clear();
+  batch.ansible_events = std::move(run->pending_ansible_events);
+  run->pending_ansible_events.clear();
   Commit(run->record.id, std::move(batch), nullptr);
 }
 

@@ -108,6 +108,12 @@ class Scheduler {
   void Launch(ActiveRun* run, const engine::DispatchRequest& dispatch);
   void OnAttemptLog(const std::string& run_id, const std::string& node_name, int attempt,
                     std::string_view stream, std::string_view data);
+  // A line from the attempt's event channel: parsed into an AnsibleEventRecord and committed
+  // with the next log flush (or the attempt's end); garbage is dropped, logged once per run.
+  void OnAttemptEvent(const std::string& run_id, const std::string& node_name, int attempt,
+                      std::string_view json_line);
+  // Commits pending log chunks and Ansible events within log_flush_interval_ms.
+  void ArmLogFlush(ActiveRun* run);
   void OnAttemptFinished(const std::string& run_id, const std::string& node_name, int attempt,
                          const engine::AttemptResult& result);
   void FlushLogs(ActiveRun* run);

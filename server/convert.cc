@@ -3,6 +3,8 @@
 #include <google/protobuf/util/time_util.h>
 
 #include <cstdlib>
+#include <map>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_split.h"
 
@@ -151,6 +153,53 @@ void ToProto(const storage::LogChunkRecord& chunk, v1::LogChunk* out) {
   out->set_data(chunk.data);
   SetTime(chunk.time_ms, out->mutable_time());
   out->set_node_name(chunk.node_name);
+}
+
+void ToProto(const storage::AnsibleEventRecord& event, v1::AnsibleEvent* out) {
+  out->set_sequence(event.sequence);
+  SetTime(event.time_ms, out->mutable_time());
+  out->set_node_name(event.node_name);
+  out->set_attempt(event.attempt);
+  out->set_kind(event.kind);
+  out->set_play(event.play);
+  out->set_task(event.task);
+  out->set_host(event.host);
+  out->set_changed(event.changed);
+  out->set_failed(event.failed);
+  out->set_item(event.item);
+  out->set_result_json(event.payload);
+}
+
+void SetAnsibleRecaps(const std::vector<storage::AnsibleEventRecord>& stats_events, v1::Run* run) {
+  std::map<std::string, v1::AnsibleRecap> recaps;  // by node name
+  for (const storage::AnsibleEventRecord& event : stats_events) {
+    nlohmann::json payload = nlohmann::json::parse(event.payload, nullptr, false);
+    if (!payload.is_object()) continue;
+    auto stats = payload.find("stats");
+    if (stats == payload.end() || !stats->is_object()) continue;
+    v1::AnsibleRecap recap;
+    recap.set_attempt(event.attempt);
+    for (const auto& [host, counts] : stats->items()) {
+      if (!counts.is_object()) continue;
+      auto count = [&counts](const char* key) {
+        auto it = counts.find(key);
+        return it != counts.end() && it->is_number_integer() ? it->get<int32_t>() : 0;
+      };
+      recap.set_ok(recap.ok() + count("ok"));
+      recap.set_changed(recap.changed() + count("changed"));
+      recap.set_unreachable(recap.unreachable() + count("unreachable"));
+      recap.set_failed(recap.failed() + count("failures"));
+      recap.set_skipped(recap.skipped() + count("skipped"));
+      recap.set_rescued(recap.rescued() + count("rescued"));
+      recap.set_ignored(recap.ignored() + count("ignored"));
+    }
+    auto [it, inserted] = recaps.emplace(event.node_name, recap);
+    if (!inserted && it->second.attempt() <= recap.attempt()) it->second = recap;
+  }
+  for (v1::Node& node : *run->mutable_nodes()) {
+    auto it = recaps.find(node.name());
+    if (it != recaps.end()) *node.mutable_ansible_recap() = it->second;
+  }
 }
 
 v1::Diagnostic ToDiagnostic(const absl::Status& status, const std::string& file) {

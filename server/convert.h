@@ -28,6 +28,11 @@ void ToProto(const storage::RunRecord& record, const std::vector<engine::NodeSta
              v1::Run* out);
 void ToProto(const storage::EventRecord& event, v1::RunEvent* out);
 void ToProto(const storage::LogChunkRecord& chunk, v1::LogChunk* out);
+void ToProto(const storage::AnsibleEventRecord& event, v1::AnsibleEvent* out);
+// Sets Node.ansible_recap of `run`'s nodes from their "stats" Ansible events: per node, the
+// latest attempt's stats summed over hosts. Events whose payload is not a stats object are
+// skipped.
+void SetAnsibleRecaps(const std::vector<storage::AnsibleEventRecord>& stats_events, v1::Run* run);
 
 // Splits an engine error "<file>:<line>:<col>: <field>: <message>" into a Diagnostic (an error
 // that names no field, such as "<file>:<line>:<col>: malformed YAML: …", keeps `field` empty);

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/convert.h"
 #include "server/polling_writer.h"
@@ -18,14 +19,46 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl:
   return reactor;
 }
 
-// Fills `out` with the stored run and its nodes.
+// Fills `out` with the stored run, its nodes and their Ansible recaps.
 absl::Status ReadRun(storage::Store* store, const std::string& run_id, v1::Run* out) {
   auto run = store->GetRun(run_id);
   if (!run.ok()) return run.status();
   auto nodes = store->GetNodes(run_id);
   if (!nodes.ok()) return nodes.status();
   ToProto(*run, *nodes, out);
+  storage::AnsibleEventFilter stats;
+  stats.kind = "stats";
+  auto events = store->GetAnsibleEvents(run_id, stats, 0, 10000);
+  if (!events.ok()) return events.status();
+  SetAnsibleRecaps(*events, out);
   return absl::OkStatus();
+}
+
+// The full name of the node `node` names (its name or display name) in run `run_id`. NotFound
+// (listing the leaf nodes) if there is none, or if the run is unknown.
+absl::StatusOr<std::string> ResolveNode(storage::Store* store, const std::string& run_id,
+                                        const std::string& node) {
+  auto nodes = store->GetNodes(run_id);
+  if (!nodes.ok()) return nodes.status();
+  if (nodes->empty()) {
+    if (auto run = store->GetRun(run_id); !run.ok()) return run.status();
+  }
+  std::string known;
+  for (const auto& n : *nodes) {
+    if (n.name == node || n.display_name == node) return n.name;
+    if (n.type == engine::NodeType::kPod) known += (known.empty() ? "" : ", ") + n.display_name;
+  }
+  return absl::NotFoundError(
+      absl::StrCat("run ", run_id, " has no node \"", node, "\"; its nodes are: ", known));
+}
+
+// The node filter of the Ansible event RPCs: "" (every node) for an empty `node`, once the run
+// is known to exist; otherwise ResolveNode.
+absl::StatusOr<std::string> ResolveNodeFilter(storage::Store* store, const std::string& run_id,
+                                              const std::string& node) {
+  if (!node.empty()) return ResolveNode(store, run_id, node);
+  if (auto run = store->GetRun(run_id); !run.ok()) return run.status();
+  return std::string();
 }
 
 template <typename Msg>
@@ -150,27 +183,12 @@ grpc::ServerWriteReactor<v1::RunEvent>* RunServiceImpl::WatchRun(
 grpc::ServerWriteReactor<v1::LogChunk>* RunServiceImpl::GetNodeLogs(
     grpc::CallbackServerContext* context, const v1::GetNodeLogsRequest* request) {
   const std::string run_id = request->run_id();
-  auto nodes = store_->GetNodes(run_id);
-  if (!nodes.ok()) return new FailedStream<v1::LogChunk>(nodes.status());
-  if (nodes->empty()) {
-    if (auto run = store_->GetRun(run_id); !run.ok()) {
-      return new FailedStream<v1::LogChunk>(run.status());
-    }
-  }
-  std::string node_name;
-  std::string known;
-  for (const auto& n : *nodes) {
-    if (n.name == request->node() || n.display_name == request->node()) node_name = n.name;
-    if (n.type == engine::NodeType::kPod) known += (known.empty() ? "" : ", ") + n.display_name;
-  }
-  if (node_name.empty()) {
-    return new FailedStream<v1::LogChunk>(absl::NotFoundError(absl::StrCat(
-        "run ", run_id, " has no node \"", request->node(), "\"; its nodes are: ", known)));
-  }
+  absl::StatusOr<std::string> node_name = ResolveNode(store_, run_id, request->node());
+  if (!node_name.ok()) return new FailedStream<v1::LogChunk>(node_name.status());
   storage::Store* store = store_;
   const int attempt = request->attempt();
   const bool follow = request->follow();
-  auto fetch = [store, run_id, node_name, attempt,
+  auto fetch = [store, run_id, node_name = *node_name, attempt,
                 follow](int64_t cursor) -> absl::StatusOr<FetchResult<v1::LogChunk>> {
     FetchResult<v1::LogChunk> page;
     page.cursor = cursor;
@@ -193,6 +211,65 @@ grpc::ServerWriteReactor<v1::LogChunk>* RunServiceImpl::GetNodeLogs(
     return page;
   };
   return new PollingWriter<v1::LogChunk>(hub_, &stream_pool_, run_id, 0, std::move(fetch));
+}
+
+grpc::ServerUnaryReactor* RunServiceImpl::ListAnsibleEvents(
+    grpc::CallbackServerContext* context, const v1::ListAnsibleEventsRequest* request,
+    v1::ListAnsibleEventsResponse* response) {
+  const std::string& run_id = request->run_id();
+  absl::StatusOr<std::string> node_name = ResolveNodeFilter(store_, run_id, request->node());
+  if (!node_name.ok()) return Done(context, node_name.status());
+  int64_t after = 0;
+  if (!request->page_token().empty() && !absl::SimpleAtoi(request->page_token(), &after)) {
+    return Done(context, absl::InvalidArgumentError(absl::StrCat(
+                             "page_token \"", request->page_token(), "\" is not valid")));
+  }
+  storage::AnsibleEventFilter filter;
+  filter.node_name = *node_name;
+  filter.host = request->host();
+  filter.changed_only = request->changed_only();
+  filter.failed_only = request->failed_only();
+  const int limit = request->page_size() > 0 ? std::min(request->page_size(), 10000) : 1000;
+  auto events = store_->GetAnsibleEvents(run_id, filter, after, limit);
+  if (!events.ok()) return Done(context, events.status());
+  for (const auto& e : *events) ToProto(e, response->add_events());
+  if (events->size() == static_cast<size_t>(limit)) {
+    response->set_next_page_token(absl::StrCat(events->back().sequence));
+  }
+  return Done(context, absl::OkStatus());
+}
+
+grpc::ServerWriteReactor<v1::AnsibleEvent>* RunServiceImpl::WatchAnsibleEvents(
+    grpc::CallbackServerContext* context, const v1::WatchAnsibleEventsRequest* request) {
+  const std::string run_id = request->run_id();
+  absl::StatusOr<std::string> node_name = ResolveNodeFilter(store_, run_id, request->node());
+  if (!node_name.ok()) return new FailedStream<v1::AnsibleEvent>(node_name.status());
+  storage::AnsibleEventFilter filter;
+  filter.node_name = *node_name;
+  filter.host = request->host();
+  filter.changed_only = request->changed_only();
+  filter.failed_only = request->failed_only();
+  storage::Store* store = store_;
+  auto fetch = [store, run_id,
+                filter](int64_t cursor) -> absl::StatusOr<FetchResult<v1::AnsibleEvent>> {
+    FetchResult<v1::AnsibleEvent> page;
+    page.cursor = cursor;
+    // The run's phase first: a run seen final has every event committed already.
+    auto run = store->GetRun(run_id);
+    if (!run.ok()) return run.status();
+    auto events = store->GetAnsibleEvents(run_id, filter, cursor, kPageSize);
+    if (!events.ok()) return events.status();
+    for (const auto& e : *events) {
+      ToProto(e, &page.messages.emplace_back());
+      page.cursor = e.sequence;
+    }
+    if (events->size() < static_cast<size_t>(kPageSize) && engine::IsFinal(run->phase)) {
+      page.end = true;
+    }
+    return page;
+  };
+  return new PollingWriter<v1::AnsibleEvent>(hub_, &stream_pool_, run_id, request->after_sequence(),
+                                             std::move(fetch));
 }
 
 grpc::ServerUnaryReactor* RunServiceImpl::EndRun(grpc::CallbackServerContext* context,

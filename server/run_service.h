@@ -1,6 +1,6 @@
 // RunService (proto/dagd/v1/run.proto) on gRPC's callback API. Submissions and stops go to the
-// Scheduler (which commits before it answers); reads come from the Store; WatchRun and
-// GetNodeLogs stream committed data through PollingWriter, woken by the RunHub.
+// Scheduler (which commits before it answers); reads come from the Store; WatchRun, GetNodeLogs
+// and WatchAnsibleEvents stream committed data through PollingWriter, woken by the RunHub.
 #ifndef DAGD_SERVER_RUN_SERVICE_H_
 #define DAGD_SERVER_RUN_SERVICE_H_
 
@@ -36,6 +36,11 @@ class RunServiceImpl final : public v1::RunService::CallbackService {
                                          v1::Run* response) override;
   grpc::ServerWriteReactor<v1::LogChunk>* GetNodeLogs(
       grpc::CallbackServerContext* context, const v1::GetNodeLogsRequest* request) override;
+  grpc::ServerUnaryReactor* ListAnsibleEvents(grpc::CallbackServerContext* context,
+                                              const v1::ListAnsibleEventsRequest* request,
+                                              v1::ListAnsibleEventsResponse* response) override;
+  grpc::ServerWriteReactor<v1::AnsibleEvent>* WatchAnsibleEvents(
+      grpc::CallbackServerContext* context, const v1::WatchAnsibleEventsRequest* request) override;
 
  private:
   grpc::ServerUnaryReactor* EndRun(grpc::CallbackServerContext* context,

@@ -76,14 +76,48 @@ struct LogChunkRecord {
   int64_t time_ms = 0;
 };
 
+// One Ansible callback event of a node attempt (runners/local/ansible/dagd_events.py), as
+// stored: the columns an auditor filters on, plus the whole event as JSON.
+struct AnsibleEventRecord {
+  std::string run_id;
+  int64_t sequence = 0;  // assigned by the store on commit, 1, 2, … per run
+  std::string node_name;
+  int attempt = 0;
+  int64_t time_ms = 0;
+  // "playbook_start", "play_start", "task_start", "handler_task_start", "runner_on_ok",
+  // "runner_on_failed", "runner_on_skipped", "runner_on_unreachable", "runner_item_on_ok",
+  // "runner_item_on_failed", "runner_item_on_skipped", "stats", …
+  std::string kind;
+  std::string host;  // "" when the event is not about one host
+  std::string task;
+  std::string play;
+  bool changed = false;
+  bool failed = false;  // failed or unreachable (also when the failure was ignored)
+  std::string item;     // the loop item as JSON text, "" outside loops
+  std::string payload;  // the whole event object as JSON text
+};
+
+// Which Ansible events GetAnsibleEvents returns; empty / false fields match everything.
+struct AnsibleEventFilter {
+  std::string node_name;
+  std::string host;
+  bool changed_only = false;
+  bool failed_only = false;
+  std::string kind;  // e.g. "stats"
+};
+
 // A set of changes committed atomically (and grouped with other batches).
 struct WriteBatch {
-  std::vector<RunRecord> runs;           // insert or replace by id
-  std::vector<engine::NodeState> nodes;  // insert or replace by (node_run_id, name)
-  std::string node_run_id;               // the run `nodes` belong to
-  std::vector<EventRecord> events;       // insert
-  std::vector<LogChunkRecord> logs;      // insert
-  bool empty() const { return runs.empty() && nodes.empty() && events.empty() && logs.empty(); }
+  std::vector<RunRecord> runs;                     // insert or replace by id
+  std::vector<engine::NodeState> nodes;            // insert or replace by (node_run_id, name)
+  std::string node_run_id;                         // the run `nodes` belong to
+  std::vector<EventRecord> events;                 // insert
+  std::vector<LogChunkRecord> logs;                // insert
+  std::vector<AnsibleEventRecord> ansible_events;  // insert; sequences assigned on commit
+  bool empty() const {
+    return runs.empty() && nodes.empty() && events.empty() && logs.empty() &&
+           ansible_events.empty();
+  }
 };
 
 struct RunFilter {
@@ -143,6 +177,11 @@ class Store {
                                                               const std::string& node_name,
                                                               int attempt, int64_t after_sequence,
                                                               int limit) = 0;
+  // Ansible events of a run matching `filter` with sequence > after_sequence, oldest first, at
+  // most `limit` (<= 0 means 1000; capped at 10000). An unknown run has none.
+  virtual absl::StatusOr<std::vector<AnsibleEventRecord>> GetAnsibleEvents(
+      const std::string& run_id, const AnsibleEventFilter& filter, int64_t after_sequence,
+      int limit) = 0;
 };
 
 }  // namespace dagd::storage

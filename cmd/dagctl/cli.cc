@@ -158,6 +158,16 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
   logs->add_flag("--prefix", logs_args.prefix, "Start each line with NODE#ATTEMPT:");
   logs->callback(on_run([&](Context& c) { return Logs(c, logs_args); }));
 
+  EventsArgs events_args;
+  CLI::App* events = app.add_subcommand("events", "Print a run's Ansible events");
+  events->add_option("run", events_args.run_id, "Run id")->required();
+  events->add_option("node", events_args.node, "Only this node (name or display name)");
+  events->add_option("--host", events_args.host, "Only results for this host");
+  events->add_flag("--changed", events_args.changed_only, "Only results that changed a host");
+  events->add_flag("--failed", events_args.failed_only,
+                   "Only failed results (ignored failures and unreachable hosts included)");
+  events->callback(on_run([&](Context& c) { return Events(c, events_args); }));
+
   std::string end_run, end_message;
   for (const bool terminate : {false, true}) {
     CLI::App* end = app.add_subcommand(

@@ -224,6 +224,34 @@ int GetRun(Context& context, const std::string& run_id) {
   return kExitOk;
 }
 
+int Events(Context& context, const EventsArgs& args) {
+  v1::ListAnsibleEventsRequest request;
+  request.set_run_id(args.run_id);
+  request.set_node(args.node);
+  request.set_host(args.host);
+  request.set_changed_only(args.changed_only);
+  request.set_failed_only(args.failed_only);
+  v1::ListAnsibleEventsResponse all;
+  do {
+    v1::ListAnsibleEventsResponse page;
+    std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+    const grpc::Status status = context.client->runs().ListAnsibleEvents(rpc.get(), request, &page);
+    if (!status.ok()) {
+      return RpcFailed(context, status);
+    }
+    for (v1::AnsibleEvent& event : *page.mutable_events()) {
+      *all.add_events() = std::move(event);
+    }
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty());
+  if (context.format != OutputFormat::kTable) {
+    PrintMessage(context, all);
+    return kExitOk;
+  }
+  *context.out << RenderAnsibleEventsTable({all.events().begin(), all.events().end()}, args.run_id);
+  return kExitOk;
+}
+
 int Logs(Context& context, const LogsArgs& args) {
   v1::GetNodeLogsRequest request;
   request.set_run_id(args.run_id);

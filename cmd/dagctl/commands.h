@@ -85,6 +85,20 @@ struct LogsArgs {
 // Writes the log data raw to `out`, stdout and stderr chunks in the order received.
 int Logs(Context& context, const LogsArgs& args);
 
+struct EventsArgs {
+  std::string run_id;
+  // A node name or display name; empty means every node.
+  std::string node;
+  std::string host;
+  bool changed_only = false;
+  bool failed_only = false;
+};
+
+// `events RUN [NODE] [--host H] [--changed] [--failed]`: the run's stored Ansible events, every
+// page (ListAnsibleEvents). The table shows host results (RenderAnsibleEventsTable); json and
+// yaml show every event as a ListAnsibleEventsResponse.
+int Events(Context& context, const EventsArgs& args);
+
 // `stop` (StopRun) or, with `terminate`, `terminate` (TerminateRun).
 int EndRun(Context& context, const std::string& run_id, const std::string& message, bool terminate);
 

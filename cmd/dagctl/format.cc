@@ -61,7 +61,10 @@ class TreeRenderer {
         AddChild(node.parent(), node.name());
       }
     }
-    table_.AddRow({"NAME", "PHASE", "DURATION", "ATTEMPTS", "MESSAGE"});
+    for (const v1::Node& node : run.nodes()) {
+      show_recap_ = show_recap_ || node.has_ansible_recap();
+    }
+    AddRow({"NAME", "PHASE", "DURATION", "ATTEMPTS", "MESSAGE"}, "RECAP");
     for (const v1::Node& node : run.nodes()) {
       if (node.parent().empty() || by_name_.count(node.parent()) == 0) {
         Visit(node, "", "");
@@ -76,6 +79,12 @@ class TreeRenderer {
   std::string Render() const { return table_.Render(); }
 
  private:
+  // Adds a row, with `recap` before the last (MESSAGE) cell when any node has a recap.
+  void AddRow(std::vector<std::string> cells, std::string recap) {
+    if (show_recap_) cells.insert(cells.end() - 1, std::move(recap));
+    table_.AddRow(std::move(cells));
+  }
+
   void AddChild(const std::string& parent, const std::string& child) {
     auto it = by_name_.find(child);
     if (it == by_name_.end()) {
@@ -93,10 +102,10 @@ class TreeRenderer {
       return;
     }
     const std::string& name = node.display_name().empty() ? node.name() : node.display_name();
-    table_.AddRow({first + name, PhaseName(node.phase()),
-                   FormatElapsed(node.start_time(), node.finish_time(), now_),
-                   node.attempts_size() > 0 ? absl::StrCat(node.attempts_size()) : "",
-                   node.message()});
+    AddRow({first + name, PhaseName(node.phase()),
+            FormatElapsed(node.start_time(), node.finish_time(), now_),
+            node.attempts_size() > 0 ? absl::StrCat(node.attempts_size()) : "", node.message()},
+           node.has_ansible_recap() ? RenderRecap(node.ansible_recap()) : "");
     const int attempts = node.attempts_size() > 1 ? node.attempts_size() : 0;
     const std::vector<const v1::Node*>& children = children_[node.name()];
     const size_t items = attempts + children.size();
@@ -117,16 +126,33 @@ class TreeRenderer {
     if (!attempt.message().empty()) {
       absl::StrAppend(&message, message.empty() ? "" : ": ", attempt.message());
     }
-    table_.AddRow({absl::StrCat(prefix, "#", attempt.number()), PhaseName(attempt.phase()),
-                   FormatElapsed(attempt.start_time(), attempt.finish_time(), now_), "", message});
+    AddRow({absl::StrCat(prefix, "#", attempt.number()), PhaseName(attempt.phase()),
+            FormatElapsed(attempt.start_time(), attempt.finish_time(), now_), "", message},
+           "");
   }
 
   TimePoint now_;
   std::map<std::string, const v1::Node*> by_name_;
   std::map<std::string, std::vector<const v1::Node*>> children_;
   std::set<std::string> visited_;
+  bool show_recap_ = false;
   Table table_;
 };
+
+// The STATUS cell of a host result: ok, changed, failed (ignored), unreachable, skipped; "" for
+// an event that is not a host result.
+std::string ResultStatus(const v1::AnsibleEvent& event) {
+  const std::string& kind = event.kind();
+  if (absl::EndsWith(kind, "_on_ok")) return event.changed() ? "changed" : "ok";
+  if (absl::EndsWith(kind, "_on_skipped")) return "skipped";
+  if (absl::EndsWith(kind, "_on_unreachable")) return "unreachable";
+  if (absl::EndsWith(kind, "_on_failed")) {
+    nlohmann::json payload = nlohmann::json::parse(event.result_json(), nullptr, false);
+    const bool ignored = payload.is_object() && payload.value("ignore_errors", false);
+    return ignored ? "failed (ignored)" : "failed";
+  }
+  return "";
+}
 
 // True when a plain YAML scalar with this text would not read back as this string.
 bool NeedsQuotes(const std::string& text) {
@@ -383,6 +409,40 @@ std::string RenderWorkflow(const v1::Workflow& workflow) {
     out += "\n";
   }
   return out;
+}
+
+std::string RenderRecap(const v1::AnsibleRecap& recap) {
+  std::string out =
+      absl::StrCat("ok=", recap.ok(), " changed=", recap.changed(), " failed=", recap.failed());
+  for (const auto& [name, count] :
+       {std::pair<const char*, int32_t>{"unreachable", recap.unreachable()},
+        {"skipped", recap.skipped()},
+        {"rescued", recap.rescued()},
+        {"ignored", recap.ignored()}}) {
+    if (count > 0) absl::StrAppend(&out, " ", name, "=", count);
+  }
+  return out;
+}
+
+std::string RenderAnsibleEventsTable(const std::vector<v1::AnsibleEvent>& events,
+                                     const std::string& run_id) {
+  Table table;
+  table.AddRow({"TIME", "NODE", "HOST", "TASK", "STATUS", "ITEM"});
+  const std::string run_prefix = run_id + ".";
+  for (const v1::AnsibleEvent& event : events) {
+    const std::string status = ResultStatus(event);
+    if (status.empty()) continue;
+    std::string node = event.node_name();
+    if (absl::StartsWith(node, run_prefix)) node.erase(0, run_prefix.size());
+    std::string item;
+    if (!event.item().empty()) {
+      nlohmann::json value = nlohmann::json::parse(event.item(), nullptr, false);
+      item = value.is_string() ? value.get<std::string>() : event.item();
+    }
+    table.AddRow({FormatTime(event.time()), absl::StrCat(node, "#", event.attempt()),
+                  OrDash(event.host()), OrDash(event.task()), status, item});
+  }
+  return table.Render();
 }
 
 std::string RenderEvent(const v1::RunEvent& event, const std::string& run_id) {

@@ -60,7 +60,8 @@ class Table {
 std::string RenderRun(const v1::Run& run, TimePoint now);
 
 // The node tree alone, like `argo get`: NAME (indented with ├─ / └─ by parent and child),
-// PHASE, DURATION, ATTEMPTS, MESSAGE. A node with more than one attempt lists them under it
+// PHASE, DURATION, ATTEMPTS, RECAP (only when some node has an Ansible recap), MESSAGE. A node with
+// more than one attempt lists them under it
 // ("#1", "#2", … with their phase, duration, exit code and message).
 std::string RenderNodeTree(const v1::Run& run, TimePoint now);
 
@@ -73,6 +74,14 @@ std::string RenderWorkflowsTable(const std::vector<v1::Workflow>& workflows);
 // `dagctl workflows get`: header lines, a blank line, then the YAML as stored.
 std::string RenderWorkflow(const v1::Workflow& workflow);
 
+// A node's Ansible recap, "ok=3 changed=1 failed=0", then unreachable, skipped, rescued and
+// ignored where not zero.
+std::string RenderRecap(const v1::AnsibleRecap& recap);
+// `dagctl events`: TIME, NODE (display name, "#" attempt), HOST, TASK, STATUS (ok, changed,
+// failed, failed (ignored), unreachable, skipped), ITEM (a string item unquoted, others as
+// JSON), one row per host result; play and task starts and stats are left out.
+std::string RenderAnsibleEventsTable(const std::vector<v1::AnsibleEvent>& events,
+                                     const std::string& run_id);
 // One watch line, "TIME NODE[#ATTEMPT] TYPE PHASE MESSAGE", newline-terminated; NODE is the run
 // id for an event of the run itself.
 std::string RenderEvent(const v1::RunEvent& event, const std::string& run_id);

@@ -140,6 +140,13 @@ absl::StatusOr<Template> ResolveTemplate(const Template& tmpl, const TagScope& s
     if (status.ok()) status = Substitute("ansible.source", scope, &a.source);
     if (status.ok()) status = Substitute("ansible.inventory", scope, &a.inventory);
     if (status.ok()) status = Substitute("ansible.limit", scope, &a.limit);
+    for (std::string& tag : a.tags) {
+      if (status.ok()) status = Substitute("ansible.tags", scope, &tag);
+    }
+    for (std::string& tag : a.skip_tags) {
+      if (status.ok()) status = Substitute("ansible.skipTags", scope, &tag);
+    }
+    if (status.ok()) status = Substitute("ansible.becomeUser", scope, &a.become_user);
     for (auto& [key, value] : a.extra_vars) {
       if (status.ok()) status = SubstituteJson("ansible.extraVars." + key, scope, &value);
     }

@@ -1,10 +1,30 @@
 #include "runners/local/ansible_output.h"
 
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
 namespace dagd::runners::local {
 namespace {
 
-// Lines longer than this are cut: a failure message is a summary, not the whole result.
-constexpr size_t kMaxLine = 400;
+// Lines longer than this are cut; a result line is one JSON object, usually much shorter.
+constexpr size_t kMaxLine = 64 * 1024;
+// A message in a node's status is a summary, not the whole result.
+constexpr size_t kMaxMessage = 300;
+// Lines of Ansible's ERROR! text kept after the ERROR! line itself.
+constexpr int kMaxErrorLines = 6;
+
+// absl::string_view is not std::string_view in Debian's abseil.
+std::string_view Strip(std::string_view text) {
+  const char* kSpace = " \t\r\n";
+  size_t begin = text.find_first_not_of(kSpace);
+  if (begin == std::string_view::npos) return {};
+  return text.substr(begin, text.find_last_not_of(kSpace) - begin + 1);
+}
 
 // "TASK [name] ****" → "name"; "RUNNING HANDLER [name] ****" → "name"; else empty.
 std::string_view TaskName(std::string_view line) {
@@ -17,26 +37,190 @@ std::string_view TaskName(std::string_view line) {
   return {};
 }
 
-}  // namespace
+std::string Shorten(std::string_view text) {
+  text = Strip(text);
+  if (size_t newline = text.find('\n'); newline != std::string_view::npos) {
+    text = Strip(text.substr(0, newline));
+  }
+  if (text.size() <= kMaxMessage) return std::string(text);
+  return std::string(text.substr(0, kMaxMessage)) + "…";
+}
 
-void AnsibleOutputScanner::Feed(std::string_view data) {
+// The gist of a task result: its "msg", with rc and stderr for a failed command.
+std::string ResultMessage(std::string_view json_text) {
+  nlohmann::json result = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (!result.is_object()) return Shorten(json_text);
+  std::string msg;
+  if (auto it = result.find("msg"); it != result.end()) {
+    msg = it->is_string() ? it->get<std::string>() : it->dump();
+  }
+  auto stderr_it = result.find("stderr");
+  if (stderr_it != result.end() && stderr_it->is_string() && !stderr_it->empty()) {
+    std::string rc;
+    if (auto rc_it = result.find("rc"); rc_it != result.end()) rc = rc_it->dump();
+    msg =
+        absl::StrCat(msg.empty() ? "failed" : msg, rc.empty() ? "" : absl::StrCat(" (rc ", rc, ")"),
+                     ": ", stderr_it->get<std::string>());
+  }
+  if (msg.empty()) return Shorten(json_text);
+  return Shorten(msg);
+}
+
+// A host result line: `fatal: [HOST]: FAILED! => {…}`, `failed: [HOST] (item=…) => {…}`,
+// `fatal: [HOST]: UNREACHABLE! => {…}`.
+struct ResultLine {
+  std::string host;
+  bool unreachable = false;
+  std::string json;  // the text after "=> "
+};
+
+bool ParseResultLine(std::string_view line, ResultLine* out) {
+  for (std::string_view prefix : {"fatal: [", "failed: ["}) {
+    if (!line.starts_with(prefix)) continue;
+    line.remove_prefix(prefix.size());
+    size_t close = line.find(']');
+    if (close == std::string_view::npos) return false;
+    out->host = std::string(line.substr(0, close));
+    std::string_view rest = line.substr(close + 1);
+    out->unreachable = rest.starts_with(": UNREACHABLE!");
+    size_t arrow = rest.find("=> ");
+    out->json = arrow == std::string_view::npos ? "" : std::string(rest.substr(arrow + 3));
+    return true;
+  }
+  return false;
+}
+
+void FeedLines(std::string_view data, std::string* line,
+               const std::function<void(std::string_view)>& on_line) {
   while (!data.empty()) {
     size_t newline = data.find('\n');
     std::string_view piece = data.substr(0, newline);
-    if (line_.size() < kMaxLine) line_.append(piece.substr(0, kMaxLine - line_.size()));
+    if (line->size() < kMaxLine) line->append(piece.substr(0, kMaxLine - line->size()));
     if (newline == std::string_view::npos) return;
-    OnLine(line_);
-    line_.clear();
+    on_line(*line);
+    line->clear();
     data.remove_prefix(newline + 1);
   }
 }
 
-void AnsibleOutputScanner::OnLine(std::string_view line) {
+}  // namespace
+
+void AnsibleOutputScanner::FeedStdout(std::string_view data) {
+  FeedLines(data, &stdout_line_, [this](std::string_view line) { OnStdoutLine(line); });
+}
+
+void AnsibleOutputScanner::FeedStderr(std::string_view data) {
+  FeedLines(data, &stderr_line_, [this](std::string_view line) { OnStderrLine(line); });
+}
+
+void AnsibleOutputScanner::OnStdoutLine(std::string_view line) {
+  if (collecting_) {  // a result printed as indented JSON (-vvv): up to the closing brace
+    pending_json_.append(line).append("\n");
+    if (line == "}" || pending_json_.size() >= kMaxLine) {
+      collecting_ = false;
+      OnResult(pending_host_, pending_unreachable_, pending_json_);
+      pending_json_.clear();
+    }
+    return;
+  }
   if (std::string_view task = TaskName(line); !task.empty()) {
     task_ = std::string(task);
-  } else if (line.starts_with("fatal: [") || line.starts_with("failed: [")) {
-    failure_ = "task \"" + task_ + "\": " + std::string(line);
+    return;
   }
+  if (line == "...ignoring") {  // the failure just above was ignore_errors'd
+    failure_.clear();
+    return;
+  }
+  ResultLine result;
+  if (!ParseResultLine(line, &result)) return;
+  if (result.json == "{") {
+    collecting_ = true;
+    pending_host_ = result.host;
+    pending_unreachable_ = result.unreachable;
+    pending_json_ = "{\n";
+    return;
+  }
+  OnResult(result.host, result.unreachable, result.json);
+}
+
+void AnsibleOutputScanner::OnResult(const std::string& host, bool unreachable,
+                                    std::string_view json) {
+  const std::string message = ResultMessage(json);
+  if (unreachable) {
+    if (std::find(unreachable_hosts_.begin(), unreachable_hosts_.end(), host) ==
+        unreachable_hosts_.end()) {
+      unreachable_hosts_.push_back(host);
+    }
+    if (unreachable_message_.empty()) unreachable_message_ = message;
+    return;
+  }
+  // A loop's summary ("One or more items failed") says less than the item that failed.
+  if (message.starts_with("One or more items failed") && !failure_.empty()) return;
+  failure_ = absl::StrCat("task \"", task_, "\" failed on ", host, ": ", message);
+}
+
+void AnsibleOutputScanner::OnStderrLine(std::string_view line) {
+  if (error_lines_ >= 0 && !error_.empty()) {
+    std::string_view text = Strip(line);
+    if (line.starts_with("[WARNING]") || line.starts_with("[DEPRECATION") ||
+        ++error_lines_ > kMaxErrorLines) {
+      error_lines_ = -1;
+    } else if (!text.empty()) {
+      error_.append(" ").append(text);
+    }
+    return;
+  }
+  if (error_.empty() && line.starts_with("ERROR! ")) {
+    error_ = std::string(Strip(line.substr(7)));
+  } else if (usage_error_.empty() && line.starts_with("ansible-playbook: error: ")) {
+    usage_error_ = std::string(Strip(line.substr(25)));
+  }
+}
+
+engine::AttemptResult AnsibleOutputScanner::Classify(int exit_code) const {
+  engine::AttemptResult result;
+  result.phase = engine::NodePhase::kError;
+  if (!unreachable_hosts_.empty()) {
+    result.message = absl::StrCat(unreachable_hosts_.size() == 1 ? "host " : "hosts ",
+                                  absl::StrJoin(unreachable_hosts_, ", "),
+                                  " unreachable: ", unreachable_message_);
+  } else if (!failure_.empty()) {
+    result.phase = engine::NodePhase::kFailed;
+    result.message = failure_;
+  } else if (!error_.empty()) {
+    std::string error = error_;
+    if (error.size() > 2 * kMaxMessage) error = absl::StrCat(error.substr(0, 2 * kMaxMessage), "…");
+    result.message = absl::StrCat("playbook error: ", error);
+  } else if (!usage_error_.empty()) {
+    result.message = absl::StrCat("ansible-playbook rejected its options: ", usage_error_);
+  } else {
+    if (exit_code == 2) result.phase = engine::NodePhase::kFailed;
+    result.message = absl::StrCat("ansible-playbook failed: exit code ", exit_code);
+  }
+  return result;
+}
+
+std::string UnansweredPrompt(const std::string& playbook_yaml,
+                             const std::map<std::string, nlohmann::json>& extra_vars) {
+  YAML::Node plays;
+  try {
+    plays = YAML::Load(playbook_yaml);
+  } catch (const YAML::Exception&) {
+    return "";
+  }
+  if (!plays.IsSequence()) return "";
+  for (const YAML::Node& play : plays) {
+    if (!play.IsMap()) continue;
+    const YAML::Node prompts = play["vars_prompt"];
+    if (!prompts || !prompts.IsSequence()) continue;
+    for (const YAML::Node& prompt : prompts) {
+      if (!prompt.IsMap() || !prompt["name"] || !prompt["name"].IsScalar()) continue;
+      if (prompt["default"] && !prompt["default"].IsNull()) continue;
+      const std::string name = prompt["name"].Scalar();
+      if (extra_vars.count(name) == 0) return name;
+    }
+  }
+  return "";
 }
 
 }  // namespace dagd::runners::local

@@ -7,14 +7,19 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "engine/status_macros.h"
+#include "runners/local/ansible_events.h"
+#include "runners/local/ansible_output.h"
 
 namespace dagd::runners::local {
 namespace {
@@ -205,12 +210,53 @@ absl::Status BuildAnsible(const AttemptSpec& spec, const LocalRunnerOptions& opt
     command->argv.insert(command->argv.end(), {"-e", absl::StrCat("@", vars_path)});
   }
   if (!a.limit.empty()) command->argv.insert(command->argv.end(), {"--limit", a.limit});
+  if (a.check) command->argv.push_back("--check");
+  if (a.diff) command->argv.push_back("--diff");
+  // Entries may be comma lists themselves ("a, b" or a substituted parameter); one flag each.
+  auto tag_list = [](const std::vector<std::string>& entries) {
+    std::vector<std::string> tags;
+    for (const std::string& entry : entries) {
+      for (absl::string_view tag : absl::StrSplit(entry, ',', absl::SkipWhitespace())) {
+        tags.emplace_back(absl::StripAsciiWhitespace(tag));
+      }
+    }
+    return absl::StrJoin(tags, ",");
+  };
+  if (std::string tags = tag_list(a.tags); !tags.empty()) {
+    command->argv.insert(command->argv.end(), {"--tags", tags});
+  }
+  if (std::string tags = tag_list(a.skip_tags); !tags.empty()) {
+    command->argv.insert(command->argv.end(), {"--skip-tags", tags});
+  }
+  if (a.forks.has_value()) {
+    command->argv.insert(command->argv.end(), {"--forks", absl::StrCat(*a.forks)});
+  }
+  if (a.verbosity > 0) command->argv.push_back("-" + std::string(a.verbosity, 'v'));
+  if (a.become) command->argv.push_back("--become");
+  if (!a.become_user.empty()) {
+    command->argv.insert(command->argv.end(), {"--become-user", a.become_user});
+  }
   command->argv.push_back(playbook);
+
+  // Without a terminal Ansible answers a prompt with nothing and runs on; refuse up front.
+  std::string playbook_text = a.source;
+  if (playbook_text.empty()) {
+    std::ifstream in(playbook);
+    playbook_text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  if (std::string prompt = UnansweredPrompt(playbook_text, a.extra_vars); !prompt.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Where(t), ": the playbook would prompt for \"", prompt,
+        "\" (vars_prompt without a default), but dagd runs it without a terminal, where Ansible "
+        "only warns \"Not prompting as we are not in interactive mode\" and goes on with an "
+        "empty value; give the prompt a default or set \"",
+        prompt, "\" in extraVars"));
+  }
 
   (*env)["ANSIBLE_NOCOLOR"] = "1";
   (*env)["ANSIBLE_RETRY_FILES_ENABLED"] = "0";
   (*env)["ANSIBLE_LOCAL_TEMP"] = (work_dir / ".ansible-tmp").string();
-  (*env)["ANSIBLE_HOST_KEY_CHECKING"] = "False";
+  (*env)["ANSIBLE_HOST_KEY_CHECKING"] = a.host_key_checking ? "True" : "False";
   (*env)["PYTHONUNBUFFERED"] = "1";
   env->erase("ANSIBLE_FORCE_COLOR");
   command->is_ansible = true;
@@ -258,6 +304,9 @@ absl::StatusOr<Command> BuildCommand(const AttemptSpec& spec, const LocalRunnerO
       if (!t.ansible.has_value()) break;
       RETURN_IF_ERROR(BuildAnsible(spec, options, &env, &command));
       ApplyTemplateEnv(t.ansible->env, &env);
+      // After the template's env, so that callbacks it enables are kept alongside dagd's.
+      RETURN_IF_ERROR(EnableEventsPlugin(spec.work_dir, kSpawnEventsFd, &env));
+      command.events_channel = true;
       break;
     default:
       return absl::InvalidArgumentError(

@@ -22,7 +22,13 @@ struct Command {
   std::vector<std::string> env;   // "NAME=value", the complete environment
   std::string work_dir;           // the process's working directory
   bool is_ansible = false;        // output is ansible-playbook's (failure messages name the task)
+  // The command gets a pipe at fd kSpawnEventsFd for one JSON event per line (runners/local/
+  // spawn.h); set for ansible, whose dagd_events callback plugin writes there.
+  bool events_channel = false;
 };
+
+// The descriptor number of the events pipe in the command (DAGD_EVENTS_FD).
+inline constexpr int kSpawnEventsFd = 4;
 
 // Builds the command for spec.resolved.
 //
@@ -32,11 +38,15 @@ struct Command {
 //
 // container: command + args; with no command, options.image_entrypoints[image] + args.
 // script:    command + args + [work_dir/script]; `python` means python3.
-// ansible:   ansible-playbook [-i INVENTORY] [-e @work_dir/extra-vars.json] [--limit L] PLAYBOOK.
+// ansible:   ansible-playbook [-i INVENTORY] [-e @work_dir/extra-vars.json] [--limit L]
+//            [--check] [--diff] [--tags T] [--skip-tags T] [--forks N] [-v…] [--become]
+//            [--become-user U] PLAYBOOK, with ANSIBLE_NOCOLOR, no retry files, its own
+//            ANSIBLE_LOCAL_TEMP in work_dir and ANSIBLE_HOST_KEY_CHECKING per the template.
 //
 // Errors: InvalidArgument for a template the local runner cannot run (no command and an unknown
 // image, a script without an interpreter, a missing playbook or inventory file, a dag/steps/
-// suspend template), naming the template and the fix; FailedPrecondition when a program is not
+// suspend template, a play whose vars_prompt has no default and no extra var to answer it),
+// naming the template and the fix; FailedPrecondition when a program is not
 // on this host; Unavailable when a file cannot be written.
 absl::StatusOr<Command> BuildCommand(const AttemptSpec& spec, const LocalRunnerOptions& options,
                                      const std::vector<std::string>& base_env);

@@ -92,6 +92,7 @@ struct LocalRunner::Attempt {
       : stdout_pipe(io),
         stderr_pipe(io),
         report_pipe(io),
+        events_pipe(io),
         exit_watch(io),
         kill_timer(io),
         drain_timer(io) {}
@@ -99,7 +100,9 @@ struct LocalRunner::Attempt {
   // Releases every descriptor and timer; pending handlers complete with operation_aborted.
   void CloseAll() {
     error_code ignored;
-    for (auto* d : {&stdout_pipe, &stderr_pipe, &report_pipe, &exit_watch}) d->close(ignored);
+    for (auto* d : {&stdout_pipe, &stderr_pipe, &report_pipe, &events_pipe, &exit_watch}) {
+      d->close(ignored);
+    }
     kill_timer.cancel();
     drain_timer.cancel();
   }
@@ -117,18 +120,21 @@ struct LocalRunner::Attempt {
   asio::posix::stream_descriptor stdout_pipe;
   asio::posix::stream_descriptor stderr_pipe;
   asio::posix::stream_descriptor report_pipe;
-  asio::posix::stream_descriptor exit_watch;  // the supervisor's pidfd
-  asio::steady_timer kill_timer;              // Cancel: SIGKILL after the grace period
-  asio::steady_timer drain_timer;             // after the exit: stop waiting for pipe EOF
+  asio::posix::stream_descriptor events_pipe;  // only for commands with an events channel
+  asio::posix::stream_descriptor exit_watch;   // the supervisor's pidfd
+  asio::steady_timer kill_timer;               // Cancel: SIGKILL after the grace period
+  asio::steady_timer drain_timer;              // after the exit: stop waiting for pipe EOF
 
   std::array<char, 16384> stdout_buf;
   std::array<char, 16384> stderr_buf;
   std::array<char, 64> report_buf;
-  std::string stdout_tail;  // the last bytes of stdout, for outputs.result
-  std::string report;       // bytes from the report pipe (runners/local/spawn.h)
+  std::array<char, 16384> events_buf;
+  std::string events_partial;  // an event line not yet complete
+  std::string stdout_tail;     // the last bytes of stdout, for outputs.result
+  std::string report;          // bytes from the report pipe (runners/local/spawn.h)
   AnsibleOutputScanner ansible;
 
-  int open_pipes = 3;  // stdout, stderr, report
+  int open_pipes = 3;  // stdout, stderr, report (+ events)
   bool reaped = false;
   bool lost = false;  // waitpid() found no such child: someone else reaped it
   int supervisor_status = 0;
@@ -176,14 +182,17 @@ absl::Status LocalRunner::Start(const AttemptSpec& spec, AttemptCallbacks callba
   if (!ec) attempt->stderr_pipe.assign(process.stderr_fd, ec);
   if (!ec) attempt->report_pipe.assign(process.report_fd, ec);
   if (!ec) attempt->exit_watch.assign(process.pidfd, ec);
+  if (!ec && process.events_fd >= 0) attempt->events_pipe.assign(process.events_fd, ec);
   if (ec) {
-    for (auto* d : {&attempt->stdout_pipe, &attempt->stderr_pipe, &attempt->report_pipe}) {
+    for (auto* d : {&attempt->stdout_pipe, &attempt->stderr_pipe, &attempt->report_pipe,
+                    &attempt->exit_watch, &attempt->events_pipe}) {
       if (d->is_open()) d->release();
     }
     KillGroup(process.pid);
     Reap(process.pid);
-    for (int fd : {process.stdout_fd, process.stderr_fd, process.report_fd, process.pidfd}) {
-      close(fd);
+    for (int fd : {process.stdout_fd, process.stderr_fd, process.report_fd, process.pidfd,
+                   process.events_fd}) {
+      if (fd >= 0) close(fd);
     }
     return absl::UnavailableError(absl::StrCat("cannot watch the process of attempt \"",
                                                spec.external_name, "\": ", ec.message()));
@@ -195,6 +204,10 @@ absl::Status LocalRunner::Start(const AttemptSpec& spec, AttemptCallbacks callba
   ReadOutput(attempt, Pipe::kStdout);
   ReadOutput(attempt, Pipe::kStderr);
   ReadReport(attempt);
+  if (attempt->events_pipe.is_open()) {
+    ++attempt->open_pipes;
+    ReadEvents(attempt);
+  }
   WaitForExit(attempt);
   return absl::OkStatus();
 }
@@ -252,7 +265,9 @@ void LocalRunner::ReadOutput(std::shared_ptr<Attempt> attempt, Pipe which) {
                              a.stdout_tail.append(data);
                              if (a.stdout_tail.size() > 2 * keep)
                                a.stdout_tail.erase(0, a.stdout_tail.size() - keep);
-                             if (a.is_ansible) a.ansible.Feed(data);
+                             if (a.is_ansible) a.ansible.FeedStdout(data);
+                           } else if (a.is_ansible) {
+                             a.ansible.FeedStderr(data);
                            }
                            if (a.callbacks.on_log)
                              a.callbacks.on_log(which == Pipe::kStdout ? "stdout" : "stderr", data);
@@ -285,6 +300,36 @@ void LocalRunner::ReadReport(std::shared_ptr<Attempt> attempt) {
                                   }
                                   ReadReport(attempt);
                                 });
+}
+
+void LocalRunner::ReadEvents(std::shared_ptr<Attempt> attempt) {
+  Attempt& a = *attempt;
+  a.events_pipe.async_read_some(
+      asio::buffer(a.events_buf), [this, attempt](const error_code& ec, size_t n) {
+        if (attempt->detached) return;
+        Attempt& a = *attempt;
+        a.events_partial.append(a.events_buf.data(), n);
+        if (ec && !a.events_partial.empty() && a.events_partial.back() != '\n') {
+          a.events_partial.push_back('\n');  // the last line, cut short
+        }
+        size_t start = 0;
+        for (size_t end; (end = a.events_partial.find('\n', start)) != std::string::npos;
+             start = end + 1) {
+          std::string_view line(a.events_partial.data() + start, end - start);
+          if (line.empty() || !a.callbacks.on_event) continue;
+          a.callbacks.on_event(line);
+          if (a.detached) return;  // the callback called KillAll()
+        }
+        a.events_partial.erase(0, start);
+        if (ec) {
+          error_code ignored;
+          a.events_pipe.close(ignored);
+          --a.open_pipes;
+          MaybeFinish(attempt);
+          return;
+        }
+        ReadEvents(attempt);
+      });
 }
 
 void LocalRunner::WaitForExit(std::shared_ptr<Attempt> attempt) {
@@ -328,7 +373,8 @@ void LocalRunner::OnReaped(const std::shared_ptr<Attempt>& attempt, int status) 
                     attempt->external_name);
       error_code ignored;
       // The pending reads complete with operation_aborted and count the pipes as closed.
-      for (auto* pipe : {&attempt->stdout_pipe, &attempt->stderr_pipe, &attempt->report_pipe}) {
+      for (auto* pipe : {&attempt->stdout_pipe, &attempt->stderr_pipe, &attempt->report_pipe,
+                         &attempt->events_pipe}) {
         if (pipe->is_open()) pipe->close(ignored);
       }
     });
@@ -391,12 +437,13 @@ engine::AttemptResult LocalRunner::Outcome(Attempt& a) const {
   } else if (WIFSIGNALED(status)) {
     result.phase = engine::NodePhase::kFailed;
     result.message = absl::StrCat("terminated by signal ", WTERMSIG(status));
+  } else if (result.exit_code != 0 && a.is_ansible) {
+    engine::AttemptResult verdict = a.ansible.Classify(result.exit_code);
+    result.phase = verdict.phase;
+    result.message = std::move(verdict.message);
   } else if (result.exit_code != 0) {
     result.phase = engine::NodePhase::kFailed;
     result.message = absl::StrCat("exit code ", result.exit_code);
-    if (a.is_ansible && !a.ansible.failure().empty()) {
-      absl::StrAppend(&result.message, ": ", a.ansible.failure());
-    }
   } else {
     result.phase = engine::NodePhase::kSucceeded;
     CollectOutputs(a, &result);

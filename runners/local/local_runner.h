@@ -8,7 +8,9 @@
 // called on the thread that runs that io_context (the scheduler runs it on one thread), and
 // every AttemptCallbacks call is made from a completion handler on it — never inside Start().
 // Per attempt, stdout and stderr are read through pipes and delivered to on_log as they arrive;
-// the supervisor's exit is seen through a pidfd. on_finished follows once both pipes reached EOF
+// for ansible, a third pipe carries one JSON event per line from dagd's callback plugin
+// (runners/local/ansible_events.h), each complete line delivered to on_event;
+// the supervisor's exit is seen through a pidfd. on_finished follows once all pipes reached EOF
 // (or the drain timeout passed) AND the supervisor was reaped.
 //
 // Outcomes (AttemptResult):
@@ -16,7 +18,10 @@
 //                       max_result_bytes, as Argo); parameters from outputs.parameters[]
 //                       .valueFrom.path (relative to work_dir, or absolute), one trailing newline
 //                       trimmed; a missing file uses valueFrom.default, else phase Error.
-//   exit N ≠ 0        → Failed, "exit code N" (ansible: plus the failing task and its message).
+//   exit N ≠ 0        → Failed, "exit code N"; ansible-playbook is classified by
+//                       AnsibleOutputScanner::Classify(): failed task → Failed naming task, host
+//                       and message; unreachable hosts, Ansible ERROR!s and bad options → Error
+//                       (so OnError / OnTransientError retries apply).
 //   killed by signal  → Failed, "terminated by signal N", exit_code 128+N.
 //   Cancel()          → Failed with the cancel message.
 //   chdir/exec failed → Error, naming the program and the reason.
@@ -80,6 +85,7 @@ class LocalRunner : public Runner {
 
   void ReadOutput(std::shared_ptr<Attempt> attempt, Pipe which);
   void ReadReport(std::shared_ptr<Attempt> attempt);
+  void ReadEvents(std::shared_ptr<Attempt> attempt);
   void WaitForExit(std::shared_ptr<Attempt> attempt);
   void OnReaped(const std::shared_ptr<Attempt>& attempt, int status);
   void MaybeFinish(const std::shared_ptr<Attempt>& attempt);

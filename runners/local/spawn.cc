@@ -29,8 +29,10 @@ struct Record {
 // Exit code of a supervisor that could not set itself up (nothing was started).
 constexpr int kSupervisorSetupFailed = 125;
 
-// The fds the supervisor keeps, at these numbers.
+// The fds the supervisor keeps, at these numbers (kEventsFd only with Command::events_channel).
 constexpr int kReportFd = 3;
+constexpr int kEventsFd = 4;
+static_assert(kEventsFd == kSpawnEventsFd);
 
 // Everything the child processes use, prepared before fork().
 struct ChildArgs {
@@ -38,7 +40,10 @@ struct ChildArgs {
   char* const* argv;
   char* const* envp;
   const char* work_dir;
-  int fds[4];  // become 0..3: /dev/null, stdout write end, stderr write end, report write end
+  // Become 0..4: /dev/null, stdout write end, stderr write end, report write end, events write
+  // end (-1: none, and fd 4 stays closed).
+  int fds[5];
+  int nfds;  // 4 or 5
   pid_t parent;
 };
 
@@ -84,15 +89,15 @@ void CloseFrom(int first) {
   if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) _exit(kSupervisorSetupFailed);
   if (getppid() != args.parent) _exit(kSupervisorSetupFailed);  // dagd already gone
 
-  int moved[4];
-  for (int i = 0; i < 4; ++i) {
-    moved[i] = fcntl(args.fds[i], F_DUPFD, 4);
+  int moved[5];
+  for (int i = 0; i < args.nfds; ++i) {
+    moved[i] = fcntl(args.fds[i], F_DUPFD, 5);
     if (moved[i] < 0) _exit(kSupervisorSetupFailed);
   }
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < args.nfds; ++i) {
     if (dup2(moved[i], i) < 0) _exit(kSupervisorSetupFailed);
   }
-  CloseFrom(4);
+  CloseFrom(args.nfds);
   if (fcntl(kReportFd, F_SETFD, FD_CLOEXEC) != 0) _exit(kSupervisorSetupFailed);
   struct sigaction dfl = {};
   dfl.sa_handler = SIG_DFL;
@@ -109,6 +114,7 @@ void CloseFrom(int first) {
   close(0);
   close(1);
   close(2);
+  if (args.nfds > kEventsFd) close(kEventsFd);  // EOF once the command's processes are gone
 
   sigset_t waited;
   sigemptyset(&waited);
@@ -158,17 +164,22 @@ absl::StatusOr<SpawnedProcess> SpawnSupervised(const Command& command) {
   int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (devnull < 0) return fail(Errno("open /dev/null"));
   to_close.push_back(devnull);
-  int out[2], err[2], report[2];
+  int out[2], err[2], report[2], events[2] = {-1, -1};
   for (int* p : {out, err, report}) {
     if (pipe2(p, O_CLOEXEC) != 0) return fail(Errno("pipe2"));
     to_close.insert(to_close.end(), {p[0], p[1]});
+  }
+  if (command.events_channel) {
+    if (pipe2(events, O_CLOEXEC) != 0) return fail(Errno("pipe2"));
+    to_close.insert(to_close.end(), {events[0], events[1]});
   }
 
   ChildArgs args{command.program.c_str(),
                  argv.data(),
                  envp.data(),
                  command.work_dir.c_str(),
-                 {devnull, out[1], err[1], report[1]},
+                 {devnull, out[1], err[1], report[1], events[1]},
+                 command.events_channel ? 5 : 4,
                  getpid()};
   // Blocked across fork so that no dagd signal handler runs in the child. _Fork() rather than
   // fork(): the child never execs, and third-party atfork handlers (gRPC's) must not run in it.
@@ -185,6 +196,10 @@ absl::StatusOr<SpawnedProcess> SpawnSupervised(const Command& command) {
   }
   for (int fd : {devnull, out[1], err[1], report[1]}) close(fd);
   to_close = {out[0], err[0], report[0]};
+  if (command.events_channel) {
+    close(events[1]);
+    to_close.push_back(events[0]);
+  }
 
   // Through syscall(): Debian 12's <sys/pidfd.h> lacks extern "C" and cannot be used from C++.
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
@@ -196,7 +211,7 @@ absl::StatusOr<SpawnedProcess> SpawnSupervised(const Command& command) {
     kill(-pid, SIGKILL);  // in case the worker was already forked
     return fail(std::move(message));
   }
-  return SpawnedProcess{pid, pidfd, out[0], err[0], report[0]};
+  return SpawnedProcess{pid, pidfd, out[0], err[0], report[0], events[0]};
 }
 
 SpawnReport ParseSpawnReport(std::string_view bytes) {

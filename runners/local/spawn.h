@@ -11,8 +11,11 @@
 //      the worker and every descendant that does not leave the group share it.
 //   2. prctl(PR_SET_PDEATHSIG, SIGTERM), then getppid() against dagd's pid: if dagd died before
 //      the prctl took effect, the group is killed at once (closes the race).
-//   3. Keeps only fds 0-3 (stdin /dev/null, stdout pipe, stderr pipe, report pipe), closing
-//      every other fd it inherited from dagd (sockets, the database) with close_range().
+//   3. Keeps only fds 0-3 (stdin /dev/null, stdout pipe, stderr pipe, report pipe), and fd 4
+//      (the events pipe) when Command::events_channel is set, closing every other fd it
+//      inherited from dagd (sockets, the database) with close_range(). Fd 4 is inherited by the
+//      command across execve (kSpawnEventsFd); the supervisor closes its own copy after forking
+//      the worker, so the events pipe reaches EOF once the command's processes are gone.
 //   4. Forks the worker, then waits in sigwaitinfo() with every signal blocked:
 //      - parent gone (getppid() changed: dagd died, the death signal arrived): kill(0, SIGKILL),
 //        which ends the whole group, the supervisor included;
@@ -57,6 +60,7 @@ struct SpawnedProcess {
   int stdout_fd = -1;  // read end of the command's stdout
   int stderr_fd = -1;  // read end of the command's stderr
   int report_fd = -1;  // read end of the report pipe; EOF once supervisor and worker are gone
+  int events_fd = -1;  // read end of the events pipe; -1 without Command::events_channel
 };
 
 // Forks the supervisor, which forks the worker that runs `command`. Unavailable if a pipe, the

@@ -102,8 +102,35 @@ CREATE TABLE log_chunks (
 CREATE INDEX log_chunks_by_node ON log_chunks (run_id, node_name, attempt, sequence);
 )sql";
 
+// Version 2: every Ansible callback event of every node attempt (issue 3). `sequence` is assigned
+// by the store, 1, 2, … per run; `payload` is the event object as JSON; `changed` / `failed` are
+// 0/1. The partial indexes serve `dagctl events --changed` / `--failed` without a scan.
+constexpr char kSchemaV2[] = R"sql(
+CREATE TABLE ansible_events (
+  run_id    TEXT    NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+  sequence  INTEGER NOT NULL,
+  node_name TEXT    NOT NULL,
+  attempt   INTEGER NOT NULL,
+  time_ms   INTEGER NOT NULL,
+  kind      TEXT    NOT NULL,
+  host      TEXT    NOT NULL,
+  task      TEXT    NOT NULL,
+  play      TEXT    NOT NULL,
+  changed   INTEGER NOT NULL,
+  failed    INTEGER NOT NULL,
+  item      TEXT    NOT NULL,  -- the loop item as JSON, '' outside loops
+  payload   TEXT    NOT NULL,  -- the whole event as JSON
+  PRIMARY KEY (run_id, sequence)
+);
+CREATE INDEX ansible_events_by_node ON ansible_events (run_id, node_name, attempt, sequence);
+CREATE INDEX ansible_events_by_host ON ansible_events (run_id, host, sequence);
+CREATE INDEX ansible_events_changed ON ansible_events (run_id, sequence) WHERE changed = 1;
+CREATE INDEX ansible_events_failed ON ansible_events (run_id, sequence) WHERE failed = 1;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "workflows, runs, nodes, attempts, events, log chunks", kSchemaV1},
+    {2, "ansible_events", kSchemaV2},
 };
 
 }  // namespace

@@ -316,6 +316,47 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
   return absl::OkStatus();
 }
 
+absl::Status InsertAnsibleEvents(Connection& db, const std::vector<AnsibleEventRecord>& events) {
+  // Sequences as for log chunks: per run, continuing from the highest stored one.
+  std::map<std::string, int64_t> next_sequence;
+  for (const AnsibleEventRecord& event : events) {
+    auto it = next_sequence.find(event.run_id);
+    if (it == next_sequence.end()) {
+      ASSIGN_OR_RETURN(Statement max, db.Prepare("SELECT coalesce(max(sequence), 0) "
+                                                 "FROM ansible_events WHERE run_id = ?1"));
+      max.Bind(1, event.run_id);
+      ASSIGN_OR_RETURN(bool row, max.Step());
+      DAGD_CHECK(row);  // an aggregate always returns a row
+      it = next_sequence.emplace(event.run_id, max.Int(0)).first;
+    }
+    ASSIGN_OR_RETURN(Statement stmt, db.Prepare(R"sql(
+INSERT INTO ansible_events (run_id, sequence, node_name, attempt, time_ms, kind, host, task, play,
+                            changed, failed, item, payload)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+)sql"));
+    stmt.Bind(1, event.run_id)
+        .Bind(2, ++it->second)
+        .Bind(3, event.node_name)
+        .Bind(4, int64_t{event.attempt})
+        .Bind(5, event.time_ms)
+        .Bind(6, event.kind)
+        .Bind(7, event.host)
+        .Bind(8, event.task)
+        .Bind(9, event.play)
+        .Bind(10, int64_t{event.changed})
+        .Bind(11, int64_t{event.failed})
+        .Bind(12, event.item)
+        .Bind(13, event.payload);
+    absl::Status status = stmt.Run();
+    if (status.code() == absl::StatusCode::kFailedPrecondition) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("ansible event: run ", event.run_id, " is not stored"));
+    }
+    RETURN_IF_ERROR(status);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ApplyBatch(Connection& db, const WriteBatch& batch) {
   if (!batch.nodes.empty() && batch.node_run_id.empty()) {
     return absl::InvalidArgumentError("a batch with nodes needs node_run_id");
@@ -325,7 +366,8 @@ absl::Status ApplyBatch(Connection& db, const WriteBatch& batch) {
     RETURN_IF_ERROR(UpsertNode(db, batch.node_run_id, node));
   }
   RETURN_IF_ERROR(InsertEvents(db, batch.events));
-  return InsertLogs(db, batch.logs);
+  RETURN_IF_ERROR(InsertLogs(db, batch.logs));
+  return InsertAnsibleEvents(db, batch.ansible_events);
 }
 
 // --- ListRuns page tokens: web-safe base64 of "<created_at_ms>:<id>" of the page's last run ------
@@ -781,6 +823,47 @@ absl::StatusOr<std::vector<LogChunkRecord>> SqliteStore::GetLogs(const std::stri
     chunk.data = stmt.Blob(5);
     chunk.time_ms = stmt.Int(6);
     logs.push_back(std::move(chunk));
+  }
+}
+
+absl::StatusOr<std::vector<AnsibleEventRecord>> SqliteStore::GetAnsibleEvents(
+    const std::string& run_id, const AnsibleEventFilter& filter, int64_t after_sequence,
+    int limit) {
+  std::string sql =
+      "SELECT run_id, sequence, node_name, attempt, time_ms, kind, host, task, play, changed, "
+      "failed, item, payload FROM ansible_events WHERE run_id = ?1 AND sequence > ?2";
+  if (!filter.node_name.empty()) sql += " AND node_name = ?3";
+  if (!filter.host.empty()) sql += " AND host = ?4";
+  if (filter.changed_only) sql += " AND changed = 1";
+  if (filter.failed_only) sql += " AND failed = 1";
+  if (!filter.kind.empty()) sql += " AND kind = ?6";
+  sql += " ORDER BY sequence LIMIT ?5";
+  ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
+  ASSIGN_OR_RETURN(Statement stmt, db->Prepare(sql));
+  stmt.Bind(1, run_id).Bind(2, after_sequence);
+  if (!filter.node_name.empty()) stmt.Bind(3, filter.node_name);
+  if (!filter.host.empty()) stmt.Bind(4, filter.host);
+  if (!filter.kind.empty()) stmt.Bind(6, filter.kind);
+  stmt.Bind(5, int64_t{ClampLimit(limit, kDefaultStreamLimit)});
+  std::vector<AnsibleEventRecord> events;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return events;
+    AnsibleEventRecord event;
+    event.run_id = stmt.Text(0);
+    event.sequence = stmt.Int(1);
+    event.node_name = stmt.Text(2);
+    event.attempt = static_cast<int>(stmt.Int(3));
+    event.time_ms = stmt.Int(4);
+    event.kind = stmt.Text(5);
+    event.host = stmt.Text(6);
+    event.task = stmt.Text(7);
+    event.play = stmt.Text(8);
+    event.changed = stmt.Int(9) != 0;
+    event.failed = stmt.Int(10) != 0;
+    event.item = stmt.Text(11);
+    event.payload = stmt.Text(12);
+    events.push_back(std::move(event));
   }
 }
 

@@ -90,6 +90,10 @@ class SqliteStore : public Store {
   absl::StatusOr<std::vector<LogChunkRecord>> GetLogs(const std::string& run_id,
                                                       const std::string& node_name, int attempt,
                                                       int64_t after_sequence, int limit) override;
+  absl::StatusOr<std::vector<AnsibleEventRecord>> GetAnsibleEvents(const std::string& run_id,
+                                                                   const AnsibleEventFilter& filter,
+                                                                   int64_t after_sequence,
+                                                                   int limit) override;
 
   // Transactions committed by the writer so far (a group commit counts once).
   int64_t commits() const { return commits_.load(); }

@@ -15,6 +15,7 @@
 namespace dagd::engine {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
@@ -405,7 +406,81 @@ TEST(ParserTest, AnsibleNeedsExactlyOnePlaybookOrSource) {
       HasSubstr("needs exactly one of 'playbook' or 'source'"));
   EXPECT_THAT(ParseError(WithTemplates("  - name: main\n    ansible: {playbook: a, vars: {}}\n")),
               HasSubstr("spec.templates[0].ansible.vars: unknown field; known fields are: "
-                        "playbook, source, inventory, extraVars, limit, env"));
+                        "playbook, source, inventory, extraVars, limit, env, check, diff, "
+                        "tags, skipTags, forks, verbosity, become, becomeUser, "
+                        "hostKeyChecking"));
+}
+
+TEST(ParserTest, ReadsAnsibleCommandLineFields) {
+  absl::StatusOr<Workflow> wf = Parse(WithTemplates(R"(  - name: main
+    ansible:
+      playbook: site.yml
+      check: true
+      diff: true
+      tags: [web, "{{inputs.parameters.extra}}"]
+      skipTags: "slow, db"
+      forks: 7
+      verbosity: 3
+      become: true
+      becomeUser: deploy
+      hostKeyChecking: true
+)"));
+  ASSERT_TRUE(wf.ok()) << wf.status();
+  const AnsibleSpec& a = *wf->templates[0].ansible;
+  EXPECT_TRUE(a.check);
+  EXPECT_TRUE(a.diff);
+  EXPECT_THAT(a.tags, ElementsAre("web", "{{inputs.parameters.extra}}"));
+  EXPECT_THAT(a.skip_tags, ElementsAre("slow, db"));
+  EXPECT_EQ(a.forks, 7);
+  EXPECT_EQ(a.verbosity, 3);
+  EXPECT_TRUE(a.become);
+  EXPECT_EQ(a.become_user, "deploy");
+  EXPECT_TRUE(a.host_key_checking);
+}
+
+TEST(ParserTest, AnsibleCommandLineFieldsDefaultOff) {
+  absl::StatusOr<Workflow> wf =
+      Parse(WithTemplates("  - name: main\n    ansible: {playbook: site.yml}\n"));
+  ASSERT_TRUE(wf.ok()) << wf.status();
+  const AnsibleSpec& a = *wf->templates[0].ansible;
+  EXPECT_FALSE(a.check);
+  EXPECT_FALSE(a.diff);
+  EXPECT_TRUE(a.tags.empty());
+  EXPECT_TRUE(a.skip_tags.empty());
+  EXPECT_FALSE(a.forks.has_value());
+  EXPECT_EQ(a.verbosity, 0);
+  EXPECT_FALSE(a.become);
+  EXPECT_EQ(a.become_user, "");
+  EXPECT_FALSE(a.host_key_checking);
+}
+
+TEST(ParserTest, RejectsBadAnsibleCommandLineFields) {
+  auto error = [](const std::string& field) {
+    return ParseError(
+        WithTemplates("  - name: main\n    ansible: {playbook: a.yml, " + field + "}\n"));
+  };
+  EXPECT_THAT(error("check: maybe"),
+              HasSubstr("spec.templates[0].ansible.check: must be true or false"));
+  EXPECT_THAT(error("diff: 1"), HasSubstr("spec.templates[0].ansible.diff: must be true or false"));
+  EXPECT_THAT(error("become: sure"),
+              HasSubstr("spec.templates[0].ansible.become: must be true or false"));
+  EXPECT_THAT(error("hostKeyChecking: strict"),
+              HasSubstr("spec.templates[0].ansible.hostKeyChecking: must be true or false"));
+  EXPECT_THAT(error("tags: {a: b}"),
+              HasSubstr("spec.templates[0].ansible.tags: must be a list of tags or a "
+                        "comma-separated string"));
+  EXPECT_THAT(error("skipTags: [[a]]"), HasSubstr("spec.templates[0].ansible.skipTags[0]"));
+  EXPECT_THAT(error("becomeUser: [root]"),
+              HasSubstr("spec.templates[0].ansible.becomeUser: must be a string"));
+  EXPECT_THAT(error("forks: many"),
+              HasSubstr("spec.templates[0].ansible.forks: must be a whole number"));
+  EXPECT_THAT(error("forks: 0"), HasSubstr("spec.templates[0].ansible.forks: must be at least 1"));
+  EXPECT_THAT(error("verbosity: 5"),
+              HasSubstr("spec.templates[0].ansible.verbosity: must be between 0 and 4"));
+  EXPECT_THAT(error("verbosity: -1"),
+              HasSubstr("spec.templates[0].ansible.verbosity: must be between 0 and 4"));
+  EXPECT_THAT(error("verbosity: loud"),
+              HasSubstr("spec.templates[0].ansible.verbosity: must be a whole number"));
 }
 
 TEST(ParserTest, KeepsKubernetesFieldsVerbatim) {

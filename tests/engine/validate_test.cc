@@ -254,6 +254,18 @@ TEST(ValidateTest, InputTagsMustNameDeclaredInputs) {
             "wf.yaml:8:7: spec.templates[0].script.source: {{inputs.parameters.n}} names an input "
             "parameter that template 't' does not declare; declare it under "
             "inputs.parameters: {name: n}");
+  EXPECT_THAT(CheckError(head + "  - name: t\n    inputs: {parameters: [{name: tag}]}\n"
+                                "    ansible:\n      playbook: p.yml\n"
+                                "      tags: [web, \"{{inputs.parameters.tga}}\"]\n"),
+              HasSubstr("spec.templates[0].ansible.tags[1]: {{inputs.parameters.tga}} names an "
+                        "input parameter that template 't' does not declare"));
+  EXPECT_THAT(CheckError(head + "  - name: t\n    inputs: {parameters: [{name: tag}]}\n"
+                                "    ansible:\n      playbook: p.yml\n"
+                                "      skipTags: \"{{inputs.parameters.tga}}\"\n"),
+              HasSubstr("{{inputs.parameters.tga}} names an input parameter"));
+  EXPECT_THAT(CheckError(head + "  - name: t\n    ansible:\n      playbook: p.yml\n"
+                                "      becomeUser: \"{{inputs.parameters.user}}\"\n"),
+              HasSubstr("spec.templates[0].ansible.becomeUser: {{inputs.parameters.user}}"));
   // Kubernetes fields kept verbatim are checked too; Jinja2 and other tags are not dagd's.
   EXPECT_THAT(CheckError(head + "  - name: t\n    podSpecPatch: '{{inputs.parameters.patch}}'\n"
                                 "    container: {image: alpine}\n"),

@@ -11,8 +11,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
+
+#include "tests/integration/sshd.h"
 
 namespace dagd::testing {
 namespace {
@@ -470,6 +474,103 @@ TEST(DaemonConfigTest, ConfigFileAndUsageErrors) {
   CommandResult unreachable = RunDagctl("127.0.0.1:1", {"runs", "list"});
   EXPECT_EQ(unreachable.exit_code, 1) << "no server there: " << unreachable.output;
   EXPECT_NE(unreachable.output.find("127.0.0.1:1"), std::string::npos) << unreachable.output;
+}
+
+}  // namespace
+}  // namespace dagd::testing
+
+namespace dagd::testing {
+namespace {
+
+// A playbook over real SSH against an sshd on a loopback port; a host whose port has nothing
+// listening is unreachable, which is an Error (so OnError retries apply), naming the host.
+TEST_F(DaemonTest, PlaybookOverRealSshAndAnUnreachableHost) {
+  Sshd sshd(tmp_.path());
+  sshd.Start();
+  v1::Run submitted =
+      Submit(dagd_, SubmitRequest("ssh-hosts.yaml", {{"record_dir", records_},
+                                                     {"ssh_port", std::to_string(sshd.port())},
+                                                     {"closed_port", std::to_string(FreePort())},
+                                                     {"ssh_key", sshd.client_key()}}));
+  WatchToEnd(dagd_.runs(), submitted.id());
+  v1::Run run = GetRun(dagd_, submitted.id());
+
+  const v1::Node* reachable = FindNode(run, "reachable");
+  ASSERT_NE(reachable, nullptr);
+  EXPECT_EQ(reachable->phase(), v1::PHASE_SUCCEEDED) << reachable->message();
+  EXPECT_EQ(ReadFile(records_ + "/ssh-sshhost.txt"), "over-ssh on sshhost as root\n");
+  EXPECT_NE(NodeLogs(dagd_, run.id(), "reachable").find("over-ssh on sshhost as root"),
+            std::string::npos);
+
+  const v1::Node* unreachable = FindNode(run, "unreachable");
+  ASSERT_NE(unreachable, nullptr);
+  EXPECT_EQ(unreachable->phase(), v1::PHASE_ERROR) << unreachable->message();
+  EXPECT_NE(unreachable->message().find("sshhost"), std::string::npos) << unreachable->message();
+  EXPECT_NE(unreachable->message().find("unreachable"), std::string::npos)
+      << unreachable->message();
+}
+
+// Every Ansible event on record: which task changed which host, in which attempt, read back with
+// `dagctl events` (issue 3, point 1), streamed by WatchAnsibleEvents, and each node's recap in
+// `dagctl runs get` (point 10).
+TEST_F(DaemonTest, DagctlEventsShowsWhichTaskChangedWhichHostInWhichAttempt) {
+  v1::Run submitted =
+      Submit(dagd_, SubmitRequest("diamond-retry.yaml", {{"record_dir", records_}}));
+  ASSERT_FALSE(submitted.id().empty());
+  ASSERT_EQ(WatchToEnd(dagd_.runs(), submitted.id()).back().phase(), v1::PHASE_SUCCEEDED);
+
+  CommandResult changed = RunDagctl(dagd_.address(), {"events", submitted.id(), "--changed"});
+  ASSERT_EQ(changed.exit_code, 0) << changed.output;
+  auto has_row = [](const std::string& output, const std::string& pattern) {
+    return std::regex_search(output, std::regex(pattern));
+  };
+  EXPECT_TRUE(has_row(changed.output, R"(\bA#1\s+localhost\s+record that A ran\s+changed)"))
+      << changed.output;
+  EXPECT_TRUE(has_row(changed.output, R"(\bB#1\s+localhost\s+leave the marker\s+changed)"))
+      << changed.output;
+  EXPECT_TRUE(has_row(changed.output, R"(\bB#2\s+localhost\s+record that B ran\s+changed)"))
+      << changed.output;
+  EXPECT_FALSE(has_row(changed.output, R"(\s(ok|failed|skipped)\s*\n)")) << changed.output;
+
+  CommandResult failed = RunDagctl(dagd_.address(), {"events", submitted.id(), "B", "--failed"});
+  ASSERT_EQ(failed.exit_code, 0) << failed.output;
+  EXPECT_TRUE(has_row(failed.output, R"(\bB#1\s+localhost\s+fail\s+failed)")) << failed.output;
+  EXPECT_FALSE(has_row(failed.output, R"(\b[ACD]#\d)")) << failed.output;
+
+  CommandResult json =
+      RunDagctl(dagd_.address(), {"events", submitted.id(), "--host", "localhost", "-o", "json"});
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  nlohmann::json parsed = nlohmann::json::parse(json.output, nullptr, false);
+  ASSERT_TRUE(parsed.is_object()) << json.output;
+  ASSERT_FALSE(parsed["events"].empty());
+  for (const auto& event : parsed["events"]) EXPECT_EQ(event["host"], "localhost") << event;
+
+  // The live stream carries the same events and ends with the finished run.
+  grpc::ClientContext context;
+  v1::WatchAnsibleEventsRequest watch;
+  watch.set_run_id(submitted.id());
+  auto reader = dagd_.runs()->WatchAnsibleEvents(&context, watch);
+  v1::AnsibleEvent event;
+  int64_t streamed = 0;
+  std::map<std::string, int> stats_per_node;
+  while (reader->Read(&event)) {
+    EXPECT_EQ(event.sequence(), ++streamed);
+    if (event.kind() == "stats") ++stats_per_node[event.node_name()];
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_GE(streamed, static_cast<int64_t>(parsed["events"].size()));
+  EXPECT_EQ(stats_per_node.size(), 4u);  // A, B (both attempts report), C, D
+
+  v1::Run run = GetRun(dagd_, submitted.id());
+  const v1::Node* b = FindNode(run, "B");
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(b->has_ansible_recap());
+  EXPECT_EQ(b->ansible_recap().attempt(), 2);
+  EXPECT_EQ(b->ansible_recap().failed(), 0);
+  EXPECT_GE(b->ansible_recap().changed(), 1);
+  CommandResult get = RunDagctl(dagd_.address(), {"runs", "get", submitted.id()});
+  ASSERT_EQ(get.exit_code, 0) << get.output;
+  EXPECT_TRUE(has_row(get.output, R"(\bB\s+Succeeded.*ok=\d+ changed=\d+ failed=0)")) << get.output;
 }
 
 }  // namespace

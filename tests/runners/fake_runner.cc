@@ -106,6 +106,13 @@ absl::Status FakeRunner::Start(const AttemptSpec& spec, AttemptCallbacks callbac
       }
     });
   }
+  for (const std::string& line : attempt->outcome.events) {
+    boost::asio::post(io_, [this, alive = alive_, attempt, line = line] {
+      if (*alive && Current(*attempt) && attempt->callbacks.on_event) {
+        attempt->callbacks.on_event(line);
+      }
+    });
+  }
   if (!attempt->held) Finish(attempt, ResultOf(attempt->outcome));
   return absl::OkStatus();
 }

@@ -9,12 +9,12 @@
 //
 // Event loop: built on the io_context passed in, which must outlive the runner. Every method is
 // called on the thread that runs that io_context, and callbacks are delivered from handlers
-// posted on it — never inside Start(). Every attempt delivers its scripted log lines (one handler
-// each, in order) as soon as the loop runs; one that is not held then delivers on_finished. A
-// held attempt stays running until the test calls Release() (scripted or given outcome), or the
-// scheduler calls Cancel() (Failed with the cancel message, as the real runners); KillAll()
-// drops every attempt without a callback. Handlers still queued on the io_context when an attempt
-// was killed, or when the runner is gone, do nothing.
+// posted on it — never inside Start(). Every attempt delivers its scripted log lines, then its
+// scripted event lines (one handler each, in order) as soon as the loop runs; one that is not held
+// then delivers on_finished. A held attempt stays running until the test calls Release() (scripted
+// or given outcome), or the scheduler calls Cancel() (Failed with the cancel message, as the real
+// runners); KillAll() drops every attempt without a callback. Handlers still queued on the
+// io_context when an attempt was killed, or when the runner is gone, do nothing.
 //
 // Everything the runner is asked to do is recorded: each Start (a copy of the spec and the
 // steady-clock time), each Cancel, and each KillAll.
@@ -48,6 +48,8 @@ struct FakeAttempt {
   // (stream, data) pairs delivered through on_log right after Start(), before on_finished (so a
   // held attempt logs while it runs).
   std::vector<std::pair<std::string, std::string>> logs;
+  // Lines delivered through on_event after the logs, before on_finished.
+  std::vector<std::string> events;
   // Stays running until Release(), Cancel() or KillAll().
   bool hold = false;
   // With `hold`: Cancel() is recorded but the attempt keeps running, like a process still inside

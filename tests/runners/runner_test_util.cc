@@ -115,6 +115,11 @@ AttemptCallbacks Recorder::Callbacks() {
     ++callback_calls;
     (stream == "stdout" ? stdout_text : stderr_text).append(data);
   };
+  callbacks.on_event = [this](std::string_view line) {
+    ++callback_calls;
+    if (result.has_value()) ++events_after_finish;
+    events.emplace_back(line);
+  };
   callbacks.on_finished = [this](engine::AttemptResult r) {
     ++callback_calls;
     ++finished_calls;

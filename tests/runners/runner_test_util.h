@@ -60,8 +60,10 @@ struct Recorder {
 
   std::string stdout_text;
   std::string stderr_text;
+  std::vector<std::string> events;  // on_event lines, in order
+  int events_after_finish = 0;      // on_event calls after on_finished (the contract: none)
   std::optional<engine::AttemptResult> result;
-  int callback_calls = 0;  // on_log and on_finished together
+  int callback_calls = 0;  // on_log, on_event and on_finished together
   int finished_calls = 0;
 };
 

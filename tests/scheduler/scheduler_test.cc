@@ -644,6 +644,51 @@ TEST_F(SchedulerTest, LogsAndOutputsAreStored) {
   EXPECT_EQ(text, "line one\nline two\n");
 }
 
+TEST_F(SchedulerTest, AnsibleEventsAreStoredAndGarbageIsDropped) {
+  FakeAttempt a = FakeAttempt::Succeed();
+  a.events = {R"({"kind": "task_start", "play": "web", "task": "Install"})", "not json at all",
+              R"({"no_kind": true})",
+              R"({"kind": "runner_item_on_ok", "play": "web", "task": "Install", "host": "h1",)"
+              R"( "changed": true, "item": {"name": "nginx"}, "result": {"changed": true}})",
+              R"({"kind": "runner_on_unreachable", "task": "Install", "host": "h2"})"};
+  fake_->Script("A", a);
+  auto run = Submit(Workflow(Task("A")));
+  ASSERT_TRUE(run.ok()) << run.status();
+  WaitFinished(run->id);
+  auto events = store_->GetAnsibleEvents(run->id, {}, 0, 100);
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 3u);
+  const storage::AnsibleEventRecord& start = (*events)[0];
+  EXPECT_EQ(start.kind, "task_start");
+  EXPECT_EQ(start.node_name, run->id + ".A");
+  EXPECT_EQ(start.attempt, 1);
+  EXPECT_GT(start.time_ms, 0);
+  EXPECT_EQ(start.play, "web");
+  const storage::AnsibleEventRecord& item = (*events)[1];
+  EXPECT_EQ(item.sequence, 2);
+  EXPECT_EQ(item.host, "h1");
+  EXPECT_TRUE(item.changed);
+  EXPECT_FALSE(item.failed);
+  EXPECT_EQ(item.item, R"({"name":"nginx"})");
+  EXPECT_THAT(item.payload, HasSubstr(R"("result":{"changed":true})"));
+  EXPECT_TRUE((*events)[2].failed);  // unreachable counts as failed
+}
+
+TEST_F(SchedulerTest, AnsibleEventsOfARunningAttemptAreCommittedBeforeItEnds) {
+  FakeAttempt a = FakeAttempt::Hold();
+  a.events = {R"({"kind": "play_start", "play": "web"})"};
+  fake_->Script("A", a);
+  auto run = Submit(Workflow(Task("A")));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(RunUntil([&] {
+    auto events = store_->GetAnsibleEvents(run->id, {}, 0, 100);
+    return events.ok() && !events->empty();
+  })) << "the flush timer never committed the event";
+  EXPECT_TRUE(fake_->Held("A"));
+  ASSERT_TRUE(fake_->ReleaseNode("A"));
+  EXPECT_EQ(WaitFinished(run->id).phase, NodePhase::kSucceeded);
+}
+
 TEST_F(SchedulerTest, LogsOfARunningAttemptAreCommittedBeforeItEnds) {
   FakeAttempt a = FakeAttempt::Hold();
   a.logs = {{"stdout", "still working\n"}};

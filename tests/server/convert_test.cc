@@ -1,4 +1,4 @@
-// server/convert.cc: status codes, phases and diagnostics.
+// server/convert.cc: status codes, phases, diagnostics and Ansible recaps.
 #include "server/convert.h"
 
 #include <gtest/gtest.h>
@@ -93,6 +93,40 @@ TEST(ToDiagnosticTest, LeavesOtherTextWhole) {
     EXPECT_EQ(d.field(), "") << text;
     EXPECT_EQ(d.message(), text);
   }
+}
+
+storage::AnsibleEventRecord Stats(const std::string& node, int attempt, const std::string& json) {
+  storage::AnsibleEventRecord event;
+  event.node_name = node;
+  event.attempt = attempt;
+  event.kind = "stats";
+  event.payload = json;
+  return event;
+}
+
+TEST(SetAnsibleRecapsTest, LatestAttemptSummedOverHosts) {
+  v1::Run run;
+  run.add_nodes()->set_name("r.a");
+  run.add_nodes()->set_name("r.b");
+  run.add_nodes()->set_name("r.c");
+  SetAnsibleRecaps({Stats("r.a", 2, R"({"stats": {"h1": {"ok": 3, "changed": 1, "failures": 0},
+                                     "h2": {"ok": 2, "changed": 2, "unreachable": 1,
+                                            "skipped": 4, "rescued": 1, "ignored": 1}}})"),
+                    Stats("r.a", 1, R"({"stats": {"h1": {"ok": 1, "failures": 1}}})"),
+                    Stats("r.b", 1, "not json"), Stats("r.b", 1, R"({"stats": []})")},
+                   &run);
+  ASSERT_TRUE(run.nodes(0).has_ansible_recap());
+  const v1::AnsibleRecap& recap = run.nodes(0).ansible_recap();
+  EXPECT_EQ(recap.attempt(), 2);
+  EXPECT_EQ(recap.ok(), 5);
+  EXPECT_EQ(recap.changed(), 3);
+  EXPECT_EQ(recap.failed(), 0);
+  EXPECT_EQ(recap.unreachable(), 1);
+  EXPECT_EQ(recap.skipped(), 4);
+  EXPECT_EQ(recap.rescued(), 1);
+  EXPECT_EQ(recap.ignored(), 1);
+  EXPECT_FALSE(run.nodes(1).has_ansible_recap());
+  EXPECT_FALSE(run.nodes(2).has_ansible_recap());
 }
 
 }  // namespace

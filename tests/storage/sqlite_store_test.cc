@@ -384,5 +384,48 @@ TEST(MigrationsTest, AppliesOnlyNewOnesAndAFailedOneChangesNothing) {
   EXPECT_EQ(QueryInt(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'c'"), 0);
 }
 
+TEST(MigrationsTest, VersionOneDatabaseUpgradesAndKeepsItsRuns) {
+  TempDir dir;
+  const std::string path = dir.File("v1.db");
+  {
+    absl::StatusOr<std::unique_ptr<sqlite::internal::Connection>> db =
+        sqlite::internal::Connection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 1000);
+    ASSERT_TRUE(db.ok()) << db.status();
+    absl::StatusOr<int> applied = sqlite::ApplyMigrations(**db, sqlite::Migrations().first(1));
+    ASSERT_TRUE(applied.ok()) << applied.status();
+    ASSERT_TRUE((*db)
+                    ->Exec(R"sql(
+INSERT INTO runs (id, workflow_name, workflow_version, workflow_yaml, file_name, bundle_dir,
+                  parameters, phase, message, request_id, stopping, created_at_ms, started_at_ms,
+                  finished_at_ms, last_sequence)
+VALUES ('old', 'w', 1, 'yaml', 'f', '', '{}', 'Succeeded', '', '', 0, 1, 2, 3, 0)
+)sql")
+                    .ok());
+  }
+  ASSERT_EQ(QueryInt(path, "PRAGMA user_version"), 1);
+
+  std::unique_ptr<SqliteStore> store = OpenOrDie(path);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), 2);
+  absl::StatusOr<RunRecord> run = store->GetRun("old");
+  DAGD_ASSERT_OK(run);
+  EXPECT_EQ(run->phase, NodePhase::kSucceeded);
+
+  WriteBatch batch;
+  AnsibleEventRecord event;
+  event.run_id = "old";
+  event.node_name = "old.a";
+  event.kind = "runner_on_ok";
+  event.changed = true;
+  event.payload = "{}";
+  batch.ansible_events.push_back(event);
+  DAGD_ASSERT_OK(store->Write(batch));
+  absl::StatusOr<std::vector<AnsibleEventRecord>> events =
+      store->GetAnsibleEvents("old", {.changed_only = true}, 0, 10);
+  DAGD_ASSERT_OK(events);
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].sequence, 1);
+}
+
 }  // namespace
 }  // namespace dagd::storage::testing

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
 #include "tests/storage/status_test_macros.h"
 
 namespace dagd::storage::testing {
@@ -479,6 +480,92 @@ TEST_P(StoreContractTest, LogChunksGetIncreasingSequencesPerRun) {
   DAGD_ASSERT_OK(logs);
   ASSERT_EQ(logs->size(), 1u);
   EXPECT_EQ((*logs)[0].sequence, 1);
+}
+
+AnsibleEventRecord MakeAnsibleEvent(const std::string& run_id, const std::string& node, int attempt,
+                                    const std::string& kind, const std::string& host, bool changed,
+                                    bool failed) {
+  AnsibleEventRecord event;
+  event.run_id = run_id;
+  event.node_name = node;
+  event.attempt = attempt;
+  event.time_ms = 7000;
+  event.kind = kind;
+  event.host = host;
+  event.task = "Install nginx";
+  event.play = "web";
+  event.changed = changed;
+  event.failed = failed;
+  event.payload = "{\"kind\":\"" + kind + "\"}";
+  return event;
+}
+
+TEST_P(StoreContractTest, AnsibleEventsGetSequencesPerRunAndFilter) {
+  WriteBatch batch = RunBatch(MakeRun("r1", "w", 1));
+  batch.runs.push_back(MakeRun("r2", "w", 2));
+  batch.ansible_events = {
+      MakeAnsibleEvent("r1", "r1.a", 1, "task_start", "", false, false),
+      MakeAnsibleEvent("r1", "r1.a", 1, "runner_on_ok", "web1", true, false),
+      MakeAnsibleEvent("r1", "r1.a", 1, "runner_on_failed", "web2", false, true),
+      MakeAnsibleEvent("r2", "r2.a", 1, "runner_on_ok", "web1", false, false)};
+  batch.ansible_events[1].item = "\"apple\"";
+  DAGD_ASSERT_OK(store_->Write(batch));
+  WriteBatch more;
+  more.ansible_events = {MakeAnsibleEvent("r1", "r1.b", 2, "runner_on_ok", "web1", true, false),
+                         MakeAnsibleEvent("r1", "r1.b", 2, "stats", "", false, false)};
+  DAGD_ASSERT_OK(store_->Write(more));
+
+  absl::StatusOr<std::vector<AnsibleEventRecord>> events =
+      store_->GetAnsibleEvents("r1", AnsibleEventFilter{}, 0, 100);
+  DAGD_ASSERT_OK(events);
+  ASSERT_EQ(events->size(), 5u);
+  for (size_t i = 0; i < events->size(); ++i) EXPECT_EQ((*events)[i].sequence, int64_t(i + 1));
+  const AnsibleEventRecord& ok = (*events)[1];
+  EXPECT_EQ(ok.run_id, "r1");
+  EXPECT_EQ(ok.node_name, "r1.a");
+  EXPECT_EQ(ok.attempt, 1);
+  EXPECT_EQ(ok.time_ms, 7000);
+  EXPECT_EQ(ok.kind, "runner_on_ok");
+  EXPECT_EQ(ok.host, "web1");
+  EXPECT_EQ(ok.task, "Install nginx");
+  EXPECT_EQ(ok.play, "web");
+  EXPECT_TRUE(ok.changed);
+  EXPECT_FALSE(ok.failed);
+  EXPECT_EQ(ok.item, "\"apple\"");
+  EXPECT_EQ(ok.payload, "{\"kind\":\"runner_on_ok\"}");
+
+  auto sequences = [&](const AnsibleEventFilter& filter, int64_t after, int limit) {
+    std::vector<int64_t> out;
+    absl::StatusOr<std::vector<AnsibleEventRecord>> got =
+        store_->GetAnsibleEvents("r1", filter, after, limit);
+    EXPECT_TRUE(got.ok()) << got.status();
+    if (got.ok()) {
+      for (const AnsibleEventRecord& e : *got) out.push_back(e.sequence);
+    }
+    return out;
+  };
+  using ::testing::ElementsAre;
+  EXPECT_THAT(sequences({.node_name = "r1.b"}, 0, 100), ElementsAre(4, 5));
+  EXPECT_THAT(sequences({.host = "web1"}, 0, 100), ElementsAre(2, 4));
+  EXPECT_THAT(sequences({.changed_only = true}, 0, 100), ElementsAre(2, 4));
+  EXPECT_THAT(sequences({.failed_only = true}, 0, 100), ElementsAre(3));
+  EXPECT_THAT(sequences({.node_name = "r1.a", .changed_only = true}, 0, 100), ElementsAre(2));
+  EXPECT_THAT(sequences({.kind = "stats"}, 0, 100), ElementsAre(5));
+  EXPECT_THAT(sequences({}, 2, 2), ElementsAre(3, 4));
+
+  events = store_->GetAnsibleEvents("r2", AnsibleEventFilter{}, 0, 100);
+  DAGD_ASSERT_OK(events);
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].sequence, 1);
+  events = store_->GetAnsibleEvents("unknown", AnsibleEventFilter{}, 0, 100);
+  DAGD_ASSERT_OK(events);
+  EXPECT_TRUE(events->empty());
+}
+
+TEST_P(StoreContractTest, AnsibleEventOfAnUnknownRunFailsItsBatch) {
+  WriteBatch batch;
+  batch.ansible_events = {MakeAnsibleEvent("nope", "nope.a", 1, "runner_on_ok", "h", false, false)};
+  DAGD_EXPECT_CODE(store_->Write(batch), kFailedPrecondition);
 }
 
 // --- grouped writes -----------------------------------------------------------------------------

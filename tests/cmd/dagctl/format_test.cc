@@ -141,6 +141,63 @@ TEST_F(FormatTest, NodeTree) {
             "   └─ configure(1:b)  Running    58m38s    1\n");
 }
 
+TEST_F(FormatTest, NodeTreeShowsAnsibleRecapsWhenThereAreAny) {
+  v1::Run run = SampleRun();
+  v1::AnsibleRecap* recap = run.mutable_nodes(1)->mutable_ansible_recap();
+  recap->set_attempt(1);
+  recap->set_ok(4);
+  recap->set_changed(2);
+  recap->set_ignored(1);
+  EXPECT_EQ(
+      RenderNodeTree(run, kNow),
+      "NAME                  PHASE      DURATION  ATTEMPTS  RECAP                              "
+      "MESSAGE\n"
+      "deploy-x              Running    59m59s\n"
+      "├─ provision          Succeeded  1m20s     1         ok=4 changed=2 failed=0 "
+      "ignored=1\n"
+      "└─ configure          Running    58m39s\n"
+      "   ├─ configure(0:a)  Succeeded  1m9s      2\n"
+      "   │  ├─ #1           Failed     10s                                                    "
+      "exit 2: unreachable\n"
+      "   │  └─ #2           Succeeded  50s                                                    "
+      "exit 0\n"
+      "   └─ configure(1:b)  Running    58m38s    1\n");
+}
+
+v1::AnsibleEvent AnsibleEvent(const std::string& kind, const std::string& host,
+                              const std::string& task, bool changed) {
+  v1::AnsibleEvent event;
+  *event.mutable_time() = At(kStart);
+  event.set_node_name("deploy-x.configure(0:a)");
+  event.set_attempt(2);
+  event.set_kind(kind);
+  event.set_host(host);
+  event.set_task(task);
+  event.set_changed(changed);
+  event.set_result_json("{}");
+  return event;
+}
+
+TEST_F(FormatTest, AnsibleEventsTableShowsHostResults) {
+  std::vector<v1::AnsibleEvent> events = {
+      AnsibleEvent("task_start", "", "Install", false),
+      AnsibleEvent("runner_item_on_ok", "web1", "Install", true),
+      AnsibleEvent("runner_on_failed", "web2", "Install", false),
+      AnsibleEvent("runner_on_unreachable", "web3", "Install", false),
+      AnsibleEvent("runner_on_skipped", "web1", "Restart", false),
+      AnsibleEvent("stats", "", "", false)};
+  events[1].set_item(R"("nginx")");
+  events[2].set_item(R"({"name":"curl"})");
+  events[2].set_result_json(R"({"ignore_errors": true})");
+  EXPECT_EQ(RenderAnsibleEventsTable(events, "deploy-x"),
+            "TIME                       NODE              HOST  TASK     STATUS            ITEM\n"
+            "2024-05-01T10:00:00+00:00  configure(0:a)#2  web1  Install  changed           nginx\n"
+            "2024-05-01T10:00:00+00:00  configure(0:a)#2  web2  Install  failed (ignored)  "
+            "{\"name\":\"curl\"}\n"
+            "2024-05-01T10:00:00+00:00  configure(0:a)#2  web3  Install  unreachable\n"
+            "2024-05-01T10:00:00+00:00  configure(0:a)#2  web1  Restart  skipped\n");
+}
+
 TEST_F(FormatTest, RunHeaderThenTree) {
   v1::Run run = SampleRun();
   run.set_message("still going");

@@ -24,9 +24,10 @@ constexpr char kFailedRun[] =
 TEST(AnsibleOutputScannerTest, NamesTheFailingTask) {
   AnsibleOutputScanner scanner;
   scanner.Feed(kFailedRun);
-  EXPECT_EQ(scanner.failure(),
-            "task \"Fail on purpose\": fatal: [localhost]: FAILED! => {\"changed\": false, "
-            "\"msg\": \"boom\"}");
+  EXPECT_EQ(scanner.failure(), "task \"Fail on purpose\" failed on localhost: boom");
+  engine::AttemptResult verdict = scanner.Classify(2);
+  EXPECT_EQ(verdict.phase, engine::NodePhase::kFailed);
+  EXPECT_EQ(verdict.message, "task \"Fail on purpose\" failed on localhost: boom");
 }
 
 TEST(AnsibleOutputScannerTest, LinesMaySpanChunks) {
@@ -47,6 +48,113 @@ TEST(AnsibleOutputScannerTest, LongLinesAreCut) {
   AnsibleOutputScanner scanner;
   scanner.Feed("TASK [t] ***\nfatal: [h]: FAILED! => " + std::string(10000, 'x') + "\n");
   EXPECT_LT(scanner.failure().size(), 500u);
+}
+
+TEST(AnsibleOutputScannerTest, IgnoredFailuresDoNotCount) {
+  AnsibleOutputScanner scanner;
+  scanner.FeedStdout("TASK [t] ***\nfatal: [h]: FAILED! => {\"msg\": \"meh\"}\n...ignoring\n");
+  EXPECT_EQ(scanner.failure(), "");
+}
+
+TEST(AnsibleOutputScannerTest, CommandFailureShowsRcAndStderr) {
+  AnsibleOutputScanner scanner;
+  scanner.FeedStdout(
+      "TASK [run it] ***\nfatal: [web1]: FAILED! => {\"changed\": true, \"msg\": \"non-zero "
+      "return code\", \"rc\": 3, \"stderr\": \"no such thing\"}\n");
+  EXPECT_EQ(scanner.failure(),
+            "task \"run it\" failed on web1: non-zero return code (rc 3): no such thing");
+}
+
+TEST(AnsibleOutputScannerTest, LoopItemFailureBeatsTheSummary) {
+  AnsibleOutputScanner scanner;
+  scanner.FeedStdout(
+      "TASK [each] ***\nfailed: [h] (item=2) => {\"item\": 2, \"msg\": \"two is bad\"}\n"
+      "fatal: [h]: FAILED! => {\"msg\": \"One or more items failed\"}\n");
+  EXPECT_EQ(scanner.failure(), "task \"each\" failed on h: two is bad");
+}
+
+TEST(AnsibleOutputScannerTest, IndentedResultsAtHighVerbosity) {
+  AnsibleOutputScanner scanner;
+  scanner.FeedStdout(
+      "TASK [reach it] ***\n"
+      "fatal: [web1]: UNREACHABLE! => {\n"
+      "    \"changed\": false,\n"
+      "    \"msg\": \"Connection refused\",\n"
+      "    \"unreachable\": true\n"
+      "}\n"
+      "TASK [install nginx] ***\n"
+      "fatal: [db1]: FAILED! => {\n"
+      "    \"msg\": \"no package manager here\"\n"
+      "}\n");
+  EXPECT_EQ(scanner.failure(), "task \"install nginx\" failed on db1: no package manager here");
+  EXPECT_EQ(scanner.Classify(4).message, "host web1 unreachable: Connection refused");
+}
+
+TEST(AnsibleOutputScannerTest, UnreachableHostsAreAnError) {
+  AnsibleOutputScanner scanner;
+  scanner.FeedStdout(
+      "TASK [ping] ***\n"
+      "fatal: [web1]: UNREACHABLE! => {\"changed\": false, \"msg\": \"Failed to connect\", "
+      "\"unreachable\": true}\n"
+      "fatal: [web2]: UNREACHABLE! => {\"msg\": \"timeout\", \"unreachable\": true}\n"
+      "fatal: [db1]: FAILED! => {\"msg\": \"boom\"}\n");
+  engine::AttemptResult verdict = scanner.Classify(4);
+  EXPECT_EQ(verdict.phase, engine::NodePhase::kError);
+  EXPECT_EQ(verdict.message, "hosts web1, web2 unreachable: Failed to connect");
+}
+
+TEST(AnsibleOutputScannerTest, AnsibleErrorTextFromStderr) {
+  AnsibleOutputScanner scanner;
+  scanner.FeedStderr(
+      "[WARNING]: something first\n"
+      "ERROR! Syntax Error while loading YAML.\n"
+      "  did not find expected key\n"
+      "\n"
+      "The error appears to be in 'x.yml': line 5, column 6\n");
+  engine::AttemptResult verdict = scanner.Classify(4);
+  EXPECT_EQ(verdict.phase, engine::NodePhase::kError);
+  EXPECT_EQ(verdict.message,
+            "playbook error: Syntax Error while loading YAML. did not find expected key The "
+            "error appears to be in 'x.yml': line 5, column 6");
+}
+
+TEST(AnsibleOutputScannerTest, UsageErrorIsAnErrorDespiteExitCode2) {
+  AnsibleOutputScanner scanner;
+  scanner.FeedStderr(
+      "usage: ansible-playbook [-h]\nansible-playbook: error: unrecognized "
+      "arguments: --bogus\n");
+  engine::AttemptResult verdict = scanner.Classify(2);
+  EXPECT_EQ(verdict.phase, engine::NodePhase::kError);
+  EXPECT_EQ(verdict.message,
+            "ansible-playbook rejected its options: unrecognized arguments: --bogus");
+}
+
+TEST(AnsibleOutputScannerTest, UnexplainedExitCodes) {
+  AnsibleOutputScanner scanner;
+  EXPECT_EQ(scanner.Classify(2).phase, engine::NodePhase::kFailed);
+  EXPECT_EQ(scanner.Classify(99).phase, engine::NodePhase::kError);
+  EXPECT_EQ(scanner.Classify(99).message, "ansible-playbook failed: exit code 99");
+}
+
+TEST(UnansweredPromptTest, FindsPromptsWithoutDefaultOrExtraVar) {
+  constexpr char kPlaybook[] = R"(
+- hosts: all
+  vars_prompt:
+    - name: region
+      prompt: Which region
+      default: eu
+    - name: password
+      prompt: Password
+- hosts: all
+  vars_prompt:
+    - name: token
+      prompt: Token
+)";
+  EXPECT_EQ(UnansweredPrompt(kPlaybook, {}), "password");
+  EXPECT_EQ(UnansweredPrompt(kPlaybook, {{"password", "x"}}), "token");
+  EXPECT_EQ(UnansweredPrompt(kPlaybook, {{"password", "x"}, {"token", "y"}}), "");
+  EXPECT_EQ(UnansweredPrompt("- hosts: all\n  tasks: []\n", {}), "");
+  EXPECT_EQ(UnansweredPrompt("not: [valid", {}), "");
 }
 
 }  // namespace

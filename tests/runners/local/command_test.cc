@@ -145,6 +145,66 @@ TEST(BuildCommandTest, AnsibleCommandLineAndEnvironment) {
       0);
 }
 
+TEST(BuildCommandTest, AnsibleCommandLineFields) {
+  TempDir dir;
+  engine::AnsibleSpec a;
+  a.source = "- hosts: all\n  tasks: []\n";
+  a.check = true;
+  a.diff = true;
+  a.tags = {"web", " db , cache"};
+  a.skip_tags = {"slow"};
+  a.forks = 12;
+  a.verbosity = 3;
+  a.become = true;
+  a.become_user = "deploy";
+  a.host_key_checking = true;
+  LocalRunnerOptions options;
+  options.ansible_playbook = "sh";
+  auto command =
+      BuildCommand(MakeSpec(AnsibleTemplate("flags", a), "a-1", dir.path()), options, kBaseEnv);
+  ASSERT_TRUE(command.ok()) << command.status();
+  EXPECT_THAT(command->argv, ElementsAre("sh", "--check", "--diff", "--tags", "web,db,cache",
+                                         "--skip-tags", "slow", "--forks", "12", "-vvv", "--become",
+                                         "--become-user", "deploy", dir.path() + "/playbook.yml"));
+  EXPECT_THAT(command->env, Contains("ANSIBLE_HOST_KEY_CHECKING=True"));
+  EXPECT_THAT(command->env, Contains("ANSIBLE_NOCOLOR=1"));
+  EXPECT_THAT(command->env, Contains("ANSIBLE_RETRY_FILES_ENABLED=0"));
+  EXPECT_THAT(command->env, Contains("ANSIBLE_LOCAL_TEMP=" + dir.path() + "/.ansible-tmp"));
+}
+
+TEST(BuildCommandTest, AnsibleVerbosityAndEmptyTagsAddNothing) {
+  TempDir dir;
+  engine::AnsibleSpec a;
+  a.source = "- hosts: all\n  tasks: []\n";
+  a.tags = {" , "};
+  a.verbosity = 1;
+  LocalRunnerOptions options;
+  options.ansible_playbook = "sh";
+  auto command =
+      BuildCommand(MakeSpec(AnsibleTemplate("quiet", a), "a-1", dir.path()), options, kBaseEnv);
+  ASSERT_TRUE(command.ok()) << command.status();
+  EXPECT_THAT(command->argv, ElementsAre("sh", "-v", dir.path() + "/playbook.yml"));
+  EXPECT_THAT(command->env, Contains("ANSIBLE_HOST_KEY_CHECKING=False"));
+}
+
+TEST(BuildCommandTest, AnsiblePromptWithoutDefaultIsRefused) {
+  TempDir dir;
+  engine::AnsibleSpec a;
+  a.source = "- hosts: all\n  vars_prompt:\n    - name: secret\n      prompt: Secret\n";
+  LocalRunnerOptions options;
+  options.ansible_playbook = "sh";
+  auto command =
+      BuildCommand(MakeSpec(AnsibleTemplate("ask", a), "a-1", dir.path()), options, kBaseEnv);
+  ASSERT_EQ(command.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(command.status().message()), HasSubstr("template \"ask\""));
+  EXPECT_THAT(std::string(command.status().message()), HasSubstr("prompt for \"secret\""));
+  EXPECT_THAT(std::string(command.status().message()),
+              HasSubstr("Not prompting as we are not in interactive mode"));
+  a.extra_vars = {{"secret", "given"}};
+  EXPECT_TRUE(
+      BuildCommand(MakeSpec(AnsibleTemplate("ask", a), "a-1", dir.path()), options, kBaseEnv).ok());
+}
+
 TEST(BuildCommandTest, AnsibleInlineSourceAndInventory) {
   TempDir dir;
   engine::AnsibleSpec a;
