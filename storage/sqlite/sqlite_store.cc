@@ -281,26 +281,34 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
   return absl::OkStatus();
 }
 
+// The next per-run sequence number of `table` (log_chunks, ansible_events). Sequences continue
+// from the highest stored one of each run (an index seek), read inside the writing transaction
+// so that a rolled-back batch leaves no gap behind in memory; `last` caches them per batch.
+absl::StatusOr<int64_t> NextSequence(Connection& db, const char* table, const std::string& run_id,
+                                     std::map<std::string, int64_t>& last) {
+  auto it = last.find(run_id);
+  if (it == last.end()) {
+    ASSIGN_OR_RETURN(Statement max,
+                     db.Prepare(absl::StrCat("SELECT coalesce(max(sequence), 0) FROM ", table,
+                                             " WHERE run_id = ?1")));
+    max.Bind(1, run_id);
+    ASSIGN_OR_RETURN(bool row, max.Step());
+    DAGD_CHECK(row);  // an aggregate always returns a row
+    it = last.emplace(run_id, max.Int(0)).first;
+  }
+  return ++it->second;
+}
+
 absl::Status InsertLogs(Connection& db, const std::vector<LogChunkRecord>& logs) {
-  // Sequences continue from the highest stored one of each run (an index seek), read inside this
-  // transaction so that a rolled-back batch leaves no gap behind in memory.
-  std::map<std::string, int64_t> next_sequence;
+  std::map<std::string, int64_t> last_sequence;
   for (const LogChunkRecord& chunk : logs) {
-    auto it = next_sequence.find(chunk.run_id);
-    if (it == next_sequence.end()) {
-      ASSIGN_OR_RETURN(Statement max, db.Prepare("SELECT coalesce(max(sequence), 0) "
-                                                 "FROM log_chunks WHERE run_id = ?1"));
-      max.Bind(1, chunk.run_id);
-      ASSIGN_OR_RETURN(bool row, max.Step());
-      DAGD_CHECK(row);  // an aggregate always returns a row
-      it = next_sequence.emplace(chunk.run_id, max.Int(0)).first;
-    }
+    ASSIGN_OR_RETURN(int64_t sequence, NextSequence(db, "log_chunks", chunk.run_id, last_sequence));
     ASSIGN_OR_RETURN(Statement stmt, db.Prepare(R"sql(
 INSERT INTO log_chunks (run_id, sequence, node_name, attempt, stream, data, time_ms)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
 )sql"));
     stmt.Bind(1, chunk.run_id)
-        .Bind(2, ++it->second)
+        .Bind(2, sequence)
         .Bind(3, chunk.node_name)
         .Bind(4, int64_t{chunk.attempt})
         .Bind(5, chunk.stream)
@@ -317,25 +325,17 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
 }
 
 absl::Status InsertAnsibleEvents(Connection& db, const std::vector<AnsibleEventRecord>& events) {
-  // Sequences as for log chunks: per run, continuing from the highest stored one.
-  std::map<std::string, int64_t> next_sequence;
+  std::map<std::string, int64_t> last_sequence;
   for (const AnsibleEventRecord& event : events) {
-    auto it = next_sequence.find(event.run_id);
-    if (it == next_sequence.end()) {
-      ASSIGN_OR_RETURN(Statement max, db.Prepare("SELECT coalesce(max(sequence), 0) "
-                                                 "FROM ansible_events WHERE run_id = ?1"));
-      max.Bind(1, event.run_id);
-      ASSIGN_OR_RETURN(bool row, max.Step());
-      DAGD_CHECK(row);  // an aggregate always returns a row
-      it = next_sequence.emplace(event.run_id, max.Int(0)).first;
-    }
+    ASSIGN_OR_RETURN(int64_t sequence,
+                     NextSequence(db, "ansible_events", event.run_id, last_sequence));
     ASSIGN_OR_RETURN(Statement stmt, db.Prepare(R"sql(
 INSERT INTO ansible_events (run_id, sequence, node_name, attempt, time_ms, kind, host, task, play,
                             changed, failed, item, payload)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
 )sql"));
     stmt.Bind(1, event.run_id)
-        .Bind(2, ++it->second)
+        .Bind(2, sequence)
         .Bind(3, event.node_name)
         .Bind(4, int64_t{event.attempt})
         .Bind(5, event.time_ms)
