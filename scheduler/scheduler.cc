@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "engine/duration.h"
 #include "engine/parser.h"
 #include "engine/status_macros.h"
 #include "engine/validate.h"
@@ -152,6 +153,8 @@ struct Scheduler::ActiveRun {
 
   // Attempts handed to a runner and not yet finished: (node, attempt) -> (runner, external name).
   std::map<std::pair<std::string, int>, std::pair<std::string, std::string>> running;
+  // A template `timeout` of a running attempt: when it fires, the attempt is cancelled.
+  std::map<std::pair<std::string, int>, std::unique_ptr<asio::steady_timer>> timeouts;
 
   // Commits of one run are applied in order, one at a time; what arrives meanwhile is merged.
   bool commit_in_flight = false;
@@ -525,6 +528,12 @@ void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch) 
   spec.inputs = dispatch.inputs;
   spec.bundle_dir = run->record.bundle_dir;
   spec.grace_period_ms = options_.grace_period_ms;
+  std::optional<int64_t> timeout_ms;
+  if (!dispatch.resolved.timeout.empty()) {
+    absl::StatusOr<int64_t> parsed = engine::ParseDurationMs(dispatch.resolved.timeout);
+    if (!parsed.ok()) return fail(absl::StrCat("timeout: ", parsed.status().message()));
+    timeout_ms = *parsed;
+  }
   spec.work_dir =
       (std::filesystem::path(options_.data_dir) / "attempts" / run_id /
        absl::StrCat(SafeName(node.display_name), "-", ShortHash(node.name), "-", dispatch.attempt))
@@ -558,6 +567,21 @@ void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch) 
   }
   // A stop that arrived while this launch waited for its commit.
   if (run->state->stopping()) runner->Cancel(attempt.external_name, run->state->message());
+  if (!dispatch.resolved.timeout.empty()) ArmTimeout(run, dispatch, runner, *timeout_ms);
+}
+
+void Scheduler::ArmTimeout(ActiveRun* run, const engine::DispatchRequest& dispatch,
+                           runners::Runner* runner, int64_t timeout_ms) {
+  const std::string external_name =
+      run->state->nodes().at(dispatch.node_name).attempts.at(dispatch.attempt - 1).external_name;
+  const std::string message =
+      absl::StrCat("timeout: the attempt ran longer than ", dispatch.resolved.timeout);
+  auto& timer = run->timeouts[{dispatch.node_name, dispatch.attempt}];
+  timer = std::make_unique<asio::steady_timer>(io_, std::chrono::milliseconds(timeout_ms));
+  // Cancelled (and destroyed) when the attempt ends; the runner outlives the scheduler's loop.
+  timer->async_wait([runner, external_name, message](const boost::system::error_code& ec) {
+    if (!ec) runner->Cancel(external_name, message);
+  });
 }
 
 void Scheduler::OnAttemptLog(const std::string& run_id, const std::string& node_name, int attempt,
@@ -625,6 +649,7 @@ void Scheduler::OnAttemptFinished(const std::string& run_id, const std::string& 
   ActiveRun* run = Find(run_id);
   if (!run) return;
   run->running.erase({node_name, attempt});
+  run->timeouts.erase({node_name, attempt});  // destroying the timer cancels it
   // Pending log chunks travel in the same batch as the attempt's end (CollectChanges).
   run->state->OnAttemptFinished(node_name, attempt, result, clock_->NowMs());
   Step(run);

@@ -106,6 +106,9 @@ class Scheduler {
   void Commit(const std::string& run_id, storage::WriteBatch batch,
               std::function<void()> after_commit);
   void Launch(ActiveRun* run, const engine::DispatchRequest& dispatch);
+  // Cancels the attempt through `runner` once the template's `timeout` has passed.
+  void ArmTimeout(ActiveRun* run, const engine::DispatchRequest& dispatch, runners::Runner* runner,
+                  int64_t timeout_ms);
   void OnAttemptLog(const std::string& run_id, const std::string& node_name, int attempt,
                     std::string_view stream, std::string_view data);
   // A line from the attempt's event channel: parsed into an AnsibleEventRecord and committed

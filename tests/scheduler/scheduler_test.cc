@@ -496,6 +496,35 @@ TEST_F(SchedulerTest, TerminateUsesItsDefaultMessage) {
   EXPECT_TRUE(terminate_event);
 }
 
+// A template `timeout` cancels the attempt once it has run that long; the node fails with a
+// message that says so. A timeout that is not a duration ends the attempt in Error.
+TEST_F(SchedulerTest, TimeoutCancelsTheAttempt) {
+  fake_->Script("A", FakeAttempt::Hold());
+  auto run = Submit(Workflow(Task("A") + Task("B", "A"), "", "    timeout: 200ms\n"));
+  ASSERT_TRUE(run.ok()) << run.status();
+  RunRecord done = WaitFinished(run->id);
+  EXPECT_EQ(done.phase, NodePhase::kFailed);
+  ASSERT_EQ(fake_->cancels().size(), 1u);
+  EXPECT_EQ(fake_->cancels()[0].message, "timeout: the attempt ran longer than 200ms");
+  NodeState a = StoredNode(run->id, "A");
+  EXPECT_EQ(a.phase, NodePhase::kFailed);
+  ASSERT_EQ(a.attempts.size(), 1u);
+  EXPECT_THAT(a.attempts[0].message, HasSubstr("timeout"));
+  EXPECT_FALSE(fake_->Started("B"));
+}
+
+TEST_F(SchedulerTest, TimeoutThatIsNotADurationIsAnError) {
+  auto run = Submit(Workflow(Task("A"), "", "    timeout: soon\n"));
+  ASSERT_TRUE(run.ok()) << run.status();
+  RunRecord done = WaitFinished(run->id);
+  EXPECT_EQ(done.phase, NodePhase::kError);
+  NodeState a = StoredNode(run->id, "A");
+  ASSERT_EQ(a.attempts.size(), 1u);
+  EXPECT_THAT(a.attempts[0].message, HasSubstr("timeout: "));
+  EXPECT_THAT(a.attempts[0].message, HasSubstr("soon"));
+  EXPECT_FALSE(fake_->Started("A"));
+}
+
 TEST_F(SchedulerTest, StopDuringARetryBackoffEndsTheRunWithoutTheRetry) {
   fake_->Script("A", 1, FakeAttempt::Fail(1, "exit code 1"));
   auto run = Submit(Workflow(Task("A"), "",
