@@ -575,3 +575,26 @@ TEST_F(DaemonTest, DagctlEventsShowsWhichTaskChangedWhichHostInWhichAttempt) {
 
 }  // namespace
 }  // namespace dagd::testing
+
+namespace dagd::testing {
+namespace {
+
+// A template timeout ends a playbook that would sleep for minutes: the node fails saying so,
+// and no process of the attempt is left.
+TEST_F(DaemonTest, TimeoutEndsTheWholeAttempt) {
+  v1::Run submitted = Submit(dagd_, SubmitRequest("timeout.yaml", {{"record_dir", records_}}));
+  WatchToEnd(dagd_.runs(), submitted.id());
+  v1::Run run = GetRun(dagd_, submitted.id());
+  EXPECT_EQ(run.phase(), v1::PHASE_FAILED);
+  const v1::Node* slow = FindNode(run, "slow");
+  ASSERT_NE(slow, nullptr);
+  EXPECT_EQ(slow->phase(), v1::PHASE_FAILED);
+  ASSERT_EQ(slow->attempts_size(), 1);
+  EXPECT_NE(slow->attempts(0).message().find("timeout"), std::string::npos)
+      << slow->attempts(0).message();
+  EXPECT_TRUE(fs::exists(records_ + "/slow.slept")) << "the sleep had started";
+  EXPECT_TRUE(Eventually([&] { return ProcessesIn(data_dir_).empty(); }, seconds(15)));
+}
+
+}  // namespace
+}  // namespace dagd::testing
