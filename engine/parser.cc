@@ -213,10 +213,25 @@ constexpr absl::string_view kScriptFields[] = {"args",
 constexpr absl::string_view kEnvVarFields[] = {"name", "value", "valueFrom"};
 constexpr absl::string_view kSuspendFields[] = {"duration"};
 // dagd's `ansible:` template type and its `env` entries.
-constexpr absl::string_view kAnsibleFields[] = {
-    "playbook", "source",    "inventory", "extraVars",  "limit",
-    "env",      "check",     "diff",      "tags",       "skipTags",
-    "forks",    "verbosity", "become",    "becomeUser", "hostKeyChecking"};
+constexpr absl::string_view kAnsibleFields[] = {"playbook",
+                                                "source",
+                                                "inventory",
+                                                "extraVars",
+                                                "limit",
+                                                "env",
+                                                "check",
+                                                "diff",
+                                                "tags",
+                                                "skipTags",
+                                                "forks",
+                                                "verbosity",
+                                                "become",
+                                                "becomeUser",
+                                                "hostKeyChecking",
+                                                "vaultPasswordRef",
+                                                "privateKeyRef",
+                                                "becomePasswordRef",
+                                                "envFromRef"};
 constexpr absl::string_view kAnsibleEnvFields[] = {"name", "value"};
 
 constexpr absl::string_view kRetryPolicies[] = {"Always", "OnFailure", "OnError",
@@ -962,6 +977,23 @@ absl::Status Parser::ParseAnsible(const YAML::Node& node, const std::string& pat
           ASSIGN_OR_RETURN(ansible->host_key_checking, Bool(value, field_path));
         } else if (key == "becomeUser") {
           ASSIGN_OR_RETURN(ansible->become_user, String(value, field_path));
+        } else if (key == "vaultPasswordRef") {
+          ASSIGN_OR_RETURN(ansible->vault_password_ref, String(value, field_path));
+        } else if (key == "privateKeyRef") {
+          ASSIGN_OR_RETURN(ansible->private_key_ref, String(value, field_path));
+        } else if (key == "becomePasswordRef") {
+          ASSIGN_OR_RETURN(ansible->become_password_ref, String(value, field_path));
+        } else if (key == "envFromRef") {
+          if (IsNullValue(value)) {
+            ansible->env_from_refs.clear();
+          } else if (value.IsSequence()) {
+            ASSIGN_OR_RETURN(ansible->env_from_refs, StringList(value, field_path));
+          } else if (value.IsScalar()) {
+            ansible->env_from_refs = {value.Scalar()};
+          } else {
+            return Fail(value, field_path, "must be a credential name or a list of them",
+                        "e.g. envFromRef: api-token or envFromRef: [api-token, db-env]");
+          }
         } else if (key == "tags" || key == "skipTags") {
           std::vector<std::string>& tags = key == "tags" ? ansible->tags : ansible->skip_tags;
           if (value.IsSequence()) {

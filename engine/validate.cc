@@ -150,6 +150,12 @@ std::vector<Text> TemplateStrings(const Template& tmpl, const std::string& path)
       out.push_back({absl::StrCat(base, ".skipTags[", i, "]"), ansible.skip_tags[i]});
     }
     out.push_back({base + ".becomeUser", ansible.become_user});
+    out.push_back({base + ".vaultPasswordRef", ansible.vault_password_ref});
+    out.push_back({base + ".privateKeyRef", ansible.private_key_ref});
+    out.push_back({base + ".becomePasswordRef", ansible.become_password_ref});
+    for (size_t i = 0; i < ansible.env_from_refs.size(); ++i) {
+      out.push_back({absl::StrCat(base, ".envFromRef[", i, "]"), ansible.env_from_refs[i]});
+    }
     for (const auto& [name, value] : ansible.extra_vars) {
       CollectJsonStrings(value, absl::StrCat(base, ".extraVars.", name), &out);
     }
@@ -215,6 +221,8 @@ class Validator {
       const Template& tmpl = wf_.templates[i];
       const std::string path = absl::StrCat("spec.templates[", i, "]");
       RETURN_IF_ERROR(CheckInputs(tmpl, path));
+      RETURN_IF_ERROR(CheckOutputSources(tmpl, path));
+      if (tmpl.ansible) RETURN_IF_ERROR(CheckCredentialRefs(*tmpl.ansible, path + ".ansible"));
       if (tmpl.dag) RETURN_IF_ERROR(CheckDag(tmpl, path + ".dag"));
       if (tmpl.type == TemplateType::kSteps) RETURN_IF_ERROR(CheckSteps(tmpl, path + ".steps"));
     }
@@ -311,6 +319,48 @@ class Validator {
                         ? absl::StrCat("declare it under inputs.parameters: {name: ", name, "}")
                         : absl::StrCat("did you mean '", match, "'?"));
       }
+    }
+    return absl::OkStatus();
+  }
+
+  // valueFrom.stats reads what a playbook set with set_stats: only ansible templates have that.
+  absl::Status CheckOutputSources(const Template& tmpl, const std::string& path) const {
+    const std::vector<Parameter>& outputs = tmpl.outputs.parameters;
+    for (size_t k = 0; k < outputs.size(); ++k) {
+      if (!outputs[k].value_from || outputs[k].value_from->stats.empty()) continue;
+      if (tmpl.type == TemplateType::kAnsible) continue;
+      return Fail(absl::StrCat(path, ".outputs.parameters[", k, "].valueFrom.stats"),
+                  absl::StrCat("valueFrom.stats reads set_stats data, but template '", tmpl.name,
+                               "' is a ", TemplateTypeName(tmpl.type), " template"),
+                  "use valueFrom.path for a file the command writes, or make it an ansible "
+                  "template");
+    }
+    return absl::OkStatus();
+  }
+
+  // Each credential an ansible template names is a plain file name. A name with a dagd tag is
+  // only known at launch, where the runner checks it (runners/local/credentials.h).
+  absl::Status CheckCredentialRefs(const AnsibleSpec& ansible, const std::string& path) const {
+    std::vector<Text> refs;  // an empty *Ref field is not set; an empty envFromRef entry is bad
+    if (!ansible.vault_password_ref.empty()) {
+      refs.push_back({path + ".vaultPasswordRef", ansible.vault_password_ref});
+    }
+    if (!ansible.private_key_ref.empty()) {
+      refs.push_back({path + ".privateKeyRef", ansible.private_key_ref});
+    }
+    if (!ansible.become_password_ref.empty()) {
+      refs.push_back({path + ".becomePasswordRef", ansible.become_password_ref});
+    }
+    for (size_t i = 0; i < ansible.env_from_refs.size(); ++i) {
+      // `envFromRef: name` is kept as a list of one; its path has no index then.
+      std::string element = absl::StrCat(path, ".envFromRef[", i, "]");
+      if (wf_.field_locations.count(element) == 0) element = path + ".envFromRef";
+      refs.push_back({element, ansible.env_from_refs[i]});
+    }
+    for (const Text& ref : refs) {
+      if (absl::StrContains(ref.value, "{{") || IsCredentialName(ref.value)) continue;
+      return Fail(ref.path, absl::StrCat("'", ref.value, "' is not a credential name"),
+                  kCredentialNameRule);
     }
     return absl::OkStatus();
   }

@@ -5,7 +5,9 @@
 // template, dependencies / depends naming unknown tasks or not parsing, cycles (reported with
 // their path, "a -> b -> c -> a", found on a Boost.Graph of each dag template), `{{tasks.X…}}`
 // naming a task that is not an ancestor, `{{inputs.parameters.p}}` naming an undeclared input,
-// and a task that does not pass an input its template requires (no value, no default).
+// a task that does not pass an input its template requires (no value, no default), and an
+// ansible credential reference (vaultPasswordRef, …) that is not a credential name
+// (IsCredentialName; names holding a dagd tag are checked at launch).
 // Errors are absl::InvalidArgumentError in the parser's "<file>:<line>:<col>: <field>: …" form.
 // Pure functions; thread-safe.
 #ifndef DAGD_ENGINE_VALIDATE_H_

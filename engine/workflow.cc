@@ -71,6 +71,17 @@ const char* TemplateTypeName(TemplateType type) {
   return "unknown";
 }
 
+bool IsCredentialName(std::string_view name) {
+  auto alnum = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
+  if (name.empty() || !alnum(name.front())) return false;
+  for (char c : name) {
+    if (!alnum(c) && c != '.' && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
 const char* RetryPolicyName(RetryPolicy policy) {
   switch (policy) {
     case RetryPolicy::kAlways:

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dagd::engine {
@@ -147,7 +148,21 @@ struct AnsibleSpec {
   bool become = false;                 // --become
   std::string become_user;             // --become-user
   bool host_key_checking = false;      // ANSIBLE_HOST_KEY_CHECKING
+  // Credentials, by name: files in dagd's credentials directory, resolved at launch and never
+  // part of the workflow (runners/local/credentials.h). Empty: not used.
+  std::string vault_password_ref;          // vaultPasswordRef → --vault-password-file
+  std::string private_key_ref;             // privateKeyRef → --private-key
+  std::string become_password_ref;         // becomePasswordRef → --become-password-file
+  std::vector<std::string> env_from_refs;  // envFromRef: NAME=VALUE files, into the environment
 };
+
+// Whether `name` may name a credential: [A-Za-z0-9][A-Za-z0-9._-]* — a file name in dagd's
+// credentials directory, never a path (no '/', no leading '.').
+bool IsCredentialName(std::string_view name);
+// The rule above in words, for error messages.
+inline constexpr char kCredentialNameRule[] =
+    "a credential name is letters, digits, '.', '_' and '-', starting with a letter or digit "
+    "(the name of a file in dagd's credentials directory, not a path)";
 
 // kUnsupported: an Argo template type dagd accepts but cannot run yet (resource, http, plugin,
 // containerSet, data); its body is kept in Template::kubernetes under its Argo key.

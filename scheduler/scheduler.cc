@@ -1,11 +1,16 @@
 #include "scheduler/scheduler.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -81,6 +86,12 @@ void MergeBatch(storage::WriteBatch& dst, storage::WriteBatch src) {
   for (auto& a : src.ansible_events) dst.ansible_events.push_back(std::move(a));
 }
 
+// An Ansible event's stored JSON is capped: a module that returns megabytes (a slurped file, a
+// huge command output) must not make every reader of the run's events pay for it. Beyond the
+// cap, the module result is replaced by a note of its size and the start of its "msg"; host,
+// task, changed and failed stay as they were.
+constexpr size_t kMaxAnsibleEventBytes = 64 * 1024;
+
 // The stored form of one line from dagd's Ansible callback plugin (runners/local/ansible/
 // dagd_events.py), or nullopt if it is not a JSON object with a string "kind".
 std::optional<storage::AnsibleEventRecord> ParseAnsibleEvent(std::string_view line) {
@@ -106,6 +117,25 @@ std::optional<storage::AnsibleEventRecord> ParseAnsibleEvent(std::string_view li
     record.item = item->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   record.payload = event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // The final stats are kept whole: they grow with the number of hosts, not with module output.
+  if (record.payload.size() > kMaxAnsibleEventBytes && record.kind != "stats") {
+    nlohmann::json note = {{"truncated", true}, {"bytes", record.payload.size()}};
+    if (auto result = event.find("result"); result != event.end() && result->is_object()) {
+      if (auto msg = result->find("msg"); msg != result->end() && msg->is_string()) {
+        note["msg"] = msg->get<std::string>().substr(0, 1024);
+      }
+    }
+    event["result"] = std::move(note);
+    if (event.contains("item") && record.item.size() > 1024) event["item"] = "(truncated)";
+    if (record.item.size() > 1024) record.item = "\"(truncated)\"";
+    record.payload = event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (record.payload.size() > kMaxAnsibleEventBytes) {  // huge names or item: keep the gist
+      record.payload = nlohmann::json({{"kind", record.kind},
+                                       {"truncated", true},
+                                       {"bytes", note["bytes"]}})
+                           .dump();
+    }
+  }
   return record;
 }
 
@@ -113,6 +143,49 @@ struct SeenNode {
   NodePhase phase = NodePhase::kPending;
   std::vector<NodePhase> attempts;
 };
+
+// Writes `content` to a new file `path` (never through an existing file or link) with exactly
+// `mode`, whatever the umask.
+absl::Status WriteNewFile(const std::string& path, const std::string& content, uint32_t mode) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(errno)));
+  size_t written = 0;
+  while (written < content.size()) {
+    const ssize_t n = write(fd, content.data() + written, content.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int error = errno;
+      close(fd);
+      return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(error)));
+    }
+    written += static_cast<size_t>(n);
+  }
+  const int chmod_error = fchmod(fd, static_cast<mode_t>(mode)) == 0 ? 0 : errno;
+  const int close_error = close(fd) == 0 ? 0 : errno;
+  if (chmod_error != 0 || close_error != 0) {
+    return absl::UnavailableError(
+        absl::StrCat(path, ": ", std::strerror(chmod_error != 0 ? chmod_error : close_error)));
+  }
+  return absl::OkStatus();
+}
+
+// Writes a bundle's files, with their modes, into the existing empty directory `dir`, creating
+// their parent directories. The paths were validated when the bundle was stored; they are checked
+// again (relative, normalized, no "..") so that not even a tampered database writes outside `dir`.
+absl::Status MaterialiseBundle(const std::vector<storage::BundleFile>& files,
+                               const std::string& dir) {
+  for (const storage::BundleFile& file : files) {
+    RETURN_IF_ERROR(storage::ValidateBundlePath(file.path));
+    const std::filesystem::path path = std::filesystem::path(dir) / file.path;
+    std::error_code ec;
+    std::filesystem::create_directories(path.parent_path(), ec);
+    if (ec) {
+      return absl::UnavailableError(absl::StrCat(path.parent_path().string(), ": ", ec.message()));
+    }
+    RETURN_IF_ERROR(WriteNewFile(path.string(), file.content, file.mode));
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -150,6 +223,8 @@ struct Scheduler::ActiveRun {
   std::vector<storage::LogChunkRecord> pending_logs;
   std::vector<storage::AnsibleEventRecord> pending_ansible_events;  // flushed with the logs
   bool bad_event_logged = false;
+  // The bundle's files once an attempt needed them (LoadBundle); shared with other runs.
+  std::shared_ptr<const std::vector<storage::BundleFile>> bundle;
 
   // Attempts handed to a runner and not yet finished: (node, attempt) -> (runner, external name).
   std::map<std::pair<std::string, int>, std::pair<std::string, std::string>> running;
@@ -252,6 +327,24 @@ void Scheduler::Submit(SubmitRequest request,
   if (absl::Status valid = engine::ValidateWorkflow(*parsed); !valid.ok()) return done(valid);
   auto parameters = engine::ResolveWorkflowArguments(*parsed, request.parameters);
   if (!parameters.ok()) return done(parameters.status());
+  if (request.check) {
+    if (absl::Status checked = request.check(*parsed); !checked.ok()) return done(checked);
+  }
+  if (!request.bundle.empty()) {
+    if (!request.bundle_digest.empty()) {
+      return done(absl::InvalidArgumentError("a run has one bundle: a stored one or files"));
+    }
+    // Stored before the run: the run record's foreign key needs it. Content-addressed, so a
+    // submission that fails later leaves at most a bundle that the next equal upload reuses.
+    auto stored = store_->PutBundle(std::move(request.bundle), clock_->NowMs());
+    if (!stored.ok()) {
+      if (absl::IsInvalidArgument(stored.status())) return done(stored.status());
+      return done(absl::Status(stored.status().code(), absl::StrCat("could not store the bundle: ",
+                                                                    stored.status().message())));
+    }
+    request.bundle_digest = stored->digest;
+    request.bundle.clear();
+  }
   auto workflow = std::make_shared<const engine::Workflow>(std::move(parsed).value());
 
   asio::post(io_, [this, request = std::move(request), workflow,
@@ -276,7 +369,7 @@ void Scheduler::Submit(SubmitRequest request,
     record.workflow_version = request.workflow_version;
     record.workflow_yaml = std::move(request.workflow_yaml);
     record.file_name = std::move(request.file_name);
-    record.bundle_dir = std::move(request.bundle_dir);
+    record.bundle_digest = std::move(request.bundle_digest);
     record.parameters = parameters;
     record.request_id = request.request_id;
     record.created_at_ms = now;
@@ -526,7 +619,6 @@ void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch) 
   spec.external_name = attempt.external_name;
   spec.resolved = dispatch.resolved;
   spec.inputs = dispatch.inputs;
-  spec.bundle_dir = run->record.bundle_dir;
   spec.grace_period_ms = options_.grace_period_ms;
   std::optional<int64_t> timeout_ms;
   if (!dispatch.resolved.timeout.empty()) {
@@ -544,6 +636,19 @@ void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch) 
   if (ec) {
     return fail(
         absl::StrCat("cannot create the attempt directory ", spec.work_dir, ": ", ec.message()));
+  }
+  // A fresh copy of exactly the submitted bundle; the runner resolves playbook paths in it.
+  if (!run->record.bundle_digest.empty()) {
+    auto bundle = LoadBundle(run);
+    if (!bundle.ok()) {
+      return fail(absl::StrCat("cannot read the run's bundle ", run->record.bundle_digest, ": ",
+                               bundle.status().message()));
+    }
+    if (absl::Status written = MaterialiseBundle(**bundle, spec.work_dir); !written.ok()) {
+      return fail(absl::StrCat("cannot write the run's bundle into ", spec.work_dir, ": ",
+                               written.message()));
+    }
+    spec.bundle_dir = spec.work_dir;
   }
 
   runners::AttemptCallbacks callbacks;
@@ -568,6 +673,21 @@ void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch) 
   // A stop that arrived while this launch waited for its commit.
   if (run->state->stopping()) runner->Cancel(attempt.external_name, run->state->message());
   if (!dispatch.resolved.timeout.empty()) ArmTimeout(run, dispatch, runner, *timeout_ms);
+}
+
+absl::StatusOr<std::shared_ptr<const std::vector<storage::BundleFile>>> Scheduler::LoadBundle(
+    ActiveRun* run) {
+  if (run->bundle) return run->bundle;
+  const std::string& digest = run->record.bundle_digest;
+  auto cached = bundle_cache_.find(digest);
+  if (cached != bundle_cache_.end()) run->bundle = cached->second.lock();
+  if (!run->bundle) {
+    ASSIGN_OR_RETURN(std::vector<storage::BundleFile> files, store_->GetBundle(digest));
+    run->bundle = std::make_shared<const std::vector<storage::BundleFile>>(std::move(files));
+    std::erase_if(bundle_cache_, [](const auto& entry) { return entry.second.expired(); });
+    bundle_cache_[digest] = run->bundle;
+  }
+  return run->bundle;
 }
 
 void Scheduler::ArmTimeout(ActiveRun* run, const engine::DispatchRequest& dispatch,

@@ -11,6 +11,16 @@
 // at any point loses nothing that was acknowledged, and a restart (Recover) continues from the
 // last committed step: attempts that were running on the local runner died with dagd and count
 // as attempts that ended in Error, retried under their retry strategy.
+//
+// Bundles: a run names its stored bundle (storage/bundle.h) by digest. Each attempt gets a fresh,
+// empty working directory <data_dir>/attempts/<run>/<node>-<hash>-<attempt> into which the
+// scheduler writes the bundle's files with their modes before the runner starts it; the runner
+// resolves playbook paths there (AttemptSpec.bundle_dir = work_dir). So what a run executes is
+// exactly what was submitted, whatever happens to the files on the client's disk. Reading the
+// bundle from SQLite and writing its files are blocking calls on the io_context thread: an
+// accepted exception to "never blocks", bounded by the bundle limits (32 MiB by default). A
+// bundle is read once and shared by every active run that uses it; it is dropped when the last
+// of them retires. Submit() stores an uploaded bundle on the caller's thread.
 #ifndef DAGD_SCHEDULER_SCHEDULER_H_
 #define DAGD_SCHEDULER_SCHEDULER_H_
 
@@ -54,7 +64,14 @@ struct SubmitRequest {
   std::string file_name;
   std::string workflow_name;     // the stored workflow, or "" for an inline spec
   int64_t workflow_version = 0;  // of the stored workflow; 0 for inline
-  std::string bundle_dir;
+  // The run's bundle, at most one of: a stored bundle by digest (a stored workflow version's),
+  // or the files of an uploaded one, stored (Store::PutBundle) once the spec has passed every
+  // check and before the run. Neither: no bundle.
+  std::string bundle_digest;
+  std::vector<storage::BundleFile> bundle;
+  // Optional: a last check of the parsed, validated workflow (parameters resolved), on the
+  // caller's thread before anything is stored; an error fails the submission with it.
+  std::function<absl::Status(const engine::Workflow&)> check;
   std::map<std::string, std::string> parameters;
   std::string request_id;
 };
@@ -70,8 +87,10 @@ class Scheduler {
   // Resumes every unfinished run from the store. Call once, before serving.
   absl::Status Recover();
 
-  // Validates and stores a new run, then starts it. `done` gets the stored run record, or
-  // InvalidArgument (bad spec or parameters), or the store's error (nothing is started). With a
+  // Validates and stores a new run (and its uploaded bundle), then starts it. `done` gets the
+  // stored run record, or InvalidArgument (bad spec, parameters or bundle, or the request's
+  // `check` failed), or the store's error (nothing is started). Blocks while an uploaded bundle
+  // is stored. With a
   // request id that names an existing run, `done` gets that run and nothing new is created.
   void Submit(SubmitRequest request, std::function<void(absl::StatusOr<storage::RunRecord>)> done);
 
@@ -99,6 +118,9 @@ class Scheduler {
                 std::function<void(absl::StatusOr<storage::RunRecord>)> done);
   // Advances `run`, commits the step, then launches what it decided.
   void Step(ActiveRun* run);
+  // The files of the run's bundle, read from the store once and shared (bundle_cache_).
+  absl::StatusOr<std::shared_ptr<const std::vector<storage::BundleFile>>> LoadBundle(
+      ActiveRun* run);
   // RunState::Advance, then records the runner and external name of each attempt to launch.
   std::vector<engine::DispatchRequest> AdvanceAndAssign(ActiveRun* run);
   // Turns changed nodes into a WriteBatch with events; updates the run record.
@@ -132,6 +154,8 @@ class Scheduler {
   SchedulerOptions options_;
   std::map<std::string, std::unique_ptr<ActiveRun>> runs_;   // io thread only
   std::map<std::string, std::string> inflight_request_ids_;  // request id -> run id, io thread
+  // Bundles held by active runs, by digest; io thread only.
+  std::map<std::string, std::weak_ptr<const std::vector<storage::BundleFile>>> bundle_cache_;
   std::mutex listeners_mu_;
   std::vector<RunListener*> listeners_;
   std::atomic<bool> healthy_{true};

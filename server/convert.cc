@@ -89,7 +89,9 @@ void ToProto(const storage::WorkflowRecord& record, v1::Workflow* out) {
   out->set_yaml(record.yaml);
   out->set_spec_sha256(record.spec_sha256);
   out->set_entrypoint(record.entrypoint);
-  out->set_bundle_dir(record.bundle_dir);
+  out->set_bundle_digest(record.bundle.digest);
+  out->set_bundle_files(static_cast<int32_t>(record.bundle.file_count));
+  out->set_bundle_bytes(record.bundle.total_bytes);
   SetTime(record.created_at_ms, out->mutable_create_time());
 }
 
@@ -133,6 +135,7 @@ void ToProto(const storage::RunRecord& record, const std::vector<engine::NodeSta
   SetTime(record.started_at_ms, out->mutable_start_time());
   SetTime(record.finished_at_ms, out->mutable_finish_time());
   out->set_last_sequence(record.last_sequence);
+  out->set_bundle_digest(record.bundle_digest);
   for (const auto& node : nodes) ToProto(node, out->add_nodes());
 }
 

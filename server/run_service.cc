@@ -2,8 +2,11 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include <set>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/bundle_check.h"
 #include "server/convert.h"
 #include "server/polling_writer.h"
 #include "server/workflow_service.h"
@@ -70,8 +73,9 @@ class FailedStream : public grpc::ServerWriteReactor<Msg> {
 
 }  // namespace
 
-RunServiceImpl::RunServiceImpl(storage::Store* store, scheduler::Scheduler* scheduler, RunHub* hub)
-    : store_(store), scheduler_(scheduler), hub_(hub) {}
+RunServiceImpl::RunServiceImpl(storage::Store* store, scheduler::Scheduler* scheduler, RunHub* hub,
+                               storage::BundleLimits bundle_limits)
+    : store_(store), scheduler_(scheduler), hub_(hub), bundle_limits_(bundle_limits) {}
 
 RunServiceImpl::~RunServiceImpl() { stream_pool_.join(); }
 
@@ -83,10 +87,27 @@ grpc::ServerUnaryReactor* RunServiceImpl::SubmitRun(grpc::CallbackServerContext*
     case v1::SubmitRunRequest::kWorkflowName: {
       auto stored = store_->GetWorkflow(request->workflow_name(), request->workflow_version());
       if (!stored.ok()) return Done(context, stored.status());
+      if (request->bundle().files_size() > 0) {
+        return Done(context, absl::InvalidArgumentError(absl::StrCat(
+                                 "bundle: a run of stored workflow ", stored->name,
+                                 " uses the bundle stored with its version; send a bundle only "
+                                 "with spec_yaml, or apply the workflow with the new bundle")));
+      }
+      // The version's bundle must still hold its playbooks: versions stored before bundles were
+      // uploaded (schema 3) have none.
+      auto manifest = store_->GetBundleManifest(stored->bundle.digest);
+      if (!manifest.ok()) return Done(context, manifest.status());
+      std::set<std::string> paths;
+      for (const storage::BundleEntry& entry : *manifest) paths.insert(entry.path);
+      submit.check = [paths = std::move(paths), fix = absl::StrCat("apply workflow ", stored->name,
+                                                                   " again with --bundle DIR")](
+                         const engine::Workflow& workflow) {
+        return CheckPlaybooksInBundle(workflow, paths, fix);
+      };
       submit.workflow_yaml = stored->yaml;
       submit.workflow_name = stored->name;
       submit.workflow_version = stored->version;
-      submit.bundle_dir = stored->bundle_dir;
+      submit.bundle_digest = stored->bundle.digest;
       submit.file_name = absl::StrCat(stored->name, "@v", stored->version);
       break;
     }
@@ -98,7 +119,16 @@ grpc::ServerUnaryReactor* RunServiceImpl::SubmitRun(grpc::CallbackServerContext*
       }
       submit.workflow_yaml = request->spec_yaml();
       submit.file_name = request->file_name().empty() ? "<request>" : request->file_name();
-      submit.bundle_dir = request->bundle_dir();
+      {
+        auto bundle = BundleFromProto(request->bundle(), bundle_limits_);
+        if (!bundle.ok()) return Done(context, bundle.status());
+        std::set<std::string> paths;
+        for (const storage::BundleFile& file : *bundle) paths.insert(file.path);
+        submit.check = [paths = std::move(paths)](const engine::Workflow& workflow) {
+          return CheckPlaybooksInBundle(workflow, paths, "submit with --bundle DIR");
+        };
+        submit.bundle = *std::move(bundle);
+      }
       break;
     default:
       return Done(context, absl::InvalidArgumentError(
@@ -158,17 +188,64 @@ grpc::ServerWriteReactor<v1::RunEvent>* RunServiceImpl::WatchRun(
     return new FailedStream<v1::RunEvent>(run.status());
   }
   storage::Store* store = store_;
-  auto fetch = [store, run_id](int64_t cursor) -> absl::StatusOr<FetchResult<v1::RunEvent>> {
+  // Fetches of one stream never overlap (PollingWriter), so the Ansible cursor needs no lock.
+  const bool with_ansible = request->ansible_events();
+  auto ansible_cursor = std::make_shared<int64_t>(request->after_ansible_sequence());
+  auto fetch = [store, run_id, with_ansible,
+                ansible_cursor](int64_t cursor) -> absl::StatusOr<FetchResult<v1::RunEvent>> {
     FetchResult<v1::RunEvent> page;
     page.cursor = cursor;
     auto events = store->GetEvents(run_id, cursor, kPageSize);
     if (!events.ok()) return events.status();
-    for (const auto& e : *events) {
-      ToProto(e, &page.messages.emplace_back());
-      page.cursor = e.sequence;
-      if (page.messages.back().final()) page.end = true;
+    std::vector<storage::AnsibleEventRecord> ansible;
+    if (with_ansible) {
+      auto fetched =
+          store->GetAnsibleEvents(run_id, storage::AnsibleEventFilter{}, *ansible_cursor, kPageSize);
+      if (!fetched.ok()) return fetched.status();
+      ansible = *std::move(fetched);
     }
-    if (events->empty()) {
+    // Merge by time. A full page of one kind bounds what of the other may go out now: whatever
+    // is later could be preceded by the next page. An Ansible event goes before a state change
+    // of the same millisecond, except an attempt's or run's start.
+    int64_t state_limit = INT64_MAX;
+    int64_t ansible_limit = INT64_MAX;
+    if (events->size() == static_cast<size_t>(kPageSize)) ansible_limit = events->back().time_ms;
+    if (ansible.size() == static_cast<size_t>(kPageSize)) state_limit = ansible.back().time_ms;
+    auto starts = [](const storage::EventRecord& e) {
+      return e.type == "AttemptStarted" || e.type == "RunCreated";
+    };
+    size_t i = 0;
+    size_t j = 0;
+    while (true) {
+      const bool state_ready = i < events->size() && (*events)[i].time_ms <= state_limit;
+      const bool ansible_ready = j < ansible.size() && ansible[j].time_ms <= ansible_limit;
+      if (!state_ready && !ansible_ready) break;
+      bool take_ansible = ansible_ready;
+      if (state_ready && ansible_ready) {
+        const storage::EventRecord& e = (*events)[i];
+        take_ansible = ansible[j].time_ms < e.time_ms ||
+                       (ansible[j].time_ms == e.time_ms && !starts(e));
+      }
+      if (take_ansible) {
+        v1::RunEvent& out = page.messages.emplace_back();
+        out.set_type("AnsibleEvent");
+        out.set_node_name(ansible[j].node_name);
+        out.set_attempt(ansible[j].attempt);
+        ToProto(ansible[j], out.mutable_ansible_event());
+        *out.mutable_time() = out.ansible_event().time();
+        *ansible_cursor = ansible[j].sequence;
+        ++j;
+        continue;
+      }
+      ToProto((*events)[i], &page.messages.emplace_back());
+      page.cursor = (*events)[i].sequence;
+      ++i;
+      if (page.messages.back().final()) {
+        page.end = true;
+        break;
+      }
+    }
+    if (events->empty() && ansible.empty()) {
       // Caught up: a finished run whose events were all sent (or skipped by after_sequence).
       auto run = store->GetRun(run_id);
       if (!run.ok()) return run.status();

@@ -15,8 +15,9 @@ namespace dagd::server {
 
 class RunServiceImpl final : public v1::RunService::CallbackService {
  public:
-  // None owned; all must outlive the service.
-  RunServiceImpl(storage::Store* store, scheduler::Scheduler* scheduler, RunHub* hub);
+  // None owned; all must outlive the service. Uploaded bundles must keep `bundle_limits`.
+  RunServiceImpl(storage::Store* store, scheduler::Scheduler* scheduler, RunHub* hub,
+                 storage::BundleLimits bundle_limits);
   ~RunServiceImpl() override;
 
   grpc::ServerUnaryReactor* SubmitRun(grpc::CallbackServerContext* context,
@@ -50,6 +51,7 @@ class RunServiceImpl final : public v1::RunService::CallbackService {
   storage::Store* store_;
   scheduler::Scheduler* scheduler_;
   RunHub* hub_;
+  const storage::BundleLimits bundle_limits_;
   boost::asio::thread_pool stream_pool_{2};  // store reads of streaming calls
 };
 

@@ -4,7 +4,9 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
 #include <chrono>
+#include <climits>
 
 #include "absl/strings/str_cat.h"
 #include "server/run_service.h"
@@ -12,13 +14,23 @@
 
 namespace dagd::server {
 
+int64_t MaxRequestBytes(const storage::BundleLimits& limits) {
+  // Per file: the path, the mode, and the tags and lengths that frame it.
+  constexpr int64_t kPerFile = storage::kMaxBundlePathBytes + 32;
+  if (limits.max_bytes >= INT_MAX || limits.max_files >= INT_MAX / kPerFile) return INT_MAX;
+  const int64_t bytes =
+      limits.max_bytes + int64_t{kMaxSpecBytes} + limits.max_files * kPerFile + (int64_t{1} << 20);
+  return std::min<int64_t>(bytes, INT_MAX);
+}
+
 absl::StatusOr<std::unique_ptr<DagdServer>> DagdServer::Start(const ServerOptions& options,
                                                               storage::Store* store,
                                                               scheduler::Scheduler* scheduler,
                                                               RunHub* hub) {
   std::unique_ptr<DagdServer> server(new DagdServer());
-  server->workflows_ = std::make_unique<WorkflowServiceImpl>(store, scheduler::SystemClock());
-  server->runs_ = std::make_unique<RunServiceImpl>(store, scheduler, hub);
+  server->workflows_ =
+      std::make_unique<WorkflowServiceImpl>(store, scheduler::SystemClock(), options.bundle_limits);
+  server->runs_ = std::make_unique<RunServiceImpl>(store, scheduler, hub, options.bundle_limits);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -27,7 +39,10 @@ absl::StatusOr<std::unique_ptr<DagdServer>> DagdServer::Start(const ServerOption
   // the port with the first, the kernel spreading connections between them.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
-  builder.SetMaxReceiveMessageSize(options.max_request_bytes);
+  const int64_t max_request_bytes = options.max_request_bytes > 0
+                                        ? std::min<int64_t>(options.max_request_bytes, INT_MAX)
+                                        : MaxRequestBytes(options.bundle_limits);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(max_request_bytes));
   builder.RegisterService(server->workflows_.get());
   builder.RegisterService(server->runs_.get());
   server->server_ = builder.BuildAndStart();

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "scheduler/scheduler.h"
 #include "server/run_hub.h"
+#include "storage/bundle.h"
 #include "storage/store.h"
 
 namespace grpc {
@@ -24,9 +25,17 @@ class RunServiceImpl;
 struct ServerOptions {
   // "host:port"; port 0 picks a free port (see DagdServer::port()).
   std::string listen = "127.0.0.1:7233";
-  // Largest request accepted, in bytes; larger ones get RESOURCE_EXHAUSTED from gRPC.
-  int max_request_bytes = 8 << 20;
+  // What an uploaded bundle may hold (CreateWorkflow, SubmitRun); more is INVALID_ARGUMENT.
+  storage::BundleLimits bundle_limits;
+  // Largest request accepted, in bytes; larger ones get RESOURCE_EXHAUSTED from gRPC. 0 means
+  // MaxRequestBytes(bundle_limits): room for a bundle at its limits plus a spec at its own.
+  int64_t max_request_bytes = 0;
 };
+
+// The receive limit that lets every request within the spec and bundle limits through: the
+// content, a spec of kMaxSpecBytes, and per file its longest path and protobuf framing, plus
+// 1 MiB for the rest; capped at INT_MAX (gRPC's type).
+int64_t MaxRequestBytes(const storage::BundleLimits& limits);
 
 class DagdServer {
  public:

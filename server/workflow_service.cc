@@ -1,8 +1,11 @@
 #include "server/workflow_service.h"
 
+#include <set>
+
 #include "absl/strings/str_cat.h"
 #include "engine/parser.h"
 #include "engine/validate.h"
+#include "server/bundle_check.h"
 #include "server/convert.h"
 
 namespace dagd::server {
@@ -40,9 +43,17 @@ grpc::ServerUnaryReactor* WorkflowServiceImpl::CreateWorkflow(
                              ": metadata.name: a stored workflow needs a name; set "
                              "metadata.name (generateName alone is for submitting runs)")));
   }
+  auto bundle = BundleFromProto(request->bundle(), bundle_limits_);
+  if (!bundle.ok()) return Done(context, bundle.status());
+  std::set<std::string> paths;
+  for (const storage::BundleFile& file : *bundle) paths.insert(file.path);
+  if (absl::Status held = CheckPlaybooksInBundle(*workflow, paths, "apply with --bundle DIR");
+      !held.ok()) {
+    return Done(context, held);
+  }
   bool created = false;
   auto record = store_->PutWorkflow(workflow->name, request->yaml(), workflow->entrypoint,
-                                    request->bundle_dir(), clock_->NowMs(), &created);
+                                    *std::move(bundle), clock_->NowMs(), &created);
   if (!record.ok()) return Done(context, record.status());
   ToProto(*record, response->mutable_workflow());
   response->set_created(created);

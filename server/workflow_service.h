@@ -5,6 +5,7 @@
 
 #include "dagd/v1/workflow.grpc.pb.h"
 #include "scheduler/clock.h"
+#include "storage/bundle.h"
 #include "storage/store.h"
 
 namespace dagd::server {
@@ -14,8 +15,10 @@ inline constexpr size_t kMaxSpecBytes = 4 << 20;
 
 class WorkflowServiceImpl final : public v1::WorkflowService::CallbackService {
  public:
-  WorkflowServiceImpl(storage::Store* store, scheduler::Clock* clock)
-      : store_(store), clock_(clock) {}
+  // Neither owned; both must outlive the service. Uploaded bundles must keep `bundle_limits`.
+  WorkflowServiceImpl(storage::Store* store, scheduler::Clock* clock,
+                      storage::BundleLimits bundle_limits)
+      : store_(store), clock_(clock), bundle_limits_(bundle_limits) {}
 
   grpc::ServerUnaryReactor* CreateWorkflow(grpc::CallbackServerContext* context,
                                            const v1::CreateWorkflowRequest* request,
@@ -36,6 +39,7 @@ class WorkflowServiceImpl final : public v1::WorkflowService::CallbackService {
  private:
   storage::Store* store_;
   scheduler::Clock* clock_;
+  const storage::BundleLimits bundle_limits_;
 };
 
 }  // namespace dagd::server

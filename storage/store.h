@@ -1,5 +1,5 @@
-// Store: the seam between dagd and its durable state (workflows and their versions, runs, nodes,
-// attempts, events, log chunks). The only implementation today is SQLite in WAL mode
+// Store: the seam between dagd and its durable state (workflows and their versions, bundles,
+// runs, nodes, attempts, events, log chunks). The only implementation today is SQLite in WAL mode
 // (storage/sqlite/sqlite_store.h); tests use the same store on a temporary file.
 //
 // Writes are grouped: Submit() queues a WriteBatch, a single writer thread commits every batch
@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/run_state.h"
+#include "storage/bundle.h"
 
 namespace dagd::storage {
 
@@ -30,9 +31,9 @@ struct WorkflowRecord {
   std::string yaml;
   std::string spec_sha256;
   std::string entrypoint;
-  // A directory on the dagd host holding the workflow's playbooks and files ("" if none). Until
-  // bundles are uploaded into the store (a later issue), runs read playbooks from here.
-  std::string bundle_dir;
+  // The bundle stored with this version (storage/bundle.h); digest "" if none. Every run of the
+  // version materialises exactly these files.
+  BundleInfo bundle;
   int64_t created_at_ms = 0;
 };
 
@@ -42,7 +43,9 @@ struct RunRecord {
   int64_t workflow_version = 0;  // 0 for an inline spec
   std::string workflow_yaml;     // the exact spec the run executes (a snapshot)
   std::string file_name;
-  std::string bundle_dir;  // where the run's playbooks are read from ("" if none)
+  // The stored bundle its attempts are materialised from ("" if none). A run can only be stored
+  // once its bundle is (FailedPrecondition otherwise).
+  std::string bundle_digest;
   std::map<std::string, std::string> parameters;  // merged with defaults
   engine::NodePhase phase = engine::NodePhase::kPending;
   std::string message;
@@ -144,21 +147,39 @@ class Store {
   virtual absl::Status Write(WriteBatch batch) = 0;
 
   // --- workflows ------------------------------------------------------------------------------
-  // Stores `yaml` as a new version of `name` unless it equals the latest version's text (then
-  // returns that version and *created = false). Synchronous, through the writer.
-  // A changed bundle_dir alone also makes a new version.
+  // Stores `yaml` with `bundle` (empty: none) as a new version of `name`, unless the latest
+  // version has the same yaml, entrypoint and bundle digest (then returns that version and
+  // *created = false). A changed bundle alone makes a new version. The bundle's files and the
+  // version are committed in one transaction: no version ever names a bundle that is not stored.
+  // Synchronous, through the writer; the contents are hashed on the calling thread.
+  // InvalidArgument if `bundle` breaks the path rules of ValidateBundle (no size limits here:
+  // those are the caller's policy).
   virtual absl::StatusOr<WorkflowRecord> PutWorkflow(const std::string& name,
                                                      const std::string& yaml,
                                                      const std::string& entrypoint,
-                                                     const std::string& bundle_dir, int64_t now_ms,
+                                                     std::vector<BundleFile> bundle, int64_t now_ms,
                                                      bool* created) = 0;
   // version 0 = latest. NotFound if missing or deleted.
   virtual absl::StatusOr<WorkflowRecord> GetWorkflow(const std::string& name, int64_t version) = 0;
   // Latest version of each live workflow, by name, starting after `after_name`.
   virtual absl::StatusOr<std::vector<WorkflowRecord>> ListWorkflows(const std::string& after_name,
                                                                     int limit) = 0;
-  // NotFound if missing. Runs keep their snapshot.
+  // NotFound if missing. Runs keep their snapshot (and their bundle).
   virtual absl::Status DeleteWorkflow(const std::string& name) = 0;
+
+  // --- bundles --------------------------------------------------------------------------------
+  // Stores the files of `bundle` (each distinct content once) and its manifest, unless a bundle
+  // with the same digest is stored already; returns its info (digest "" and nothing written for
+  // an empty bundle). Synchronous and durable on return, so a run may name the digest after.
+  // InvalidArgument as PutWorkflow.
+  virtual absl::StatusOr<BundleInfo> PutBundle(std::vector<BundleFile> bundle, int64_t now_ms) = 0;
+  // The files of bundle `digest`, sorted by path, with their contents (none for digest "").
+  // NotFound if no such bundle is stored; DataLoss if a stored content is missing or no longer
+  // matches its digest, or the manifest no longer matches the bundle's digest.
+  virtual absl::StatusOr<std::vector<BundleFile>> GetBundle(const std::string& digest) = 0;
+  // The manifest of bundle `digest` (paths, modes, blob digests and sizes, sorted by path)
+  // without reading any content (none for digest ""). NotFound if no such bundle is stored.
+  virtual absl::StatusOr<std::vector<BundleEntry>> GetBundleManifest(const std::string& digest) = 0;
 
   // --- runs -----------------------------------------------------------------------------------
   virtual absl::StatusOr<RunRecord> GetRun(const std::string& run_id) = 0;

@@ -58,6 +58,15 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
       ->type_name("DURATION")
       ->check(Checked(ParseDuration))
       ->capture_default_str();
+  BundleLimits bundle_limits;
+  app.add_option("--max-bundle-bytes", bundle_limits.max_bytes,
+                 "Refuse a --bundle DIR with more bytes of files (dagd's --max-bundle-bytes)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-bundle-files", bundle_limits.max_files,
+                 "Refuse a --bundle DIR with more files (dagd's --max-bundle-files)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
 
   // The chosen command; it runs after parsing, once every option has its value.
   std::function<int(Context&)> action;
@@ -72,7 +81,8 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
       ->allow_extra_args(false);
   std::string apply_bundle_dir;
   apply->add_option("--bundle,--bundle-dir", apply_bundle_dir,
-                    "Playbook directory on the dagd host (default: the file's directory)");
+                    "Directory of the playbooks, roles and files the workflow uses; dagd stores "
+                    "them with the version (default: no bundle)");
   apply->callback(on_run([&](Context& c) { return Apply(c, apply_files, apply_bundle_dir); }));
 
   SubmitArgs submit_args;
@@ -82,9 +92,11 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
       submit->add_option("workflow", submit_args.workflow, "Stored workflow name");
   submit->add_option("-f,--file", submit_args.file, "Workflow YAML file to run, - for stdin")
       ->excludes(submit_name);
-  submit->add_option(
-      "--bundle,--bundle-dir", submit_args.bundle_dir,
-      "With -f: playbook directory on the dagd host (default: the file's directory)");
+  submit
+      ->add_option("--bundle,--bundle-dir", submit_args.bundle_dir,
+                   "With -f: directory of the playbooks, roles and files the spec uses, sent "
+                   "with it (default: no bundle)")
+      ->needs(submit->get_option("--file"));
   submit->add_option("--version", submit_args.version, "Stored workflow version (0: latest)")
       ->check(CLI::NonNegativeNumber);
   submit->add_option("-p,--parameter", submit_parameters, "Workflow parameter")
@@ -111,7 +123,11 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
       ->add_option("--from", watch_from,
                    "Only events with a greater sequence number (e.g. a run's last_sequence)")
       ->check(CLI::NonNegativeNumber);
-  watch_cmd->callback(on_run([&](Context& c) { return Watch(c, watch_run, watch_from); }));
+  bool watch_ansible = false;
+  watch_cmd->add_flag("--ansible", watch_ansible,
+                      "Also print each Ansible host result as it happens");
+  watch_cmd->callback(
+      on_run([&](Context& c) { return Watch(c, watch_run, watch_from, watch_ansible); }));
 
   CLI::App* runs = app.add_subcommand("runs", "List and inspect runs");
   runs->require_subcommand(1);
@@ -166,6 +182,7 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
   events->add_flag("--changed", events_args.changed_only, "Only results that changed a host");
   events->add_flag("--failed", events_args.failed_only,
                    "Only failed results (ignored failures and unreachable hosts included)");
+  events->add_flag("-f,--follow", events_args.follow, "Keep streaming until the run ends");
   events->callback(on_run([&](Context& c) { return Events(c, events_args); }));
 
   std::string end_run, end_message;
@@ -211,7 +228,7 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
   client_options.timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(*ParseDuration(timeout));
   Client client(client_options);
-  Context context{&client, ToOutputFormat(output), &out, &err, watch};
+  Context context{&client, ToOutputFormat(output), &out, &err, watch, bundle_limits};
   return action(context);
 }
 

@@ -68,20 +68,30 @@ std::string FormatRpcError(const grpc::Status& status, const std::string& server
     absl::StrAppend(&out, " (server ", server,
                     "; choose another with --server HOST:PORT or DAGD_SERVER)");
   }
+  // gRPC's own words when a request is over the server's receive limit.
+  if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+      status.error_message().find("larger than max") != std::string::npos) {
+    absl::StrAppend(&out,
+                    " (the request is larger than dagd accepts: make the bundle smaller, or "
+                    "raise dagd's --max-bundle-bytes)");
+  }
   return out;
 }
 
 grpc::Status WatchRunEvents(
-    Client& client, const std::string& run_id, int64_t after_sequence, const WatchOptions& options,
-    const std::function<void(const v1::RunEvent&)>& on_event,
+    Client& client, const std::string& run_id, int64_t after_sequence, bool ansible_events,
+    const WatchOptions& options, const std::function<void(const v1::RunEvent&)>& on_event,
     const std::function<void(const grpc::Status&, std::chrono::milliseconds)>& on_retry) {
   int64_t last_sequence = after_sequence;
+  int64_t last_ansible_sequence = 0;
   int failures = 0;
   std::chrono::milliseconds backoff = options.initial_backoff;
   while (true) {
     v1::WatchRunRequest request;
     request.set_run_id(run_id);
     request.set_after_sequence(last_sequence);
+    request.set_ansible_events(ansible_events);
+    request.set_after_ansible_sequence(last_ansible_sequence);
     grpc::ClientContext context;
     std::unique_ptr<grpc::ClientReaderInterface<v1::RunEvent>> reader =
         client.runs().WatchRun(&context, request);
@@ -89,6 +99,13 @@ grpc::Status WatchRunEvents(
     bool progressed = false;
     bool final = false;
     while (!final && reader->Read(&event)) {
+      if (event.has_ansible_event()) {
+        if (event.ansible_event().sequence() <= last_ansible_sequence) continue;
+        last_ansible_sequence = event.ansible_event().sequence();
+        progressed = true;
+        on_event(event);
+        continue;
+      }
       // A server that replays from an older sequence must not make us print twice.
       if (event.sequence() <= last_sequence) {
         continue;

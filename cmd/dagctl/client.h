@@ -66,10 +66,14 @@ struct WatchOptions {
 // before it. A stream that ends early for a run that is already finished, with nothing newer
 // than what was delivered, counts as done.
 //
+// With `ansible_events`, the run's Ansible events come too (RunEvent.ansible_event set), each
+// exactly once across reconnects.
+//
 // Returns OK after the final event, or the error that ended the watch: a non-retryable one
 // (NOT_FOUND, …) or the last one once `max_retries` is exhausted.
 grpc::Status WatchRunEvents(
-    Client& client, const std::string& run_id, int64_t after_sequence, const WatchOptions& options,
+    Client& client, const std::string& run_id, int64_t after_sequence, bool ansible_events,
+    const WatchOptions& options,
     const std::function<void(const v1::RunEvent&)>& on_event,
     const std::function<void(const grpc::Status&, std::chrono::milliseconds)>& on_retry);
 

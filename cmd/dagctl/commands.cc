@@ -1,5 +1,6 @@
 #include "cmd/dagctl/commands.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -8,6 +9,7 @@
 #include <iostream>
 #include <iterator>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "dagd/v1/workflow.pb.h"
@@ -69,24 +71,23 @@ int FinishWatch(Context& context, const std::string& run_id) {
 
 }  // namespace
 
-std::string BundleDirFor(const std::string& file, const std::string& bundle_dir) {
-  if (!bundle_dir.empty()) {
-    return std::filesystem::absolute(bundle_dir).lexically_normal();
-  }
-  if (file == "-") {
-    return "";
-  }
-  return std::filesystem::absolute(file).lexically_normal().parent_path();
-}
-
 int Apply(Context& context, const std::vector<std::string>& files, const std::string& bundle_dir) {
+  // Read once for every file: they share the directory.
+  v1::Bundle bundle;
+  if (!bundle_dir.empty()) {
+    if (absl::Status read = ReadBundleDir(bundle_dir, context.bundle_limits, &bundle); !read.ok()) {
+      return Fail(context, std::string(read.message()));
+    }
+  }
   for (const std::string& file : files) {
     v1::CreateWorkflowRequest request;
     if (!ReadInput(context, file, request.mutable_yaml())) {
       return kExitFailure;
     }
     request.set_file_name(file);
-    request.set_bundle_dir(BundleDirFor(file, bundle_dir));
+    if (bundle.files_size() > 0) {
+      *request.mutable_bundle() = bundle;
+    }
     v1::CreateWorkflowResponse response;
     std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
     const grpc::Status status =
@@ -95,9 +96,13 @@ int Apply(Context& context, const std::vector<std::string>& files, const std::st
       return RpcFailed(context, status);
     }
     if (context.format == OutputFormat::kTable) {
-      *context.out << "workflow " << response.workflow().name() << " version "
-                   << response.workflow().version() << " "
-                   << (response.created() ? "created" : "unchanged") << "\n";
+      const v1::Workflow& workflow = response.workflow();
+      *context.out << "workflow " << workflow.name() << " version " << workflow.version() << " "
+                   << (response.created() ? "created" : "unchanged");
+      if (!workflow.bundle_digest().empty()) {
+        *context.out << ", bundle " << FormatBundle(workflow);
+      }
+      *context.out << "\n";
     } else if (files.size() == 1) {
       PrintMessage(context, response);
     } else {
@@ -114,7 +119,13 @@ int Submit(Context& context, const SubmitArgs& args) {
       return kExitFailure;
     }
     request.set_file_name(args.file);
-    request.set_bundle_dir(BundleDirFor(args.file, args.bundle_dir));
+    if (!args.bundle_dir.empty()) {
+      absl::Status read =
+          ReadBundleDir(args.bundle_dir, context.bundle_limits, request.mutable_bundle());
+      if (!read.ok()) {
+        return Fail(context, std::string(read.message()));
+      }
+    }
   } else {
     request.set_workflow_name(args.workflow);
     request.set_workflow_version(args.version);
@@ -135,10 +146,10 @@ int Submit(Context& context, const SubmitArgs& args) {
     PrintMessage(context, run);
   }
   context.out->flush();
-  return args.watch ? Watch(context, run.id(), 0) : kExitOk;
+  return args.watch ? Watch(context, run.id(), 0, /*ansible=*/false) : kExitOk;
 }
 
-int Watch(Context& context, const std::string& run_id, int64_t after) {
+int Watch(Context& context, const std::string& run_id, int64_t after, bool ansible) {
   const auto on_event = [&](const v1::RunEvent& event) {
     if (context.format == OutputFormat::kTable) {
       *context.out << RenderEvent(event, run_id);
@@ -153,7 +164,7 @@ int Watch(Context& context, const std::string& run_id, int64_t after) {
                  << wait.count() << "ms\n";
   };
   const grpc::Status status =
-      WatchRunEvents(*context.client, run_id, after, context.watch, on_event, on_retry);
+      WatchRunEvents(*context.client, run_id, after, ansible, context.watch, on_event, on_retry);
   if (!status.ok()) {
     return RpcFailed(context, status);
   }
@@ -224,7 +235,57 @@ int GetRun(Context& context, const std::string& run_id) {
   return kExitOk;
 }
 
+namespace {
+
+// `events --follow`: WatchAnsibleEvents, reconnecting from the last event printed.
+int FollowEvents(Context& context, const EventsArgs& args) {
+  int64_t last_sequence = 0;
+  int failures = 0;
+  std::chrono::milliseconds backoff = context.watch.initial_backoff;
+  while (true) {
+    v1::WatchAnsibleEventsRequest request;
+    request.set_run_id(args.run_id);
+    request.set_after_sequence(last_sequence);
+    request.set_node(args.node);
+    request.set_host(args.host);
+    request.set_changed_only(args.changed_only);
+    request.set_failed_only(args.failed_only);
+    grpc::ClientContext rpc;
+    std::unique_ptr<grpc::ClientReaderInterface<v1::AnsibleEvent>> reader =
+        context.client->runs().WatchAnsibleEvents(&rpc, request);
+    v1::AnsibleEvent event;
+    bool progressed = false;
+    while (reader->Read(&event)) {
+      if (event.sequence() <= last_sequence) continue;
+      last_sequence = event.sequence();
+      progressed = true;
+      if (context.format == OutputFormat::kTable) {
+        *context.out << RenderAnsibleEventLine(event, args.run_id);
+      } else {
+        *context.out << RenderStreamValue(ToJsonValue(event), context.format);
+      }
+      context.out->flush();
+    }
+    const grpc::Status status = reader->Finish();
+    if (status.ok()) return kExitOk;  // the run ended and every event was sent
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return RpcFailed(context, status);
+    if (progressed) {
+      failures = 0;
+      backoff = context.watch.initial_backoff;
+    }
+    if (++failures > context.watch.max_retries) return RpcFailed(context, status);
+    *context.err << "dagctl: event stream interrupted: "
+                 << FormatRpcError(status, context.client->options().server) << "; reconnecting in "
+                 << backoff.count() << "ms\n";
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, context.watch.max_backoff);
+  }
+}
+
+}  // namespace
+
 int Events(Context& context, const EventsArgs& args) {
+  if (args.follow) return FollowEvents(context, args);
   v1::ListAnsibleEventsRequest request;
   request.set_run_id(args.run_id);
   request.set_node(args.node);

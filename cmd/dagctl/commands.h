@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cmd/dagctl/bundle.h"
 #include "cmd/dagctl/client.h"
 #include "cmd/dagctl/format.h"
 #include "dagd/v1/run.pb.h"
@@ -31,20 +32,22 @@ struct Context {
   std::ostream* out;
   std::ostream* err;
   WatchOptions watch;
+  // Checked before a bundle is sent (--max-bundle-bytes, --max-bundle-files).
+  BundleLimits bundle_limits;
 };
 
-// The bundle_dir sent with a workflow file: `bundle_dir` when given, else the absolute directory
-// of `file`, else (stdin) none. The server reads the playbooks the spec names from there.
-std::string BundleDirFor(const std::string& file, const std::string& bundle_dir);
-
-// `apply -f FILE... [--bundle-dir DIR]`: CreateWorkflow per file ("-" reads stdin).
+// `apply -f FILE... [--bundle DIR]`: CreateWorkflow per file ("-" reads stdin), each with the
+// bundle read from DIR (ReadBundleDir) — the playbooks, roles and files dagd stores with the
+// version. Without --bundle no bundle is sent: a workflow whose ansible templates name playbook
+// files is then refused by dagd, telling the user to pass --bundle.
 int Apply(Context& context, const std::vector<std::string>& files, const std::string& bundle_dir);
 
 struct SubmitArgs {
   // Exactly one of the two: a stored workflow, or a file with the spec ("-" is stdin).
   std::string workflow;
   std::string file;
-  // For `file`: see BundleDirFor.
+  // For `file`: the bundle directory, as for Apply; "" sends none. A stored workflow runs with
+  // the bundle of its version.
   std::string bundle_dir;
   // For `workflow`: 0 means the latest.
   int64_t version = 0;
@@ -55,9 +58,10 @@ struct SubmitArgs {
 };
 int Submit(Context& context, const SubmitArgs& args);
 
-// `watch RUN [--from SEQ]`: the events after sequence `after`, then the final node tree.
+// `watch RUN [--from SEQ] [--ansible]`: the events after sequence `after` (with `ansible`, the
+// run's Ansible host results between them), then the final node tree.
 // kExitOk when the run Succeeded, kExitFailure otherwise.
-int Watch(Context& context, const std::string& run_id, int64_t after);
+int Watch(Context& context, const std::string& run_id, int64_t after, bool ansible);
 
 struct ListRunsArgs {
   std::string workflow;
@@ -92,11 +96,15 @@ struct EventsArgs {
   std::string host;
   bool changed_only = false;
   bool failed_only = false;
+  // Stream them as they happen until the run ends (WatchAnsibleEvents).
+  bool follow = false;
 };
 
-// `events RUN [NODE] [--host H] [--changed] [--failed]`: the run's stored Ansible events, every
-// page (ListAnsibleEvents). The table shows host results (RenderAnsibleEventsTable); json and
-// yaml show every event as a ListAnsibleEventsResponse.
+// `events RUN [NODE] [--host H] [--changed] [--failed] [--follow]`: the run's stored Ansible
+// events, every page (ListAnsibleEvents). The table shows host results
+// (RenderAnsibleEventsTable); json and yaml show every event as a ListAnsibleEventsResponse.
+// With --follow, events stream until the run ends, resuming after a broken stream: one line per
+// host result (RenderAnsibleEventLine), or one JSON/YAML document per event.
 int Events(Context& context, const EventsArgs& args);
 
 // `stop` (StopRun) or, with `terminate`, `terminate` (TerminateRun).

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <ctime>
+#include <iterator>
 #include <map>
 #include <set>
 #include <utility>
@@ -228,6 +229,20 @@ void EmitYaml(YAML::Emitter& out, const nlohmann::ordered_json& value) {
   }
 }
 
+// A node's display name (the run id prefix dropped) and its attempt, "node#2".
+std::string NodeAttempt(const std::string& node_name, int attempt, const std::string& run_id) {
+  std::string node = node_name;
+  if (absl::StartsWith(node, run_id + ".")) node.erase(0, run_id.size() + 1);
+  return absl::StrCat(node, "#", attempt);
+}
+
+// A loop item: a string unquoted, anything else as JSON; "" outside loops.
+std::string ItemText(const v1::AnsibleEvent& event) {
+  if (event.item().empty()) return "";
+  nlohmann::json value = nlohmann::json::parse(event.item(), nullptr, false);
+  return value.is_string() ? value.get<std::string>() : event.item();
+}
+
 }  // namespace
 
 google::protobuf::Timestamp ToTimestamp(TimePoint time) {
@@ -339,6 +354,25 @@ std::string Table::Render() const {
   return out;
 }
 
+std::string FormatBytes(int64_t bytes) {
+  if (bytes < 1024) return absl::StrCat(bytes, " B");
+  const char* const units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes) / 1024;
+  size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(units)) {
+    value /= 1024;
+    ++unit;
+  }
+  return absl::StrFormat("%.1f %s", value, units[unit]);
+}
+
+std::string FormatBundle(const v1::Workflow& workflow) {
+  if (workflow.bundle_digest().empty()) return "-";
+  return absl::StrCat(workflow.bundle_digest().substr(0, 12), " (", workflow.bundle_files(),
+                      workflow.bundle_files() == 1 ? " file, " : " files, ",
+                      FormatBytes(workflow.bundle_bytes()), ")");
+}
+
 std::string RenderRun(const v1::Run& run, TimePoint now) {
   std::string out;
   AddField(&out, "Run", run.id());
@@ -352,6 +386,9 @@ std::string RenderRun(const v1::Run& run, TimePoint now) {
   }
   if (!run.request_id().empty()) {
     AddField(&out, "Request ID", run.request_id());
+  }
+  if (!run.bundle_digest().empty()) {
+    AddField(&out, "Bundle", run.bundle_digest());
   }
   AddField(&out, "Created", FormatTime(run.create_time()));
   AddField(&out, "Started", FormatTime(run.start_time()));
@@ -401,8 +438,14 @@ std::string RenderWorkflow(const v1::Workflow& workflow) {
   AddField(&out, "Entrypoint", OrDash(workflow.entrypoint()));
   AddField(&out, "Created", FormatTime(workflow.create_time()));
   AddField(&out, "SHA-256", OrDash(workflow.spec_sha256()));
-  if (!workflow.bundle_dir().empty()) {
-    AddField(&out, "Bundle dir", workflow.bundle_dir());
+  if (workflow.bundle_digest().empty()) {
+    AddField(&out, "Bundle", "-");
+  } else {
+    AddField(&out, "Bundle", workflow.bundle_digest());
+    AddField(
+        &out, "Bundle size",
+        absl::StrCat(workflow.bundle_files(), workflow.bundle_files() == 1 ? " file, " : " files, ",
+                     FormatBytes(workflow.bundle_bytes())));
   }
   absl::StrAppend(&out, "\n", workflow.yaml());
   if (!workflow.yaml().empty() && workflow.yaml().back() != '\n') {
@@ -428,24 +471,27 @@ std::string RenderAnsibleEventsTable(const std::vector<v1::AnsibleEvent>& events
                                      const std::string& run_id) {
   Table table;
   table.AddRow({"TIME", "NODE", "HOST", "TASK", "STATUS", "ITEM"});
-  const std::string run_prefix = run_id + ".";
   for (const v1::AnsibleEvent& event : events) {
     const std::string status = ResultStatus(event);
     if (status.empty()) continue;
-    std::string node = event.node_name();
-    if (absl::StartsWith(node, run_prefix)) node.erase(0, run_prefix.size());
-    std::string item;
-    if (!event.item().empty()) {
-      nlohmann::json value = nlohmann::json::parse(event.item(), nullptr, false);
-      item = value.is_string() ? value.get<std::string>() : event.item();
-    }
-    table.AddRow({FormatTime(event.time()), absl::StrCat(node, "#", event.attempt()),
-                  OrDash(event.host()), OrDash(event.task()), status, item});
+    table.AddRow({FormatTime(event.time()), NodeAttempt(event.node_name(), event.attempt(), run_id),
+                  OrDash(event.host()), OrDash(event.task()), status, ItemText(event)});
   }
   return table.Render();
 }
 
+std::string RenderAnsibleEventLine(const v1::AnsibleEvent& event, const std::string& run_id) {
+  const std::string status = ResultStatus(event);
+  if (status.empty()) return "";
+  std::string line = absl::StrCat(FormatTime(event.time()), " ",
+                                  NodeAttempt(event.node_name(), event.attempt(), run_id), " ",
+                                  OrDash(event.host()), " ", status, " ", OrDash(event.task()));
+  if (std::string item = ItemText(event); !item.empty()) absl::StrAppend(&line, " [", item, "]");
+  return line + "\n";
+}
+
 std::string RenderEvent(const v1::RunEvent& event, const std::string& run_id) {
+  if (event.has_ansible_event()) return RenderAnsibleEventLine(event.ansible_event(), run_id);
   std::string node = event.node_name().empty() ? run_id : event.node_name();
   if (event.attempt() > 0) {
     absl::StrAppend(&node, "#", event.attempt());

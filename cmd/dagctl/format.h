@@ -40,6 +40,13 @@ std::string FormatDuration(std::chrono::nanoseconds duration);
 // timestamp.
 std::string FormatTime(const google::protobuf::Timestamp& time);
 
+// A size in bytes for people: "512 B", "1.5 KiB", "32.0 MiB".
+std::string FormatBytes(int64_t bytes);
+
+// A workflow version's bundle in one line: the first 12 hex digits of its digest, its file count
+// and size, "3f2a9c01d4e5 (3 files, 1.2 KiB)"; "-" without a bundle.
+std::string FormatBundle(const v1::Workflow& workflow);
+
 // How long something with these times ran: finish - start, or now - start while unfinished;
 // "-" when it has not started.
 std::string FormatElapsed(const google::protobuf::Timestamp& start,
@@ -82,8 +89,12 @@ std::string RenderRecap(const v1::AnsibleRecap& recap);
 // JSON), one row per host result; play and task starts and stats are left out.
 std::string RenderAnsibleEventsTable(const std::vector<v1::AnsibleEvent>& events,
                                      const std::string& run_id);
+// One line per host result as it streams (`events --follow`), "TIME NODE#ATTEMPT HOST STATUS
+// TASK [ITEM]", newline-terminated; "" for an event that is not a host result.
+std::string RenderAnsibleEventLine(const v1::AnsibleEvent& event, const std::string& run_id);
 // One watch line, "TIME NODE[#ATTEMPT] TYPE PHASE MESSAGE", newline-terminated; NODE is the run
-// id for an event of the run itself.
+// id for an event of the run itself. An "AnsibleEvent" is shown as RenderAnsibleEventLine()
+// (nothing for play and task starts).
 std::string RenderEvent(const v1::RunEvent& event, const std::string& run_id);
 
 // "file:line:col: field: message" (the position and field parts only when known), with the

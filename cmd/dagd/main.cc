@@ -1,8 +1,10 @@
-// dagd: the daemon. Reads its configuration, opens the store, registers the runners, resumes
-// unfinished runs, serves gRPC until SIGTERM or SIGINT, then shuts down in order: stop taking
-// calls, stop the loop, end running attempts, drain the store's writer.
+// dagd: the daemon. Reads its configuration, opens the store, removes credential copies a crash
+// left behind, registers the runners, resumes unfinished runs, serves gRPC until SIGTERM or SIGINT,
+// then shuts down in order: stop taking calls, stop the loop, end running attempts, drain the
+// store's writer.
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
@@ -14,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "runners/builtin.h"
+#include "runners/local/credentials.h"
 #include "runners/runner.h"
 #include "scheduler/scheduler.h"
 #include "server/run_hub.h"
@@ -28,7 +31,9 @@ struct Flags {
   std::string default_runner = "local";
   std::string log_level = "info";
   std::string port_file;
+  std::string credentials_dir;  // empty: <data_dir>/credentials
   int64_t grace_period_ms = 10000;
+  dagd::storage::BundleLimits bundle_limits;
 };
 
 int Fail(const std::string& message) {
@@ -56,8 +61,20 @@ int main(int argc, char** argv) {
   app.add_option("--grace-period-ms", flags.grace_period_ms,
                  "Between SIGTERM and SIGKILL when an attempt is stopped")
       ->capture_default_str();
+  app.add_option("--credentials-dir", flags.credentials_dir,
+                 "Directory of the credentials ansible templates name, one file per credential; "
+                 "owned by dagd's user, mode 700 (default: <data-dir>/credentials, created if "
+                 "missing)");
   app.add_option("--port-file", flags.port_file,
                  "Write the port actually listened on to this file once serving");
+  app.add_option("--max-bundle-bytes", flags.bundle_limits.max_bytes,
+                 "Largest total content of a workflow's bundle (dagctl apply --bundle)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-bundle-files", flags.bundle_limits.max_files,
+                 "Most files in a workflow's bundle")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -78,10 +95,27 @@ int main(int argc, char** argv) {
   auto store = dagd::storage::OpenSqliteStore(data_dir + "/dagd.db");
   if (!store.ok()) return Fail(std::string(store.status().message()));
 
+  // Credential copies a dagd that died left in attempt directories go before anything runs.
+  if (auto removed = dagd::runners::local::RemoveStaleCredentials(data_dir); !removed.ok()) {
+    spdlog::error("cannot remove stale credentials: {}", std::string(removed.status().message()));
+  } else if (*removed > 0) {
+    spdlog::info("removed the credentials of {} attempt(s) that were running when dagd stopped",
+                 *removed);
+  }
+  const std::string credentials_dir =
+      flags.credentials_dir.empty() ? data_dir + "/credentials"
+                                    : std::filesystem::absolute(flags.credentials_dir).string();
+  if (flags.credentials_dir.empty()) mkdir(credentials_dir.c_str(), 0700);  // if missing
+  if (auto st = dagd::runners::local::CheckCredentialsDir(credentials_dir); !st.ok()) {
+    spdlog::warn("{}; ansible templates that name credentials will not start",
+                 std::string(st.message()));
+  }
+
   boost::asio::io_context io;
   dagd::runners::RunnerRegistry registry;
   dagd::runners::BuiltinRunnerOptions runner_options;
   runner_options.io_context = &io;
+  runner_options.local.credentials_dir = credentials_dir;
   if (auto st = dagd::runners::RegisterBuiltinRunners(&registry, runner_options); !st.ok()) {
     return Fail(std::string(st.message()));
   }
@@ -103,6 +137,7 @@ int main(int argc, char** argv) {
 
   dagd::server::ServerOptions server_options;
   server_options.listen = flags.listen;
+  server_options.bundle_limits = flags.bundle_limits;
   auto server = dagd::server::DagdServer::Start(server_options, store->get(), &scheduler, &hub);
   if (!server.ok()) return Fail(std::string(server.status().message()));
   const int port = (*server)->port();

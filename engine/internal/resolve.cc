@@ -147,6 +147,15 @@ absl::StatusOr<Template> ResolveTemplate(const Template& tmpl, const TagScope& s
       if (status.ok()) status = Substitute("ansible.skipTags", scope, &tag);
     }
     if (status.ok()) status = Substitute("ansible.becomeUser", scope, &a.become_user);
+    // Credential names; the runner checks the substituted names (runners/local/credentials.h).
+    if (status.ok()) status = Substitute("ansible.vaultPasswordRef", scope, &a.vault_password_ref);
+    if (status.ok()) status = Substitute("ansible.privateKeyRef", scope, &a.private_key_ref);
+    if (status.ok()) {
+      status = Substitute("ansible.becomePasswordRef", scope, &a.become_password_ref);
+    }
+    for (std::string& ref : a.env_from_refs) {
+      if (status.ok()) status = Substitute("ansible.envFromRef", scope, &ref);
+    }
     for (auto& [key, value] : a.extra_vars) {
       if (status.ok()) status = SubstituteJson("ansible.extraVars." + key, scope, &value);
     }

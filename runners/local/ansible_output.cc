@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <functional>
+#include <iterator>
+#include <fstream>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -160,6 +163,22 @@ void AnsibleOutputScanner::OnResult(const std::string& host, bool unreachable,
 }
 
 void AnsibleOutputScanner::OnStderrLine(std::string_view line) {
+  // "[WARNING]:  * Failed to parse SOURCE with PLUGIN plugin: WHY", wrapped over lines: the
+  // reason behind "No inventory was parsed". The first such warning is kept.
+  if (collecting_inventory_warning_) {
+    if (line.starts_with("[") || line.starts_with("ERROR! ") || Strip(line).empty()) {
+      collecting_inventory_warning_ = false;
+    } else {
+      // Ansible wraps warnings at 80 columns, also after a hyphen ("dagd-" / "inventory.ini").
+      if (!inventory_warning_.ends_with('-')) inventory_warning_.push_back(' ');
+      inventory_warning_.append(Strip(line));
+      if (inventory_warning_.size() > kMaxMessage) collecting_inventory_warning_ = false;
+    }
+  }
+  if (inventory_warning_.empty() && line.starts_with("[WARNING]:  * Failed to parse ")) {
+    inventory_warning_ = std::string(Strip(line.substr(14)));
+    collecting_inventory_warning_ = true;
+  }
   if (error_lines_ >= 0 && !error_.empty()) {
     std::string_view text = Strip(line);
     if (line.starts_with("[WARNING]") || line.starts_with("[DEPRECATION") ||
@@ -177,6 +196,17 @@ void AnsibleOutputScanner::OnStderrLine(std::string_view line) {
   }
 }
 
+void AnsibleOutputScanner::FeedEvent(std::string_view json_line) {
+  if (json_line.find("\"stats\"") == std::string_view::npos) return;  // cheap pre-filter
+  nlohmann::json event = nlohmann::json::parse(json_line, nullptr, /*allow_exceptions=*/false);
+  if (!event.is_object() || event.value("kind", "") != "stats") return;
+  auto custom = event.find("custom_stats");
+  if (custom == event.end() || !custom->is_object()) return;
+  // Ansible keeps run-wide set_stats data under the host name "_run" (AggregateStats).
+  auto run = custom->find("_run");
+  if (run != custom->end() && run->is_object()) custom_stats_ = *run;
+}
+
 engine::AttemptResult AnsibleOutputScanner::Classify(int exit_code) const {
   engine::AttemptResult result;
   result.phase = engine::NodePhase::kError;
@@ -191,6 +221,9 @@ engine::AttemptResult AnsibleOutputScanner::Classify(int exit_code) const {
     std::string error = error_;
     if (error.size() > 2 * kMaxMessage) error = absl::StrCat(error.substr(0, 2 * kMaxMessage), "…");
     result.message = absl::StrCat("playbook error: ", error);
+    if (error.starts_with("No inventory was parsed") && !inventory_warning_.empty()) {
+      result.message = absl::StrCat("inventory error: ", Shorten(inventory_warning_));
+    }
   } else if (!usage_error_.empty()) {
     result.message = absl::StrCat("ansible-playbook rejected its options: ", usage_error_);
   } else {
@@ -200,8 +233,10 @@ engine::AttemptResult AnsibleOutputScanner::Classify(int exit_code) const {
   return result;
 }
 
-std::string UnansweredPrompt(const std::string& playbook_yaml,
-                             const std::map<std::string, nlohmann::json>& extra_vars) {
+namespace {
+
+std::string UnansweredPromptIn(const std::string& playbook_yaml, const std::filesystem::path& dir,
+                               const std::set<std::string>& answered, int depth) {
   YAML::Node plays;
   try {
     plays = YAML::Load(playbook_yaml);
@@ -211,16 +246,36 @@ std::string UnansweredPrompt(const std::string& playbook_yaml,
   if (!plays.IsSequence()) return "";
   for (const YAML::Node& play : plays) {
     if (!play.IsMap()) continue;
+    for (const char* key : {"import_playbook", "ansible.builtin.import_playbook"}) {
+      const YAML::Node import = play[key];
+      if (!import || !import.IsScalar() || depth >= 8) continue;
+      const std::string& file = import.Scalar();
+      if (file.find("{{") != std::string::npos) continue;  // only Ansible knows the value
+      const std::filesystem::path path =
+          std::filesystem::path(file).is_absolute() ? std::filesystem::path(file) : dir / file;
+      std::ifstream in(path);
+      if (!in) continue;
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::string prompt = UnansweredPromptIn(text, path.parent_path(), answered, depth + 1);
+      if (!prompt.empty()) return prompt;
+    }
     const YAML::Node prompts = play["vars_prompt"];
     if (!prompts || !prompts.IsSequence()) continue;
     for (const YAML::Node& prompt : prompts) {
       if (!prompt.IsMap() || !prompt["name"] || !prompt["name"].IsScalar()) continue;
       if (prompt["default"] && !prompt["default"].IsNull()) continue;
       const std::string name = prompt["name"].Scalar();
-      if (extra_vars.count(name) == 0) return name;
+      if (answered.count(name) == 0) return name;
     }
   }
   return "";
+}
+
+}  // namespace
+
+std::string UnansweredPrompt(const std::string& playbook_yaml, const std::string& playbook_dir,
+                             const std::set<std::string>& answered) {
+  return UnansweredPromptIn(playbook_yaml, playbook_dir, answered, 0);
 }
 
 }  // namespace dagd::runners::local

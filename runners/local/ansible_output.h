@@ -9,6 +9,7 @@
 #define DAGD_RUNNERS_LOCAL_ANSIBLE_OUTPUT_H_
 
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -25,6 +26,14 @@ class AnsibleOutputScanner {
   void FeedStdout(std::string_view data);
   void FeedStderr(std::string_view data);
 
+  // One line from dagd's callback plugin (runners/local/ansible/dagd_events.py). Only the final
+  // "stats" event is looked at: its set_stats data is kept for custom_stats(). Garbage is ignored.
+  void FeedEvent(std::string_view json_line);
+
+  // What the playbook set with set_stats for the whole run (not `per_host`), as a JSON object:
+  // {} if nothing was set or no stats event arrived.
+  const nlohmann::json& custom_stats() const { return custom_stats_; }
+
   // The last task failure seen: `task "NAME" failed on HOST: MSG` (shortened), or empty.
   const std::string& failure() const { return failure_; }
 
@@ -33,6 +42,7 @@ class AnsibleOutputScanner {
   //   a failed task seen (exit 2)            → Failed, `task "T" failed on H: MSG`
   //   an ERROR! message (exit 1, 4 parser, 5 options, 250 crash)
   //                                          → Error, `playbook error: ANSIBLE'S TEXT`
+  //                                            (`inventory error: WHY` when no inventory parsed)
   //   a command-line usage error (exit 2)    → Error, `ansible-playbook rejected its options: …`
   //   anything else                          → exit 2: Failed, else Error; "exit code N".
   // Only phase and message are set.
@@ -57,14 +67,18 @@ class AnsibleOutputScanner {
   std::string error_;                // "ERROR! …" from stderr and the lines that follow it
   int error_lines_ = 0;              // lines appended to error_; -1 once it is complete
   std::string usage_error_;          // "ansible-playbook: error: …"
+  std::string inventory_warning_;    // "Failed to parse SOURCE with PLUGIN plugin: WHY"
+  bool collecting_inventory_warning_ = false;
+  nlohmann::json custom_stats_ = nlohmann::json::object();
 };
 
 // The name of the first variable a play of `playbook_yaml` would prompt for (vars_prompt
-// without a default) that `extra_vars` does not set; empty if none or if the text is not
-// YAML (Ansible reports that itself). Only the playbook's own plays are looked at, not the
-// playbooks it imports.
-std::string UnansweredPrompt(const std::string& playbook_yaml,
-                             const std::map<std::string, nlohmann::json>& extra_vars);
+// without a default) that is not in `answered` (the extra vars); empty if none or if the text is
+// not YAML (Ansible reports that itself). Playbooks it imports (`import_playbook: FILE`, a path
+// without Jinja2) are read relative to `playbook_dir` and looked at too, 8 levels deep at most;
+// an import that cannot be read is left to Ansible.
+std::string UnansweredPrompt(const std::string& playbook_yaml, const std::string& playbook_dir,
+                             const std::set<std::string>& answered);
 
 }  // namespace dagd::runners::local
 

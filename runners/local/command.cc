@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -20,6 +21,9 @@
 #include "engine/status_macros.h"
 #include "runners/local/ansible_events.h"
 #include "runners/local/ansible_output.h"
+#include "runners/local/credentials.h"
+#include "runners/local/files.h"
+#include "runners/local/inventory.h"
 
 namespace dagd::runners::local {
 namespace {
@@ -35,6 +39,20 @@ std::string Where(const engine::Template& t) {
   return where;
 }
 
+// dagd's own files in a working directory; bundles may not use this name.
+constexpr char kDagdDir[] = ".dagd";
+
+// An input parameter as an extra var: JSON objects and lists (a set_stats output, a fan-in) as
+// their structure, everything else as the string it is.
+nlohmann::json ExtraVarValue(const std::string& value) {
+  const size_t first = value.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && (value[first] == '{' || value[first] == '[')) {
+    nlohmann::json parsed = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_object() || parsed.is_array()) return parsed;
+  }
+  return value;
+}
+
 bool IsExecutableFile(const std::string& path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), X_OK) == 0;
@@ -43,35 +61,6 @@ bool IsExecutableFile(const std::string& path) {
 bool IsRegularFile(const std::string& path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-// Writes `content` to `path` with permissions `mode` (not widened by the umask's absence).
-absl::Status WriteFile(const std::string& path, const std::string& content, mode_t mode) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
-  if (fd < 0) {
-    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
-  }
-  absl::Status status;
-  if (fchmod(fd, mode) != 0) {
-    status =
-        absl::UnavailableError(absl::StrCat("cannot chmod ", path, ": ", std::strerror(errno)));
-  }
-  size_t done = 0;
-  while (status.ok() && done < content.size()) {
-    ssize_t n = write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      status =
-          absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
-      break;
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (close(fd) != 0 && status.ok()) {
-    status =
-        absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", std::strerror(errno)));
-  }
-  return status;
 }
 
 Environment ParseEnvironment(const std::vector<std::string>& entries) {
@@ -133,7 +122,7 @@ absl::Status BuildScript(const engine::Template& t, Command* command) {
                      ": script has no `command`; name its interpreter, e.g. "
                      "command: [python3], [bash] or [sh]"));
   }
-  std::string script_path = (fs::path(command->work_dir) / "script").string();
+  std::string script_path = (fs::path(command->work_dir) / kDagdDir / "script").string();
   RETURN_IF_ERROR(WriteFile(script_path, s.source, 0755));
   command->argv = s.container.command;
   // Argo's python images call it `python`; on a host that is python3.
@@ -168,7 +157,8 @@ absl::Status BuildAnsible(const AttemptSpec& spec, const LocalRunnerOptions& opt
         absl::StrCat(Where(t), ": ansible sets both `playbook` and `source`; keep one"));
   }
   if (!a.source.empty()) {
-    playbook = (work_dir / "playbook.yml").string();
+    // Beside the bundle's files, so that its roles/ and group_vars/ apply to an inline playbook.
+    playbook = (work_dir / ".dagd-playbook.yml").string();
     RETURN_IF_ERROR(WriteFile(playbook, a.source, 0600));
   } else if (!a.playbook.empty()) {
     ASSIGN_OR_RETURN(playbook, BundlePath(t, "playbook", a.playbook, spec.bundle_dir));
@@ -184,28 +174,16 @@ absl::Status BuildAnsible(const AttemptSpec& spec, const LocalRunnerOptions& opt
 
   command->argv = {options.ansible_playbook};
   if (!a.inventory.empty()) {
-    std::string inventory;
-    if (a.inventory.find('\n') != std::string::npos) {
-      inventory = (work_dir / "inventory").string();
-      RETURN_IF_ERROR(WriteFile(inventory, a.inventory, 0600));
-    } else if (a.inventory.find(',') != std::string::npos) {
-      inventory = a.inventory;  // a host list such as "localhost,"
-    } else {
-      ASSIGN_OR_RETURN(inventory, BundlePath(t, "inventory", a.inventory, spec.bundle_dir));
-      struct stat st;
-      if (stat(inventory.c_str(), &st) != 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            Where(t), ": inventory \"", a.inventory,
-            "\" is neither a host list (end a single host "
-            "with a comma: \"",
-            a.inventory, ",\") nor a file in the bundle (looked for ", inventory, ")"));
-      }
-    }
+    ASSIGN_OR_RETURN(std::string inventory,
+                     PrepareInventory(a.inventory, spec.work_dir, spec.bundle_dir, Where(t)));
     command->argv.insert(command->argv.end(), {"-i", inventory});
   }
-  if (!a.extra_vars.empty()) {
-    std::string vars_path = (work_dir / "extra-vars.json").string();
-    nlohmann::json vars(a.extra_vars);
+  // Input parameters (which carry upstream outputs) and then extraVars, which win on a clash.
+  nlohmann::json vars = nlohmann::json::object();
+  for (const auto& [name, value] : spec.inputs) vars[name] = ExtraVarValue(value);
+  for (const auto& [name, value] : a.extra_vars) vars[name] = value;
+  if (!vars.empty()) {
+    std::string vars_path = (work_dir / kDagdDir / "extra-vars.json").string();
     RETURN_IF_ERROR(WriteFile(vars_path, vars.dump(), 0600));
     command->argv.insert(command->argv.end(), {"-e", absl::StrCat("@", vars_path)});
   }
@@ -244,19 +222,25 @@ absl::Status BuildAnsible(const AttemptSpec& spec, const LocalRunnerOptions& opt
     std::ifstream in(playbook);
     playbook_text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  if (std::string prompt = UnansweredPrompt(playbook_text, a.extra_vars); !prompt.empty()) {
+  std::set<std::string> answered;
+  for (const auto& [name, value] : vars.items()) answered.insert(name);
+  if (std::string prompt =
+          UnansweredPrompt(playbook_text, fs::path(playbook).parent_path().string(), answered);
+      !prompt.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         Where(t), ": the playbook would prompt for \"", prompt,
         "\" (vars_prompt without a default), but dagd runs it without a terminal, where Ansible "
         "only warns \"Not prompting as we are not in interactive mode\" and goes on with an "
         "empty value; give the prompt a default or set \"",
-        prompt, "\" in extraVars"));
+        prompt, "\" in extraVars or pass it as an input parameter"));
   }
 
   (*env)["ANSIBLE_NOCOLOR"] = "1";
   (*env)["ANSIBLE_RETRY_FILES_ENABLED"] = "0";
   (*env)["ANSIBLE_LOCAL_TEMP"] = (work_dir / ".ansible-tmp").string();
   (*env)["ANSIBLE_HOST_KEY_CHECKING"] = a.host_key_checking ? "True" : "False";
+  // An inventory Ansible cannot parse is an error, not a warning and a run on no hosts.
+  (*env)["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "True";
   (*env)["PYTHONUNBUFFERED"] = "1";
   env->erase("ANSIBLE_FORCE_COLOR");
   command->is_ansible = true;
@@ -288,6 +272,12 @@ absl::StatusOr<Command> BuildCommand(const AttemptSpec& spec, const LocalRunnerO
   const engine::Template& t = spec.resolved;
   Command command;
   command.work_dir = spec.work_dir;
+  std::error_code mkdir_error;
+  fs::create_directories(fs::path(spec.work_dir) / kDagdDir, mkdir_error);
+  if (mkdir_error) {
+    return absl::UnavailableError(absl::StrCat("cannot create ", spec.work_dir, "/", kDagdDir,
+                                               ": ", mkdir_error.message()));
+  }
   Environment env = ParseEnvironment(base_env);
   switch (t.type) {
     case engine::TemplateType::kContainer:
@@ -304,6 +294,8 @@ absl::StatusOr<Command> BuildCommand(const AttemptSpec& spec, const LocalRunnerO
       if (!t.ansible.has_value()) break;
       RETURN_IF_ERROR(BuildAnsible(spec, options, &env, &command));
       ApplyTemplateEnv(t.ansible->env, &env);
+      // After the template's env, so that a credential's value wins over a placeholder there.
+      RETURN_IF_ERROR(ApplyCredentials(spec, options.credentials_dir, Where(t), &env, &command));
       // After the template's env, so that callbacks it enables are kept alongside dagd's.
       RETURN_IF_ERROR(EnableEventsPlugin(spec.work_dir, kSpawnEventsFd, &env));
       command.events_channel = true;

@@ -25,6 +25,9 @@ struct Command {
   // The command gets a pipe at fd kSpawnEventsFd for one JSON event per line (runners/local/
   // spawn.h); set for ansible, whose dagd_events callback plugin writes there.
   bool events_channel = false;
+  // The values of the credentials the attempt was given (runners/local/credentials.h), to be
+  // masked in everything it prints (secret_mask.h). Never log them.
+  std::vector<std::string> secrets;
 };
 
 // The descriptor number of the events pipe in the command (DAGD_EVENTS_FD).
@@ -35,13 +38,22 @@ inline constexpr int kSpawnEventsFd = 4;
 // `base_env` ("NAME=value" entries, normally dagd's own environment) is the starting point of
 // the child's environment; ansible's settings and then the template's `env` override it, and PWD
 // is set to the work_dir. Programs without a slash are searched on the resulting PATH.
+// dagd's own files go to <work_dir>/.dagd/ (or <work_dir>/.dagd-* where their place matters).
 //
 // container: command + args; with no command, options.image_entrypoints[image] + args.
-// script:    command + args + [work_dir/script]; `python` means python3.
-// ansible:   ansible-playbook [-i INVENTORY] [-e @work_dir/extra-vars.json] [--limit L]
+// script:    command + args + [work_dir/.dagd/script]; `python` means python3.
+// ansible:   ansible-playbook [-i INVENTORY] [-e @work_dir/.dagd/extra-vars.json] [--limit L]
 //            [--check] [--diff] [--tags T] [--skip-tags T] [--forks N] [-v…] [--become]
 //            [--become-user U] PLAYBOOK, with ANSIBLE_NOCOLOR, no retry files, its own
-//            ANSIBLE_LOCAL_TEMP in work_dir and ANSIBLE_HOST_KEY_CHECKING per the template.
+//            ANSIBLE_LOCAL_TEMP in work_dir, ANSIBLE_HOST_KEY_CHECKING per the template and an
+//            unparsable inventory made fatal. The extra vars are the node's input parameters
+//            (JSON objects and lists as structures, so upstream outputs arrive as data) overlaid
+//            with `extraVars`; the inventory is prepared by PrepareInventory() (inventory.h); an
+//            inline `source` is written to work_dir/.dagd-playbook.yml, beside the bundle.
+//            Credentials the template names are staged by ApplyCredentials() (credentials.h):
+//            their options go before PLAYBOOK, their envFromRef variables after the template's
+//            env, their values into Command::secrets. Its errors (a missing or non-private
+//            credential or directory: FailedPrecondition) are returned as they are.
 //
 // Errors: InvalidArgument for a template the local runner cannot run (no command and an unknown
 // image, a script without an interpreter, a missing playbook or inventory file, a dag/steps/

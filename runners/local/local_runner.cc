@@ -15,13 +15,17 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string_view>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "engine/status_macros.h"
 #include "runners/local/ansible_output.h"
 #include "runners/local/command.h"
+#include "runners/local/credentials.h"
+#include "runners/local/secret_mask.h"
 #include "runners/local/spawn.h"
 
 extern char** environ;
@@ -81,6 +85,10 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
   return content;
 }
 
+// One event line is one Ansible callback; the scheduler caps what it stores far lower
+// (64 KiB). This only bounds the memory a runaway writer on the events pipe can take.
+constexpr size_t kMaxEventLineBytes = 16 * 1024 * 1024;
+
 void TrimOneNewline(std::string* s) {
   if (!s->empty() && s->back() == '\n') s->pop_back();
 }
@@ -130,9 +138,14 @@ struct LocalRunner::Attempt {
   std::array<char, 64> report_buf;
   std::array<char, 16384> events_buf;
   std::string events_partial;  // an event line not yet complete
+  bool discarding_event_line = false;  // skipping the rest of a line over kMaxEventLineBytes
   std::string stdout_tail;     // the last bytes of stdout, for outputs.result
   std::string report;          // bytes from the report pipe (runners/local/spawn.h)
   AnsibleOutputScanner ansible;
+  // Credential values are masked in everything the attempt reports (secret_mask.h).
+  std::shared_ptr<const SecretMasker> masker = std::make_shared<const SecretMasker>();
+  SecretMasker::Stream stdout_mask;
+  SecretMasker::Stream stderr_mask;
 
   int open_pipes = 3;  // stdout, stderr, report (+ events)
   bool reaped = false;
@@ -163,6 +176,10 @@ absl::Status LocalRunner::Start(const AttemptSpec& spec, AttemptCallbacks callba
                                                       "\" of attempt \"", spec.external_name,
                                                       "\" is not a directory"));
   }
+  // A start that fails leaves no credential copies behind (runners/local/credentials.h).
+  absl::Cleanup remove_credentials = [&spec] {
+    RemoveStagedCredentials(spec.work_dir).IgnoreError();
+  };
   ASSIGN_OR_RETURN(Command command, BuildCommand(spec, options_, base_env_));
   ASSIGN_OR_RETURN(SpawnedProcess process, SpawnSupervised(command));
 
@@ -175,6 +192,9 @@ absl::Status LocalRunner::Start(const AttemptSpec& spec, AttemptCallbacks callba
   attempt->is_ansible = command.is_ansible;
   attempt->grace_period_ms = std::max<int64_t>(0, spec.grace_period_ms);
   attempt->callbacks = std::move(callbacks);
+  attempt->masker = std::make_shared<const SecretMasker>(command.secrets);
+  attempt->stdout_mask = SecretMasker::Stream(attempt->masker);
+  attempt->stderr_mask = SecretMasker::Stream(attempt->masker);
   attempt->pid = process.pid;
 
   error_code ec;
@@ -199,6 +219,7 @@ absl::Status LocalRunner::Start(const AttemptSpec& spec, AttemptCallbacks callba
   }
 
   attempts_.emplace(spec.external_name, attempt);
+  std::move(remove_credentials).Cancel();  // from now on the attempt's end removes them
   logger_->info("started {} (template {}): {} in process group {}", spec.external_name,
                 spec.resolved.name, command.program, process.pid);
   ReadOutput(attempt, Pipe::kStdout);
@@ -238,6 +259,9 @@ void LocalRunner::KillAll() {
       Reap(attempt->pid);
     }
     attempt->CloseAll();
+    if (absl::Status removed = RemoveStagedCredentials(attempt->work_dir); !removed.ok()) {
+      logger_->error("{}: {}", name, std::string(removed.message()));
+    }
   }
   if (!attempts.empty()) logger_->warn("killed {} running attempt(s)", attempts.size());
 }
@@ -252,36 +276,40 @@ void LocalRunner::ReadOutput(std::shared_ptr<Attempt> attempt, Pipe which) {
   Attempt& a = *attempt;
   auto& pipe = which == Pipe::kStdout ? a.stdout_pipe : a.stderr_pipe;
   auto& buf = which == Pipe::kStdout ? a.stdout_buf : a.stderr_buf;
-  pipe.async_read_some(asio::buffer(buf),
-                       [this, attempt, which, &pipe, &buf](const error_code& ec, size_t n) {
-                         if (attempt->detached) return;
-                         Attempt& a = *attempt;
-                         if (n > 0) {
-                           std::string_view data(buf.data(), n);
-                           if (which == Pipe::kStdout) {
-                             // Keep one byte more than the cap: a trailing newline is trimmed
-                             // before capping.
-                             const size_t keep = options_.max_result_bytes + 1;
-                             a.stdout_tail.append(data);
-                             if (a.stdout_tail.size() > 2 * keep)
-                               a.stdout_tail.erase(0, a.stdout_tail.size() - keep);
-                             if (a.is_ansible) a.ansible.FeedStdout(data);
-                           } else if (a.is_ansible) {
-                             a.ansible.FeedStderr(data);
-                           }
-                           if (a.callbacks.on_log)
-                             a.callbacks.on_log(which == Pipe::kStdout ? "stdout" : "stderr", data);
-                           if (a.detached) return;  // the callback called KillAll()
-                         }
-                         if (ec) {
-                           error_code ignored;
-                           pipe.close(ignored);
-                           --a.open_pipes;
-                           MaybeFinish(attempt);
-                           return;
-                         }
-                         ReadOutput(attempt, which);
-                       });
+  pipe.async_read_some(
+      asio::buffer(buf), [this, attempt, which, &pipe, &buf](const error_code& ec, size_t n) {
+        if (attempt->detached) return;
+        Attempt& a = *attempt;
+        // Masked before anything sees it; at EOF, with what the mask held.
+        SecretMasker::Stream& mask = which == Pipe::kStdout ? a.stdout_mask : a.stderr_mask;
+        std::string masked = mask.Feed(std::string_view(buf.data(), n));
+        if (ec) masked += mask.Flush();
+        if (!masked.empty()) {
+          std::string_view data(masked);
+          if (which == Pipe::kStdout) {
+            // Keep one byte more than the cap: a trailing newline is trimmed
+            // before capping.
+            const size_t keep = options_.max_result_bytes + 1;
+            a.stdout_tail.append(data);
+            if (a.stdout_tail.size() > 2 * keep)
+              a.stdout_tail.erase(0, a.stdout_tail.size() - keep);
+            if (a.is_ansible) a.ansible.FeedStdout(data);
+          } else if (a.is_ansible) {
+            a.ansible.FeedStderr(data);
+          }
+          if (a.callbacks.on_log)
+            a.callbacks.on_log(which == Pipe::kStdout ? "stdout" : "stderr", data);
+          if (a.detached) return;  // the callback called KillAll()
+        }
+        if (ec) {
+          error_code ignored;
+          pipe.close(ignored);
+          --a.open_pipes;
+          MaybeFinish(attempt);
+          return;
+        }
+        ReadOutput(attempt, which);
+      });
 }
 
 void LocalRunner::ReadReport(std::shared_ptr<Attempt> attempt) {
@@ -308,7 +336,13 @@ void LocalRunner::ReadEvents(std::shared_ptr<Attempt> attempt) {
       asio::buffer(a.events_buf), [this, attempt](const error_code& ec, size_t n) {
         if (attempt->detached) return;
         Attempt& a = *attempt;
-        a.events_partial.append(a.events_buf.data(), n);
+        std::string_view data(a.events_buf.data(), n);
+        if (a.discarding_event_line) {  // the rest of an oversized line
+          const size_t newline = data.find('\n');
+          data.remove_prefix(newline == std::string_view::npos ? data.size() : newline + 1);
+          a.discarding_event_line = newline == std::string_view::npos;
+        }
+        a.events_partial.append(data);
         if (ec && !a.events_partial.empty() && a.events_partial.back() != '\n') {
           a.events_partial.push_back('\n');  // the last line, cut short
         }
@@ -316,11 +350,21 @@ void LocalRunner::ReadEvents(std::shared_ptr<Attempt> attempt) {
         for (size_t end; (end = a.events_partial.find('\n', start)) != std::string::npos;
              start = end + 1) {
           std::string_view line(a.events_partial.data() + start, end - start);
-          if (line.empty() || !a.callbacks.on_event) continue;
+          if (line.empty()) continue;
+          const std::string masked = a.masker->Mask(line);
+          line = masked;
+          if (a.is_ansible) a.ansible.FeedEvent(line);
+          if (!a.callbacks.on_event) continue;
           a.callbacks.on_event(line);
           if (a.detached) return;  // the callback called KillAll()
         }
         a.events_partial.erase(0, start);
+        if (a.events_partial.size() > kMaxEventLineBytes) {
+          logger_->warn("{}: dropped an event line longer than {} bytes", a.external_name,
+                        kMaxEventLineBytes);
+          a.events_partial.clear();
+          a.discarding_event_line = true;
+        }
         if (ec) {
           error_code ignored;
           a.events_pipe.close(ignored);
@@ -389,7 +433,11 @@ void LocalRunner::MaybeFinish(const std::shared_ptr<Attempt>& attempt) {
   a.drain_timer.cancel();
   auto it = attempts_.find(a.external_name);
   if (it != attempts_.end() && it->second == attempt) attempts_.erase(it);
+  if (absl::Status removed = RemoveStagedCredentials(a.work_dir); !removed.ok()) {
+    logger_->error("{}: {}", a.external_name, std::string(removed.message()));
+  }
   engine::AttemptResult result = Outcome(a);
+  a.masker->MaskResult(&result);
   logger_->info("finished {}: {}{}{}", a.external_name, engine::NodePhaseName(result.phase),
                 result.message.empty() ? "" : ": ", result.message);
   if (a.callbacks.on_finished) a.callbacks.on_finished(std::move(result));
@@ -452,13 +500,40 @@ engine::AttemptResult LocalRunner::Outcome(Attempt& a) const {
 }
 
 void LocalRunner::CollectOutputs(const Attempt& a, engine::AttemptResult* result) const {
-  std::string out = a.stdout_tail;
-  TrimOneNewline(&out);
-  if (out.size() > options_.max_result_bytes) out.erase(0, out.size() - options_.max_result_bytes);
-  result->result = std::move(out);
+  if (a.is_ansible) {
+    // An ansible node's result is its set_stats data: messages, not console text.
+    result->result = a.ansible.custom_stats().dump();
+  } else {
+    std::string out = a.stdout_tail;
+    TrimOneNewline(&out);
+    if (out.size() > options_.max_result_bytes) {
+      out.erase(0, out.size() - options_.max_result_bytes);
+    }
+    result->result = std::move(out);
+  }
 
   for (const engine::Parameter& param : a.outputs.parameters) {
-    if (!param.value_from.has_value() || param.value_from->path.empty()) continue;
+    if (!param.value_from.has_value()) continue;
+    if (!param.value_from->stats.empty()) {
+      const std::string& key = param.value_from->stats;
+      const nlohmann::json& stats = a.ansible.custom_stats();
+      auto it = stats.find(key);
+      if (it != stats.end()) {
+        result->parameters[param.name] = it->is_string() ? it->get<std::string>() : it->dump();
+      } else if (param.value_from->default_value.has_value()) {
+        result->parameters[param.name] = *param.value_from->default_value;
+      } else {
+        result->phase = engine::NodePhase::kError;
+        result->message = absl::StrCat(
+            "output parameter \"", param.name, "\": the playbook did not set_stats \"", key,
+            "\"", stats.empty() ? " (it set no stats at all)" : "",
+            "; add a set_stats task for it or give valueFrom a default");
+        result->parameters.clear();
+        return;
+      }
+      continue;
+    }
+    if (param.value_from->path.empty()) continue;
     const std::string& path = param.value_from->path;
     std::filesystem::path full(path);
     if (full.is_relative()) full = std::filesystem::path(a.work_dir) / full;

@@ -13,11 +13,19 @@
 // the supervisor's exit is seen through a pidfd. on_finished follows once all pipes reached EOF
 // (or the drain timeout passed) AND the supervisor was reaped.
 //
+// Credentials (runners/local/credentials.h): their values are masked (secret_mask.h) in every
+// on_log piece and on_event line and in the AttemptResult, before anything else sees them; their
+// copies in <work_dir>/.dagd/credentials are removed before on_finished, when Start() fails, and
+// in KillAll().
+//
 // Outcomes (AttemptResult):
 //   exit 0            → Succeeded; result = stdout without one trailing newline (last
-//                       max_result_bytes, as Argo); parameters from outputs.parameters[]
-//                       .valueFrom.path (relative to work_dir, or absolute), one trailing newline
-//                       trimmed; a missing file uses valueFrom.default, else phase Error.
+//                       max_result_bytes, as Argo) — for ansible, the playbook's run-wide
+//                       set_stats data as a JSON object ("{}" if none); parameters from
+//                       outputs.parameters[].valueFrom.path (relative to work_dir, or absolute),
+//                       one trailing newline trimmed, or valueFrom.stats (a set_stats key: a
+//                       string as it is, anything else as JSON); a missing file or key uses
+//                       valueFrom.default, else phase Error.
 //   exit N ≠ 0        → Failed, "exit code N"; ansible-playbook is classified by
 //                       AnsibleOutputScanner::Classify(): failed task → Failed naming task, host
 //                       and message; unreachable hosts, Ansible ERROR!s and bad options → Error

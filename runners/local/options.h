@@ -29,6 +29,10 @@ struct LocalRunnerOptions {
   // Once an attempt's process has exited and its group was killed, how long output pipes may
   // stay open (held by a descendant that left the process group) before dagd stops reading.
   int64_t drain_timeout_ms = 2000;
+  // Where the credentials ansible templates name live: one file per credential, the directory
+  // owned by dagd's user with mode 0700 (runners/local/credentials.h). Empty: none configured,
+  // and a template naming a credential fails to start. dagd sets <data_dir>/credentials.
+  std::string credentials_dir;
 };
 
 }  // namespace dagd::runners::local

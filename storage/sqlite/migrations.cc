@@ -128,9 +128,50 @@ CREATE INDEX ansible_events_changed ON ansible_events (run_id, sequence) WHERE c
 CREATE INDEX ansible_events_failed ON ansible_events (run_id, sequence) WHERE failed = 1;
 )sql";
 
+// Version 3: bundles uploaded into the store (issue 3, point 4) replace directories on the dagd
+// host. `blobs` holds each distinct file content once, keyed by its SHA-256 (hex); `bundles` and
+// `bundle_files` are the manifests, keyed by the bundle digest (storage/bundle.h). Workflows and
+// runs name their bundle by digest; it is NULL (not '') for "no bundle" so that the foreign keys
+// can hold: no version or run can name a bundle that is not stored. Bundles and blobs are never
+// deleted (runs of deleted workflows keep theirs).
+//
+// The old bundle_dir columns are dropped: a directory on the host is not a snapshot and cannot be
+// imported here. Versions and runs stored before this migration have no bundle; a version whose
+// playbooks came from its directory must be applied again with `dagctl apply --bundle DIR`
+// (SubmitRun of it says so), and attempts of runs unfinished at the upgrade find no bundle.
+constexpr char kSchemaV3[] = R"sql(
+CREATE TABLE blobs (
+  digest  TEXT    NOT NULL PRIMARY KEY,  -- SHA-256 of content, hex
+  size    INTEGER NOT NULL,
+  content BLOB    NOT NULL
+);
+
+CREATE TABLE bundles (
+  digest        TEXT    NOT NULL PRIMARY KEY,  -- SHA-256 of the canonical manifest, hex
+  file_count    INTEGER NOT NULL,
+  total_bytes   INTEGER NOT NULL,
+  created_at_ms INTEGER NOT NULL
+);
+
+CREATE TABLE bundle_files (
+  bundle_digest TEXT    NOT NULL REFERENCES bundles (digest),
+  path          TEXT    NOT NULL,
+  mode          INTEGER NOT NULL,
+  blob_digest   TEXT    NOT NULL REFERENCES blobs (digest),
+  PRIMARY KEY (bundle_digest, path)
+) WITHOUT ROWID;
+CREATE INDEX bundle_files_by_blob ON bundle_files (blob_digest);
+
+ALTER TABLE workflows ADD COLUMN bundle_digest TEXT REFERENCES bundles (digest);
+ALTER TABLE workflows DROP COLUMN bundle_dir;
+ALTER TABLE runs ADD COLUMN bundle_digest TEXT REFERENCES bundles (digest);
+ALTER TABLE runs DROP COLUMN bundle_dir;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "workflows, runs, nodes, attempts, events, log chunks", kSchemaV1},
     {2, "ansible_events", kSchemaV2},
+    {3, "bundles: blobs, bundles, bundle_files; bundle_digest replaces bundle_dir", kSchemaV3},
 };
 
 }  // namespace

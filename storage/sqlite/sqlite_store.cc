@@ -1,6 +1,5 @@
 #include "storage/sqlite/sqlite_store.h"
 
-#include <openssl/evp.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -55,13 +54,6 @@ std::shared_ptr<spdlog::logger> Logger() {
   return logger;
 }
 
-std::string Sha256Hex(const std::string& text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  DAGD_CHECK(EVP_Digest(text.data(), text.size(), digest, &size, EVP_sha256(), nullptr) == 1);
-  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), size));
-}
-
 // Errors that concern one queued item only: its savepoint is rolled back and the rest of the
 // group commits. Any other error means the transaction itself is in doubt.
 bool IsItemError(const absl::Status& status) {
@@ -87,8 +79,13 @@ absl::StatusOr<engine::NodePhase> ParsePhaseColumn(const std::string& text,
 
 // --- workflows ----------------------------------------------------------------------------------
 
-constexpr char kWorkflowColumns[] =
-    "name, version, yaml, spec_sha256, entrypoint, bundle_dir, created_at_ms";
+// What ReadWorkflow reads: a version with its bundle's sizes, and (column 9) its deleted flag.
+// Follow it with a WHERE clause on `w`.
+constexpr char kSelectWorkflow[] =
+    "SELECT w.name, w.version, w.yaml, w.spec_sha256, w.entrypoint, "
+    "coalesce(w.bundle_digest, ''), coalesce(b.file_count, 0), coalesce(b.total_bytes, 0), "
+    "w.created_at_ms, w.deleted "
+    "FROM workflows w LEFT JOIN bundles b ON b.digest = w.bundle_digest";
 
 WorkflowRecord ReadWorkflow(const Statement& row) {
   WorkflowRecord record;
@@ -97,15 +94,77 @@ WorkflowRecord ReadWorkflow(const Statement& row) {
   record.yaml = row.Text(2);
   record.spec_sha256 = row.Text(3);
   record.entrypoint = row.Text(4);
-  record.bundle_dir = row.Text(5);
-  record.created_at_ms = row.Int(6);
+  record.bundle.digest = row.Text(5);
+  record.bundle.file_count = row.Int(6);
+  record.bundle.total_bytes = row.Int(7);
+  record.created_at_ms = row.Int(8);
   return record;
+}
+
+// --- bundles ------------------------------------------------------------------------------------
+
+// Checks the path rules (never the size limits, which are the caller's policy), then normalizes
+// and hashes `files`: the work done on the calling thread before a bundle goes to the writer.
+absl::StatusOr<HashedBundle> PrepareBundle(std::vector<BundleFile>& files) {
+  RETURN_IF_ERROR(
+      ValidateBundle(files, BundleLimits{.max_bytes = INT64_MAX, .max_files = INT64_MAX}));
+  NormalizeBundleFiles(&files);
+  return HashBundle(files);
+}
+
+// Stores a prepared bundle unless it is stored already. `files` and `hashed.entries` are
+// parallel (HashBundle).
+absl::Status InsertBundle(Connection& db, const std::vector<BundleFile>& files,
+                          const HashedBundle& hashed, int64_t now_ms) {
+  if (hashed.info.digest.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(Statement exists, db.Prepare("SELECT 1 FROM bundles WHERE digest = ?1"));
+  exists.Bind(1, hashed.info.digest);
+  ASSIGN_OR_RETURN(bool stored, exists.Step());
+  if (stored) return absl::OkStatus();
+  for (size_t i = 0; i < files.size(); ++i) {
+    ASSIGN_OR_RETURN(Statement blob,
+                     db.Prepare("INSERT INTO blobs (digest, size, content) VALUES (?1, ?2, ?3) "
+                                "ON CONFLICT (digest) DO NOTHING"));
+    blob.Bind(1, hashed.entries[i].blob_digest)
+        .Bind(2, hashed.entries[i].size)
+        .BindBlob(3, files[i].content);
+    RETURN_IF_ERROR(blob.Run());
+  }
+  ASSIGN_OR_RETURN(Statement bundle,
+                   db.Prepare("INSERT INTO bundles (digest, file_count, total_bytes, "
+                              "created_at_ms) VALUES (?1, ?2, ?3, ?4)"));
+  bundle.Bind(1, hashed.info.digest)
+      .Bind(2, hashed.info.file_count)
+      .Bind(3, hashed.info.total_bytes)
+      .Bind(4, now_ms);
+  RETURN_IF_ERROR(bundle.Run());
+  for (const BundleEntry& entry : hashed.entries) {
+    ASSIGN_OR_RETURN(Statement file,
+                     db.Prepare("INSERT INTO bundle_files (bundle_digest, path, mode, "
+                                "blob_digest) VALUES (?1, ?2, ?3, ?4)"));
+    file.Bind(1, hashed.info.digest)
+        .Bind(2, entry.path)
+        .Bind(3, int64_t{entry.mode})
+        .Bind(4, entry.blob_digest);
+    RETURN_IF_ERROR(file.Run());
+  }
+  return absl::OkStatus();
+}
+
+// NotFound unless bundle `digest` is stored.
+absl::Status CheckBundleStored(Connection& db, const std::string& digest) {
+  ASSIGN_OR_RETURN(Statement exists, db.Prepare("SELECT 1 FROM bundles WHERE digest = ?1"));
+  exists.Bind(1, digest);
+  ASSIGN_OR_RETURN(bool stored, exists.Step());
+  if (!stored) return absl::NotFoundError(absl::StrCat("bundle ", digest, " is not stored"));
+  return absl::OkStatus();
 }
 
 // --- runs ---------------------------------------------------------------------------------------
 
 constexpr char kRunColumns[] =
-    "id, workflow_name, workflow_version, workflow_yaml, file_name, bundle_dir, parameters, "
+    "id, workflow_name, workflow_version, workflow_yaml, file_name, coalesce(bundle_digest, ''), "
+    "parameters, "
     "phase, message, request_id, stopping, created_at_ms, started_at_ms, finished_at_ms, "
     "last_sequence";
 
@@ -116,7 +175,7 @@ absl::StatusOr<RunRecord> ReadRun(const Statement& row) {
   run.workflow_version = row.Int(2);
   run.workflow_yaml = row.Text(3);
   run.file_name = row.Text(4);
-  run.bundle_dir = row.Text(5);
+  run.bundle_digest = row.Text(5);
   try {
     run.parameters = nlohmann::json::parse(row.Text(6)).get<std::map<std::string, std::string>>();
   } catch (const nlohmann::json::exception& e) {
@@ -150,14 +209,15 @@ absl::Status UpsertRun(Connection& db, const RunRecord& run) {
   // holds the same request id, where a duplicate must fail with AlreadyExists instead.
   // last_sequence never goes back: events committed meanwhile may have raised it.
   ASSIGN_OR_RETURN(Statement stmt, db.Prepare(R"sql(
-INSERT INTO runs (id, workflow_name, workflow_version, workflow_yaml, file_name, bundle_dir,
+INSERT INTO runs (id, workflow_name, workflow_version, workflow_yaml, file_name, bundle_digest,
                   parameters, phase, message, request_id, stopping, created_at_ms, started_at_ms,
                   finished_at_ms, last_sequence)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+VALUES (?1, ?2, ?3, ?4, ?5, nullif(?6, ''), ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
 ON CONFLICT (id) DO UPDATE SET
   workflow_name = excluded.workflow_name, workflow_version = excluded.workflow_version,
   workflow_yaml = excluded.workflow_yaml, file_name = excluded.file_name,
-  bundle_dir = excluded.bundle_dir, parameters = excluded.parameters, phase = excluded.phase,
+  bundle_digest = excluded.bundle_digest, parameters = excluded.parameters,
+  phase = excluded.phase,
   message = excluded.message, request_id = excluded.request_id, stopping = excluded.stopping,
   created_at_ms = excluded.created_at_ms, started_at_ms = excluded.started_at_ms,
   finished_at_ms = excluded.finished_at_ms,
@@ -168,7 +228,7 @@ ON CONFLICT (id) DO UPDATE SET
       .Bind(3, run.workflow_version)
       .Bind(4, run.workflow_yaml)
       .Bind(5, run.file_name)
-      .Bind(6, run.bundle_dir)
+      .Bind(6, run.bundle_digest)
       .Bind(7, JsonText(run.parameters))
       .Bind(8, engine::NodePhaseName(run.phase))
       .Bind(9, run.message)
@@ -182,6 +242,11 @@ ON CONFLICT (id) DO UPDATE SET
   if (status.code() == absl::StatusCode::kAlreadyExists) {
     return absl::AlreadyExistsError(
         absl::StrCat("run ", run.id, ": request id \"", run.request_id, "\" is already used"));
+  }
+  if (status.code() == absl::StatusCode::kFailedPrecondition && !run.bundle_digest.empty()) {
+    // The only foreign key of a run.
+    return absl::FailedPreconditionError(
+        absl::StrCat("run ", run.id, ": bundle ", run.bundle_digest, " is not stored"));
   }
   return status;
 }
@@ -559,46 +624,50 @@ absl::Status SqliteStore::Write(WriteBatch batch) {
 absl::StatusOr<WorkflowRecord> SqliteStore::PutWorkflow(const std::string& name,
                                                         const std::string& yaml,
                                                         const std::string& entrypoint,
-                                                        const std::string& bundle_dir,
+                                                        std::vector<BundleFile> bundle,
                                                         int64_t now_ms, bool* created) {
   if (name.empty()) return absl::InvalidArgumentError("a workflow needs a name");
+  // Hashing up to the bundle limit takes a while: not on the writer thread.
+  ASSIGN_OR_RETURN(const HashedBundle hashed, PrepareBundle(bundle));
   WorkflowRecord record;
   bool inserted = false;
   RETURN_IF_ERROR(RunOnWriter([&](Connection& db) -> absl::Status {
-    ASSIGN_OR_RETURN(Statement latest, db.Prepare(absl::StrCat("SELECT ", kWorkflowColumns,
-                                                               ", deleted FROM "
-                                                               "workflows WHERE name = ?1 "
-                                                               "ORDER BY version DESC LIMIT 1")));
+    ASSIGN_OR_RETURN(Statement latest,
+                     db.Prepare(absl::StrCat(
+                         kSelectWorkflow, " WHERE w.name = ?1 ORDER BY w.version DESC LIMIT 1")));
     latest.Bind(1, name);
     ASSIGN_OR_RETURN(bool found, latest.Step());
     int64_t last_version = 0;
     if (found) {
       WorkflowRecord previous = ReadWorkflow(latest);
       last_version = previous.version;
-      const bool deleted = latest.Int(7) != 0;
+      const bool deleted = latest.Int(9) != 0;
       if (!deleted && previous.yaml == yaml && previous.entrypoint == entrypoint &&
-          previous.bundle_dir == bundle_dir) {
+          previous.bundle.digest == hashed.info.digest) {
         record = std::move(previous);
         return absl::OkStatus();
       }
     }
+    // The bundle first, in the same transaction: the version's foreign key needs it.
+    RETURN_IF_ERROR(InsertBundle(db, bundle, hashed, now_ms));
     // Versions are never reused, not even after a delete: runs name (workflow, version).
     record = WorkflowRecord{.name = name,
                             .version = last_version + 1,
                             .yaml = yaml,
                             .spec_sha256 = Sha256Hex(yaml),
                             .entrypoint = entrypoint,
-                            .bundle_dir = bundle_dir,
+                            .bundle = hashed.info,
                             .created_at_ms = now_ms};
     ASSIGN_OR_RETURN(Statement insert,
-                     db.Prepare(absl::StrCat("INSERT INTO workflows (", kWorkflowColumns,
-                                             ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")));
+                     db.Prepare("INSERT INTO workflows (name, version, yaml, spec_sha256, "
+                                "entrypoint, bundle_digest, created_at_ms) "
+                                "VALUES (?1, ?2, ?3, ?4, ?5, nullif(?6, ''), ?7)"));
     insert.Bind(1, record.name)
         .Bind(2, record.version)
         .Bind(3, record.yaml)
         .Bind(4, record.spec_sha256)
         .Bind(5, record.entrypoint)
-        .Bind(6, record.bundle_dir)
+        .Bind(6, record.bundle.digest)
         .Bind(7, record.created_at_ms);
     RETURN_IF_ERROR(insert.Run());
     inserted = true;
@@ -623,8 +692,8 @@ absl::Status SqliteStore::DeleteWorkflow(const std::string& name) {
 absl::StatusOr<WorkflowRecord> SqliteStore::GetWorkflow(const std::string& name, int64_t version) {
   ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
   const std::string sql =
-      absl::StrCat("SELECT ", kWorkflowColumns, " FROM workflows WHERE name = ?1 AND deleted = 0",
-                   version == 0 ? " ORDER BY version DESC LIMIT 1" : " AND version = ?2");
+      absl::StrCat(kSelectWorkflow, " WHERE w.name = ?1 AND w.deleted = 0",
+                   version == 0 ? " ORDER BY w.version DESC LIMIT 1" : " AND w.version = ?2");
   ASSIGN_OR_RETURN(Statement stmt, db->Prepare(sql));
   stmt.Bind(1, name);
   if (version != 0) stmt.Bind(2, version);
@@ -641,12 +710,11 @@ absl::StatusOr<std::vector<WorkflowRecord>> SqliteStore::ListWorkflows(
     const std::string& after_name, int limit) {
   ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
   ASSIGN_OR_RETURN(Statement stmt,
-                   db->Prepare(absl::StrCat("SELECT ", kWorkflowColumns,
-                                            " FROM workflows w "
-                                            "WHERE deleted = 0 AND name > ?1 AND version = "
+                   db->Prepare(absl::StrCat(kSelectWorkflow,
+                                            " WHERE w.deleted = 0 AND w.name > ?1 AND w.version = "
                                             "(SELECT max(version) FROM workflows "
                                             "WHERE name = w.name) "
-                                            "ORDER BY name LIMIT ?2")));
+                                            "ORDER BY w.name LIMIT ?2")));
   stmt.Bind(1, after_name).Bind(2, int64_t{ClampLimit(limit, kDefaultListLimit)});
   std::vector<WorkflowRecord> workflows;
   while (true) {
@@ -654,6 +722,78 @@ absl::StatusOr<std::vector<WorkflowRecord>> SqliteStore::ListWorkflows(
     if (!row) return workflows;
     workflows.push_back(ReadWorkflow(stmt));
   }
+}
+
+// --- bundles ------------------------------------------------------------------------------------
+
+absl::StatusOr<BundleInfo> SqliteStore::PutBundle(std::vector<BundleFile> bundle, int64_t now_ms) {
+  ASSIGN_OR_RETURN(const HashedBundle hashed, PrepareBundle(bundle));
+  if (hashed.info.digest.empty()) return hashed.info;
+  RETURN_IF_ERROR(
+      RunOnWriter([&](Connection& db) { return InsertBundle(db, bundle, hashed, now_ms); }));
+  return hashed.info;
+}
+
+absl::StatusOr<std::vector<BundleEntry>> SqliteStore::GetBundleManifest(const std::string& digest) {
+  std::vector<BundleEntry> entries;
+  if (digest.empty()) return entries;
+  ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
+  RETURN_IF_ERROR(CheckBundleStored(*db, digest));
+  ASSIGN_OR_RETURN(Statement stmt, db->Prepare(R"sql(
+SELECT f.path, f.mode, f.blob_digest, coalesce(b.size, -1)
+FROM bundle_files f LEFT JOIN blobs b ON b.digest = f.blob_digest
+WHERE f.bundle_digest = ?1 ORDER BY f.path
+)sql"));
+  stmt.Bind(1, digest);
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return entries;
+    entries.push_back(BundleEntry{.path = stmt.Text(0),
+                                  .mode = static_cast<uint32_t>(stmt.Int(1)),
+                                  .blob_digest = stmt.Text(2),
+                                  .size = stmt.Int(3)});
+  }
+}
+
+absl::StatusOr<std::vector<BundleFile>> SqliteStore::GetBundle(const std::string& digest) {
+  std::vector<BundleFile> files;
+  if (digest.empty()) return files;
+  ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
+  RETURN_IF_ERROR(CheckBundleStored(*db, digest));
+  ASSIGN_OR_RETURN(Statement stmt, db->Prepare(R"sql(
+SELECT f.path, f.mode, f.blob_digest, b.content IS NULL, b.content
+FROM bundle_files f LEFT JOIN blobs b ON b.digest = f.blob_digest
+WHERE f.bundle_digest = ?1 ORDER BY f.path
+)sql"));
+  stmt.Bind(1, digest);
+  std::vector<BundleEntry> entries;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    BundleEntry entry{.path = stmt.Text(0),
+                      .mode = static_cast<uint32_t>(stmt.Int(1)),
+                      .blob_digest = stmt.Text(2)};
+    if (stmt.Int(3) != 0) {
+      return absl::DataLossError(absl::StrCat("bundle ", digest, ": the content of \"", entry.path,
+                                              "\" (blob ", entry.blob_digest, ") is missing from ",
+                                              db->path()));
+    }
+    BundleFile& file = files.emplace_back(
+        BundleFile{.path = entry.path, .mode = entry.mode, .content = stmt.Blob(4)});
+    // SQLite keeps no checksums: a damaged page would otherwise run other bytes than submitted.
+    if (Sha256Hex(file.content) != entry.blob_digest) {
+      return absl::DataLossError(absl::StrCat("bundle ", digest, ": the content of \"", entry.path,
+                                              "\" no longer matches its digest ", entry.blob_digest,
+                                              " in ", db->path()));
+    }
+    entries.push_back(std::move(entry));
+  }
+  if (Sha256Hex(CanonicalBundleManifest(entries)) != digest) {
+    return absl::DataLossError(absl::StrCat("bundle ", digest, ": its stored manifest (",
+                                            entries.size(), " files) no longer matches its digest",
+                                            " in ", db->path()));
+  }
+  return files;
 }
 
 // --- runs ---------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // SqliteStore: the Store (storage/store.h) on one SQLite file in WAL mode.
 //
 // Threads and connections:
-//   - One writer thread owns the only write connection. Submit(), PutWorkflow() and
+//   - One writer thread owns the only write connection. Submit(), PutWorkflow(), PutBundle() and
 //     DeleteWorkflow() queue work for it; it takes everything queued (up to
 //     max_batches_per_commit) and applies it in ONE `BEGIN IMMEDIATE … COMMIT`, then runs every
 //     callback, in submission order, on the writer thread.
@@ -74,12 +74,15 @@ class SqliteStore : public Store {
   absl::Status Write(WriteBatch batch) override;
   absl::StatusOr<WorkflowRecord> PutWorkflow(const std::string& name, const std::string& yaml,
                                              const std::string& entrypoint,
-                                             const std::string& bundle_dir, int64_t now_ms,
+                                             std::vector<BundleFile> bundle, int64_t now_ms,
                                              bool* created) override;
   absl::StatusOr<WorkflowRecord> GetWorkflow(const std::string& name, int64_t version) override;
   absl::StatusOr<std::vector<WorkflowRecord>> ListWorkflows(const std::string& after_name,
                                                             int limit) override;
   absl::Status DeleteWorkflow(const std::string& name) override;
+  absl::StatusOr<BundleInfo> PutBundle(std::vector<BundleFile> bundle, int64_t now_ms) override;
+  absl::StatusOr<std::vector<BundleFile>> GetBundle(const std::string& digest) override;
+  absl::StatusOr<std::vector<BundleEntry>> GetBundleManifest(const std::string& digest) override;
   absl::StatusOr<RunRecord> GetRun(const std::string& run_id) override;
   absl::StatusOr<RunRecord> GetRunByRequestId(const std::string& request_id) override;
   absl::StatusOr<RunPage> ListRuns(const RunFilter& filter) override;

@@ -408,7 +408,8 @@ TEST(ParserTest, AnsibleNeedsExactlyOnePlaybookOrSource) {
               HasSubstr("spec.templates[0].ansible.vars: unknown field; known fields are: "
                         "playbook, source, inventory, extraVars, limit, env, check, diff, "
                         "tags, skipTags, forks, verbosity, become, becomeUser, "
-                        "hostKeyChecking"));
+                        "hostKeyChecking, vaultPasswordRef, privateKeyRef, becomePasswordRef, "
+                        "envFromRef"));
 }
 
 TEST(ParserTest, ReadsAnsibleCommandLineFields) {
@@ -438,6 +439,34 @@ TEST(ParserTest, ReadsAnsibleCommandLineFields) {
   EXPECT_TRUE(a.host_key_checking);
 }
 
+TEST(ParserTest, ReadsAnsibleCredentialReferences) {
+  absl::StatusOr<Workflow> wf = Parse(WithTemplates(R"(  - name: main
+    ansible:
+      playbook: site.yml
+      vaultPasswordRef: vault-pass
+      privateKeyRef: deploy.key
+      becomePasswordRef: "{{inputs.parameters.who}}"
+      envFromRef: [api-token, db_env]
+  - name: one
+    ansible:
+      playbook: site.yml
+      envFromRef: api-token
+  - name: none
+    ansible:
+      playbook: site.yml
+      envFromRef: ~
+)"));
+  ASSERT_TRUE(wf.ok()) << wf.status();
+  const AnsibleSpec& a = *wf->templates[0].ansible;
+  EXPECT_EQ(a.vault_password_ref, "vault-pass");
+  EXPECT_EQ(a.private_key_ref, "deploy.key");
+  EXPECT_EQ(a.become_password_ref, "{{inputs.parameters.who}}");
+  EXPECT_THAT(a.env_from_refs, ElementsAre("api-token", "db_env"));
+  EXPECT_THAT(wf->templates[1].ansible->env_from_refs, ElementsAre("api-token"));
+  EXPECT_TRUE(wf->templates[2].ansible->env_from_refs.empty());
+  EXPECT_EQ(wf->field_locations.at("spec.templates[0].ansible.envFromRef[1]").line, 13);
+}
+
 TEST(ParserTest, AnsibleCommandLineFieldsDefaultOff) {
   absl::StatusOr<Workflow> wf =
       Parse(WithTemplates("  - name: main\n    ansible: {playbook: site.yml}\n"));
@@ -452,6 +481,10 @@ TEST(ParserTest, AnsibleCommandLineFieldsDefaultOff) {
   EXPECT_FALSE(a.become);
   EXPECT_EQ(a.become_user, "");
   EXPECT_FALSE(a.host_key_checking);
+  EXPECT_EQ(a.vault_password_ref, "");
+  EXPECT_EQ(a.private_key_ref, "");
+  EXPECT_EQ(a.become_password_ref, "");
+  EXPECT_TRUE(a.env_from_refs.empty());
 }
 
 TEST(ParserTest, RejectsBadAnsibleCommandLineFields) {
@@ -472,6 +505,17 @@ TEST(ParserTest, RejectsBadAnsibleCommandLineFields) {
   EXPECT_THAT(error("skipTags: [[a]]"), HasSubstr("spec.templates[0].ansible.skipTags[0]"));
   EXPECT_THAT(error("becomeUser: [root]"),
               HasSubstr("spec.templates[0].ansible.becomeUser: must be a string"));
+  EXPECT_THAT(error("vaultPasswordRef: {name: v}"),
+              HasSubstr("spec.templates[0].ansible.vaultPasswordRef: must be a string"));
+  EXPECT_THAT(error("privateKeyRef: [k]"),
+              HasSubstr("spec.templates[0].ansible.privateKeyRef: must be a string"));
+  EXPECT_THAT(error("becomePasswordRef: [p]"),
+              HasSubstr("spec.templates[0].ansible.becomePasswordRef: must be a string"));
+  EXPECT_THAT(error("envFromRef: {a: b}"),
+              HasSubstr("spec.templates[0].ansible.envFromRef: must be a credential name or a "
+                        "list of them"));
+  EXPECT_THAT(error("envFromRef: [[a]]"),
+              HasSubstr("spec.templates[0].ansible.envFromRef[0]: must be a string"));
   EXPECT_THAT(error("forks: many"),
               HasSubstr("spec.templates[0].ansible.forks: must be a whole number"));
   EXPECT_THAT(error("forks: 0"), HasSubstr("spec.templates[0].ansible.forks: must be at least 1"));

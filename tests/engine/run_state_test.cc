@@ -556,6 +556,29 @@ TEST(RunStateTest, InputDefaultsAndTemplateBodyAreResolved) {
   EXPECT_EQ(requests[0].resolved.inputs.parameters[0].value, "web1");
 }
 
+TEST(RunStateTest, CredentialNamesAreResolved) {
+  Template deploy;
+  deploy.name = "deploy";
+  deploy.type = TemplateType::kAnsible;
+  deploy.inputs.parameters.push_back(Param("env"));
+  deploy.ansible.emplace();
+  deploy.ansible->playbook = "site.yml";
+  deploy.ansible->vault_password_ref = "vault-{{inputs.parameters.env}}";
+  deploy.ansible->private_key_ref = "{{workflow.parameters.key}}";
+  deploy.ansible->become_password_ref = "sudo-{{inputs.parameters.env}}";
+  deploy.ansible->env_from_refs = {"plain", "{{inputs.parameters.env}}.env"};
+  RunState state = MustCreate(
+      MakeWorkflow({Dag("main", {Task("A", "deploy", "", {{"env", "prod"}})}), deploy}),
+      {{"key", "deploy.key"}});
+  std::vector<DispatchRequest> requests = state.Advance(1000);
+  ASSERT_EQ(requests.size(), 1u);
+  const AnsibleSpec& a = *requests[0].resolved.ansible;
+  EXPECT_EQ(a.vault_password_ref, "vault-prod");
+  EXPECT_EQ(a.private_key_ref, "deploy.key");
+  EXPECT_EQ(a.become_password_ref, "sudo-prod");
+  EXPECT_EQ(a.env_from_refs, (std::vector<std::string>{"plain", "prod.env"}));
+}
+
 TEST(RunStateTest, WorkflowParallelismSerialises) {
   RunState state = MustCreate(MakeWorkflow(
       {Dag("main", {Task("A", "echo"), Task("B", "echo"), Task("C", "echo")}), Leaf("echo")},

@@ -241,6 +241,51 @@ TEST(ValidateTest, TaskTagsMustNameAncestors) {
             "");
 }
 
+TEST(ValidateTest, CredentialReferencesMustBeCredentialNames) {
+  const std::string head =
+      "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nspec:\n  templates:\n"
+      "  - name: t\n    inputs: {parameters: [{name: cred}]}\n    ansible:\n"
+      "      playbook: p.yml\n";
+  const std::string rule(kCredentialNameRule);
+  EXPECT_EQ(CheckError(head + "      vaultPasswordRef: ../etc/shadow\n"),
+            "wf.yaml:9:7: spec.templates[0].ansible.vaultPasswordRef: '../etc/shadow' is not a "
+            "credential name; " + rule);
+  EXPECT_EQ(CheckError(head + "      privateKeyRef: keys/deploy\n"),
+            "wf.yaml:9:7: spec.templates[0].ansible.privateKeyRef: 'keys/deploy' is not a "
+            "credential name; " + rule);
+  EXPECT_EQ(CheckError(head + "      becomePasswordRef: .hidden\n"),
+            "wf.yaml:9:7: spec.templates[0].ansible.becomePasswordRef: '.hidden' is not a "
+            "credential name; " + rule);
+  EXPECT_EQ(CheckError(head + "      envFromRef: [api-token, \"has space\"]\n"),
+            "wf.yaml:9:31: spec.templates[0].ansible.envFromRef[1]: 'has space' is not a "
+            "credential name; " + rule);
+  EXPECT_EQ(CheckError(head + "      envFromRef: -token\n"),
+            "wf.yaml:9:7: spec.templates[0].ansible.envFromRef: '-token' is not a "
+            "credential name; " + rule);
+  EXPECT_EQ(CheckError(head + "      envFromRef: [\"\"]\n"),
+            "wf.yaml:9:20: spec.templates[0].ansible.envFromRef[0]: '' is not a credential name; " +
+                rule);
+  // Good names, and names only known at launch (checked by the runner then).
+  EXPECT_EQ(CheckError(head + "      vaultPasswordRef: vault.pass_2-prod\n"
+                              "      privateKeyRef: \"{{inputs.parameters.cred}}\"\n"
+                              "      becomePasswordRef: 0become\n"
+                              "      envFromRef: [A, \"{{inputs.parameters.cred}}-env\"]\n"),
+            "");
+  // A tag in a name must name a declared input like any other.
+  EXPECT_THAT(CheckError(head + "      vaultPasswordRef: \"{{inputs.parameters.crd}}\"\n"),
+              HasSubstr("spec.templates[0].ansible.vaultPasswordRef: {{inputs.parameters.crd}} "
+                        "names an input parameter that template 't' does not declare"));
+}
+
+TEST(ValidateTest, IsCredentialNameFollowsTheRule) {
+  for (const char* good : {"a", "A", "0", "vault-pass", "deploy.key", "db_env", "x.y-z_9"}) {
+    EXPECT_TRUE(IsCredentialName(good)) << good;
+  }
+  for (const char* bad : {"", ".hidden", "-x", "_x", "a/b", "/abs", "..", "a b", "a\nb", "é"}) {
+    EXPECT_FALSE(IsCredentialName(bad)) << bad;
+  }
+}
+
 TEST(ValidateTest, InputTagsMustNameDeclaredInputs) {
   const std::string head =
       "apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nspec:\n  templates:\n";

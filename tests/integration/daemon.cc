@@ -32,6 +32,18 @@ int WaitUntil(pid_t pid, Clock::time_point deadline) {
 
 }  // namespace
 
+v1::Bundle ReadBundle(const std::string& dir) {
+  v1::Bundle bundle;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    v1::BundleFile* file = bundle.add_files();
+    file->set_path(fs::relative(entry.path(), dir).generic_string());
+    file->set_content(ReadFile(entry.path().string()));
+    file->set_mode(static_cast<uint32_t>(entry.status().permissions()) & 0777);
+  }
+  return bundle;
+}
+
 std::string SourcePath(const std::string& relative) {
   return std::string(DAGD_SOURCE_DIR) + "/" + relative;
 }

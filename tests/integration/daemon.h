@@ -74,6 +74,9 @@ std::vector<v1::RunEvent> WatchToEnd(v1::RunService::Stub* runs, const std::stri
 
 // Reads a file; "" if missing.
 std::string ReadFile(const std::string& path);
+// Every regular file under `dir`, recursively, with its permission bits: the bundle that
+// `dagctl --bundle DIR` sends for a plain directory.
+v1::Bundle ReadBundle(const std::string& dir);
 // Lines of a file.
 std::vector<std::string> ReadLines(const std::string& path);
 

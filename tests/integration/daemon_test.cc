@@ -3,6 +3,7 @@
 #include "tests/integration/daemon.h"
 
 #include <dirent.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,9 +14,12 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <regex>
+#include <set>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "tests/integration/sshd.h"
 
 namespace dagd::testing {
@@ -31,7 +35,7 @@ v1::SubmitRunRequest SubmitRequest(const std::string& file,
   v1::SubmitRunRequest request;
   request.set_spec_yaml(ReadFile(kTestdata + "/" + file));
   request.set_file_name(file);
-  request.set_bundle_dir(kTestdata);
+  *request.mutable_bundle() = ReadBundle(kTestdata);
   for (const auto& [k, v] : parameters) (*request.mutable_parameters())[k] = v;
   return request;
 }
@@ -376,16 +380,19 @@ TEST_F(DaemonTest, ApplyVersionsWorkflowsAndSubmitByName) {
     std::ofstream out(tmp_.path() + "/wf.yaml");
     out << yaml;
   }
-  CommandResult first = RunDagctl(dagd_.address(), {"apply", "-f", tmp_.path() + "/wf.yaml"});
+  CommandResult first =
+      RunDagctl(dagd_.address(), {"apply", "-f", tmp_.path() + "/wf.yaml", "--bundle", kTestdata});
   EXPECT_EQ(first.exit_code, 0) << first.output;
-  CommandResult again = RunDagctl(dagd_.address(), {"apply", "-f", tmp_.path() + "/wf.yaml"});
+  CommandResult again =
+      RunDagctl(dagd_.address(), {"apply", "-f", tmp_.path() + "/wf.yaml", "--bundle", kTestdata});
   EXPECT_EQ(again.exit_code, 0) << again.output;
   EXPECT_NE(again.output.find("unchanged"), std::string::npos) << again.output;
   {
     std::ofstream out(tmp_.path() + "/wf.yaml");
     out << yaml << "\n# a comment changes the spec text\n";
   }
-  CommandResult second = RunDagctl(dagd_.address(), {"apply", "-f", tmp_.path() + "/wf.yaml"});
+  CommandResult second =
+      RunDagctl(dagd_.address(), {"apply", "-f", tmp_.path() + "/wf.yaml", "--bundle", kTestdata});
   EXPECT_EQ(second.exit_code, 0) << second.output;
 
   grpc::ClientContext context;
@@ -405,13 +412,15 @@ namespace {
 // `dagctl submit -f … --watch` follows the run to its end; its exit status is the outcome, and
 // `runs list` filters by phase and workflow.
 TEST_F(DaemonTest, DagctlSubmitWatchExitStatusAndRunsListFilters) {
-  CommandResult ok = RunDagctl(dagd_.address(), {"submit", "-f", kTestdata + "/diamond-retry.yaml",
-                                                 "-p", "record_dir=" + records_, "--watch"});
+  CommandResult ok =
+      RunDagctl(dagd_.address(), {"submit", "-f", kTestdata + "/diamond-retry.yaml", "--bundle",
+                                  kTestdata, "-p", "record_dir=" + records_, "--watch"});
   EXPECT_EQ(ok.exit_code, 0) << ok.output;
   EXPECT_NE(ok.output.find("Succeeded"), std::string::npos) << ok.output;
 
-  CommandResult failed = RunDagctl(dagd_.address(), {"submit", "-f", kTestdata + "/fail-omits.yaml",
-                                                     "-p", "record_dir=" + records_, "--watch"});
+  CommandResult failed =
+      RunDagctl(dagd_.address(), {"submit", "-f", kTestdata + "/fail-omits.yaml", "--bundle",
+                                  kTestdata, "-p", "record_dir=" + records_, "--watch"});
   EXPECT_EQ(failed.exit_code, 1) << failed.output;
   EXPECT_NE(failed.output.find("Omitted"), std::string::npos) << failed.output;
 
@@ -561,6 +570,47 @@ TEST_F(DaemonTest, DagctlEventsShowsWhichTaskChangedWhichHostInWhichAttempt) {
   EXPECT_GE(streamed, static_cast<int64_t>(parsed["events"].size()));
   EXPECT_EQ(stats_per_node.size(), 4u);  // A, B (both attempts report), C, D
 
+  // WatchRun carries them too, between the state changes, each Ansible event inside its
+  // attempt's AttemptStarted .. AttemptFinished.
+  grpc::ClientContext merged_context;
+  v1::WatchRunRequest merged_request;
+  merged_request.set_run_id(submitted.id());
+  merged_request.set_ansible_events(true);
+  auto merged = dagd_.runs()->WatchRun(&merged_context, merged_request);
+  v1::RunEvent run_event;
+  int64_t ansible_seen = 0;
+  int64_t state_seen = 0;
+  std::set<std::string> open_attempts;
+  bool ended_final = false;
+  while (merged->Read(&run_event)) {
+    const std::string attempt = absl::StrCat(run_event.node_name(), "#", run_event.attempt());
+    if (run_event.has_ansible_event()) {
+      EXPECT_EQ(run_event.type(), "AnsibleEvent");
+      EXPECT_EQ(run_event.ansible_event().sequence(), ++ansible_seen);
+      EXPECT_TRUE(open_attempts.count(attempt)) << attempt << " " << run_event.ansible_event().kind();
+      continue;
+    }
+    EXPECT_EQ(run_event.sequence(), ++state_seen);
+    if (run_event.type() == "AttemptStarted") open_attempts.insert(attempt);
+    if (run_event.type() == "AttemptFinished") open_attempts.erase(attempt);
+    ended_final = run_event.final();
+  }
+  ASSERT_TRUE(merged->Finish().ok());
+  EXPECT_TRUE(ended_final);
+  EXPECT_EQ(ansible_seen, streamed);
+
+  CommandResult follow =
+      RunDagctl(dagd_.address(), {"events", submitted.id(), "B", "--follow", "--failed"});
+  ASSERT_EQ(follow.exit_code, 0) << follow.output;
+  EXPECT_TRUE(has_row(follow.output, R"(\bB#1 localhost failed fail\b)")) << follow.output;
+  EXPECT_FALSE(has_row(follow.output, R"(\b[ACD]#\d)")) << follow.output;
+  CommandResult watched = RunDagctl(dagd_.address(), {"watch", submitted.id(), "--ansible"});
+  EXPECT_EQ(watched.exit_code, 0) << watched.output;
+  EXPECT_TRUE(has_row(watched.output, R"(\bA#1 localhost changed record that A ran\b)"))
+      << watched.output;
+  EXPECT_TRUE(has_row(watched.output, R"(\bD#1 localhost changed record that D ran\b)"))
+      << watched.output;
+
   v1::Run run = GetRun(dagd_, submitted.id());
   const v1::Node* b = FindNode(run, "B");
   ASSERT_NE(b, nullptr);
@@ -571,6 +621,76 @@ TEST_F(DaemonTest, DagctlEventsShowsWhichTaskChangedWhichHostInWhichAttempt) {
   CommandResult get = RunDagctl(dagd_.address(), {"runs", "get", submitted.id()});
   ASSERT_EQ(get.exit_code, 0) << get.output;
   EXPECT_TRUE(has_row(get.output, R"(\bB\s+Succeeded.*ok=\d+ changed=\d+ failed=0)")) << get.output;
+}
+
+// Outputs as messages: set_stats data flows to downstream nodes as parameters, fan-out items,
+// structured extra vars and a dynamic inventory; oversized module results are capped in events.
+TEST_F(DaemonTest, SetStatsOutputsFeedDownstreamVarsFanOutAndInventory) {
+  v1::Run submitted = Submit(dagd_, SubmitRequest("outputs-as-messages.yaml", {}));
+  ASSERT_FALSE(submitted.id().empty());
+  ASSERT_EQ(WatchToEnd(dagd_.runs(), submitted.id()).back().phase(), v1::PHASE_SUCCEEDED)
+      << NodeLogs(dagd_, submitted.id(), "deploy") << NodeLogs(dagd_, submitted.id(), "discover");
+
+  v1::Run run = GetRun(dagd_, submitted.id());
+  const v1::Node* discover = FindNode(run, "discover");
+  ASSERT_NE(discover, nullptr);
+  EXPECT_EQ(discover->output_parameters().at("hosts"), R"(["web1","web2"])");
+  nlohmann::json result = nlohmann::json::parse(discover->result(), nullptr, false);
+  ASSERT_TRUE(result.is_object()) << discover->result();
+  EXPECT_EQ(result["region"], "eu-west");
+  EXPECT_EQ(result["hosts"], nlohmann::json({"web1", "web2"}));
+
+  // The fan-out ran once per host; deploy ran on both hosts of the discovered inventory.
+  EXPECT_NE(FindNode(run, "configure(0:web1)"), nullptr);
+  EXPECT_NE(FindNode(run, "configure(1:web2)"), nullptr);
+  CommandResult deploy = RunDagctl(dagd_.address(), {"events", submitted.id(), "deploy"});
+  ASSERT_EQ(deploy.exit_code, 0) << deploy.output;
+  for (const char* host : {"web1", "web2"}) {
+    EXPECT_TRUE(std::regex_search(
+        deploy.output,
+        std::regex(std::string(R"(\bdeploy#1\s+)") + host + R"(\s+deploy to a discovered host\s+ok)")))
+        << deploy.output;
+  }
+
+  // The 200 kB command result is stored as a note of its size, not as itself.
+  CommandResult json = RunDagctl(dagd_.address(), {"events", submitted.id(), "discover", "-o", "json"});
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  nlohmann::json events = nlohmann::json::parse(json.output, nullptr, false);
+  ASSERT_TRUE(events.is_object()) << json.output.substr(0, 2000);
+  bool capped = false;
+  for (const auto& event : events["events"]) {
+    EXPECT_LE(event["result_json"].get<std::string>().size(), 64u * 1024) << event["task"];
+    if (event["kind"] == "runner_on_ok" && event["task"] == "a module result far beyond the event size cap") {
+      nlohmann::json payload = nlohmann::json::parse(event["result_json"].get<std::string>());
+      EXPECT_EQ(payload["result"]["truncated"], true) << payload.dump();
+      EXPECT_GT(payload["result"]["bytes"].get<int64_t>(), 200000) << payload.dump();
+      EXPECT_TRUE(event["changed"].get<bool>());
+      capped = true;
+    }
+  }
+  EXPECT_TRUE(capped) << json.output.substr(0, 2000);
+}
+
+// A malformed inventory handed on by an upstream output fails the node before Ansible runs,
+// saying what is wrong (Ansible itself would run on an empty inventory).
+TEST_F(DaemonTest, MalformedInventoryFromAnOutputIsAClearError) {
+  v1::SubmitRunRequest request = SubmitRequest("outputs-as-messages.yaml", {});
+  std::string spec = request.spec_yaml();
+  const std::string from = "web: {hosts: [web1, web2]}";
+  ASSERT_NE(spec.find(from), std::string::npos);
+  spec.replace(spec.find(from), from.size(), "web: {hostz: [web1, web2]}");
+  request.set_spec_yaml(spec);
+  v1::Run submitted = Submit(dagd_, request);
+  ASSERT_FALSE(submitted.id().empty());
+  // The node's Error decides the DAG's phase, and so the run's (Argo's rule).
+  ASSERT_EQ(WatchToEnd(dagd_.runs(), submitted.id()).back().phase(), v1::PHASE_ERROR);
+  const v1::Run run = GetRun(dagd_, submitted.id());
+  const v1::Node* deploy = FindNode(run, "deploy");
+  ASSERT_NE(deploy, nullptr);
+  EXPECT_EQ(deploy->phase(), v1::PHASE_ERROR);
+  EXPECT_THAT(deploy->message(), ::testing::HasSubstr("template \"deploy\""));
+  EXPECT_THAT(deploy->message(), ::testing::HasSubstr("inventory (JSON) is malformed"));
+  EXPECT_THAT(deploy->message(), ::testing::HasSubstr("group \"web\" has \"hostz\""));
 }
 
 }  // namespace
@@ -594,6 +714,405 @@ TEST_F(DaemonTest, TimeoutEndsTheWholeAttempt) {
       << slow->attempts(0).message();
   EXPECT_TRUE(fs::exists(records_ + "/slow.slept")) << "the sleep had started";
   EXPECT_TRUE(Eventually([&] { return ProcessesIn(data_dir_).empty(); }, seconds(15)));
+}
+
+}  // namespace
+}  // namespace dagd::testing
+
+namespace dagd::testing {
+namespace {
+
+std::string RandomHex(size_t length) {
+  std::random_device device;
+  std::mt19937_64 rng(device());
+  std::string out;
+  while (out.size() < length) out += "0123456789abcdef"[rng() % 16];
+  return out;
+}
+
+// Credentials (issue 3, point 7): a vault password and an API token planted in dagd's
+// credentials directory reach the playbooks, and afterwards neither is anywhere: not in the
+// database files, dagd's log, the node logs (gRPC and dagctl), the Ansible events (listed,
+// streamed and through dagctl), the run's history, nor any file of the attempt directories —
+// where no credential copy is left either. The mask shows where they were printed.
+TEST_F(DaemonTest, CredentialsReachThePlaybookAndAreStoredNowhere) {
+  const std::string password = "vaultpw-" + RandomHex(32);
+  const std::string token = "apitoken-" + RandomHex(32);
+  const std::string vaulted = "opened-" + RandomHex(8);
+
+  // dagd created its default credentials directory, private, at start-up.
+  const std::string creds = data_dir_ + "/credentials";
+  ASSERT_TRUE(fs::is_directory(creds));
+  EXPECT_EQ(fs::status(creds).permissions() & fs::perms::all, fs::perms::owner_all);
+  auto plant = [&](const std::string& name, const std::string& content) {
+    const std::string path = creds + "/" + name;
+    std::ofstream(path) << content;
+    fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
+  };
+  plant("vault-pass", password + "\n");
+  plant("api-env", "# the API of the test\nAPI_TOKEN=" + token + "\n");
+
+  // A vars file encrypted by the real ansible-vault, its password in a file outside dagd.
+  const std::string vault_dir = tmp_.path() + "/vault";
+  fs::create_directories(vault_dir);
+  const std::string password_file = vault_dir + "/password";
+  std::ofstream(password_file) << password << "\n";
+  const std::string vault_file = vault_dir + "/secrets.yml";
+  std::ofstream(vault_file) << "vault_var: " << vaulted << "\n";
+  const std::string encrypt = "ansible-vault encrypt --vault-password-file " + password_file + " " +
+                              vault_file + " > " + vault_dir + "/encrypt.log 2>&1";
+  ASSERT_EQ(std::system(encrypt.c_str()), 0) << ReadFile(vault_dir + "/encrypt.log");
+  ASSERT_EQ(ReadFile(vault_file).rfind("$ANSIBLE_VAULT;", 0), 0u);
+  fs::remove(password_file);
+
+  v1::Run submitted =
+      Submit(dagd_, SubmitRequest("credentials.yaml", {{"vault_file", vault_file}}));
+  ASSERT_FALSE(submitted.id().empty());
+  const std::vector<v1::RunEvent> history = WatchToEnd(dagd_.runs(), submitted.id());
+  v1::Run run = GetRun(dagd_, submitted.id());
+  EXPECT_EQ(run.phase(), v1::PHASE_FAILED);  // `reject` fails on purpose
+
+  // Everything a client can read back, and then dagd's own files.
+  std::map<std::string, std::string> places;
+  const v1::Node* deploy = FindNode(run, "deploy");
+  const v1::Node* reject = FindNode(run, "reject");
+  ASSERT_NE(deploy, nullptr);
+  ASSERT_NE(reject, nullptr);
+  EXPECT_EQ(deploy->phase(), v1::PHASE_SUCCEEDED) << deploy->message();
+  EXPECT_EQ(reject->phase(), v1::PHASE_FAILED) << reject->message();
+  EXPECT_NE(reject->message().find("token ******** was rejected"), std::string::npos)
+      << reject->message();
+  places["GetRun"] = run.DebugString();
+  for (const v1::RunEvent& event : history) places["WatchRun"] += event.DebugString();
+
+  const std::string deploy_log = NodeLogs(dagd_, run.id(), "deploy");
+  EXPECT_NE(deploy_log.find("vault says " + vaulted), std::string::npos) << deploy_log;
+  EXPECT_NE(deploy_log.find("token=********"), std::string::npos) << deploy_log;
+  EXPECT_NE(deploy_log.find("pw=********"), std::string::npos) << deploy_log;
+  places["GetNodeLogs deploy"] = deploy_log;
+  places["GetNodeLogs reject"] = NodeLogs(dagd_, run.id(), "reject");
+  CommandResult logs = RunDagctl(dagd_.address(), {"logs", run.id(), "deploy"});
+  EXPECT_EQ(logs.exit_code, 0) << logs.output;
+  EXPECT_NE(logs.output.find("token=********"), std::string::npos) << logs.output;
+  places["dagctl logs"] = logs.output;
+
+  {
+    grpc::ClientContext context;
+    v1::ListAnsibleEventsRequest request;
+    request.set_run_id(run.id());
+    v1::ListAnsibleEventsResponse response;
+    ASSERT_TRUE(dagd_.runs()->ListAnsibleEvents(&context, request, &response).ok());
+    ASSERT_GT(response.events_size(), 0);
+    EXPECT_TRUE(response.next_page_token().empty());
+    for (const v1::AnsibleEvent& event : response.events()) {
+      places["ListAnsibleEvents"] += event.DebugString();
+    }
+  }
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + seconds(60));
+    v1::WatchAnsibleEventsRequest request;
+    request.set_run_id(run.id());
+    auto reader = dagd_.runs()->WatchAnsibleEvents(&context, request);
+    v1::AnsibleEvent event;
+    while (reader->Read(&event)) places["WatchAnsibleEvents"] += event.DebugString();
+    ASSERT_TRUE(reader->Finish().ok());
+  }
+  for (const char* where : {"ListAnsibleEvents", "WatchAnsibleEvents"}) {
+    const std::string& events = places[where];
+    EXPECT_NE(events.find("token=********"), std::string::npos) << where << ":\n" << events;
+    EXPECT_NE(events.find("pw=********"), std::string::npos) << where << ":\n" << events;
+    EXPECT_NE(events.find("Echo the token from a command"), std::string::npos) << where;
+  }
+  CommandResult events = RunDagctl(dagd_.address(), {"events", run.id(), "-o", "json"});
+  EXPECT_EQ(events.exit_code, 0) << events.output;
+  places["dagctl events"] = events.output;
+
+  // No credential copy is left in any attempt directory (and no file there holds a value).
+  EXPECT_TRUE(Eventually([&] { return ProcessesIn(data_dir_).empty(); }, seconds(15)));
+  int attempt_files = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(data_dir_ + "/attempts")) {
+    EXPECT_EQ(entry.path().string().find("/.dagd/credentials"), std::string::npos) << entry.path();
+    if (!entry.is_regular_file()) continue;
+    ++attempt_files;
+    places["file " + entry.path().string()] = ReadFile(entry.path().string());
+  }
+  EXPECT_GT(attempt_files, 0);
+
+  // The database as it is on disk while dagd runs (the WAL holds the latest commits), then
+  // after a clean stop (checkpointed into dagd.db); dagd's log last, with its shutdown.
+  auto read_database = [&](const std::string& when) {
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+      places[when + " dagd.db" + suffix] = ReadFile(data_dir_ + "/dagd.db" + suffix);
+    }
+  };
+  read_database("running");
+  EXPECT_FALSE(places["running dagd.db"].empty());
+  EXPECT_EQ(dagd_.Terminate(), 0);
+  read_database("stopped");
+  // The run's log chunks are in the database (so the search above can find what it looks for).
+  EXPECT_NE((places["running dagd.db"] + places["running dagd.db-wal"]).find("token=********"),
+            std::string::npos);
+  places["dagd.log"] = ReadFile(data_dir_ + "/dagd.log");
+  EXPECT_FALSE(places["dagd.log"].empty());
+
+  for (const auto& [where, text] : places) {
+    for (const std::string& secret : {password, token}) {
+      EXPECT_EQ(text.find(secret), std::string::npos)
+          << (secret == password ? "the vault password" : "the API token") << " is in " << where;
+    }
+  }
+}
+
+// --credentials-dir from the config file: dagd neither creates that directory nor its default
+// one; an attempt that names a credential while the directory is missing ends in Error saying
+// how to create it. Credential copies a killed dagd left behind are gone once it serves again.
+TEST(DaemonCredentialsTest, ConfiguredDirectoryAndStaleCopies) {
+  TempDir tmp;
+  const std::string data_dir = tmp.path() + "/data";
+  const std::string creds = tmp.path() + "/secrets";
+  const std::string config = tmp.path() + "/dagd.toml";
+  std::ofstream(config) << "listen = \"127.0.0.1:0\"\n"
+                        << "data-dir = \"" << data_dir << "\"\n"
+                        << "port-file = \"" << data_dir << "/port\"\n"
+                        << "credentials-dir = \"" << creds << "\"\n";
+  const std::string stale = data_dir + "/attempts/run-1/deploy-1234-1/.dagd/credentials";
+  fs::create_directories(stale);
+  std::ofstream(stale + "/vault-password") << "left-by-a-crash\n";
+  std::ofstream(data_dir + "/attempts/run-1/deploy-1234-1/output.txt") << "kept\n";
+
+  Daemon dagd(data_dir);
+  dagd.UseConfigFile(config);
+  dagd.Start();
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_EQ(ReadFile(data_dir + "/attempts/run-1/deploy-1234-1/output.txt"), "kept\n");
+  EXPECT_FALSE(fs::exists(creds));
+  EXPECT_FALSE(fs::exists(data_dir + "/credentials"));
+
+  v1::Run submitted = Submit(dagd, SubmitRequest("credentials.yaml", {{"vault_file", "/none"}}));
+  ASSERT_FALSE(submitted.id().empty());
+  WatchToEnd(dagd.runs(), submitted.id());
+  v1::Run run = GetRun(dagd, submitted.id());
+  const v1::Node* deploy = FindNode(run, "deploy");
+  ASSERT_NE(deploy, nullptr);
+  EXPECT_EQ(deploy->phase(), v1::PHASE_ERROR);
+  EXPECT_NE(deploy->message().find("the credentials directory " + creds + " does not exist"),
+            std::string::npos)
+      << deploy->message();
+  EXPECT_NE(deploy->message().find("install -d -m 700 " + creds), std::string::npos)
+      << deploy->message();
+  EXPECT_EQ(dagd.Terminate(), 0);
+}
+
+}  // namespace
+}  // namespace dagd::testing
+
+namespace dagd::testing {
+namespace {
+
+// Bundles (issue 3, point 4): `dagctl apply --bundle DIR` stores the playbooks, roles and files
+// with the version; every attempt runs in a fresh copy of exactly that content.
+
+// A project directory: a workflow whose one ansible step runs playbooks/mark.yml, which reads
+// vars/message.yml, runs bin/say.sh (it must keep its exec bit) and writes
+// "<message> <script output>" to <record_dir>/<tag>.txt.
+void WriteProject(const std::string& dir, const std::string& message) {
+  fs::create_directories(dir + "/playbooks");
+  fs::create_directories(dir + "/vars");
+  fs::create_directories(dir + "/bin");
+  std::ofstream(dir + "/workflow.yaml") << R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  name: snapshot
+spec:
+  entrypoint: main
+  arguments:
+    parameters:
+      - name: record_dir
+      - name: tag
+  templates:
+    - name: main
+      dag:
+        tasks:
+          - name: mark
+            template: mark
+    - name: mark
+      ansible:
+        playbook: playbooks/mark.yml
+        inventory: localhost,
+        extraVars:
+          record_dir: "{{workflow.parameters.record_dir}}"
+          tag: "{{workflow.parameters.tag}}"
+)";
+  std::ofstream(dir + "/playbooks/mark.yml") << R"(- name: mark
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars_files:
+    - ../vars/message.yml
+  tasks:
+    - name: run the bundled script
+      ansible.builtin.command: "{{ playbook_dir }}/../bin/say.sh"
+      register: said
+    - name: record which content ran
+      ansible.builtin.copy:
+        content: "{{ message }} {{ said.stdout }}\n"
+        dest: "{{ record_dir }}/{{ tag }}.txt"
+)";
+  std::ofstream(dir + "/vars/message.yml") << "message: " << message << "\n";
+  std::ofstream(dir + "/bin/say.sh") << "#!/bin/sh\necho from-script\n";
+  fs::permissions(dir + "/bin/say.sh", fs::perms(0755));
+}
+
+TEST_F(DaemonTest, ARunUsesTheBundleStoredWithItsVersionWhateverHappensOnDisk) {
+  const std::string project = tmp_.path() + "/project";
+  WriteProject(project, "one");
+  const std::string workflow_file = project + "/workflow.yaml";
+  CommandResult applied =
+      RunDagctl(dagd_.address(), {"apply", "-f", workflow_file, "--bundle", project});
+  ASSERT_EQ(applied.exit_code, 0) << applied.output;
+  EXPECT_NE(applied.output.find("workflow snapshot version 1 created, bundle "), std::string::npos)
+      << applied.output;
+  EXPECT_NE(applied.output.find("(4 files, "), std::string::npos) << applied.output;
+
+  auto run = [&](const std::string& tag, const std::string& version) {
+    CommandResult result =
+        RunDagctl(dagd_.address(), {"submit", "snapshot", "--version", version, "-p",
+                                    "record_dir=" + records_, "-p", "tag=" + tag, "--watch"});
+    EXPECT_EQ(result.exit_code, 0) << result.output;
+    return ReadFile(records_ + "/" + tag + ".txt");
+  };
+  EXPECT_EQ(run("first", "0"), "one from-script\n");
+
+  // Edit every file of the project, then delete the playbook: the stored version is unchanged.
+  std::ofstream(project + "/vars/message.yml") << "message: edited\n";
+  std::ofstream(project + "/bin/say.sh") << "#!/bin/sh\necho edited-script\n";
+  std::ofstream(project + "/playbooks/mark.yml") << "- hosts: localhost\n  tasks: [{fail: {}}]\n";
+  fs::remove(project + "/playbooks/mark.yml");
+  EXPECT_EQ(run("second", "0"), "one from-script\n");
+
+  CommandResult shown = RunDagctl(dagd_.address(), {"workflows", "get", "snapshot"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_TRUE(std::regex_search(shown.output, std::regex(R"(\nBundle: +[0-9a-f]{64}\n)")))
+      << shown.output;
+  EXPECT_NE(shown.output.find("Bundle size: 4 files, "), std::string::npos) << shown.output;
+
+  // Applying the directory without its playbook is refused, and stores nothing.
+  CommandResult refused =
+      RunDagctl(dagd_.address(), {"apply", "-f", workflow_file, "--bundle", project});
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find(workflow_file +
+                                ":19:9: spec.templates[1].ansible.playbook: "
+                                "template \"mark\": playbook \"playbooks/mark.yml\" is not in "
+                                "the workflow's bundle (3 files); apply with --bundle DIR"),
+            std::string::npos)
+      << refused.output;
+
+  // The edited project applied again: the same YAML, another bundle — a new version, whose runs
+  // use the new content while version 1 keeps its own.
+  WriteProject(project, "two");
+  CommandResult reapplied =
+      RunDagctl(dagd_.address(), {"apply", "-f", workflow_file, "--bundle", project});
+  ASSERT_EQ(reapplied.exit_code, 0) << reapplied.output;
+  EXPECT_NE(reapplied.output.find("workflow snapshot version 2 created"), std::string::npos)
+      << reapplied.output;
+  EXPECT_EQ(run("third", "0"), "two from-script\n");
+  EXPECT_EQ(run("fourth", "1"), "one from-script\n");
+
+  // Runs of an inline spec get the bundle sent with them, the same way.
+  std::ofstream(project + "/vars/message.yml") << "message: inline\n";
+  CommandResult inline_run =
+      RunDagctl(dagd_.address(), {"submit", "-f", workflow_file, "--bundle", project, "-p",
+                                  "record_dir=" + records_, "-p", "tag=fifth", "--watch"});
+  EXPECT_EQ(inline_run.exit_code, 0) << inline_run.output;
+  EXPECT_EQ(ReadFile(records_ + "/fifth.txt"), "inline from-script\n");
+}
+
+// dagd's --max-bundle-bytes (here from its config file) is what the server enforces, whatever
+// dagctl lets through.
+TEST(DaemonBundleLimitsTest, DagdRefusesABundleOverItsConfiguredLimit) {
+  TempDir tmp;
+  const std::string data_dir = tmp.path() + "/data";
+  const std::string config = tmp.path() + "/dagd.toml";
+  {
+    std::ofstream out(config);
+    out << "listen = \"127.0.0.1:0\"\n"
+        << "data-dir = \"" << data_dir << "\"\n"
+        << "port-file = \"" << data_dir << "/port\"\n"
+        << "max-bundle-bytes = 100\n";
+  }
+  Daemon dagd(data_dir);
+  dagd.UseConfigFile(config);
+  dagd.Start();
+  const std::string project = tmp.path() + "/project";
+  WriteProject(project, "one");  // a few hundred bytes
+  CommandResult applied =
+      RunDagctl(dagd.address(), {"apply", "-f", project + "/workflow.yaml", "--bundle", project});
+  EXPECT_EQ(applied.exit_code, 1) << applied.output;
+  EXPECT_NE(applied.output.find("dagctl: INVALID_ARGUMENT: bundle: the bundle holds "),
+            std::string::npos)
+      << applied.output;
+  EXPECT_NE(applied.output.find("bytes; the limit is 100 (dagd --max-bundle-bytes)"),
+            std::string::npos)
+      << applied.output;
+  // dagctl's own check, with the same limit, stops it before sending.
+  CommandResult local =
+      RunDagctl(dagd.address(), {"--max-bundle-bytes", "100", "apply", "-f",
+                                 project + "/workflow.yaml", "--bundle", project});
+  EXPECT_EQ(local.exit_code, 1) << local.output;
+  EXPECT_NE(local.output.find(project + " holds more than 100 bytes of files"), std::string::npos)
+      << local.output;
+  EXPECT_EQ(dagd.Terminate(), 0);
+}
+
+TEST_F(DaemonTest, AWorkflowWhosePlaybookIsNotInItsBundleIsRefusedWithTheFix) {
+  std::string yaml = ReadFile(kTestdata + "/fail-omits.yaml");
+  yaml.replace(yaml.find("generateName: fail-omits-"), 25, "name: fail-omits");
+  const std::string file = tmp_.path() + "/wf.yaml";
+  std::ofstream(file) << yaml;
+  const std::string field =
+      ":33:9: spec.templates[1].ansible.playbook: template \"step\": playbook "
+      "\"playbooks/step.yml\" ";
+  ASSERT_NE(ReadLines(file).at(32).find("playbook: playbooks/step.yml"), std::string::npos);
+
+  CommandResult applied = RunDagctl(dagd_.address(), {"apply", "-f", file});
+  EXPECT_EQ(applied.exit_code, 1) << applied.output;
+  EXPECT_NE(applied.output.find("dagctl: INVALID_ARGUMENT: " + file + field +
+                                "is relative, but the workflow has no bundle; apply with "
+                                "--bundle DIR, DIR holding playbooks/step.yml"),
+            std::string::npos)
+      << applied.output;
+
+  CommandResult submitted =
+      RunDagctl(dagd_.address(), {"submit", "-f", file, "-p", "record_dir=" + records_});
+  EXPECT_EQ(submitted.exit_code, 1) << submitted.output;
+  EXPECT_NE(submitted.output.find(file + field +
+                                  "is relative, but the workflow has no bundle; "
+                                  "submit with --bundle DIR"),
+            std::string::npos)
+      << submitted.output;
+
+  // A bundle that holds other files only.
+  const std::string other = tmp_.path() + "/other";
+  fs::create_directories(other + "/playbooks");
+  std::ofstream(other + "/playbooks/other.yml") << "- hosts: localhost\n  tasks: []\n";
+  CommandResult elsewhere = RunDagctl(dagd_.address(), {"apply", "-f", file, "--bundle", other});
+  EXPECT_EQ(elsewhere.exit_code, 1) << elsewhere.output;
+  EXPECT_NE(elsewhere.output.find(file + field + "is not in the workflow's bundle (1 files)"),
+            std::string::npos)
+      << elsewhere.output;
+
+  grpc::ClientContext workflows_context;
+  v1::ListWorkflowsResponse workflows;
+  ASSERT_TRUE(dagd_.workflows()
+                  ->ListWorkflows(&workflows_context, v1::ListWorkflowsRequest(), &workflows)
+                  .ok());
+  EXPECT_EQ(workflows.workflows_size(), 0);
+  grpc::ClientContext runs_context;
+  v1::ListRunsResponse runs;
+  ASSERT_TRUE(dagd_.runs()->ListRuns(&runs_context, v1::ListRunsRequest(), &runs).ok());
+  EXPECT_EQ(runs.runs_size(), 0);
+  EXPECT_FALSE(fs::exists(records_ + "/runs.log"));
 }
 
 }  // namespace

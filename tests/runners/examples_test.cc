@@ -24,6 +24,7 @@ struct PlaybookRun {
   std::string playbook;  // relative to it
   std::map<std::string, nlohmann::json> extra_vars;
   std::string expected_output;  // a line the run must print
+  std::string inventory = "localhost,";
 };
 
 TEST(ExamplesTest, EveryExamplePlaybookSucceeds) {
@@ -32,7 +33,7 @@ TEST(ExamplesTest, EveryExamplePlaybookSucceeds) {
       {"provision-configure-smoke",
        "playbooks/provision.yml",
        {{"env", "staging"}, {"host_names", hosts}},
-       "web1 ansible_connection=local"},
+       "Provisioning 3 hosts for staging: web1, web2, db1"},
       {"provision-configure-smoke",
        "playbooks/configure.yml",
        {{"env", "staging"}, {"target_host", "web2"}},
@@ -43,8 +44,10 @@ TEST(ExamplesTest, EveryExamplePlaybookSucceeds) {
        "Configuring db1 as a database server"},
       {"provision-configure-smoke",
        "playbooks/smoke-test.yml",
-       {{"env", "staging"}, {"host_names", hosts}},
-       "3 hosts healthy in staging"},
+       {{"env", "staging"}},
+       "3 hosts healthy in staging",
+       "[targets]\nweb1 ansible_connection=local\nweb2 ansible_connection=local\n"
+       "db1 ansible_connection=local\n"},
       {"diamond", "playbooks/a.yml", {{"message", "hi"}}, "A: hi"},
       {"diamond", "playbooks/b.yml", {{"message", "hi"}}, "B: hi"},
       {"diamond", "playbooks/c.yml", {{"message", "hi"}}, "C: hi"},
@@ -58,7 +61,7 @@ TEST(ExamplesTest, EveryExamplePlaybookSucceeds) {
   for (size_t i = 0; i < runs.size(); ++i) {
     engine::AnsibleSpec a;
     a.playbook = runs[i].playbook;
-    a.inventory = "localhost,";
+    a.inventory = runs[i].inventory;
     a.extra_vars = runs[i].extra_vars;
     const std::string name = "example-" + std::to_string(i);
     AttemptSpec spec = MakeSpec(AnsibleTemplate(name, a), name, dir.Subdir(name));

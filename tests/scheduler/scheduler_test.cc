@@ -5,17 +5,22 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -629,6 +634,156 @@ TEST_F(SchedulerTest, InvalidSpecIsRejectedAndNothingIsStored) {
   EXPECT_EQ(store_->commits(), commits);
   EXPECT_TRUE(fake_->starts().empty());
   EXPECT_EQ(scheduler_->active_runs(), 0);
+}
+
+// --- bundles -----------------------------------------------------------------------------------
+
+// What an attempt's working directory held when the runner was asked to start it.
+struct WorkDirSnapshot {
+  std::string work_dir;
+  std::string bundle_dir;
+  std::map<std::string, std::pair<std::string, unsigned>> files;  // path -> (content, mode)
+};
+
+WorkDirSnapshot Snapshot(const AttemptSpec& spec) {
+  WorkDirSnapshot snapshot{spec.work_dir, spec.bundle_dir, {}};
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(spec.work_dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream content;
+    content << in.rdbuf();
+    struct stat st;
+    EXPECT_EQ(stat(entry.path().c_str(), &st), 0);
+    snapshot.files[std::filesystem::relative(entry.path(), spec.work_dir).string()] = {
+        content.str(), st.st_mode & 07777};
+  }
+  return snapshot;
+}
+
+TEST_F(SchedulerTest, EachAttemptGetsAFreshCopyOfTheBundleWithItsModes) {
+  std::vector<WorkDirSnapshot> seen;
+  fake_->SetStartHook([&](const AttemptSpec& spec) {
+    seen.push_back(Snapshot(spec));
+    // What an attempt leaves behind or changes must not reach the next one.
+    std::ofstream(spec.work_dir + "/scratch") << "left by attempt " << spec.attempt;
+    std::ofstream(spec.work_dir + "/site.yml") << "overwritten";
+  });
+  fake_->Script("A", 1, FakeAttempt::Fail(1, "exit code 1"));
+  SubmitRequest request = Request(Workflow(Task("A"), "", "    retryStrategy: {limit: 1}\n"));
+  request.bundle = {
+      storage::BundleFile{.path = "site.yml", .mode = 0644, .content = "- hosts: all\n"},
+      storage::BundleFile{.path = "bin/run.sh", .mode = 0755, .content = "#!/bin/sh\n"},
+      storage::BundleFile{.path = "roles/web/files/key", .mode = 0600, .content = "secret"}};
+  RunAnswer answer;
+  scheduler_->Submit(std::move(request), answer.Callback());
+  ASSERT_TRUE(RunUntil([&] { return answer.ready(); }));
+  absl::StatusOr<RunRecord> run = answer.get();
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->bundle_digest.size(), 64u);
+  RunRecord done = WaitFinished(run->id);
+  EXPECT_EQ(done.phase, NodePhase::kSucceeded) << done.message;
+  EXPECT_EQ(done.bundle_digest, run->bundle_digest);
+
+  const std::map<std::string, std::pair<std::string, unsigned>> want = {
+      {"site.yml", {"- hosts: all\n", 0644}},
+      {"bin/run.sh", {"#!/bin/sh\n", 0755}},
+      {"roles/web/files/key", {"secret", 0600}}};
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_NE(seen[0].work_dir, seen[1].work_dir);
+  for (const WorkDirSnapshot& attempt : seen) {
+    EXPECT_EQ(attempt.bundle_dir, attempt.work_dir);
+    EXPECT_EQ(attempt.files, want) << attempt.work_dir;
+  }
+  absl::StatusOr<std::vector<storage::BundleFile>> stored = store_->GetBundle(run->bundle_digest);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->size(), 3u);
+}
+
+TEST_F(SchedulerTest, ARunWithoutABundleHasNoBundleDir) {
+  std::vector<AttemptSpec> specs;
+  fake_->SetStartHook([&](const AttemptSpec& spec) { specs.push_back(spec); });
+  auto run = Submit(Workflow(Task("A")));
+  ASSERT_TRUE(run.ok()) << run.status();
+  WaitFinished(run->id);
+  ASSERT_EQ(specs.size(), 1u);
+  EXPECT_EQ(specs[0].bundle_dir, "");
+  EXPECT_TRUE(std::filesystem::is_empty(specs[0].work_dir));
+}
+
+TEST_F(SchedulerTest, AFailedCheckOrABadBundleStoresNothing) {
+  const int64_t commits = store_->commits();
+  const std::vector<storage::BundleFile> files = {
+      storage::BundleFile{.path = "site.yml", .content = "- hosts: all\n"}};
+  std::vector<storage::BundleFile> normalized = files;
+  storage::NormalizeBundleFiles(&normalized);
+  const std::string digest = storage::HashBundle(normalized).info.digest;
+
+  SubmitRequest checked = Request(Workflow(Task("A")));
+  checked.bundle = files;
+  bool check_saw_the_workflow = false;
+  checked.check = [&](const engine::Workflow& workflow) {
+    check_saw_the_workflow = workflow.entrypoint == "main";
+    return absl::InvalidArgumentError("test.yaml:9:7: not in the bundle");
+  };
+  RunAnswer refused;
+  scheduler_->Submit(std::move(checked), refused.Callback());
+  ASSERT_TRUE(RunUntil([&] { return refused.ready(); }));
+  DAGD_EXPECT_CODE(refused.get(), kInvalidArgument);
+  EXPECT_TRUE(check_saw_the_workflow);
+
+  SubmitRequest bad = Request(Workflow(Task("A")));
+  bad.bundle = {storage::BundleFile{.path = "../escape.yml", .content = "x"}};
+  RunAnswer invalid;
+  scheduler_->Submit(std::move(bad), invalid.Callback());
+  ASSERT_TRUE(RunUntil([&] { return invalid.ready(); }));
+  DAGD_EXPECT_CODE(invalid.get(), kInvalidArgument);
+
+  EXPECT_EQ(StoredRunCount(), 0);
+  EXPECT_EQ(store_->commits(), commits);
+  DAGD_EXPECT_CODE(store_->GetBundle(digest), kNotFound);
+  EXPECT_TRUE(fake_->starts().empty());
+}
+
+TEST_F(SchedulerTest, ABundleThatCannotBeReadEndsTheAttemptInError) {
+  absl::StatusOr<storage::BundleInfo> bundle =
+      store_->PutBundle({storage::BundleFile{.path = "site.yml", .content = "- hosts: all\n"}}, 1);
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  // Damage the stored content behind the store's back.
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir_.File("dagd.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "UPDATE blobs SET content = CAST('tampered' AS BLOB)", nullptr,
+                           nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  SubmitRequest request = Request(Workflow(Task("A")));
+  request.bundle_digest = bundle->digest;
+  RunAnswer answer;
+  scheduler_->Submit(std::move(request), answer.Callback());
+  ASSERT_TRUE(RunUntil([&] { return answer.ready(); }));
+  absl::StatusOr<RunRecord> run = answer.get();
+  ASSERT_TRUE(run.ok()) << run.status();
+  WaitFinished(run->id);
+  NodeState a = StoredNode(run->id, "A");
+  EXPECT_EQ(a.phase, NodePhase::kError);
+  ASSERT_EQ(a.attempts.size(), 1u);
+  EXPECT_EQ(a.attempts[0].phase, NodePhase::kError);
+  EXPECT_THAT(a.attempts[0].message, HasSubstr("cannot read the run's bundle " + bundle->digest));
+  EXPECT_THAT(a.attempts[0].message, HasSubstr("site.yml"));
+  EXPECT_TRUE(fake_->starts().empty());
+  ExpectWellFormedEvents(run->id);
+}
+
+TEST_F(SchedulerTest, ARunCannotNameABundleThatIsNotStored) {
+  SubmitRequest request = Request(Workflow(Task("A")));
+  request.bundle_digest = storage::Sha256Hex("not a stored bundle");
+  RunAnswer answer;
+  scheduler_->Submit(std::move(request), answer.Callback());
+  ASSERT_TRUE(RunUntil([&] { return answer.ready(); }));
+  DAGD_EXPECT_CODE(answer.get(), kFailedPrecondition);
+  EXPECT_EQ(StoredRunCount(), 0);
+  EXPECT_TRUE(fake_->starts().empty());
 }
 
 TEST_F(SchedulerTest, UnknownRunnerEndsTheAttemptInErrorNamingIt) {

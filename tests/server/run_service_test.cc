@@ -207,6 +207,127 @@ TEST_F(RunServiceTest, SubmitOfMalformedSpecIsInvalidArgumentAndStoresNothing) {
   EXPECT_TRUE(ListedIds(v1::ListRunsRequest()).empty());
 }
 
+// --- bundles ------------------------------------------------------------------------------------
+
+v1::Bundle Greeting(const std::string& text) {
+  v1::Bundle bundle;
+  v1::BundleFile* file = bundle.add_files();
+  file->set_path("data/greeting.txt");
+  file->set_content(text);
+  return bundle;
+}
+
+const std::vector<std::string> kCatGreeting = {"cat", "data/greeting.txt"};
+
+// An ansible workflow (generateName `name-` or, with `stored`, name `name`) whose one template
+// runs playbooks/site.yml, named at line 14.
+std::string PlaybookWorkflow(const std::string& name, bool stored) {
+  return absl::StrCat(
+      "apiVersion: argoproj.io/v1alpha1\n"
+      "kind: Workflow\n"
+      "metadata:\n",
+      stored ? "  name: " : "  generateName: ", name, stored ? "\n" : "-\n",
+      "spec:\n"
+      "  entrypoint: main\n"
+      "  templates:\n"
+      "  - name: main\n"
+      "    dag:\n"
+      "      tasks:\n"
+      "      - {name: run, template: site}\n"
+      "  - name: site\n"
+      "    ansible:\n"
+      "      playbook: playbooks/site.yml\n");
+}
+
+TEST_F(RunServiceTest, SubmitBySpecWithABundleRunsInACopyOfIt) {
+  v1::SubmitRunRequest request;
+  request.set_spec_yaml(OneTaskWorkflow("greet", kCatGreeting, /*generate=*/true));
+  *request.mutable_bundle() = Greeting("hello from the bundle");
+  v1::Run run;
+  grpc::Status status = Submit(request, &run);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(run.bundle_digest().size(), 64u);
+  ASSERT_TRUE(WatchToEnd(runs(), run.id()).status.ok());
+  v1::Run finished = GetRun(runs(), run.id());
+  EXPECT_EQ(finished.phase(), v1::PHASE_SUCCEEDED);
+  EXPECT_EQ(finished.bundle_digest(), run.bundle_digest());
+  const v1::Node* say = FindNode(finished, "say");
+  ASSERT_NE(say, nullptr);
+  EXPECT_EQ(say->result(), "hello from the bundle") << say->message();
+}
+
+TEST_F(RunServiceTest, SubmitByNameRunsWithTheBundleOfTheVersion) {
+  std::vector<std::string> digests;
+  for (const char* text : {"one", "two"}) {
+    v1::CreateWorkflowRequest create;
+    create.set_yaml(OneTaskWorkflow("greeter", kCatGreeting));
+    *create.mutable_bundle() = Greeting(text);
+    v1::CreateWorkflowResponse created;
+    auto context = ContextWithDeadline();
+    grpc::Status status = stack_.workflows()->CreateWorkflow(context.get(), create, &created);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    digests.push_back(created.workflow().bundle_digest());
+  }
+  for (const auto& [version, want] : {std::pair<int64_t, std::string>{1, "one"}, {0, "two"}}) {
+    v1::SubmitRunRequest request;
+    request.set_workflow_name("greeter");
+    request.set_workflow_version(version);
+    v1::Run run;
+    grpc::Status status = Submit(request, &run);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(run.bundle_digest(), digests[want == "one" ? 0 : 1]);
+    ASSERT_TRUE(WatchToEnd(runs(), run.id()).status.ok());
+    const v1::Run finished = GetRun(runs(), run.id());
+    const v1::Node* say = FindNode(finished, "say");
+    ASSERT_NE(say, nullptr);
+    EXPECT_EQ(say->result(), want) << "version " << version;
+  }
+
+  // A stored workflow brings its own bundle; another one cannot be sent with it.
+  v1::SubmitRunRequest both;
+  both.set_workflow_name("greeter");
+  *both.mutable_bundle() = Greeting("three");
+  v1::Run run;
+  grpc::Status status = Submit(both, &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("spec_yaml"), std::string::npos) << status.error_message();
+}
+
+TEST_F(RunServiceTest, SubmitOfASpecWhosePlaybookIsNotInItsBundleIsRefused) {
+  v1::SubmitRunRequest request;
+  request.set_spec_yaml(PlaybookWorkflow("play", /*stored=*/false));
+  request.set_file_name("play.yaml");
+  *request.mutable_bundle() = Greeting("not a playbook");
+  v1::Run run;
+  grpc::Status status = Submit(request, &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "play.yaml:14:7: spec.templates[1].ansible.playbook: template \"site\": playbook "
+            "\"playbooks/site.yml\" is not in the workflow's bundle (1 files); submit with "
+            "--bundle DIR, DIR holding playbooks/site.yml (or fix the path)");
+  EXPECT_TRUE(ListedIds(v1::ListRunsRequest()).empty());
+}
+
+// A version stored without the playbooks it names — as versions from before bundles were stored
+// (schema 3) are — is refused at submission, saying how to fix it.
+TEST_F(RunServiceTest, SubmitByNameOfAVersionWithoutItsPlaybookSaysToApplyItAgain) {
+  absl::StatusOr<storage::WorkflowRecord> legacy = stack_.store()->PutWorkflow(
+      "legacy", PlaybookWorkflow("legacy", /*stored=*/true), "main", {}, 1, nullptr);
+  ASSERT_TRUE(legacy.ok()) << legacy.status();
+  v1::SubmitRunRequest request;
+  request.set_workflow_name("legacy");
+  v1::Run run;
+  grpc::Status status = Submit(request, &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("legacy@v1:14:7: spec.templates[1].ansible.playbook"),
+            std::string::npos)
+      << status.error_message();
+  EXPECT_NE(status.error_message().find("apply workflow legacy again with --bundle DIR"),
+            std::string::npos)
+      << status.error_message();
+  EXPECT_TRUE(ListedIds(v1::ListRunsRequest()).empty());
+}
+
 TEST_F(RunServiceTest, GetRunReturnsNodesWithAttempts) {
   v1::Run run = RunToEnd(runs(), kEchoHi);
   ASSERT_FALSE(run.id().empty());

@@ -15,7 +15,7 @@ namespace dagd::server::testing {
 
 ServerStack::ServerStack() = default;
 
-void ServerStack::Start() {
+void ServerStack::Start(ServerOptions server_options) {
   // One reference to the gRPC library for the whole test binary, so that destroying a test's
   // server and channel never shuts the library down: grpc_shutdown() joins gRPC's executor
   // threads, and one of them may sit in a 10 s epoll_wait (seen after a rejected oversized
@@ -50,7 +50,6 @@ void ServerStack::Start() {
   work_.emplace(boost::asio::make_work_guard(io_));
   loop_ = std::thread([this] { io_.run(); });
 
-  ServerOptions server_options;
   server_options.listen = "127.0.0.1:0";
   auto server = DagdServer::Start(server_options, store_.get(), scheduler_.get(), &hub_);
   ASSERT_TRUE(server.ok()) << server.status();

@@ -51,7 +51,8 @@ class ServerStack {
   ServerStack& operator=(const ServerStack&) = delete;
 
   // Builds and starts everything; fails the current test on error (use ASSERT_NO_FATAL_FAILURE).
-  void Start();
+  // The server gets `options`, listening on 127.0.0.1:0 whatever options.listen says.
+  void Start(ServerOptions options = ServerOptions());
   // Stops the gRPC server (ends open streams after `deadline_ms`); idempotent.
   void ShutdownServer(int64_t deadline_ms);
 

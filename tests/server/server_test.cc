@@ -4,6 +4,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <future>
 
 #include "server/workflow_service.h"
@@ -162,23 +163,9 @@ TEST_F(DagdServerTest, ReflectionListsDagdServices) {
   EXPECT_NE(response.find("grpc.health.v1.Health"), std::string::npos);
 }
 
-TEST_F(DagdServerTest, RequestAboveTheReceiveLimitIsResourceExhausted) {
-  v1::SubmitRunRequest request;
-  request.set_spec_yaml(std::string((8 << 20) + 1024, '#'));
-  v1::Run run;
-  auto context = ContextWithDeadline();
-  grpc::Status status = stack_.runs()->SubmitRun(context.get(), request, &run);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
-
-  // The server keeps serving.
-  v1::ListRunsResponse listed;
-  auto again = ContextWithDeadline();
-  EXPECT_TRUE(stack_.runs()->ListRuns(again.get(), v1::ListRunsRequest(), &listed).ok());
-}
-
 TEST_F(DagdServerTest, SpecAboveTheSpecLimitIsInvalidArgument) {
-  const std::string big(kMaxSpecBytes + 1024, '#');  // a YAML comment, under the 8 MiB cap
-  ASSERT_LT(big.size(), size_t{8} << 20);
+  const std::string big(kMaxSpecBytes + 1024, '#');  // a YAML comment, under the receive limit
+  ASSERT_LT(static_cast<int64_t>(big.size()), MaxRequestBytes(storage::BundleLimits()));
   const std::string limit = std::to_string(kMaxSpecBytes);
 
   v1::SubmitRunRequest submit;
@@ -198,6 +185,148 @@ TEST_F(DagdServerTest, SpecAboveTheSpecLimitIsInvalidArgument) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(status.error_message().find("limit is " + limit), std::string::npos)
       << status.error_message();
+}
+
+// The largest request within the limits: a spec of kMaxSpecBytes and a bundle with the most
+// files, each with the longest path and all mode bits, holding the most bytes.
+template <typename Request>
+Request LargestRequest(const storage::BundleLimits& limits, v1::Bundle* (Request::*bundle)()) {
+  Request request;
+  v1::Bundle* files = (request.*bundle)();
+  for (int64_t i = 0; i < limits.max_files; ++i) {
+    v1::BundleFile* file = files->add_files();
+    std::string path = std::to_string(i) + "/";
+    path.resize(storage::kMaxBundlePathBytes, 'p');
+    file->set_path(path);
+    file->set_mode(0777);
+  }
+  files->mutable_files(0)->set_content(std::string(limits.max_bytes, 'c'));
+  return request;
+}
+
+TEST(MaxRequestBytesTest, LetsTheLargestSpecAndBundleThrough) {
+  for (const storage::BundleLimits& limits :
+       {storage::BundleLimits(), storage::BundleLimits{.max_bytes = 1 << 20, .max_files = 50}}) {
+    auto submit = LargestRequest(limits, &v1::SubmitRunRequest::mutable_bundle);
+    submit.set_spec_yaml(std::string(kMaxSpecBytes, '#'));
+    submit.set_file_name(std::string(4096, 'f'));
+    submit.set_request_id(std::string(1024, 'r'));
+    EXPECT_LE(static_cast<int64_t>(submit.ByteSizeLong()), MaxRequestBytes(limits))
+        << limits.max_bytes;
+    auto create = LargestRequest(limits, &v1::CreateWorkflowRequest::mutable_bundle);
+    create.set_yaml(std::string(kMaxSpecBytes, '#'));
+    create.set_file_name(std::string(4096, 'f'));
+    EXPECT_LE(static_cast<int64_t>(create.ByteSizeLong()), MaxRequestBytes(limits))
+        << limits.max_bytes;
+  }
+  // The defaults: 32 MiB of files, a 4 MiB spec, 10000 paths — well above gRPC's 4 MiB default.
+  EXPECT_GT(MaxRequestBytes(storage::BundleLimits()), int64_t{36} << 20);
+  // Limits beyond what gRPC can receive stop at its maximum, without overflowing.
+  EXPECT_EQ(MaxRequestBytes({.max_bytes = int64_t{1} << 40, .max_files = 1}), INT_MAX);
+  EXPECT_EQ(MaxRequestBytes({.max_bytes = 1, .max_files = INT64_MAX}), INT_MAX);
+}
+
+// A server whose bundles may hold 1 MiB in at most 50 files.
+class SmallBundleLimitsTest : public ::testing::Test {
+ protected:
+  static constexpr storage::BundleLimits kLimits{.max_bytes = 1 << 20, .max_files = 50};
+
+  void SetUp() override {
+    ServerOptions options;
+    options.bundle_limits = kLimits;
+    ASSERT_NO_FATAL_FAILURE(stack_.Start(options));
+  }
+
+  // `count` files of `bytes` bytes in all; file i is "data/i.txt".
+  static v1::Bundle Bundle(int count, int64_t bytes) {
+    v1::Bundle bundle;
+    for (int i = 0; i < count; ++i) {
+      v1::BundleFile* file = bundle.add_files();
+      file->set_path("data/" + std::to_string(i) + ".txt");
+      file->set_content(std::string(bytes / count + (i < bytes % count ? 1 : 0), 'x'));
+    }
+    return bundle;
+  }
+
+  grpc::Status SubmitWith(const v1::Bundle& bundle, v1::Run* run) {
+    v1::SubmitRunRequest request;
+    request.set_spec_yaml(OneTaskWorkflow("bundled", {"sh", "-c", "wc -c < data/0.txt"}, true));
+    *request.mutable_bundle() = bundle;
+    auto context = ContextWithDeadline();
+    return stack_.runs()->SubmitRun(context.get(), request, run);
+  }
+
+  grpc::Status CreateWith(const v1::Bundle& bundle) {
+    v1::CreateWorkflowRequest request;
+    request.set_yaml(OneTaskWorkflow("bundled", {"sh", "-c", "wc -c < data/0.txt"}));
+    *request.mutable_bundle() = bundle;
+    v1::CreateWorkflowResponse response;
+    auto context = ContextWithDeadline();
+    return stack_.workflows()->CreateWorkflow(context.get(), request, &response);
+  }
+
+  void ExpectNothingStored() {
+    v1::ListRunsResponse runs;
+    auto runs_context = ContextWithDeadline();
+    ASSERT_TRUE(stack_.runs()->ListRuns(runs_context.get(), v1::ListRunsRequest(), &runs).ok());
+    EXPECT_EQ(runs.runs_size(), 0);
+    v1::ListWorkflowsResponse workflows;
+    auto workflows_context = ContextWithDeadline();
+    ASSERT_TRUE(stack_.workflows()
+                    ->ListWorkflows(workflows_context.get(), v1::ListWorkflowsRequest(), &workflows)
+                    .ok());
+    EXPECT_EQ(workflows.workflows_size(), 0);
+  }
+
+  ServerStack stack_;
+};
+
+TEST_F(SmallBundleLimitsTest, ABundleAtTheLimitsIsStoredAndRuns) {
+  const v1::Bundle bundle = Bundle(kLimits.max_files, kLimits.max_bytes);
+  v1::Run run;
+  grpc::Status status = SubmitWith(bundle, &run);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(run.bundle_digest().size(), 64u);
+  WatchResult watched = WatchToEnd(stack_.runs(), run.id());
+  ASSERT_TRUE(watched.status.ok()) << watched.status.error_message();
+  v1::Run finished = GetRun(stack_.runs(), run.id());
+  EXPECT_EQ(finished.phase(), v1::PHASE_SUCCEEDED);
+  const v1::Node* say = FindNode(finished, "say");
+  ASSERT_NE(say, nullptr);
+  // 1 MiB over 50 files: the first of them holds 20972 bytes, in the attempt's directory.
+  EXPECT_EQ(say->result(), "20972") << say->message();
+  grpc::Status created = CreateWith(bundle);
+  EXPECT_TRUE(created.ok()) << created.error_message();
+}
+
+TEST_F(SmallBundleLimitsTest, ABundleOverALimitIsInvalidArgumentNamingItAndStoresNothing) {
+  v1::Run run;
+  for (const auto& [bundle, words] :
+       {std::pair{Bundle(1, kLimits.max_bytes + 1), std::string("--max-bundle-bytes")},
+        std::pair{Bundle(kLimits.max_files + 1, 100), std::string("--max-bundle-files")}}) {
+    grpc::Status submitted = SubmitWith(bundle, &run);
+    EXPECT_EQ(submitted.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(submitted.error_message().find(words), std::string::npos)
+        << submitted.error_message();
+    EXPECT_EQ(submitted.error_message().rfind("bundle: ", 0), 0u) << submitted.error_message();
+    grpc::Status created = CreateWith(bundle);
+    EXPECT_EQ(created.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(created.error_message().find(words), std::string::npos) << created.error_message();
+  }
+  ExpectNothingStored();
+}
+
+TEST_F(SmallBundleLimitsTest, ARequestOverTheReceiveLimitIsResourceExhausted) {
+  v1::Run run;
+  grpc::Status status = SubmitWith(Bundle(1, MaxRequestBytes(kLimits) + 1), &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_NE(status.error_message().find("larger than max"), std::string::npos)
+      << status.error_message();
+  ExpectNothingStored();
+
+  // The server keeps serving.
+  grpc::Status small = SubmitWith(Bundle(1, 10), &run);
+  EXPECT_TRUE(small.ok()) << small.error_message();
 }
 
 }  // namespace

@@ -23,10 +23,12 @@ class WorkflowServiceTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_NO_FATAL_FAILURE(stack_.Start()); }
 
-  grpc::Status Create(const std::string& yaml, v1::CreateWorkflowResponse* response) {
+  grpc::Status Create(const std::string& yaml, v1::CreateWorkflowResponse* response,
+                      const v1::Bundle& bundle = v1::Bundle()) {
     v1::CreateWorkflowRequest request;
     request.set_yaml(yaml);
     request.set_file_name("wf.yaml");
+    *request.mutable_bundle() = bundle;
     auto context = ContextWithDeadline();
     return stack_.workflows()->CreateWorkflow(context.get(), request, response);
   }
@@ -214,6 +216,133 @@ TEST_F(WorkflowServiceTest, LintOfEveryMalformedFileLocatesTheDefect) {
     ++files;
   }
   EXPECT_GE(files, 20);
+}
+
+// --- bundles ------------------------------------------------------------------------------------
+
+// A stored workflow whose one task runs an ansible template with `playbook` (line 14, column 7).
+std::string AnsibleWorkflow(const std::string& playbook) {
+  return "apiVersion: argoproj.io/v1alpha1\n"
+         "kind: Workflow\n"
+         "metadata:\n"
+         "  name: play\n"
+         "spec:\n"
+         "  entrypoint: main\n"
+         "  templates:\n"
+         "  - name: main\n"
+         "    dag:\n"
+         "      tasks:\n"
+         "      - {name: run, template: site}\n"
+         "  - name: site\n"
+         "    ansible:\n"
+         "      playbook: " +
+         playbook +
+         "\n"
+         "      inventory: localhost,\n";
+}
+
+v1::Bundle MakeBundle(const std::vector<std::pair<std::string, std::string>>& files) {
+  v1::Bundle bundle;
+  for (const auto& [path, content] : files) {
+    v1::BundleFile* file = bundle.add_files();
+    file->set_path(path);
+    file->set_content(content);
+  }
+  return bundle;
+}
+
+TEST_F(WorkflowServiceTest, TheBundleIsStoredWithTheVersionAndChangesItAlone) {
+  const std::string yaml = AnsibleWorkflow("playbooks/site.yml");
+  const v1::Bundle bundle = MakeBundle(
+      {{"playbooks/site.yml", "- hosts: all\n  tasks: []\n"}, {"roles/r/tasks/main.yml", "[]\n"}});
+  v1::CreateWorkflowResponse first;
+  grpc::Status status = Create(yaml, &first, bundle);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(first.created());
+  EXPECT_EQ(first.workflow().bundle_digest().size(), 64u);
+  EXPECT_EQ(first.workflow().bundle_files(), 2);
+  EXPECT_EQ(first.workflow().bundle_bytes(), 25 + 3);
+
+  // The same files in another order: the same version.
+  v1::Bundle reordered = bundle;
+  reordered.mutable_files()->SwapElements(0, 1);
+  v1::CreateWorkflowResponse same;
+  status = Create(yaml, &same, reordered);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(same.created());
+  EXPECT_EQ(same.workflow().version(), 1);
+  EXPECT_EQ(same.workflow().bundle_digest(), first.workflow().bundle_digest());
+
+  // One byte changed in one file: a new version with another digest.
+  v1::Bundle edited = bundle;
+  edited.mutable_files(1)->set_content("[ ]\n");
+  v1::CreateWorkflowResponse changed;
+  status = Create(yaml, &changed, edited);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(changed.created());
+  EXPECT_EQ(changed.workflow().version(), 2);
+  EXPECT_NE(changed.workflow().bundle_digest(), first.workflow().bundle_digest());
+
+  v1::Workflow got;
+  status = Get("play", 1, &got);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(got.bundle_digest(), first.workflow().bundle_digest());
+  EXPECT_EQ(got.bundle_files(), 2);
+  EXPECT_EQ(got.bundle_bytes(), 28);
+}
+
+TEST_F(WorkflowServiceTest, APlaybookMissingFromTheBundleIsRefusedNamingTheLineAndTheFix) {
+  const std::string yaml = AnsibleWorkflow("playbooks/site.yml");
+  v1::CreateWorkflowResponse response;
+  grpc::Status none = Create(yaml, &response);
+  EXPECT_EQ(none.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(none.error_message(),
+            "wf.yaml:14:7: spec.templates[1].ansible.playbook: template \"site\": playbook "
+            "\"playbooks/site.yml\" is relative, but the workflow has no bundle; apply with "
+            "--bundle DIR, DIR holding playbooks/site.yml (or fix the path)");
+
+  grpc::Status elsewhere =
+      Create(yaml, &response, MakeBundle({{"site.yml", "- hosts: all\n  tasks: []\n"}}));
+  EXPECT_EQ(elsewhere.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(elsewhere.error_message().find("wf.yaml:14:7: "), std::string::npos)
+      << elsewhere.error_message();
+  EXPECT_NE(elsewhere.error_message().find("is not in the workflow's bundle (1 files)"),
+            std::string::npos)
+      << elsewhere.error_message();
+
+  grpc::Status outside = Create(AnsibleWorkflow("../site.yml"), &response,
+                                MakeBundle({{"site.yml", "- hosts: all\n  tasks: []\n"}}));
+  EXPECT_EQ(outside.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(outside.error_message().find("points outside the workflow's bundle"), std::string::npos)
+      << outside.error_message();
+
+  v1::Workflow got;
+  EXPECT_EQ(Get("play", 0, &got).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(WorkflowServiceTest, PlaybooksKnownOnlyAtRunTimeOrOnTheHostNeedNoBundle) {
+  v1::CreateWorkflowResponse response;
+  grpc::Status absolute = Create(AnsibleWorkflow("/srv/playbooks/site.yml"), &response);
+  EXPECT_TRUE(absolute.ok()) << absolute.error_message();
+  grpc::Status templated = Create(AnsibleWorkflow("\"{{workflow.parameters.book}}\""), &response);
+  EXPECT_TRUE(templated.ok()) << templated.error_message();
+  // A path that normalizes to a bundle file is found.
+  grpc::Status dotted = Create(AnsibleWorkflow("./playbooks/../site.yml"), &response,
+                               MakeBundle({{"site.yml", "- hosts: all\n  tasks: []\n"}}));
+  EXPECT_TRUE(dotted.ok()) << dotted.error_message();
+}
+
+TEST_F(WorkflowServiceTest, ABadBundlePathIsRefusedAndNothingIsStored) {
+  for (const char* path : {"/etc/site.yml", "../site.yml", ".dagd/plugin.py", "a//b.yml"}) {
+    v1::CreateWorkflowResponse response;
+    grpc::Status status =
+        Create(OneTaskWorkflow("tidy", {"true"}), &response, MakeBundle({{path, "x"}}));
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << path;
+    EXPECT_EQ(status.error_message().rfind(std::string("bundle: bundle file \"") + path, 0), 0u)
+        << status.error_message();
+  }
+  v1::Workflow got;
+  EXPECT_EQ(Get("tidy", 0, &got).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(WorkflowServiceTest, LintOfValidWorkflowHasNoDiagnostics) {

@@ -195,7 +195,9 @@ TEST_F(SqliteStoreTest, EverythingSurvivesAReopen) {
   {
     std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
     ASSERT_NE(store, nullptr);
-    DAGD_ASSERT_OK(store->PutWorkflow("deploy", "spec: 1", "main", "/b", 7, nullptr));
+    DAGD_ASSERT_OK(store->PutWorkflow("deploy", "spec: 1", "main",
+                                      {BundleFile{.path = "site.yml", .content = "- hosts: x\n"}},
+                                      7, nullptr));
     WriteBatch batch = RunBatch(MakeRun("r", "deploy", 1, NodePhase::kRunning, "req"));
     batch.node_run_id = "r";
     batch.nodes = {MakeNode("r.a", 2)};
@@ -212,7 +214,11 @@ TEST_F(SqliteStoreTest, EverythingSurvivesAReopen) {
   absl::StatusOr<WorkflowRecord> workflow = store->GetWorkflow("deploy", 1);
   DAGD_ASSERT_OK(workflow);
   EXPECT_EQ(workflow->yaml, "spec: 1");
-  EXPECT_EQ(workflow->bundle_dir, "/b");
+  EXPECT_EQ(workflow->bundle.file_count, 1);
+  absl::StatusOr<std::vector<BundleFile>> bundle = store->GetBundle(workflow->bundle.digest);
+  DAGD_ASSERT_OK(bundle);
+  ASSERT_EQ(bundle->size(), 1u);
+  EXPECT_EQ((*bundle)[0].content, "- hosts: x\n");
   absl::StatusOr<RunRecord> run = store->GetRunByRequestId("req");
   DAGD_ASSERT_OK(run);
   EXPECT_EQ(run->id, "r");
@@ -336,6 +342,84 @@ TEST_F(SqliteStoreTest, ADatabaseFromANewerDagdIsRefused) {
   EXPECT_NE(store.status().message().find(Path()), std::string::npos) << store.status();
 }
 
+// --- bundles ------------------------------------------------------------------------------------
+
+TEST_F(SqliteStoreTest, IdenticalFilesAreStoredOnce) {
+  std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
+  ASSERT_NE(store, nullptr);
+  const std::string shared(100000, 'x');
+  DAGD_ASSERT_OK(store->PutWorkflow("a", "spec: a", "main",
+                                    {BundleFile{.path = "one.yml", .content = shared},
+                                     BundleFile{.path = "copy/one.yml", .content = shared},
+                                     BundleFile{.path = "a.yml", .content = "a"}},
+                                    1, nullptr));
+  DAGD_ASSERT_OK(store->PutWorkflow("b", "spec: b", "main",
+                                    {BundleFile{.path = "elsewhere.yml", .content = shared},
+                                     BundleFile{.path = "b.yml", .content = "b"}},
+                                    2, nullptr));
+  DAGD_ASSERT_OK(store->PutBundle({BundleFile{.path = "one.yml", .content = shared},
+                                   BundleFile{.path = "copy/one.yml", .content = shared},
+                                   BundleFile{.path = "a.yml", .content = "a"}},
+                                  3));
+  EXPECT_EQ(QueryInt(Path(), "SELECT count(*) FROM blobs"), 3);  // shared, "a", "b"
+  EXPECT_EQ(QueryInt(Path(), "SELECT count(*) FROM bundles"), 2);
+  EXPECT_EQ(QueryInt(Path(), "SELECT count(*) FROM bundle_files"), 5);
+  EXPECT_EQ(QueryInt(Path(), "SELECT sum(size) FROM blobs"), 100002);
+}
+
+TEST_F(SqliteStoreTest, ADamagedOrMissingBlobIsDataLossNamingTheFile) {
+  std::string digest;
+  {
+    std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
+    ASSERT_NE(store, nullptr);
+    absl::StatusOr<BundleInfo> info =
+        store->PutBundle({BundleFile{.path = "site.yml", .content = "- hosts: x\n"},
+                          BundleFile{.path = "other.yml", .content = "other"}},
+                         1);
+    DAGD_ASSERT_OK(info);
+    digest = info->digest;
+  }
+  auto exec = [&](const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(Path().c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  };
+  exec(absl::StrCat("UPDATE blobs SET content = CAST('- hosts: y\n' AS BLOB) WHERE digest = '",
+                    Sha256Hex("- hosts: x\n"), "'"));
+  {
+    std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
+    ASSERT_NE(store, nullptr);
+    absl::StatusOr<std::vector<BundleFile>> files = store->GetBundle(digest);
+    ASSERT_FALSE(files.ok());
+    EXPECT_EQ(files.status().code(), absl::StatusCode::kDataLoss) << files.status();
+    EXPECT_NE(files.status().message().find("site.yml"), std::string::npos) << files.status();
+  }
+  // Without foreign keys enforced (this raw connection), a blob can go missing.
+  exec(absl::StrCat("DELETE FROM blobs WHERE digest = '", Sha256Hex("other"), "'"));
+  {
+    std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
+    ASSERT_NE(store, nullptr);
+    absl::StatusOr<std::vector<BundleFile>> files = store->GetBundle(digest);
+    ASSERT_FALSE(files.ok());
+    EXPECT_EQ(files.status().code(), absl::StatusCode::kDataLoss) << files.status();
+    EXPECT_NE(files.status().message().find("other.yml"), std::string::npos) << files.status();
+  }
+  // A manifest row gone: the rest no longer adds up to the digest.
+  exec("UPDATE blobs SET content = CAST('- hosts: x\n' AS BLOB)");
+  exec(absl::StrCat("INSERT INTO blobs VALUES ('", Sha256Hex("other"),
+                    "', 5, CAST('other' AS BLOB))"));
+  exec("DELETE FROM bundle_files WHERE path = 'other.yml'");
+  {
+    std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
+    ASSERT_NE(store, nullptr);
+    absl::StatusOr<std::vector<BundleFile>> files = store->GetBundle(digest);
+    ASSERT_FALSE(files.ok());
+    EXPECT_EQ(files.status().code(), absl::StatusCode::kDataLoss) << files.status();
+  }
+}
+
 // --- migrations ---------------------------------------------------------------------------------
 
 TEST_F(SqliteStoreTest, ANewDatabaseGetsTheLatestSchemaInWalMode) {
@@ -406,7 +490,7 @@ VALUES ('old', 'w', 1, 'yaml', 'f', '', '{}', 'Succeeded', '', '', 0, 1, 2, 3, 0
 
   std::unique_ptr<SqliteStore> store = OpenOrDie(path);
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), 2);
+  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), sqlite::LatestSchemaVersion());
   absl::StatusOr<RunRecord> run = store->GetRun("old");
   DAGD_ASSERT_OK(run);
   EXPECT_EQ(run->phase, NodePhase::kSucceeded);
@@ -425,6 +509,93 @@ VALUES ('old', 'w', 1, 'yaml', 'f', '', '{}', 'Succeeded', '', '', 0, 1, 2, 3, 0
   DAGD_ASSERT_OK(events);
   ASSERT_EQ(events->size(), 1u);
   EXPECT_EQ((*events)[0].sequence, 1);
+}
+
+// A database of version 2 — workflows and runs that named a bundle directory on the host —
+// upgrades to bundles in the store: the directory is gone (it was never a snapshot), everything
+// else is kept, and new versions and runs name stored bundles.
+TEST(MigrationsTest, VersionTwoDatabaseUpgradesToStoredBundles) {
+  TempDir dir;
+  const std::string path = dir.File("v2.db");
+  {
+    absl::StatusOr<std::unique_ptr<sqlite::internal::Connection>> db =
+        sqlite::internal::Connection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 1000);
+    ASSERT_TRUE(db.ok()) << db.status();
+    absl::StatusOr<int> applied = sqlite::ApplyMigrations(**db, sqlite::Migrations().first(2));
+    ASSERT_TRUE(applied.ok()) << applied.status();
+    ASSERT_EQ(*applied, 2);
+    absl::Status inserted = (*db)->Exec(R"sql(
+INSERT INTO workflows (name, version, yaml, spec_sha256, entrypoint, bundle_dir, created_at_ms)
+VALUES ('deploy', 1, 'spec: 1', 'abc', 'main', '/srv/playbooks', 5);
+INSERT INTO runs (id, workflow_name, workflow_version, workflow_yaml, file_name, bundle_dir,
+                  parameters, phase, message, request_id, stopping, created_at_ms, started_at_ms,
+                  finished_at_ms, last_sequence)
+VALUES ('old', 'deploy', 1, 'spec: 1', 'deploy@v1', '/srv/playbooks', '{"env":"prod"}', 'Running',
+        '', 'req-old', 0, 1, 2, 0, 1);
+INSERT INTO events (run_id, sequence, time_ms, node_name, type, phase, message, attempt)
+VALUES ('old', 1, 1, '', 'RunCreated', 'Pending', 'submitted', 0);
+INSERT INTO ansible_events (run_id, sequence, node_name, attempt, time_ms, kind, host, task, play,
+                            changed, failed, item, payload)
+VALUES ('old', 1, 'old.a', 1, 3, 'runner_on_ok', 'web1', 't', 'p', 1, 0, '', '{}');
+)sql");
+    ASSERT_TRUE(inserted.ok()) << inserted;
+  }
+  ASSERT_EQ(QueryInt(path, "PRAGMA user_version"), 2);
+
+  std::unique_ptr<SqliteStore> store = OpenOrDie(path);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), 3);
+  for (const char* table : {"workflows", "runs"}) {
+    EXPECT_EQ(QueryInt(path, absl::StrCat("SELECT count(*) FROM pragma_table_info('", table,
+                                          "') WHERE name = 'bundle_dir'")),
+              0)
+        << table;
+    EXPECT_EQ(QueryInt(path, absl::StrCat("SELECT count(*) FROM pragma_table_info('", table,
+                                          "') WHERE name = 'bundle_digest'")),
+              1)
+        << table;
+  }
+  EXPECT_EQ(QueryInt(path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+
+  absl::StatusOr<WorkflowRecord> workflow = store->GetWorkflow("deploy", 1);
+  DAGD_ASSERT_OK(workflow);
+  EXPECT_EQ(workflow->yaml, "spec: 1");
+  EXPECT_EQ(workflow->entrypoint, "main");
+  EXPECT_EQ(workflow->bundle.digest, "");
+  EXPECT_EQ(workflow->bundle.file_count, 0);
+  absl::StatusOr<RunRecord> run = store->GetRunByRequestId("req-old");
+  DAGD_ASSERT_OK(run);
+  EXPECT_EQ(run->id, "old");
+  EXPECT_EQ(run->bundle_digest, "");
+  EXPECT_EQ(run->parameters.at("env"), "prod");
+  EXPECT_EQ(run->last_sequence, 1);
+  absl::StatusOr<std::vector<RunRecord>> unfinished = store->ListUnfinishedRuns();
+  DAGD_ASSERT_OK(unfinished);
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ((*unfinished)[0].id, "old");
+  absl::StatusOr<std::vector<AnsibleEventRecord>> events =
+      store->GetAnsibleEvents("old", {}, 0, 10);
+  DAGD_ASSERT_OK(events);
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ((*events)[0].host, "web1");
+
+  // The same yaml with a bundle is a new version that names it; an old run can be updated.
+  bool created = false;
+  absl::StatusOr<WorkflowRecord> v2 =
+      store->PutWorkflow("deploy", "spec: 1", "main",
+                         {BundleFile{.path = "site.yml", .content = "- hosts: x\n"}}, 9, &created);
+  DAGD_ASSERT_OK(v2);
+  EXPECT_TRUE(created);
+  EXPECT_EQ(v2->version, 2);
+  EXPECT_EQ(v2->bundle.file_count, 1);
+  RunRecord updated = *run;
+  updated.phase = NodePhase::kSucceeded;
+  updated.bundle_digest = v2->bundle.digest;
+  DAGD_ASSERT_OK(store->Write(RunBatch(updated)));
+  absl::StatusOr<RunRecord> reread = store->GetRun("old");
+  DAGD_ASSERT_OK(reread);
+  EXPECT_EQ(reread->bundle_digest, v2->bundle.digest);
+  EXPECT_EQ(reread->phase, NodePhase::kSucceeded);
 }
 
 }  // namespace

@@ -30,7 +30,7 @@ void ExpectSameRun(const RunRecord& got, const RunRecord& want) {
   EXPECT_EQ(got.workflow_version, want.workflow_version);
   EXPECT_EQ(got.workflow_yaml, want.workflow_yaml);
   EXPECT_EQ(got.file_name, want.file_name);
-  EXPECT_EQ(got.bundle_dir, want.bundle_dir);
+  EXPECT_EQ(got.bundle_digest, want.bundle_digest);
   EXPECT_EQ(got.parameters, want.parameters);
   EXPECT_EQ(got.phase, want.phase);
   EXPECT_EQ(got.message, want.message);
@@ -40,6 +40,13 @@ void ExpectSameRun(const RunRecord& got, const RunRecord& want) {
   EXPECT_EQ(got.started_at_ms, want.started_at_ms);
   EXPECT_EQ(got.finished_at_ms, want.finished_at_ms);
   EXPECT_EQ(got.last_sequence, want.last_sequence);
+}
+
+// Three files: a playbook (0644), a script (0755) and a role's task file (0600), 34 bytes.
+std::vector<BundleFile> SiteBundle() {
+  return {BundleFile{.path = "site.yml", .mode = 0644, .content = "- hosts: x\n"},
+          BundleFile{.path = "bin/check.sh", .mode = 0755, .content = "#!/bin/sh\nexit\n"},
+          BundleFile{.path = "roles/web/tasks/main.yml", .mode = 0600, .content = "- ping:\n"}};
 }
 
 WriteBatch RunBatch(RunRecord run) {
@@ -68,7 +75,6 @@ RunRecord MakeRun(const std::string& id, const std::string& workflow, int64_t cr
   run.workflow_version = 1;
   run.workflow_yaml = kYamlV1;
   run.file_name = workflow + ".yaml";
-  run.bundle_dir = "/srv/bundles/" + workflow;
   run.parameters = {{"env", "staging"}, {"quote", "it's \"x\""}};
   run.phase = phase;
   run.message = "message of " + id;
@@ -131,7 +137,7 @@ LogChunkRecord MakeLog(const std::string& run_id, const std::string& node, int a
 
 TEST_P(StoreContractTest, PutWorkflowVersionsOnlyChangedSpecs) {
   bool created = false;
-  absl::StatusOr<WorkflowRecord> v1 = store_->PutWorkflow("deploy", kYamlV1, "a", "", 10, &created);
+  absl::StatusOr<WorkflowRecord> v1 = store_->PutWorkflow("deploy", kYamlV1, "a", {}, 10, &created);
   DAGD_ASSERT_OK(v1);
   EXPECT_TRUE(created);
   EXPECT_EQ(v1->version, 1);
@@ -139,42 +145,85 @@ TEST_P(StoreContractTest, PutWorkflowVersionsOnlyChangedSpecs) {
   EXPECT_EQ(v1->spec_sha256.size(), 64u);
 
   absl::StatusOr<WorkflowRecord> same =
-      store_->PutWorkflow("deploy", kYamlV1, "a", "", 20, &created);
+      store_->PutWorkflow("deploy", kYamlV1, "a", {}, 20, &created);
   DAGD_ASSERT_OK(same);
   EXPECT_FALSE(created);
   EXPECT_EQ(same->version, 1);
   EXPECT_EQ(same->created_at_ms, 10);
 
-  absl::StatusOr<WorkflowRecord> v2 = store_->PutWorkflow("deploy", kYamlV2, "b", "", 30, &created);
+  absl::StatusOr<WorkflowRecord> v2 = store_->PutWorkflow("deploy", kYamlV2, "b", {}, 30, &created);
   DAGD_ASSERT_OK(v2);
   EXPECT_TRUE(created);
   EXPECT_EQ(v2->version, 2);
   EXPECT_NE(v2->spec_sha256, v1->spec_sha256);
 
   absl::StatusOr<WorkflowRecord> v3 =
-      store_->PutWorkflow("deploy", kYamlV2, "b", "/srv/bundle", 40, &created);
+      store_->PutWorkflow("deploy", kYamlV2, "b", SiteBundle(), 40, &created);
   DAGD_ASSERT_OK(v3);
-  EXPECT_TRUE(created) << "a changed bundle_dir alone makes a new version";
+  EXPECT_TRUE(created) << "a changed bundle alone makes a new version";
   EXPECT_EQ(v3->version, 3);
-  EXPECT_EQ(v3->bundle_dir, "/srv/bundle");
+  EXPECT_EQ(v3->bundle.digest.size(), 64u);
+  EXPECT_EQ(v3->bundle.file_count, 3);
+  EXPECT_EQ(v3->bundle.total_bytes, 11 + 15 + 8);
+
+  // The same files in another order, with mode 0 for the default 0644: the same bundle.
+  std::vector<BundleFile> shuffled = SiteBundle();
+  std::reverse(shuffled.begin(), shuffled.end());
+  for (BundleFile& file : shuffled) {
+    if (file.mode == 0644) file.mode = 0;
+  }
+  absl::StatusOr<WorkflowRecord> same_bundle =
+      store_->PutWorkflow("deploy", kYamlV2, "b", shuffled, 50, &created);
+  DAGD_ASSERT_OK(same_bundle);
+  EXPECT_FALSE(created);
+  EXPECT_EQ(same_bundle->version, 3);
+  EXPECT_EQ(same_bundle->bundle.digest, v3->bundle.digest);
+  EXPECT_EQ(same_bundle->bundle.file_count, 3);
+
+  std::vector<BundleFile> edited = SiteBundle();
+  edited[0].content += "# edited\n";
+  absl::StatusOr<WorkflowRecord> v4 =
+      store_->PutWorkflow("deploy", kYamlV2, "b", edited, 60, &created);
+  DAGD_ASSERT_OK(v4);
+  EXPECT_TRUE(created) << "a changed file content makes a new version";
+  EXPECT_EQ(v4->version, 4);
+  EXPECT_NE(v4->bundle.digest, v3->bundle.digest);
+
+  std::vector<BundleFile> executable = SiteBundle();
+  executable[0].mode = 0755;
+  absl::StatusOr<WorkflowRecord> v5 =
+      store_->PutWorkflow("deploy", kYamlV2, "b", executable, 70, &created);
+  DAGD_ASSERT_OK(v5);
+  EXPECT_TRUE(created) << "a changed mode makes a new version";
+  EXPECT_NE(v5->bundle.digest, v3->bundle.digest);
+
+  absl::StatusOr<WorkflowRecord> v6 = store_->PutWorkflow("deploy", kYamlV2, "b", {}, 80, &created);
+  DAGD_ASSERT_OK(v6);
+  EXPECT_TRUE(created) << "dropping the bundle makes a new version";
+  EXPECT_EQ(v6->bundle.digest, "");
+  EXPECT_EQ(v6->bundle.file_count, 0);
 }
 
 TEST_P(StoreContractTest, WorkflowSha256IsOfTheYaml) {
-  absl::StatusOr<WorkflowRecord> abc = store_->PutWorkflow("w", "abc", "main", "", 1, nullptr);
+  absl::StatusOr<WorkflowRecord> abc = store_->PutWorkflow("w", "abc", "main", {}, 1, nullptr);
   DAGD_ASSERT_OK(abc);
   EXPECT_EQ(abc->spec_sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST_P(StoreContractTest, GetWorkflowByVersionAndLatest) {
-  DAGD_ASSERT_OK(store_->PutWorkflow("deploy", kYamlV1, "a", "", 10, nullptr));
-  DAGD_ASSERT_OK(store_->PutWorkflow("deploy", kYamlV2, "b", "/b", 20, nullptr));
+  DAGD_ASSERT_OK(store_->PutWorkflow("deploy", kYamlV1, "a", {}, 10, nullptr));
+  absl::StatusOr<WorkflowRecord> put =
+      store_->PutWorkflow("deploy", kYamlV2, "b", SiteBundle(), 20, nullptr);
+  DAGD_ASSERT_OK(put);
 
   absl::StatusOr<WorkflowRecord> latest = store_->GetWorkflow("deploy", 0);
   DAGD_ASSERT_OK(latest);
   EXPECT_EQ(latest->version, 2);
   EXPECT_EQ(latest->yaml, kYamlV2);
   EXPECT_EQ(latest->entrypoint, "b");
-  EXPECT_EQ(latest->bundle_dir, "/b");
+  EXPECT_EQ(latest->bundle.digest, put->bundle.digest);
+  EXPECT_EQ(latest->bundle.file_count, 3);
+  EXPECT_EQ(latest->bundle.total_bytes, 34);
 
   absl::StatusOr<WorkflowRecord> first = store_->GetWorkflow("deploy", 1);
   DAGD_ASSERT_OK(first);
@@ -182,6 +231,14 @@ TEST_P(StoreContractTest, GetWorkflowByVersionAndLatest) {
   EXPECT_EQ(first->yaml, kYamlV1);
   EXPECT_EQ(first->entrypoint, "a");
   EXPECT_EQ(first->created_at_ms, 10);
+  EXPECT_EQ(first->bundle.digest, "");
+  EXPECT_EQ(first->bundle.file_count, 0);
+
+  absl::StatusOr<std::vector<WorkflowRecord>> listed = store_->ListWorkflows("", 10);
+  DAGD_ASSERT_OK(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].bundle.digest, put->bundle.digest);
+  EXPECT_EQ((*listed)[0].bundle.total_bytes, 34);
 
   DAGD_EXPECT_CODE(store_->GetWorkflow("deploy", 3), kNotFound);
   DAGD_EXPECT_CODE(store_->GetWorkflow("missing", 0), kNotFound);
@@ -189,9 +246,9 @@ TEST_P(StoreContractTest, GetWorkflowByVersionAndLatest) {
 
 TEST_P(StoreContractTest, ListWorkflowsPagesByNameWithLatestVersions) {
   for (const char* name : {"c", "a", "e", "b", "d"}) {
-    DAGD_ASSERT_OK(store_->PutWorkflow(name, kYamlV1, "a", "", 1, nullptr));
+    DAGD_ASSERT_OK(store_->PutWorkflow(name, kYamlV1, "a", {}, 1, nullptr));
   }
-  DAGD_ASSERT_OK(store_->PutWorkflow("b", kYamlV2, "b", "", 2, nullptr));
+  DAGD_ASSERT_OK(store_->PutWorkflow("b", kYamlV2, "b", {}, 2, nullptr));
   DAGD_ASSERT_OK(store_->DeleteWorkflow("d"));
 
   absl::StatusOr<std::vector<WorkflowRecord>> page = store_->ListWorkflows("", 2);
@@ -213,8 +270,8 @@ TEST_P(StoreContractTest, ListWorkflowsPagesByNameWithLatestVersions) {
 }
 
 TEST_P(StoreContractTest, DeleteWorkflowHidesItButKeepsRuns) {
-  DAGD_ASSERT_OK(store_->PutWorkflow("deploy", kYamlV1, "a", "", 10, nullptr));
-  DAGD_ASSERT_OK(store_->PutWorkflow("deploy", kYamlV2, "b", "", 20, nullptr));
+  DAGD_ASSERT_OK(store_->PutWorkflow("deploy", kYamlV1, "a", {}, 10, nullptr));
+  DAGD_ASSERT_OK(store_->PutWorkflow("deploy", kYamlV2, "b", {}, 20, nullptr));
   RunRecord run = MakeRun("run-1", "deploy", 30);
   run.workflow_version = 2;
   DAGD_ASSERT_OK(store_->Write(RunBatch(run)));
@@ -232,10 +289,142 @@ TEST_P(StoreContractTest, DeleteWorkflowHidesItButKeepsRuns) {
   // Storing the name again starts a new version; numbers are not reused.
   bool created = false;
   absl::StatusOr<WorkflowRecord> again =
-      store_->PutWorkflow("deploy", kYamlV1, "a", "", 40, &created);
+      store_->PutWorkflow("deploy", kYamlV1, "a", {}, 40, &created);
   DAGD_ASSERT_OK(again);
   EXPECT_TRUE(created);
   EXPECT_EQ(again->version, 3);
+}
+
+// --- bundles ------------------------------------------------------------------------------------
+
+TEST_P(StoreContractTest, BundleRoundTripsSortedWithModesAndContent) {
+  absl::StatusOr<WorkflowRecord> put =
+      store_->PutWorkflow("deploy", kYamlV1, "a", SiteBundle(), 10, nullptr);
+  DAGD_ASSERT_OK(put);
+  absl::StatusOr<std::vector<BundleFile>> files = store_->GetBundle(put->bundle.digest);
+  DAGD_ASSERT_OK(files);
+  ASSERT_EQ(files->size(), 3u);
+  EXPECT_EQ((*files)[0].path, "bin/check.sh");
+  EXPECT_EQ((*files)[0].mode, 0755u);
+  EXPECT_EQ((*files)[0].content, "#!/bin/sh\nexit\n");
+  EXPECT_EQ((*files)[1].path, "roles/web/tasks/main.yml");
+  EXPECT_EQ((*files)[1].mode, 0600u);
+  EXPECT_EQ((*files)[1].content, "- ping:\n");
+  EXPECT_EQ((*files)[2].path, "site.yml");
+  EXPECT_EQ((*files)[2].mode, 0644u);
+  EXPECT_EQ((*files)[2].content, "- hosts: x\n");
+
+  absl::StatusOr<std::vector<BundleEntry>> manifest = store_->GetBundleManifest(put->bundle.digest);
+  DAGD_ASSERT_OK(manifest);
+  ASSERT_EQ(manifest->size(), 3u);
+  EXPECT_EQ((*manifest)[2].path, "site.yml");
+  EXPECT_EQ((*manifest)[2].mode, 0644u);
+  EXPECT_EQ((*manifest)[2].size, 11);
+  EXPECT_EQ((*manifest)[2].blob_digest, Sha256Hex("- hosts: x\n"));
+}
+
+TEST_P(StoreContractTest, BundleDigestIsTheSha256OfTheCanonicalManifest) {
+  absl::StatusOr<BundleInfo> info =
+      store_->PutBundle({BundleFile{.path = "b.yml", .mode = 0755, .content = "b"},
+                         BundleFile{.path = "a dir/a.yml", .mode = 0, .content = ""}},
+                        10);
+  DAGD_ASSERT_OK(info);
+  // Written out by hand: sorted by path, 4 octal digits of mode, the content's SHA-256, path.
+  const std::string manifest = absl::StrCat(
+      "dagd-bundle-v1\n",
+      "0644 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 a dir/a.yml\n",
+      "0755 3e23e8160039594a33894f6564e1b1348bbd7a0088d42c4acb73eeaed59c009d b.yml\n");
+  EXPECT_EQ(info->digest, Sha256Hex(manifest));
+  EXPECT_EQ(info->file_count, 2);
+  EXPECT_EQ(info->total_bytes, 1);
+  absl::StatusOr<std::vector<BundleFile>> files = store_->GetBundle(info->digest);
+  DAGD_ASSERT_OK(files);
+  ASSERT_EQ(files->size(), 2u);
+  EXPECT_EQ((*files)[0].content, "") << "an empty file is kept, empty";
+  EXPECT_EQ((*files)[0].mode, 0644u);
+
+  // Storing it again is a no-op that returns the same info.
+  absl::StatusOr<BundleInfo> again =
+      store_->PutBundle({BundleFile{.path = "a dir/a.yml", .content = ""},
+                         BundleFile{.path = "b.yml", .mode = 0755, .content = "b"}},
+                        20);
+  DAGD_ASSERT_OK(again);
+  EXPECT_EQ(again->digest, info->digest);
+}
+
+TEST_P(StoreContractTest, EmptyBundleIsNoBundle) {
+  absl::StatusOr<BundleInfo> info = store_->PutBundle({}, 10);
+  DAGD_ASSERT_OK(info);
+  EXPECT_EQ(info->digest, "");
+  EXPECT_EQ(info->file_count, 0);
+  absl::StatusOr<std::vector<BundleFile>> files = store_->GetBundle("");
+  DAGD_ASSERT_OK(files);
+  EXPECT_TRUE(files->empty());
+  absl::StatusOr<std::vector<BundleEntry>> manifest = store_->GetBundleManifest("");
+  DAGD_ASSERT_OK(manifest);
+  EXPECT_TRUE(manifest->empty());
+}
+
+TEST_P(StoreContractTest, UnknownBundleIsNotFound) {
+  const std::string unknown = Sha256Hex("never stored");
+  DAGD_EXPECT_CODE(store_->GetBundle(unknown), kNotFound);
+  DAGD_EXPECT_CODE(store_->GetBundleManifest(unknown), kNotFound);
+}
+
+TEST_P(StoreContractTest, ABadBundleIsInvalidArgumentAndStoresNothing) {
+  const std::vector<std::vector<BundleFile>> bad = {
+      {BundleFile{.path = "/etc/passwd", .content = "x"}},
+      {BundleFile{.path = "../outside.yml", .content = "x"}},
+      {BundleFile{.path = "a/./b.yml", .content = "x"}},
+      {BundleFile{.path = ".dagd/callback_plugins/x.py", .content = "x"}},
+      {BundleFile{.path = "ok.yml", .content = "x"}, BundleFile{.path = "ok.yml", .content = "y"}},
+      {BundleFile{.path = "a", .content = "x"}, BundleFile{.path = "a/b", .content = "y"}},
+      {BundleFile{.path = "setuid", .mode = 04755, .content = "x"}},
+  };
+  for (const std::vector<BundleFile>& files : bad) {
+    bool created = true;
+    DAGD_EXPECT_CODE(store_->PutWorkflow("deploy", kYamlV1, "a", files, 10, &created),
+                     kInvalidArgument);
+    DAGD_EXPECT_CODE(store_->PutBundle(files, 10), kInvalidArgument);
+  }
+  DAGD_EXPECT_CODE(store_->GetWorkflow("deploy", 0), kNotFound);
+  // The first version stored later is still version 1: nothing was stored meanwhile.
+  absl::StatusOr<WorkflowRecord> first =
+      store_->PutWorkflow("deploy", kYamlV1, "a", {}, 20, nullptr);
+  DAGD_ASSERT_OK(first);
+  EXPECT_EQ(first->version, 1);
+}
+
+TEST_P(StoreContractTest, RunNamesAStoredBundleOnly) {
+  absl::StatusOr<BundleInfo> bundle = store_->PutBundle(SiteBundle(), 10);
+  DAGD_ASSERT_OK(bundle);
+  RunRecord run = MakeRun("run-1", "deploy", 1000);
+  run.bundle_digest = bundle->digest;
+  DAGD_ASSERT_OK(store_->Write(RunBatch(run)));
+  absl::StatusOr<RunRecord> got = store_->GetRun("run-1");
+  DAGD_ASSERT_OK(got);
+  ExpectSameRun(*got, run);
+
+  // A run may not name a bundle that is not stored; nothing of its batch is.
+  RunRecord dangling = MakeRun("run-2", "deploy", 2000);
+  dangling.bundle_digest = Sha256Hex("never stored");
+  WriteBatch batch = RunBatch(dangling);
+  batch.events.push_back(MakeEvent("run-2", 1));
+  DAGD_EXPECT_CODE(store_->Write(batch), kFailedPrecondition);
+  DAGD_EXPECT_CODE(store_->GetRun("run-2"), kNotFound);
+}
+
+TEST_P(StoreContractTest, DeletedWorkflowsKeepTheirBundleForTheirRuns) {
+  absl::StatusOr<WorkflowRecord> put =
+      store_->PutWorkflow("deploy", kYamlV1, "a", SiteBundle(), 10, nullptr);
+  DAGD_ASSERT_OK(put);
+  RunRecord run = MakeRun("run-1", "deploy", 1000);
+  run.bundle_digest = put->bundle.digest;
+  DAGD_ASSERT_OK(store_->Write(RunBatch(run)));
+  DAGD_ASSERT_OK(store_->DeleteWorkflow("deploy"));
+  absl::StatusOr<std::vector<BundleFile>> files = store_->GetBundle(put->bundle.digest);
+  DAGD_ASSERT_OK(files);
+  EXPECT_EQ(files->size(), 3u);
 }
 
 // --- runs ---------------------------------------------------------------------------------------

@@ -68,7 +68,9 @@ Statement& Statement::Bind(int index, std::string_view text) {
 }
 
 Statement& Statement::BindBlob(int index, std::string_view data) {
-  sqlite3_bind_blob64(stmt_, index, data.data(), data.size(), SQLITE_TRANSIENT);
+  // A null pointer would bind NULL rather than an empty blob.
+  sqlite3_bind_blob64(stmt_, index, data.data() != nullptr ? data.data() : "", data.size(),
+                      SQLITE_TRANSIENT);
   return *this;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -126,12 +127,23 @@ class FakeWorkflowService final : public v1::WorkflowService::Service {
   }
   grpc::Status CreateWorkflow(grpc::ServerContext*, const v1::CreateWorkflowRequest* request,
                               v1::CreateWorkflowResponse* response) override {
+    ++creates_;
     last_create_ = *request;
     response->mutable_workflow()->set_name("deploy");
     response->mutable_workflow()->set_version(4);
+    if (request->bundle().files_size() > 0) {
+      // What dagd would answer: the digest and the totals of what it stored.
+      response->mutable_workflow()->set_bundle_digest(
+          "3f2a9c01d4e5b6a7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5");
+      response->mutable_workflow()->set_bundle_files(request->bundle().files_size());
+      int64_t bytes = 0;
+      for (const auto& file : request->bundle().files()) bytes += file.content().size();
+      response->mutable_workflow()->set_bundle_bytes(bytes);
+    }
     response->set_created(true);
     return grpc::Status::OK;
   }
+  int creates_ = 0;
   v1::CreateWorkflowRequest last_create_;
 };
 
@@ -177,6 +189,19 @@ class CliTest : public testing::Test {
     out_ = out.str();
     err_ = err.str();
     return code;
+  }
+
+  // A fresh bundle directory: bin/run.sh (0755, 10 bytes) and playbooks/site.yml (13 bytes).
+  std::string MakeBundleDir() {
+    std::string dir = temp_dir_ + "bundle-XXXXXX";
+    EXPECT_NE(mkdtemp(dir.data()), nullptr);
+    std::filesystem::create_directories(dir + "/bin");
+    std::filesystem::create_directories(dir + "/playbooks");
+    std::ofstream(dir + "/bin/run.sh") << "#!/bin/sh\n";
+    std::filesystem::permissions(dir + "/bin/run.sh", std::filesystem::perms(0755));
+    std::ofstream(dir + "/playbooks/site.yml") << "- hosts: all\n";
+    std::filesystem::permissions(dir + "/playbooks/site.yml", std::filesystem::perms(0644));
+    return dir;
   }
 
   std::string WriteFile(const std::string& name, const std::string& contents) {
@@ -240,13 +265,30 @@ TEST_F(CliTest, SubmitSendsParametersAndWatches) {
   EXPECT_EQ(out_.rfind("run r submitted\n", 0), 0u) << out_;
 }
 
-TEST_F(CliTest, SubmitFileSendsSpecFileNameAndBundleDir) {
+TEST_F(CliTest, SubmitFileSendsSpecAndFileNameAndNoBundleUnlessAsked) {
   const std::string path = WriteFile("wf.yaml", "kind: Workflow\n");
+  WriteFile("site.yml", "- hosts: all\n");  // next to the file: not sent without --bundle
   EXPECT_EQ(Run({"submit", "-f", path, "-o", "json"}), kExitOk) << err_;
   EXPECT_EQ(runs_.submitted_.spec_yaml(), "kind: Workflow\n");
   EXPECT_EQ(runs_.submitted_.file_name(), path);
-  EXPECT_EQ(runs_.submitted_.bundle_dir(), BundleDirFor(path, ""));
+  EXPECT_FALSE(runs_.submitted_.has_bundle());
   EXPECT_EQ(nlohmann::json::parse(out_)["id"], "r");
+}
+
+TEST_F(CliTest, SubmitFileWithBundleSendsTheDirectorysFiles) {
+  const std::string dir = MakeBundleDir();
+  const std::string path = WriteFile("wf.yaml", "kind: Workflow\n");
+  EXPECT_EQ(Run({"submit", "-f", path, "--bundle", dir}), kExitOk) << err_;
+  ASSERT_EQ(runs_.submitted_.bundle().files_size(), 2);
+  EXPECT_EQ(runs_.submitted_.bundle().files(0).path(), "bin/run.sh");
+  EXPECT_EQ(runs_.submitted_.bundle().files(0).mode(), 0755u);
+  EXPECT_EQ(runs_.submitted_.bundle().files(1).path(), "playbooks/site.yml");
+  EXPECT_EQ(runs_.submitted_.bundle().files(1).content(), "- hosts: all\n");
+
+  // A stored workflow runs with its version's bundle: --bundle needs -f.
+  runs_.submitted_.Clear();
+  EXPECT_EQ(Run({"submit", "deploy", "--bundle", dir}), kExitUsage);
+  EXPECT_TRUE(runs_.submitted_.workflow_name().empty());
 }
 
 TEST_F(CliTest, UsageErrorsExitTwo) {
@@ -313,9 +355,45 @@ TEST_F(CliTest, LintReportsDiagnostics) {
 
 TEST_F(CliTest, ApplyPrintsTheVersion) {
   const std::string path = WriteFile("apply.yaml", "kind: Workflow\n");
-  EXPECT_EQ(Run({"apply", "-f", path, "--bundle", "/srv/playbooks"}), kExitOk);
+  EXPECT_EQ(Run({"apply", "-f", path}), kExitOk);
   EXPECT_EQ(out_, "workflow deploy version 4 created\n");
-  EXPECT_EQ(workflows_.last_create_.bundle_dir(), "/srv/playbooks");
+  EXPECT_FALSE(workflows_.last_create_.has_bundle());
+}
+
+TEST_F(CliTest, ApplyWithBundleSendsTheFilesAndPrintsTheBundle) {
+  const std::string dir = MakeBundleDir();
+  const std::string path = WriteFile("apply.yaml", "kind: Workflow\n");
+  EXPECT_EQ(Run({"apply", "-f", path, "--bundle", dir}), kExitOk) << err_;
+  EXPECT_EQ(out_, "workflow deploy version 4 created, bundle 3f2a9c01d4e5 (2 files, 23 B)\n");
+  ASSERT_EQ(workflows_.last_create_.bundle().files_size(), 2);
+  EXPECT_EQ(workflows_.last_create_.bundle().files(1).path(), "playbooks/site.yml");
+  EXPECT_EQ(workflows_.last_create_.bundle().files(1).mode(), 0644u);
+}
+
+TEST_F(CliTest, ApplyWithABadBundleSendsNothing) {
+  const std::string path = WriteFile("apply.yaml", "kind: Workflow\n");
+  EXPECT_EQ(Run({"apply", "-f", path, "--bundle", temp_dir_ + "no-such-dir"}), kExitFailure);
+  EXPECT_EQ(err_.rfind("dagctl: --bundle " + temp_dir_ + "no-such-dir: not a directory", 0), 0u)
+      << err_;
+
+  const std::string dir = MakeBundleDir();
+  EXPECT_EQ(Run({"--max-bundle-bytes", "10", "apply", "-f", path, "--bundle", dir}), kExitFailure);
+  EXPECT_NE(err_.find("holds more than 10 bytes"), std::string::npos) << err_;
+  EXPECT_EQ(Run({"apply", "-f", path, "--bundle", dir, "--max-bundle-files", "1"}), kExitFailure);
+  EXPECT_NE(err_.find("holds more than 1 files"), std::string::npos) << err_;
+  EXPECT_EQ(workflows_.creates_, 0);
+  EXPECT_TRUE(out_.empty()) << out_;
+}
+
+TEST_F(CliTest, AnOversizedRequestSaysWhatToDo) {
+  const std::string message =
+      FormatRpcError(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                  "Received message larger than max (50000000 vs. 49000000)"),
+                     "127.0.0.1:7233");
+  EXPECT_EQ(message,
+            "RESOURCE_EXHAUSTED: Received message larger than max (50000000 vs. 49000000) (the "
+            "request is larger than dagd accepts: make the bundle smaller, or raise dagd's "
+            "--max-bundle-bytes)");
 }
 
 TEST_F(CliTest, LogsRawAndPrefixed) {

@@ -334,5 +334,43 @@ TEST_F(FormatTest, WorkflowTable) {
             "deploy  2        main        2024-05-01T10:00:00+00:00\n");
 }
 
+TEST_F(FormatTest, BytesForPeople) {
+  EXPECT_EQ(FormatBytes(0), "0 B");
+  EXPECT_EQ(FormatBytes(1023), "1023 B");
+  EXPECT_EQ(FormatBytes(1536), "1.5 KiB");
+  EXPECT_EQ(FormatBytes(int64_t{32} << 20), "32.0 MiB");
+  EXPECT_EQ(FormatBytes(int64_t{3} << 30), "3.0 GiB");
+}
+
+TEST_F(FormatTest, WorkflowShowsItsBundle) {
+  v1::Workflow workflow;
+  workflow.set_name("deploy");
+  workflow.set_version(2);
+  workflow.set_yaml("kind: Workflow\n");
+  EXPECT_NE(RenderWorkflow(workflow).find("Bundle:      -\n"), std::string::npos)
+      << RenderWorkflow(workflow);
+  EXPECT_EQ(FormatBundle(workflow), "-");
+
+  const std::string digest(64, 'a');
+  workflow.set_bundle_digest(digest);
+  workflow.set_bundle_files(3);
+  workflow.set_bundle_bytes(1536);
+  const std::string rendered = RenderWorkflow(workflow);
+  EXPECT_NE(rendered.find("Bundle:      " + digest + "\n"), std::string::npos) << rendered;
+  EXPECT_NE(rendered.find("Bundle size: 3 files, 1.5 KiB\n"), std::string::npos) << rendered;
+  EXPECT_EQ(FormatBundle(workflow), "aaaaaaaaaaaa (3 files, 1.5 KiB)");
+  workflow.set_bundle_files(1);
+  EXPECT_EQ(FormatBundle(workflow), "aaaaaaaaaaaa (1 file, 1.5 KiB)");
+}
+
+TEST_F(FormatTest, RunShowsItsBundleWhenItHasOne) {
+  v1::Run run;
+  run.set_id("r");
+  EXPECT_EQ(RenderRun(run, FromTimestamp(At(kStart))).find("Bundle:"), std::string::npos);
+  run.set_bundle_digest(std::string(64, 'b'));
+  EXPECT_NE(RenderRun(run, FromTimestamp(At(kStart))).find("Bundle:      " + std::string(64, 'b')),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace dagd::dagctl

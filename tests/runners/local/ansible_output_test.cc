@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "tests/runners/runner_test_util.h"
+
 namespace dagd::runners::local {
 namespace {
 
@@ -150,11 +152,30 @@ TEST(UnansweredPromptTest, FindsPromptsWithoutDefaultOrExtraVar) {
     - name: token
       prompt: Token
 )";
-  EXPECT_EQ(UnansweredPrompt(kPlaybook, {}), "password");
-  EXPECT_EQ(UnansweredPrompt(kPlaybook, {{"password", "x"}}), "token");
-  EXPECT_EQ(UnansweredPrompt(kPlaybook, {{"password", "x"}, {"token", "y"}}), "");
-  EXPECT_EQ(UnansweredPrompt("- hosts: all\n  tasks: []\n", {}), "");
-  EXPECT_EQ(UnansweredPrompt("not: [valid", {}), "");
+  EXPECT_EQ(UnansweredPrompt(kPlaybook, "/nonexistent", {}), "password");
+  EXPECT_EQ(UnansweredPrompt(kPlaybook, "/nonexistent", {"password"}), "token");
+  EXPECT_EQ(UnansweredPrompt(kPlaybook, "/nonexistent", {"password", "token"}), "");
+  EXPECT_EQ(UnansweredPrompt("- hosts: all\n  tasks: []\n", "/nonexistent", {}), "");
+  EXPECT_EQ(UnansweredPrompt("not: [valid", "/nonexistent", {}), "");
+}
+
+TEST(UnansweredPromptTest, FollowsImportedPlaybooks) {
+  ::dagd::runners::testing::TempDir dir;
+  ::dagd::runners::testing::WriteTextFile(dir.path() + "/site.yml",
+                         "- import_playbook: plays/db.yml\n- hosts: all\n  tasks: []\n");
+  ::dagd::runners::testing::WriteTextFile(dir.path() + "/plays/db.yml",
+                         "- ansible.builtin.import_playbook: nested/secret.yml\n");
+  ::dagd::runners::testing::WriteTextFile(dir.path() + "/plays/nested/secret.yml",
+                         "- hosts: db\n  vars_prompt:\n    - name: db_password\n");
+  const std::string site = ::dagd::runners::testing::ReadTextFile(dir.path() + "/site.yml");
+  EXPECT_EQ(UnansweredPrompt(site, dir.path(), {}), "db_password");
+  EXPECT_EQ(UnansweredPrompt(site, dir.path(), {"db_password"}), "");
+  // Imports Ansible alone can resolve, or that do not exist, are left to Ansible.
+  EXPECT_EQ(UnansweredPrompt("- import_playbook: \"{{ which }}.yml\"\n", dir.path(), {}), "");
+  EXPECT_EQ(UnansweredPrompt("- import_playbook: missing.yml\n", dir.path(), {}), "");
+  // A playbook that imports itself ends at the depth limit.
+  ::dagd::runners::testing::WriteTextFile(dir.path() + "/loop.yml", "- import_playbook: loop.yml\n");
+  EXPECT_EQ(UnansweredPrompt("- import_playbook: loop.yml\n", dir.path(), {}), "");
 }
 
 }  // namespace

@@ -96,7 +96,7 @@ TEST(BuildCommandTest, ScriptIsWrittenAndPassedLast) {
   t.script->container.args = {"-u"};
   auto command = BuildCommand(MakeSpec(t, "a-1", dir.path()), LocalRunnerOptions{}, kBaseEnv);
   ASSERT_TRUE(command.ok()) << command.status();
-  const std::string script = dir.path() + "/script";
+  const std::string script = dir.path() + "/.dagd/script";
   EXPECT_THAT(command->argv, ElementsAre("python3", "-u", script));
   EXPECT_EQ(ReadTextFile(script), "print(42)\n");
 }
@@ -126,7 +126,7 @@ TEST(BuildCommandTest, AnsibleCommandLineAndEnvironment) {
   options.ansible_playbook = "sh";  // any program on PATH: nothing runs here
   auto command = BuildCommand(spec, options, kBaseEnv);
   ASSERT_TRUE(command.ok()) << command.status();
-  const std::string vars = dir.path() + "/extra-vars.json";
+  const std::string vars = dir.path() + "/.dagd/extra-vars.json";
   EXPECT_THAT(command->argv, ElementsAre("sh", "-i", "localhost,", "-e", "@" + vars, "--limit",
                                          "web1", bundle.path() + "/playbooks/site.yml"));
   EXPECT_EQ(nlohmann::json::parse(ReadTextFile(vars)),
@@ -135,7 +135,8 @@ TEST(BuildCommandTest, AnsibleCommandLineAndEnvironment) {
   EXPECT_TRUE(command->is_ansible);
   for (const char* var :
        {"ANSIBLE_NOCOLOR=1", "ANSIBLE_RETRY_FILES_ENABLED=0", "ANSIBLE_HOST_KEY_CHECKING=False",
-        "PYTHONUNBUFFERED=1", "ANSIBLE_STDOUT_CALLBACK=yaml"}) {
+        "PYTHONUNBUFFERED=1", "ANSIBLE_STDOUT_CALLBACK=yaml",
+        "ANSIBLE_INVENTORY_UNPARSED_FAILED=True"}) {
     EXPECT_THAT(command->env, Contains(var));
   }
   EXPECT_THAT(command->env, Contains("ANSIBLE_LOCAL_TEMP=" + dir.path() + "/.ansible-tmp"));
@@ -143,6 +144,55 @@ TEST(BuildCommandTest, AnsibleCommandLineAndEnvironment) {
       std::count_if(command->env.begin(), command->env.end(),
                     [](const std::string& v) { return v.starts_with("ANSIBLE_FORCE_COLOR="); }),
       0);
+}
+
+TEST(BuildCommandTest, AnsibleInputsBecomeExtraVarsAndExtraVarsWin) {
+  TempDir dir;
+  engine::AnsibleSpec a;
+  a.source = "- hosts: all\n  tasks: []\n";
+  a.extra_vars = {{"env", "prod"}};
+  AttemptSpec spec = MakeSpec(AnsibleTemplate("configure", a), "a-1", dir.path());
+  spec.inputs = {{"hosts", R"(["web1", "web2"])"},
+                 {"facts", R"({"region": "eu", "zones": 3})"},
+                 {"env", "staging"},
+                 {"note", "[not json"},
+                 {"count", "3"}};
+  LocalRunnerOptions options;
+  options.ansible_playbook = "sh";
+  auto command = BuildCommand(spec, options, kBaseEnv);
+  ASSERT_TRUE(command.ok()) << command.status();
+  const std::string vars = dir.path() + "/.dagd/extra-vars.json";
+  EXPECT_THAT(command->argv, Contains("@" + vars));
+  EXPECT_EQ(nlohmann::json::parse(ReadTextFile(vars)),
+            nlohmann::json::parse(R"({"hosts": ["web1", "web2"],
+                                      "facts": {"region": "eu", "zones": 3},
+                                      "env": "prod", "note": "[not json", "count": "3"})"));
+  EXPECT_EQ(Mode(vars), 0600);
+}
+
+TEST(BuildCommandTest, AnsibleInventoryFromJsonTextIsCheckedAndWritten) {
+  TempDir dir;
+  engine::AnsibleSpec a;
+  a.source = "- hosts: all\n  tasks: []\n";
+  // One line with commas: JSON from an upstream output, not a host list.
+  a.inventory = R"({"web": {"hosts": ["w1", "w2"]}, "_meta": {"hostvars": {"w1": {"port": 22}}}})";
+  LocalRunnerOptions options;
+  options.ansible_playbook = "sh";
+  auto command =
+      BuildCommand(MakeSpec(AnsibleTemplate("inv", a), "a-1", dir.path()), options, kBaseEnv);
+  ASSERT_TRUE(command.ok()) << command.status();
+  const std::string inventory = dir.path() + "/.dagd-inventory.json";
+  EXPECT_THAT(command->argv, ElementsAre("sh", "-i", inventory, dir.path() + "/.dagd-playbook.yml"));
+  EXPECT_EQ(nlohmann::json::parse(ReadTextFile(inventory)),
+            nlohmann::json::parse(R"({"web": {"hosts": {"w1": {"port": 22}, "w2": null}}})"));
+  EXPECT_EQ(Mode(inventory), 0600);
+
+  a.inventory = R"({"web": {"hosts": ["w1"]})";
+  auto bad =
+      BuildCommand(MakeSpec(AnsibleTemplate("inv", a), "a-1", dir.path()), options, kBaseEnv);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("template \"inv\""));
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("inventory (JSON) is malformed"));
 }
 
 TEST(BuildCommandTest, AnsibleCommandLineFields) {
@@ -165,7 +215,7 @@ TEST(BuildCommandTest, AnsibleCommandLineFields) {
   ASSERT_TRUE(command.ok()) << command.status();
   EXPECT_THAT(command->argv, ElementsAre("sh", "--check", "--diff", "--tags", "web,db,cache",
                                          "--skip-tags", "slow", "--forks", "12", "-vvv", "--become",
-                                         "--become-user", "deploy", dir.path() + "/playbook.yml"));
+                                         "--become-user", "deploy", dir.path() + "/.dagd-playbook.yml"));
   EXPECT_THAT(command->env, Contains("ANSIBLE_HOST_KEY_CHECKING=True"));
   EXPECT_THAT(command->env, Contains("ANSIBLE_NOCOLOR=1"));
   EXPECT_THAT(command->env, Contains("ANSIBLE_RETRY_FILES_ENABLED=0"));
@@ -183,7 +233,7 @@ TEST(BuildCommandTest, AnsibleVerbosityAndEmptyTagsAddNothing) {
   auto command =
       BuildCommand(MakeSpec(AnsibleTemplate("quiet", a), "a-1", dir.path()), options, kBaseEnv);
   ASSERT_TRUE(command.ok()) << command.status();
-  EXPECT_THAT(command->argv, ElementsAre("sh", "-v", dir.path() + "/playbook.yml"));
+  EXPECT_THAT(command->argv, ElementsAre("sh", "-v", dir.path() + "/.dagd-playbook.yml"));
   EXPECT_THAT(command->env, Contains("ANSIBLE_HOST_KEY_CHECKING=False"));
 }
 
@@ -216,9 +266,9 @@ TEST(BuildCommandTest, AnsibleInlineSourceAndInventory) {
       BuildCommand(MakeSpec(AnsibleTemplate("inline", a), "a-1", dir.path()), options, kBaseEnv);
   ASSERT_TRUE(command.ok()) << command.status();
   EXPECT_THAT(command->argv,
-              ElementsAre("sh", "-i", dir.path() + "/inventory", dir.path() + "/playbook.yml"));
-  EXPECT_EQ(ReadTextFile(dir.path() + "/playbook.yml"), a.source);
-  EXPECT_EQ(ReadTextFile(dir.path() + "/inventory"), a.inventory);
+              ElementsAre("sh", "-i", dir.path() + "/.dagd-inventory.ini", dir.path() + "/.dagd-playbook.yml"));
+  EXPECT_EQ(ReadTextFile(dir.path() + "/.dagd-playbook.yml"), a.source);
+  EXPECT_EQ(ReadTextFile(dir.path() + "/.dagd-inventory.ini"), a.inventory);
 }
 
 TEST(BuildCommandTest, AnsibleMissingPlaybookNamesThePath) {

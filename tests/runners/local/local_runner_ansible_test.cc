@@ -5,6 +5,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -127,7 +128,7 @@ TEST_F(LocalRunnerAnsibleTest, InlinePlaybookWithExtraVars) {
   EXPECT_THAT(r.stdout_text, HasSubstr("Hello DAGD x42"));
   EXPECT_THAT(r.stdout_text, ::testing::Not(HasSubstr("\x1b[")));  // ANSIBLE_NOCOLOR
   struct stat st;
-  ASSERT_EQ(stat((spec.work_dir + "/extra-vars.json").c_str(), &st), 0);
+  ASSERT_EQ(stat((spec.work_dir + "/.dagd/extra-vars.json").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
@@ -263,6 +264,169 @@ TEST_F(LocalRunnerAnsibleTest, CallbackPluginReportsEveryEventOnItsOwnChannel) {
   EXPECT_EQ(stats.at("stats").at("localhost").value("changed", -1), 3);  // touch, false, secret
   EXPECT_EQ(stats.at("stats").at("localhost").value("ignored", -1), 1);
   EXPECT_EQ(stats.at("custom_stats").at("_run").value("answer", 0), 42);
+}
+
+// set_stats data becomes node outputs: a parameter per key (valueFrom.stats) and the whole map as
+// the node's result.
+TEST_F(LocalRunnerAnsibleTest, SetStatsBecomeOutputParametersAndTheResult) {
+  engine::AnsibleSpec a;
+  a.source = R"(
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - name: Discover
+      ansible.builtin.set_stats:
+        data:
+          hosts: [web1, web2]
+          region: eu-west
+    - name: More
+      ansible.builtin.set_stats:
+        data: {count: 2}
+)";
+  a.inventory = "localhost,";
+  engine::Template t = AnsibleTemplate("discover", a);
+  auto stats_output = [](const std::string& name, const std::string& key,
+                         std::optional<std::string> fallback = std::nullopt) {
+    engine::Parameter p;
+    p.name = name;
+    p.value_from.emplace();
+    p.value_from->stats = key;
+    p.value_from->default_value = fallback;
+    return p;
+  };
+  t.outputs.parameters = {stats_output("hosts", "hosts"), stats_output("region", "region"),
+                          stats_output("count", "count"),
+                          stats_output("zone", "zone", std::string("none"))};
+  AttemptSpec spec = MakeSpec(t, "discover-1", dir_.Subdir("discover"));
+  Recorder r;
+  engine::AttemptResult result = Run(spec, &r);
+  ASSERT_EQ(result.phase, NodePhase::kSucceeded) << result.message << r.stderr_text;
+  EXPECT_EQ(result.parameters["hosts"], R"(["web1","web2"])");
+  EXPECT_EQ(result.parameters["region"], "eu-west");  // a string as it is, not JSON-quoted
+  EXPECT_EQ(result.parameters["count"], "2");
+  EXPECT_EQ(result.parameters["zone"], "none");  // valueFrom.default
+  ASSERT_TRUE(result.result.has_value());
+  EXPECT_EQ(nlohmann::json::parse(*result.result),
+            nlohmann::json::parse(R"({"hosts": ["web1", "web2"], "region": "eu-west",
+                                      "count": 2})"));
+}
+
+TEST_F(LocalRunnerAnsibleTest, MissingStatsKeyIsAnErrorThatSaysWhy) {
+  engine::AnsibleSpec a;
+  a.source = kHelloPlaybook;
+  a.inventory = "localhost,";
+  a.extra_vars = {{"who", "x"}, {"times", 1}};
+  engine::Template t = AnsibleTemplate("quiet", a);
+  engine::Parameter p;
+  p.name = "hosts";
+  p.value_from.emplace();
+  p.value_from->stats = "hosts";
+  t.outputs.parameters = {p};
+  Recorder r;
+  engine::AttemptResult result = Run(MakeSpec(t, "quiet-1", dir_.Subdir("quiet")), &r);
+  EXPECT_EQ(result.phase, NodePhase::kError);
+  EXPECT_THAT(result.message, HasSubstr("output parameter \"hosts\""));
+  EXPECT_THAT(result.message, HasSubstr("did not set_stats \"hosts\" (it set no stats at all)"));
+}
+
+// Upstream outputs arrive as input parameters; the playbook sees them as data, not strings.
+TEST_F(LocalRunnerAnsibleTest, InputParametersReachThePlaybookAsExtraVars) {
+  engine::AnsibleSpec a;
+  a.source = R"(
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - name: Check the upstream outputs
+      ansible.builtin.assert:
+        that:
+          - hosts | length == 2
+          - hosts[1] == "web2"
+          - facts.zones == 3
+          - env == "staging"
+)";
+  a.inventory = "localhost,";
+  AttemptSpec spec = Spec(a);
+  spec.inputs = {{"hosts", R"(["web1","web2"])"}, {"facts", R"({"zones": 3})"}, {"env", "staging"}};
+  Recorder r;
+  engine::AttemptResult result = Run(spec, &r);
+  EXPECT_EQ(result.phase, NodePhase::kSucceeded) << result.message << r.stdout_text;
+}
+
+// The dynamic-inventory pattern: an upstream output holding `ansible-inventory --list` JSON.
+TEST_F(LocalRunnerAnsibleTest, JsonInventoryFromAnOutputRunsOnItsHosts) {
+  engine::AnsibleSpec a;
+  a.source = R"(
+- hosts: web
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - name: Where am I
+      ansible.builtin.debug:
+        msg: "{{ inventory_hostname }} in {{ tier }} port {{ ansible_port }}"
+)";
+  a.inventory = R"({"_meta": {"hostvars": {"w1": {"ansible_port": 2201}, "w2": {"ansible_port": 2202}}},
+                    "all": {"children": ["web"]},
+                    "web": {"hosts": ["w1", "w2"], "vars": {"tier": "front"}}})";
+  Recorder r;
+  engine::AttemptResult result = Run(Spec(a), &r);
+  EXPECT_EQ(result.phase, NodePhase::kSucceeded) << result.message << r.stdout_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("w1 in front port 2201"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("w2 in front port 2202"));
+}
+
+TEST_F(LocalRunnerAnsibleTest, UnparsableIniInventoryIsAnErrorNamingTheCause) {
+  engine::AnsibleSpec a;
+  a.source = kHelloPlaybook;
+  a.inventory = "[web\nw1 ansible_connection=local\n";
+  Recorder r;
+  engine::AttemptResult result = Run(Spec(a), &r);
+  EXPECT_EQ(result.phase, NodePhase::kError) << r.stdout_text;
+  EXPECT_THAT(result.message, HasSubstr("inventory error: Failed to parse"));
+  EXPECT_THAT(result.message, HasSubstr(".dagd-inventory.ini with ini plugin"));
+}
+
+// An event line beyond the runner's memory bound is dropped whole; the events after it arrive.
+TEST_F(LocalRunnerAnsibleTest, OversizedEventLineIsDroppedAndLaterEventsArrive) {
+  engine::AnsibleSpec a;
+  a.source = R"(
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: "{{ ansible_playbook_python }}"
+  tasks:
+    - name: Huge
+      ansible.builtin.set_fact:
+        huge: "{{ 'x' * (17 * 1024 * 1024) }}"
+    - name: Small afterwards
+      ansible.builtin.debug:
+        msg: still here
+)";
+  a.inventory = "localhost,";
+  Recorder r;
+  engine::AttemptResult result = Run(Spec(a), &r);
+  ASSERT_EQ(result.phase, NodePhase::kSucceeded) << result.message << r.stderr_text;
+  bool huge_result = false;
+  bool small_result = false;
+  for (const std::string& line : r.events) {
+    EXPECT_LT(line.size(), 16u * 1024 * 1024);
+    nlohmann::json event = nlohmann::json::parse(line);
+    if (event.value("kind", "") != "runner_on_ok") continue;
+    if (event.value("task", "") == "Huge") huge_result = true;
+    if (event.value("task", "") == "Small afterwards") small_result = true;
+  }
+  EXPECT_FALSE(huge_result);  // its line (the 17 MiB fact in the result) was dropped
+  EXPECT_TRUE(small_result);
+  ASSERT_FALSE(r.events.empty());
+  EXPECT_EQ(nlohmann::json::parse(r.events.back()).value("kind", ""), "stats");
 }
 
 }  // namespace
