@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +36,9 @@ struct AttemptSpec {
   std::string work_dir;
   // Where `ansible.playbook` paths are resolved (the workflow's bundle); may be empty.
   std::string bundle_dir;
+  // The workflow spec's Kubernetes-only fields, verbatim (engine::Workflow::kubernetes), for the
+  // cluster runners; the template's own are in `resolved`.
+  nlohmann::json workflow_kubernetes;
   // Stop: grace period between SIGTERM and SIGKILL (and the equivalent for other runners).
   int64_t grace_period_ms = 10000;
 };

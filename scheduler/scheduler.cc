@@ -619,6 +619,7 @@ void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch) 
   spec.external_name = attempt.external_name;
   spec.resolved = dispatch.resolved;
   spec.inputs = dispatch.inputs;
+  spec.workflow_kubernetes = run->workflow->kubernetes;
   spec.grace_period_ms = options_.grace_period_ms;
   std::optional<int64_t> timeout_ms;
   if (!dispatch.resolved.timeout.empty()) {

@@ -267,6 +267,40 @@ absl::StatusOr<std::string> FindProgram(const std::string& name, const std::stri
       absl::StrCat("program \"", name, "\" not found on PATH (", path_env, ")"));
 }
 
+absl::StatusOr<Command> BuildPodAnsibleCommand(const AttemptSpec& spec,
+                                               const LocalRunnerOptions& options,
+                                               const std::string& events_prefix) {
+  const engine::Template& t = spec.resolved;
+  if (t.type != engine::TemplateType::kAnsible || !t.ansible.has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat(Where(t), ": not an ansible template"));
+  }
+  const engine::AnsibleSpec& a = *t.ansible;
+  if (!a.vault_password_ref.empty() || !a.private_key_ref.empty() ||
+      !a.become_password_ref.empty() || !a.env_from_refs.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        Where(t),
+        ": credentials (vaultPasswordRef, privateKeyRef, becomePasswordRef, envFromRef) are only "
+        "supported by the local runner so far; run this template with `runner: local`"));
+  }
+  Command command;
+  command.work_dir = spec.work_dir;
+  std::error_code mkdir_error;
+  fs::create_directories(fs::path(spec.work_dir) / kDagdDir, mkdir_error);
+  if (mkdir_error) {
+    return absl::UnavailableError(absl::StrCat("cannot create ", spec.work_dir, "/", kDagdDir,
+                                               ": ", mkdir_error.message()));
+  }
+  Environment env;
+  RETURN_IF_ERROR(BuildAnsible(spec, options, &env, &command));
+  ApplyTemplateEnv(a.env, &env);
+  RETURN_IF_ERROR(EnableEventsPlugin(spec.work_dir, /*events_fd=*/2, &env));
+  env["DAGD_EVENTS_PREFIX"] = events_prefix;
+  env["PWD"] = spec.work_dir;
+  command.events_channel = false;  // the events come back in the container's log
+  for (const auto& [name, value] : env) command.env.push_back(absl::StrCat(name, "=", value));
+  return command;
+}
+
 absl::StatusOr<Command> BuildCommand(const AttemptSpec& spec, const LocalRunnerOptions& options,
                                      const std::vector<std::string>& base_env) {
   const engine::Template& t = spec.resolved;

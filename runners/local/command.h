@@ -63,6 +63,17 @@ inline constexpr int kSpawnEventsFd = 4;
 absl::StatusOr<Command> BuildCommand(const AttemptSpec& spec, const LocalRunnerOptions& options,
                                      const std::vector<std::string>& base_env);
 
+// The ansible-playbook command of an ansible attempt that runs elsewhere (a Kubernetes pod): the
+// same argv and the same files in spec.work_dir as BuildCommand() (the caller ships the
+// directory and maps its path), but argv[0] is left as written (not looked up on this host,
+// `program` stays empty), the environment holds only Ansible's settings and the template's env
+// (nothing of dagd's own), and the callback plugin writes its events to stderr, each line
+// starting with `events_prefix`. Errors as BuildCommand(); credentials are refused
+// (FailedPrecondition) until the cluster runners take them from Kubernetes Secrets.
+absl::StatusOr<Command> BuildPodAnsibleCommand(const AttemptSpec& spec,
+                                               const LocalRunnerOptions& options,
+                                               const std::string& events_prefix);
+
 // The absolute path of `name`: searched in the ':'-separated `path_env` if it has no slash,
 // otherwise taken relative to `work_dir`. NotFound if there is no executable file.
 absl::StatusOr<std::string> FindProgram(const std::string& name, const std::string& path_env,

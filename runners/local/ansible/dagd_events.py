@@ -1,7 +1,9 @@
 # dagd_events: dagd's Ansible callback plugin. Writes one JSON object per line for every
 # playbook, play, task and host result event, and the final stats, to the file descriptor named
 # by DAGD_EVENTS_FD (a pipe the local runner reads, runners/local/local_runner.h). stdout is
-# left to whatever stdout callback the user has.
+# left to whatever stdout callback the user has. With DAGD_EVENTS_PREFIX set (cluster runners,
+# where the only channel is the container log), each line starts with that prefix, after a
+# newline so that it never continues a line of Ansible's.
 #
 # dagd enables it per attempt through ANSIBLE_CALLBACK_PLUGINS and ANSIBLE_CALLBACKS_ENABLED, so
 # it does not depend on any ansible.cfg. The text of this file is compiled into dagd
@@ -29,6 +31,7 @@ DOCUMENTATION = """
 
 import json
 import os
+import sys
 import time
 
 from ansible.plugins.callback import CallbackBase
@@ -64,6 +67,9 @@ class CallbackModule(CallbackBase):
         fd = os.environ.get("DAGD_EVENTS_FD", "")
         if fd.isdigit():
             self._fd = int(fd)
+        # In a pod there is no pipe of dagd's: the cluster runners set DAGD_EVENTS_FD=2 and this
+        # prefix, and pick the lines that start with it out of the container's log.
+        self._prefix = os.environ.get("DAGD_EVENTS_PREFIX", "")
         self._play = ""
 
     def _emit(self, kind, **fields):
@@ -71,8 +77,17 @@ class CallbackModule(CallbackBase):
             return
         fields["kind"] = kind
         fields["time"] = time.time()
-        line = json.dumps(fields, default=str, ensure_ascii=False) + "\n"
+        line = self._prefix + json.dumps(fields, default=str, ensure_ascii=False) + "\n"
         data = line.encode("utf-8", "replace")
+        if self._prefix:
+            # Shared with Ansible's own output: finish its pending text first, so that the event
+            # starts a line of its own.
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:
+                    pass
+            data = b"\n" + data
         try:
             while data:
                 data = data[os.write(self._fd, data):]
@@ -140,3 +155,25 @@ class CallbackModule(CallbackBase):
         summary = {h: stats.summarize(h) for h in hosts}
         custom = _clean(stats.custom) if getattr(stats, "custom", None) else {}
         self._emit("stats", play=self._play, stats=summary, custom_stats=custom)
+        self._write_stats_files(custom.get("_run", {}))
+
+    def _write_stats_files(self, run_stats):
+        """With DAGD_STATS_DIR set (the argo runner, which reads outputs from files), writes each
+        run-wide set_stats key to a file of that name: a string as it is, anything else as
+        JSON, as the local runner's valueFrom.stats does."""
+        directory = os.environ.get("DAGD_STATS_DIR", "")
+        if not directory or not isinstance(run_stats, dict):
+            return
+        try:
+            os.makedirs(directory, exist_ok=True)
+            with open(os.path.join(directory, "_all.json"), "w") as f:
+                json.dump(run_stats, f, separators=(",", ":"), ensure_ascii=False)
+            for key, value in run_stats.items():
+                if "/" in key or key in ("", ".", ".."):
+                    continue
+                text = value if isinstance(value, str) else json.dumps(
+                    value, separators=(",", ":"), ensure_ascii=False)
+                with open(os.path.join(directory, key), "w") as f:
+                    f.write(text)
+        except OSError:
+            pass  # a missing output then fails the node, which names it
