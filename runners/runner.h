@@ -72,6 +72,13 @@ class Runner {
   // local runner cannot (its processes die with dagd); cluster runners can.
   virtual bool CanReattach() const { return false; }
 
+  // Follows an attempt a previous dagd started (spec as it was launched, external_name the
+  // same), delivering the callbacks as for Start(). Only when CanReattach(); Unimplemented
+  // otherwise.
+  virtual absl::Status Reattach(const AttemptSpec& spec, AttemptCallbacks callbacks) {
+    return absl::UnimplementedError("this runner cannot reattach to attempts");
+  }
+
   // Ends every attempt at once (dagd shutting down); no callbacks follow.
   virtual void KillAll() = 0;
 };
