@@ -11,6 +11,7 @@
 #include "engine/duration.h"
 #include "engine/internal/dag_plan.h"
 #include "engine/internal/resolve.h"
+#include "engine/status_macros.h"
 #include "engine/tags.h"
 
 namespace dagd::engine {
@@ -759,6 +760,22 @@ std::vector<std::pair<std::string, int>> RunState::RunningAttempts() const {
     if (AttemptRunning(node)) running.emplace_back(name, node.attempts.back().number);
   }
   return running;
+}
+
+absl::StatusOr<DispatchRequest> RunState::RunningDispatch(const std::string& node_name) const {
+  auto it = nodes_.find(node_name);
+  if (it == nodes_.end() || !AttemptRunning(it->second)) {
+    return absl::NotFoundError(absl::StrCat("node ", node_name, " has no running attempt"));
+  }
+  const NodeState& node = it->second;
+  const Template* tmpl = workflow_->FindTemplate(node.template_name);
+  if (tmpl == nullptr) {
+    return absl::NotFoundError(absl::StrCat("template '", node.template_name, "' not found"));
+  }
+  ASSIGN_OR_RETURN(Template resolved,
+                   internal::ResolveTemplate(*tmpl, BodyScope(node), node.inputs));
+  return DispatchRequest{node_name, node.attempts.back().number, std::move(resolved),
+                         node.inputs};
 }
 
 bool RunState::Done() const { return IsFinal(phase()); }

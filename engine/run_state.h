@@ -158,6 +158,11 @@ class RunState {
   // Leaf attempts currently Running: (node name, attempt number).
   std::vector<std::pair<std::string, int>> RunningAttempts() const;
 
+  // The DispatchRequest of the running attempt of `node_name`, as Advance() returned it when it
+  // was launched (resolution is deterministic): for reattaching after a restart. NotFound if the
+  // node has no running attempt; a template that no longer resolves gives that error.
+  absl::StatusOr<DispatchRequest> RunningDispatch(const std::string& node_name) const;
+
   bool Done() const;        // the root node is final (after Stop(): once no attempt runs)
   NodePhase phase() const;  // the root node's phase
   const std::string& message() const;  // the root node's message

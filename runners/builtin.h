@@ -7,21 +7,36 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <string>
+
 #include "absl/status/status.h"
 #include "runners/local/options.h"
 #include "runners/runner.h"
 
 namespace dagd::runners {
 
+// Where the kubernetes runner finds its cluster. Neither `in_cluster` nor `kubeconfig`: no
+// kubernetes runner (templates that name it fail with "unknown runner").
+struct KubernetesRunnerSettings {
+  bool in_cluster = false;     // the pod's service account (LoadInClusterConfig)
+  std::string kubeconfig;      // or a kubeconfig file
+  std::string context;         // its context; empty: current-context
+  std::string namespace_name;  // empty: the context's (or the pod's) namespace, else "default"
+  std::string ansible_image;   // empty: JobSpecOptions' default
+};
+
 struct BuiltinRunnerOptions {
   // The scheduler's event loop: every runner delivers its callbacks on it. Required; must
   // outlive the registry.
   boost::asio::io_context* io_context = nullptr;
   local::LocalRunnerOptions local;
+  KubernetesRunnerSettings kubernetes;
 };
 
-// Registers "local". InvalidArgument if options.io_context is null; AlreadyExists if a name is
-// taken.
+// Registers "local", and "kubernetes" when options.kubernetes names a cluster (its
+// configuration is loaded and checked now: an unreadable kubeconfig or a missing context is an
+// error naming the file). InvalidArgument if options.io_context is null; AlreadyExists if a name
+// is taken.
 absl::Status RegisterBuiltinRunners(RunnerRegistry* registry, const BuiltinRunnerOptions& options);
 
 }  // namespace dagd::runners

@@ -299,21 +299,42 @@ absl::Status Scheduler::Recover() {
     run->next_sequence = record.last_sequence + 1;
     run->record = std::move(record);
     const int64_t now = clock_->NowMs();
+    // Cluster runners pick their attempts up again by name (DESIGN.md §3, rule 2); local
+    // attempts died with dagd and end in Error, to be retried under their retry strategy.
+    std::vector<engine::DispatchRequest> reattach;
     for (const auto& [node_name, attempt] : run->state->RunningAttempts()) {
-      // Local attempts die with dagd (runners/local). Cluster runners will reattach here.
+      const engine::AttemptRecord& record = run->state->nodes().at(node_name).attempts.back();
+      runners::Runner* runner = runners_->Find(record.runner);
       engine::AttemptResult lost;
       lost.phase = NodePhase::kError;
       lost.message = "dagd restarted while this attempt was running; its processes ended with dagd";
+      if (runner != nullptr && runner->CanReattach()) {
+        absl::StatusOr<engine::DispatchRequest> dispatch = run->state->RunningDispatch(node_name);
+        if (dispatch.ok()) {
+          reattach.push_back(*std::move(dispatch));
+          continue;
+        }
+        lost.message = absl::StrCat("dagd restarted and cannot reattach to this attempt: ",
+                                    dispatch.status().message());
+      } else if (runner == nullptr) {
+        lost.message = absl::StrCat("dagd restarted without runner \"", record.runner,
+                                    "\", which ran this attempt");
+      }
       run->state->OnAttemptFinished(node_name, attempt, lost, now);
     }
-    Log()->info("run {}: resumed after restart", run->record.id);
+    Log()->info("run {}: resumed after restart ({} attempt(s) reattached)", run->record.id,
+                reattach.size());
     ActiveRun* raw = run.get();
     runs_[raw->record.id] = std::move(run);
     active_runs_ = static_cast<int>(runs_.size());
     // By name, not by pointer: a Shutdown() before this runs drops the run.
-    asio::post(io_, [this, alive = alive_, run_id = raw->record.id] {
+    asio::post(io_, [this, alive = alive_, run_id = raw->record.id,
+                     reattach = std::move(reattach)] {
       if (!*alive) return;
-      if (ActiveRun* r = Find(run_id)) Step(r);
+      ActiveRun* r = Find(run_id);
+      if (!r) return;
+      for (const engine::DispatchRequest& d : reattach) Launch(r, d, /*reattach=*/true);
+      Step(r);
     });
   }
   return absl::OkStatus();
@@ -590,7 +611,7 @@ void Scheduler::Commit(const std::string& run_id, storage::WriteBatch batch,
   });
 }
 
-void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch) {
+void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch, bool reattach) {
   const std::string run_id = run->record.id;
   const auto& node = run->state->nodes().at(dispatch.node_name);
   const engine::AttemptRecord& attempt = node.attempts.at(dispatch.attempt - 1);
@@ -632,14 +653,17 @@ void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch) 
        absl::StrCat(SafeName(node.display_name), "-", ShortHash(node.name), "-", dispatch.attempt))
           .string();
   std::error_code ec;
-  std::filesystem::remove_all(spec.work_dir, ec);
-  std::filesystem::create_directories(spec.work_dir, ec);
+  if (!reattach) {
+    std::filesystem::remove_all(spec.work_dir, ec);
+    std::filesystem::create_directories(spec.work_dir, ec);
+  }
   if (ec) {
     return fail(
         absl::StrCat("cannot create the attempt directory ", spec.work_dir, ": ", ec.message()));
   }
   // A fresh copy of exactly the submitted bundle; the runner resolves playbook paths in it.
-  if (!run->record.bundle_digest.empty()) {
+  // (A reattached attempt has what it was launched with already.)
+  if (!reattach && !run->record.bundle_digest.empty()) {
     auto bundle = LoadBundle(run);
     if (!bundle.ok()) {
       return fail(absl::StrCat("cannot read the run's bundle ", run->record.bundle_digest, ": ",
@@ -667,13 +691,19 @@ void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch) 
     if (*alive) OnAttemptFinished(run_id, node_name, n, result);
   };
   run->running[{dispatch.node_name, dispatch.attempt}] = {attempt.runner, attempt.external_name};
-  if (absl::Status started = runner->Start(spec, std::move(callbacks)); !started.ok()) {
+  absl::Status started = reattach ? runner->Reattach(spec, std::move(callbacks))
+                                  : runner->Start(spec, std::move(callbacks));
+  if (!started.ok()) {
     run->running.erase({dispatch.node_name, dispatch.attempt});
     return fail(std::string(started.message()));
   }
   // A stop that arrived while this launch waited for its commit.
   if (run->state->stopping()) runner->Cancel(attempt.external_name, run->state->message());
-  if (!dispatch.resolved.timeout.empty()) ArmTimeout(run, dispatch, runner, *timeout_ms);
+  if (timeout_ms) {
+    // A reattached attempt has used part of its time already.
+    const int64_t used = reattach ? std::max<int64_t>(0, clock_->NowMs() - attempt.started_at_ms) : 0;
+    ArmTimeout(run, dispatch, runner, std::max<int64_t>(0, *timeout_ms - used));
+  }
 }
 
 absl::StatusOr<std::shared_ptr<const std::vector<storage::BundleFile>>> Scheduler::LoadBundle(

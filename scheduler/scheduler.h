@@ -9,8 +9,10 @@
 // record) submitted to the Store's group commit; only once it is committed does the scheduler
 // launch the attempts the step decided, acknowledge a submission, or tell listeners. So a crash
 // at any point loses nothing that was acknowledged, and a restart (Recover) continues from the
-// last committed step: attempts that were running on the local runner died with dagd and count
-// as attempts that ended in Error, retried under their retry strategy.
+// last committed step: attempts that were running on a runner that CanReattach() (kubernetes,
+// argo) are picked up again by their external name, nothing launched twice; those of the local
+// runner died with dagd and count as attempts that ended in Error, retried under their retry
+// strategy.
 //
 // Bundles: a run names its stored bundle (storage/bundle.h) by digest. Each attempt gets a fresh,
 // empty working directory <data_dir>/attempts/<run>/<node>-<hash>-<attempt> into which the
@@ -127,7 +129,9 @@ class Scheduler {
   storage::WriteBatch CollectChanges(ActiveRun* run);
   void Commit(const std::string& run_id, storage::WriteBatch batch,
               std::function<void()> after_commit);
-  void Launch(ActiveRun* run, const engine::DispatchRequest& dispatch);
+  // Hands the attempt to its runner: Start(), or with `reattach` (Recover) Reattach() to an
+  // attempt a previous dagd launched, keeping its working directory.
+  void Launch(ActiveRun* run, const engine::DispatchRequest& dispatch, bool reattach = false);
   // Cancels the attempt through `runner` once the template's `timeout` has passed.
   void ArmTimeout(ActiveRun* run, const engine::DispatchRequest& dispatch, runners::Runner* runner,
                   int64_t timeout_ms);

@@ -34,6 +34,7 @@ struct Flags {
   std::string credentials_dir;  // empty: <data_dir>/credentials
   int64_t grace_period_ms = 10000;
   dagd::storage::BundleLimits bundle_limits;
+  dagd::runners::KubernetesRunnerSettings kubernetes;
 };
 
 int Fail(const std::string& message) {
@@ -75,6 +76,16 @@ int main(int argc, char** argv) {
                  "Most files in a workflow's bundle")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_flag("--kube-in-cluster", flags.kubernetes.in_cluster,
+               "Run the kubernetes runner on the cluster dagd runs in (its service account)");
+  app.add_option("--kubeconfig", flags.kubernetes.kubeconfig,
+                 "Run the kubernetes runner on the cluster of this kubeconfig");
+  app.add_option("--kube-context", flags.kubernetes.context,
+                 "The kubeconfig's context (default: its current-context)");
+  app.add_option("--kube-namespace", flags.kubernetes.namespace_name,
+                 "Namespace of dagd's Jobs (default: the context's or the pod's)");
+  app.add_option("--ansible-image", flags.kubernetes.ansible_image,
+                 "Image that runs ansible templates on the cluster (ansible-playbook, python3, sh)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -116,6 +127,7 @@ int main(int argc, char** argv) {
   dagd::runners::BuiltinRunnerOptions runner_options;
   runner_options.io_context = &io;
   runner_options.local.credentials_dir = credentials_dir;
+  runner_options.kubernetes = flags.kubernetes;
   if (auto st = dagd::runners::RegisterBuiltinRunners(&registry, runner_options); !st.ok()) {
     return Fail(std::string(st.message()));
   }

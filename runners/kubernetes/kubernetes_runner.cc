@@ -168,7 +168,10 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
         Log()->warn("deleting {}: {}", path, deleted.status().ToString());
       }
     });
-    Finish(attempt, std::move(result));
+    // Never inside Cancel(): the caller may be iterating over its running attempts.
+    asio::post(io_, [self, attempt, result = std::move(result)]() mutable {
+      self->Finish(attempt, std::move(result));
+    });
   }
 
   size_t running() const { return attempts_.size(); }

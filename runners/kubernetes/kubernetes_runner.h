@@ -23,8 +23,8 @@
 //            passed). Outputs: ansible's set_stats (result and valueFrom.stats) from the events;
 //            a container's or script's result is the tail of its log; valueFrom.path outputs
 //            cannot be read from a finished pod, so they end the attempt in Error saying so.
-//   Cancel   deletes the Job (propagationPolicy Background); on_finished follows at once with
-//            phase Failed and the message.
+//   Cancel   deletes the Job (propagationPolicy Background); on_finished follows (posted, never
+//            inside Cancel()) with phase Failed and the message.
 //   Reattach a Job dagd started before a restart is looked up by its deterministic name and
 //            followed as above; a Job that is gone ends the attempt in Error.
 //   KillAll  (dagd stopping) stops following; the Jobs keep running, for Reattach.

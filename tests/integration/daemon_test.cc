@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "tests/fakes/fake_kube_process.h"
 #include "tests/integration/sshd.h"
 
 namespace dagd::testing {
@@ -1113,6 +1114,125 @@ TEST_F(DaemonTest, AWorkflowWhosePlaybookIsNotInItsBundleIsRefusedWithTheFix) {
   ASSERT_TRUE(dagd_.runs()->ListRuns(&runs_context, v1::ListRunsRequest(), &runs).ok());
   EXPECT_EQ(runs.runs_size(), 0);
   EXPECT_FALSE(fs::exists(records_ + "/runs.log"));
+}
+
+}  // namespace
+}  // namespace dagd::testing
+
+namespace dagd::testing {
+namespace {
+
+// The real dagd with its kubernetes runner (the default runner here) on the Kubernetes API fake
+// (tests/fakes/): every Job's pod really runs ansible-playbook on this host, and every object
+// dagd sends is checked against ../shared/schemas — a violation fails the test at TearDown.
+class KubernetesDaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(records_);
+    fs::create_directories(fake_dir_);
+    fake_ = std::make_unique<FakeKubeProcess>(fake_dir_);
+    std::ofstream(config_) << "listen = \"127.0.0.1:0\"\n"
+                           << "data-dir = \"" << data_dir_ << "\"\n"
+                           << "port-file = \"" << data_dir_ << "/port\"\n"
+                           << "default-runner = \"kubernetes\"\n"
+                           << "kubeconfig = \"" << fake_->kubeconfig() << "\"\n"
+                           << "kube-namespace = \"dagd\"\n";
+    dagd_.UseConfigFile(config_);
+    dagd_.Start();
+  }
+
+  void TearDown() override {
+    dagd_.Terminate();
+    EXPECT_EQ(fake_->Stop(), 0) << "objects that violate the schemas: " << fake_->violations();
+  }
+
+  // dagd's Jobs in the fake, by the node they ran (annotation dagd.io/node), in creation order.
+  std::vector<std::string> JobsByNode() {
+    nlohmann::json list = nlohmann::json::parse(
+        fake_->Get("/apis/batch/v1/namespaces/dagd/jobs?labelSelector=app.kubernetes.io/"
+                   "managed-by%3Ddagd"),
+        nullptr, false);
+    std::vector<std::string> nodes;
+    if (!list.is_object()) return nodes;
+    for (const auto& job : list["items"]) {
+      const std::string node = job["metadata"]["annotations"].value("dagd.io/node", "");
+      nodes.push_back(node.substr(node.find('.') + 1));
+    }
+    return nodes;
+  }
+
+  TempDir tmp_;
+  std::string data_dir_ = tmp_.path() + "/data";
+  std::string records_ = tmp_.path() + "/records";
+  std::string fake_dir_ = tmp_.path() + "/fake";
+  std::string config_ = tmp_.path() + "/dagd.toml";
+  std::unique_ptr<FakeKubeProcess> fake_;
+  Daemon dagd_{data_dir_};
+};
+
+// The foundation's diamond, unchanged, on the kubernetes runner: the same outcome and history as
+// on local — B fails once and succeeds on its retry — with one Job per attempt.
+TEST_F(KubernetesDaemonTest, DiamondRunsUnchangedWithTheSameHistory) {
+  v1::Run submitted =
+      Submit(dagd_, SubmitRequest("diamond-retry.yaml", {{"record_dir", records_}}));
+  ASSERT_FALSE(submitted.id().empty());
+  ASSERT_EQ(WatchToEnd(dagd_.runs(), submitted.id()).back().phase(), v1::PHASE_SUCCEEDED)
+      << ReadFile(data_dir_ + "/dagd.log");
+  v1::Run run = GetRun(dagd_, submitted.id());
+  EXPECT_EQ(AttemptPhases(*FindNode(run, "B")),
+            (std::vector<v1::Phase>{v1::PHASE_FAILED, v1::PHASE_SUCCEEDED}));
+  for (const char* name : {"A", "C", "D"}) {
+    EXPECT_EQ(AttemptPhases(*FindNode(run, name)), (std::vector<v1::Phase>{v1::PHASE_SUCCEEDED}))
+        << name;
+  }
+  EXPECT_EQ(FindNode(run, "A")->attempts(0).runner(), "kubernetes");
+  EXPECT_THAT(FindNode(run, "B")->attempts(0).message(),
+              ::testing::HasSubstr("B fails on its first attempt"));
+  std::vector<std::string> jobs = JobsByNode();
+  std::sort(jobs.begin(), jobs.end());
+  EXPECT_EQ(jobs, (std::vector<std::string>{"A", "B", "B", "C", "D"}));
+  std::vector<std::string> ran = ReadLines(records_ + "/runs.log");
+  EXPECT_EQ(ran.size(), 5u);
+  // The events came back through the pod logs into the same store as local runs.
+  CommandResult events = RunDagctl(dagd_.address(), {"events", submitted.id(), "--changed"});
+  ASSERT_EQ(events.exit_code, 0) << events.output;
+  EXPECT_TRUE(std::regex_search(events.output,
+                                std::regex(R"(\bB#2\s+localhost\s+record that B ran\s+changed)")))
+      << events.output;
+}
+
+// kill -9 of dagd while a Job runs: after the restart dagd reattaches to that Job by name —
+// the attempt goes on, no second Job is created, the step runs once.
+TEST_F(KubernetesDaemonTest, KillNineMidRunReattachesWithoutASecondJob) {
+  v1::Run submitted = Submit(dagd_, SubmitRequest("crash-resume.yaml", {{"record_dir", records_},
+                                                                        {"sleep_seconds", "4"}}));
+  ASSERT_TRUE(Eventually([&] { return fs::exists(records_ + "/B.slept"); }))
+      << ReadFile(data_dir_ + "/dagd.log");
+  dagd_.Kill();
+  dagd_.Start();
+  std::vector<v1::RunEvent> events = WatchToEnd(dagd_.runs(), submitted.id());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().phase(), v1::PHASE_SUCCEEDED) << ReadFile(data_dir_ + "/dagd.log");
+  v1::Run run = GetRun(dagd_, submitted.id());
+  EXPECT_EQ(AttemptPhases(*FindNode(run, "B")), (std::vector<v1::Phase>{v1::PHASE_SUCCEEDED}));
+  std::vector<std::string> jobs = JobsByNode();
+  EXPECT_EQ(std::count(jobs.begin(), jobs.end(), "B"), 1) << "B's Job was created twice";
+  EXPECT_EQ(ReadLines(records_ + "/runs.log"), (std::vector<std::string>{"A", "B", "C"}));
+}
+
+// StopRun deletes the running attempt's Job.
+TEST_F(KubernetesDaemonTest, StopDeletesTheRunningJob) {
+  v1::Run submitted = Submit(dagd_, SubmitRequest("crash-resume.yaml", {{"record_dir", records_},
+                                                                        {"sleep_seconds", "300"}}));
+  ASSERT_TRUE(Eventually([&] { return fs::exists(records_ + "/B.slept"); }));
+  CommandResult stop = RunDagctl(dagd_.address(), {"stop", submitted.id()});
+  ASSERT_EQ(stop.exit_code, 0) << stop.output;
+  EXPECT_EQ(WatchToEnd(dagd_.runs(), submitted.id()).back().phase(), v1::PHASE_FAILED);
+  EXPECT_TRUE(Eventually([&] {
+    std::vector<std::string> jobs = JobsByNode();
+    return std::count(jobs.begin(), jobs.end(), "B") == 0;
+  })) << "B's Job is still there";
+  EXPECT_EQ(ReadLines(records_ + "/runs.log"), (std::vector<std::string>{"A", "B"}));
 }
 
 }  // namespace

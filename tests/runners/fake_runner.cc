@@ -85,6 +85,16 @@ const FakeAttempt& FakeRunner::Lookup(const AttemptSpec& spec) const {
 
 absl::Status FakeRunner::Start(const AttemptSpec& spec, AttemptCallbacks callbacks) {
   starts_.push_back({spec, std::chrono::steady_clock::now()});
+  return Begin(spec, std::move(callbacks));
+}
+
+absl::Status FakeRunner::Reattach(const AttemptSpec& spec, AttemptCallbacks callbacks) {
+  if (!can_reattach_) return Runner::Reattach(spec, std::move(callbacks));
+  reattaches_.push_back({spec, std::chrono::steady_clock::now()});
+  return Begin(spec, std::move(callbacks));
+}
+
+absl::Status FakeRunner::Begin(const AttemptSpec& spec, AttemptCallbacks callbacks) {
   const FakeAttempt& outcome = Lookup(spec);
   if (!outcome.start_error.ok()) return outcome.start_error;
   if (attempts_.count(spec.external_name) != 0) {

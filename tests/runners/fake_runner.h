@@ -97,8 +97,15 @@ class FakeRunner : public Runner {
   // runner.
   void SetStartHook(std::function<void(const AttemptSpec&)> hook) { start_hook_ = std::move(hook); }
 
+  // Whether the runner claims CanReattach() (as the cluster runners do); false by default, as
+  // the local runner. Reattach() then behaves as Start(), scripted alike, but is recorded in
+  // reattaches() instead of starts().
+  void SetCanReattach(bool can) { can_reattach_ = can; }
+
   // Runner.
   absl::Status Start(const AttemptSpec& spec, AttemptCallbacks callbacks) override;
+  bool CanReattach() const override { return can_reattach_; }
+  absl::Status Reattach(const AttemptSpec& spec, AttemptCallbacks callbacks) override;
   // A held attempt ends Failed with `message` (exit code -1), through a posted handler, unless
   // its script says ignore_cancel. An
   // attempt that is not held has its end already on its way and counts as finished: like an
@@ -116,6 +123,7 @@ class FakeRunner : public Runner {
 
   // --- what happened --------------------------------------------------------------------------
   const std::vector<StartRecord>& starts() const { return starts_; }
+  const std::vector<StartRecord>& reattaches() const { return reattaches_; }
   const std::vector<CancelRecord>& cancels() const { return cancels_; }
   int kill_alls() const { return kill_alls_; }
   // Starts of the node(s) `node` names, in order.
@@ -134,6 +142,8 @@ class FakeRunner : public Runner {
   static bool NameMatches(const std::string& node_name, const std::string& key);
 
  private:
+  absl::Status Begin(const AttemptSpec& spec, AttemptCallbacks callbacks);
+
   struct Attempt {
     AttemptSpec spec;
     AttemptCallbacks callbacks;
@@ -157,6 +167,8 @@ class FakeRunner : public Runner {
   // or KillAll() drops it.
   std::map<std::string, std::shared_ptr<Attempt>> attempts_;
   std::vector<StartRecord> starts_;
+  std::vector<StartRecord> reattaches_;
+  bool can_reattach_ = false;
   std::vector<CancelRecord> cancels_;
   int kill_alls_ = 0;
   int max_running_ = 0;

@@ -1012,6 +1012,41 @@ TEST_F(SchedulerTest, RecoverRetriesTheAttemptThatDiedWithDagd) {
   ExpectWellFormedEvents(run->id);
 }
 
+// A runner that can reattach (kubernetes, argo) gets its running attempts back by name: the
+// same attempt goes on, nothing is launched twice (DESIGN.md §3, rule 2).
+TEST_F(SchedulerTest, RecoverReattachesInsteadOfRelaunching) {
+  const std::string yaml = Workflow(Task("A") + Task("B", "A") + Task("C", "B"), "",
+                                    "    retryStrategy: {limit: 1, retryPolicy: Always}\n");
+  fake_->Script("B", 1, FakeAttempt::Hold());
+  auto run = Submit(yaml);
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(RunUntil([&] { return fake_->Held("B"); }));
+  const runners::AttemptSpec launched = fake_->StartsOf("B")[0].spec;
+
+  StopEverything();  // dagd dies with B running on the cluster
+  OpenStore();
+  StartScheduler();
+  fake_->SetCanReattach(true);
+  fake_->Script("B", 1, FakeAttempt::Hold());
+  ASSERT_TRUE(scheduler_->Recover().ok());
+  ASSERT_TRUE(RunUntil([&] { return fake_->Held("B"); }));
+  ASSERT_EQ(fake_->reattaches().size(), 1u);
+  const runners::AttemptSpec& again = fake_->reattaches()[0].spec;
+  EXPECT_EQ(again.external_name, launched.external_name);
+  EXPECT_EQ(again.attempt, 1);
+  EXPECT_EQ(again.work_dir, launched.work_dir);
+  EXPECT_EQ(again.resolved.name, launched.resolved.name);
+  EXPECT_FALSE(fake_->Started("B"));  // not launched twice
+  ASSERT_TRUE(fake_->ReleaseNode("B"));
+  RunRecord done = WaitFinished(run->id);
+  EXPECT_EQ(done.phase, NodePhase::kSucceeded) << done.message;
+  NodeState b = StoredNode(run->id, "B");
+  ASSERT_EQ(b.attempts.size(), 1u);
+  EXPECT_EQ(b.attempts[0].phase, NodePhase::kSucceeded);
+  EXPECT_TRUE(fake_->Started("C"));
+  ExpectWellFormedEvents(run->id);
+}
+
 TEST_F(SchedulerTest, RecoverWithoutRetriesEndsTheRunInError) {
   fake_->Script("A", FakeAttempt::Hold());
   auto run = Submit(Workflow(Task("A") + Task("B", "A")));

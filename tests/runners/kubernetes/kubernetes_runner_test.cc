@@ -5,19 +5,16 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
 #include "runners/kubernetes/client/kube_client.h"
+#include "tests/fakes/fake_kube_process.h"
 #include "tests/runners/runner_test_util.h"
 
 namespace dagd::runners::kubernetes {
@@ -35,58 +32,12 @@ using engine::NodePhase;
 using ::testing::HasSubstr;
 using nlohmann::json;
 
-// The fake API server as a child process.
-class FakeKube {
- public:
-  explicit FakeKube(const std::string& dir) : dir_(dir) {
-    WriteTextFile(dir_ + "/token", "dagd-test-token\n");
-    pid_ = fork();
-    if (pid_ == 0) {
-      execl(DAGD_FAKES_PYTHON, DAGD_FAKES_PYTHON, DAGD_FAKE_KUBE, "--schemas",
-            DAGD_SHARED_SCHEMAS, "--token-file", (dir_ + "/token").c_str(), "--port-file",
-            (dir_ + "/port").c_str(), "--work-dir", (dir_ + "/pods").c_str(),
-            "--violations-file", (dir_ + "/violations.jsonl").c_str(), "--pod-start-delay", "0.05",
-            static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (fs::exists(dir_ + "/port") && !ReadTextFile(dir_ + "/port").empty()) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    port_ = std::stoi(ReadTextFile(dir_ + "/port"));
-  }
-
-  // Stops the fake; its exit status is 0 unless an object violated its schema.
-  int Stop() {
-    if (pid_ <= 0) return exit_code_;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return exit_code_;
-  }
-  ~FakeKube() { Stop(); }
-
-  std::string server() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  std::string violations() const {
-    return fs::exists(dir_ + "/violations.jsonl") ? ReadTextFile(dir_ + "/violations.jsonl") : "";
-  }
-
- private:
-  std::string dir_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-  int exit_code_ = -1;
-};
-
 class KubernetesRunnerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ClusterConfig config;
     config.server = fake_.server();
-    config.token_file = dir_.path() + "/token";
+    config.token_file = fake_.token_file();
     auto client = KubeClient::Create(config);
     ASSERT_TRUE(client.ok()) << client.status();
     client_ = std::shared_ptr<KubeClient>(std::move(client).value());
@@ -115,7 +66,7 @@ class KubernetesRunnerTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  FakeKube fake_{dir_.path()};
+  dagd::testing::FakeKubeProcess fake_{dir_.path()};
   boost::asio::io_context io_;
   std::shared_ptr<KubeClient> client_;
   std::unique_ptr<KubernetesRunner> runner_;
@@ -215,7 +166,8 @@ TEST_F(KubernetesRunnerTest, CancelDeletesTheJob) {
       },
       std::chrono::seconds(30)));
   runner_->Cancel(spec.external_name, "Stopped with strategy 'Stop'");
-  ASSERT_TRUE(r.finished());
+  EXPECT_FALSE(r.finished()) << "on_finished must not run inside Cancel()";
+  ASSERT_TRUE(RunUntil(io_, [&] { return r.finished(); }, std::chrono::seconds(30)));
   EXPECT_EQ(r.result->phase, NodePhase::kFailed);
   EXPECT_EQ(r.result->message, "Stopped with strategy 'Stop'");
   EXPECT_TRUE(RunUntil(

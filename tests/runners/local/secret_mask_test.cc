@@ -167,7 +167,7 @@ TEST(SecretMaskerStreamTest, EverySplitGivesTheSameResultAsTheWholeText) {
                            " b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW"
                            " end hunter2";
   const std::string whole = masker->Mask(text);
-  for (const std::string& secret : {"hunter22", "hunter2hunter", "s3\"cr\\3t", "s3\\\"cr\\\\3t"}) {
+  for (const char* secret : {"hunter22", "hunter2hunter", "s3\"cr\\3t", "s3\\\"cr\\\\3t"}) {
     EXPECT_THAT(whole, Not(HasSubstr(secret)));
   }
   EXPECT_THAT(whole, Not(HasSubstr("b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ")));
