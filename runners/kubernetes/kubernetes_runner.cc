@@ -236,10 +236,13 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
     });
   }
 
-  // Log thread: waits for the Job's pod to start, then streams its log until it ends.
+  // Log thread: waits for the Job's pod to start, then streams its log until it ends. A stream
+  // that breaks is opened again; the bytes already delivered are skipped (a container's log
+  // does not change), so nothing is lost or repeated.
   absl::Status ReadLog(const std::string& ns, const std::string& job_name,
                        const std::shared_ptr<Attempt>& attempt, CancelToken* cancel) {
     auto self = shared_from_this();
+    size_t delivered = 0;
     for (int tries = 0; !cancel->IsCancelled(); ++tries) {
       auto pods = client_->Request("GET", absl::StrCat("/api/v1/namespaces/", ns, "/pods"),
                                    {{"labelSelector", absl::StrCat("job-name=", job_name)}},
@@ -252,31 +255,36 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
           pod = item["metadata"].value("name", "");
           started = phase != "Pending";
         }
+      } else if (absl::IsCancelled(pods.status())) {
+        return pods.status();
+      } else {
+        // Whatever the API answers now (an outage, a 410 on the list), the log is still there:
+        // ask again until the attempt ends, when the drain timer cancels this.
+        Log()->info("pods of Job {}/{}: {}; asking again", ns, job_name, pods.status().ToString());
       }
       if (started) {
+        size_t seen = 0;
         absl::Status streamed = client_->Stream(
             absl::StrCat("/api/v1/namespaces/", ns, "/pods/", pod, "/log"),
             {{"follow", "true"}, {"container", "main"}},
-            [self, attempt](std::string_view bytes) {
+            [self, attempt, &seen, &delivered](std::string_view bytes) {
+              const size_t skip = delivered > seen ? std::min(delivered - seen, bytes.size()) : 0;
+              seen += bytes.size();
+              bytes.remove_prefix(skip);
+              if (bytes.empty()) return absl::OkStatus();
+              delivered += bytes.size();
               asio::post(self->io_, [self, attempt, data = std::string(bytes)] {
                 if (!attempt->finished) attempt->demux->Feed(data);
               });
               return absl::OkStatus();
             },
             cancel);
-        return streamed;
+        if (streamed.ok() || absl::IsCancelled(streamed)) return streamed;
+        Log()->info("log of Job {}/{} broke ({}); reading on", ns, job_name, streamed.ToString());
       }
-      if (pods.ok() || IsRetryable(pods.status())) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(100 * (tries + 1), 1000)));
-        continue;
-      }
-      return pods.status();
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(100 * (tries + 1), 1000)));
     }
     return absl::CancelledError("stopped following");
-  }
-
-  static bool IsRetryable(const absl::Status& status) {
-    return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
   }
 
   // Watch thread: list dagd's Jobs, then watch from the list's resourceVersion; again on 410.

@@ -88,6 +88,20 @@ std::string FakeKubeProcess::kubeconfig() const { return dir_ + "/kubeconfig"; }
 std::string FakeKubeProcess::violations() const { return Slurp(dir_ + "/violations.jsonl"); }
 
 std::string FakeKubeProcess::Get(const std::string& path) const {
+  return Exchange("GET " + path +
+                  " HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer dagd-test-token\r\n"
+                  "Connection: close\r\n\r\n");
+}
+
+std::string FakeKubeProcess::Post(const std::string& path, const std::string& json_body) const {
+  return Exchange("POST " + path +
+                  " HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer dagd-test-token\r\n"
+                  "Content-Type: application/json\r\nContent-Length: " +
+                  std::to_string(json_body.size()) + "\r\nConnection: close\r\n\r\n" +
+                  json_body);
+}
+
+std::string FakeKubeProcess::Exchange(const std::string& request) const {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -97,9 +111,6 @@ std::string FakeKubeProcess::Get(const std::string& path) const {
     close(fd);
     return "";
   }
-  const std::string request = "GET " + path +
-                              " HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
-                              "dagd-test-token\r\nConnection: close\r\n\r\n";
   (void)!write(fd, request.data(), request.size());
   std::string response;
   char buf[8192];

@@ -27,8 +27,12 @@ class FakeKubeProcess {
   std::string violations() const;        // the recorded violations (JSON lines), "" if none
   // `GET path` on the fake's API with its token (curl-free: a tiny HTTP client); the body.
   std::string Get(const std::string& path) const;
+  // `POST path` with a JSON body, e.g. Post("/fake/faults", R"({"drop_watches": true})").
+  std::string Post(const std::string& path, const std::string& json_body) const;
 
  private:
+  std::string Exchange(const std::string& request) const;
+
   std::string dir_;
   pid_t pid_ = -1;
   int port_ = 0;

@@ -180,6 +180,43 @@ TEST_F(KubernetesRunnerTest, CancelDeletesTheJob) {
       std::chrono::seconds(30)));
 }
 
+// The watch is cut and then expires (410) while the Job runs: the runner lists again and still
+// sees the completion.
+TEST_F(KubernetesRunnerTest, BrokenAndExpiredWatchesDoNotLoseTheCompletion) {
+  Recorder r;
+  AttemptSpec spec =
+      MakeSpec(Shell("slow", "sleep 2; echo finished"), "run1-aaaa0006-1", work_.Subdir("f"));
+  ASSERT_TRUE(runner_->Start(spec, r.Callbacks()).ok());
+  ASSERT_TRUE(RunUntil(
+      io_,
+      [&] {
+        return client_->Request("GET", "/apis/batch/v1/namespaces/dagd-test/jobs/run1-aaaa0006-1")
+            .ok();
+      },
+      std::chrono::seconds(30)));
+  fake_.Post("/fake/faults", R"({"gone_next_watch": 2, "gone_next_list": 1})");
+  fake_.Post("/fake/faults", R"({"drop_watches": true})");
+  ASSERT_TRUE(RunUntil(io_, [&] { return r.finished(); }, std::chrono::seconds(60)));
+  EXPECT_EQ(r.result->phase, NodePhase::kSucceeded) << r.result->message;
+  EXPECT_EQ(r.result->result, "finished");
+}
+
+// A refused create (the API answering 500) ends the attempt in Error — retryable under OnError —
+// with the server and Kubernetes' message.
+TEST_F(KubernetesRunnerTest, ApiErrorOnCreateIsAnErrorAttempt) {
+  fake_.Post("/fake/faults",
+             R"({"fail_next": {"count": 1, "code": 500, "method": "POST", "path": "/apis/batch/"}})");
+  Recorder r;
+  engine::AttemptResult result =
+      Run(MakeSpec(Shell("x", "true"), "run1-aaaa0007-1", work_.Subdir("g")), &r);
+  EXPECT_EQ(result.phase, NodePhase::kError);
+  EXPECT_THAT(result.message, HasSubstr(fake_.server()));
+  EXPECT_THAT(result.message, HasSubstr("500"));
+  Recorder again;
+  EXPECT_EQ(Run(MakeSpec(Shell("x", "true"), "run1-aaaa0007-2", work_.Subdir("h")), &again).phase,
+            NodePhase::kSucceeded);
+}
+
 TEST_F(KubernetesRunnerTest, UnreachableApiEndsTheAttemptInErrorNamingTheServer) {
   ClusterConfig config;
   config.server = "http://127.0.0.1:1";  // nothing listens
