@@ -184,17 +184,36 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
     return path;
   }
 
-  // Pool: the ConfigMap, then the Job; an existing Job of this name is adopted.
+  // Pool: the ConfigMap, then the Job; an existing Job of this name is adopted. The ConfigMap
+  // is then owned by the Job, so that Kubernetes deletes it with the Job (TTL or Cancel).
   absl::Status Create(const Attempt& attempt, const JobObjects& objects) {
+    const std::string config_maps =
+        absl::StrCat("/api/v1/namespaces/", options_.job.namespace_name, "/configmaps");
     if (objects.config_map) {
-      auto made = client_->Request(
-          "POST", absl::StrCat("/api/v1/namespaces/", options_.job.namespace_name, "/configmaps"),
-          {}, *objects.config_map);
+      auto made = client_->Request("POST", config_maps, {}, *objects.config_map);
       if (!made.ok() && !absl::IsAlreadyExists(made.status())) return made.status();
     }
     auto made = client_->Request("POST", JobPath(), {}, objects.job);
-    if (made.ok() || absl::IsAlreadyExists(made.status())) return absl::OkStatus();
-    return made.status();
+    if (!made.ok() && absl::IsAlreadyExists(made.status())) {
+      made = client_->Request("GET", JobPath(objects.job_name));
+    }
+    if (!made.ok()) return made.status();
+    if (objects.config_map) {
+      json owner = {{"metadata",
+                     {{"ownerReferences",
+                       {{{"apiVersion", "batch/v1"},
+                         {"kind", "Job"},
+                         {"name", objects.job_name},
+                         {"uid", made->json["metadata"].value("uid", "")}}}}}}};
+      auto owned = client_->Request("PATCH", absl::StrCat(config_maps, "/", objects.job_name), {},
+                                    owner,
+                                    RequestOptions{.content_type = "application/merge-patch+json"});
+      if (!owned.ok()) {
+        Log()->warn("ConfigMap {} is not owned by its Job and stays after it: {}",
+                    objects.job_name, owned.status().ToString());
+      }
+    }
+    return absl::OkStatus();
   }
 
   absl::Status Adopt(const Attempt& attempt) {

@@ -151,6 +151,12 @@ TEST_F(KubernetesRunnerTest, AnsibleJobRunsThePlaybookAndReportsEventsAndStats) 
     }
   }
   EXPECT_TRUE(greeted) << r.events.size() << " events";
+  // The files went in a ConfigMap that the Job owns, so it goes with the Job.
+  json config_map = Get("/api/v1/namespaces/dagd-test/configmaps/run1-aaaa0003-1");
+  ASSERT_TRUE(config_map["metadata"].contains("ownerReferences")) << config_map.dump();
+  EXPECT_EQ(config_map["metadata"]["ownerReferences"][0]["kind"], "Job");
+  EXPECT_EQ(config_map["metadata"]["ownerReferences"][0]["uid"],
+            Get("/apis/batch/v1/namespaces/dagd-test/jobs/run1-aaaa0003-1")["metadata"]["uid"]);
 }
 
 TEST_F(KubernetesRunnerTest, CancelDeletesTheJob) {
