@@ -774,8 +774,7 @@ absl::StatusOr<DispatchRequest> RunState::RunningDispatch(const std::string& nod
   }
   ASSIGN_OR_RETURN(Template resolved,
                    internal::ResolveTemplate(*tmpl, BodyScope(node), node.inputs));
-  return DispatchRequest{node_name, node.attempts.back().number, std::move(resolved),
-                         node.inputs};
+  return DispatchRequest{node_name, node.attempts.back().number, std::move(resolved), node.inputs};
 }
 
 bool RunState::Done() const { return IsFinal(phase()); }

@@ -19,15 +19,16 @@ absl::Status RegisterKubernetes(RunnerRegistry* registry, const BuiltinRunnerOpt
                      : kubernetes::LoadKubeconfig(k8s.kubeconfig, k8s.context);
   if (!config.ok()) return config.status();
   kubernetes::KubernetesRunnerOptions runner_options;
-  runner_options.job.namespace_name = !k8s.namespace_name.empty()    ? k8s.namespace_name
-                                      : !config->default_namespace.empty() ? config->default_namespace
-                                                                           : "default";
+  runner_options.job.namespace_name = !k8s.namespace_name.empty() ? k8s.namespace_name
+                                      : !config->default_namespace.empty()
+                                          ? config->default_namespace
+                                          : "default";
   if (!k8s.ansible_image.empty()) runner_options.job.ansible_image = k8s.ansible_image;
   ASSIGN_OR_RETURN(std::unique_ptr<kubernetes::KubeClient> client,
                    kubernetes::KubeClient::Create(*std::move(config)));
-  return registry->Register("kubernetes", std::make_unique<kubernetes::KubernetesRunner>(
-                                              *options.io_context, std::move(client),
-                                              std::move(runner_options)));
+  return registry->Register("kubernetes",
+                            std::make_unique<kubernetes::KubernetesRunner>(
+                                *options.io_context, std::move(client), std::move(runner_options)));
 }
 
 }  // namespace

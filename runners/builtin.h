@@ -6,7 +6,6 @@
 #define DAGD_RUNNERS_BUILTIN_H_
 
 #include <boost/asio/io_context.hpp>
-
 #include <string>
 
 #include "absl/status/status.h"

@@ -130,10 +130,9 @@ std::optional<storage::AnsibleEventRecord> ParseAnsibleEvent(std::string_view li
     if (record.item.size() > 1024) record.item = "\"(truncated)\"";
     record.payload = event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     if (record.payload.size() > kMaxAnsibleEventBytes) {  // huge names or item: keep the gist
-      record.payload = nlohmann::json({{"kind", record.kind},
-                                       {"truncated", true},
-                                       {"bytes", note["bytes"]}})
-                           .dump();
+      record.payload =
+          nlohmann::json({{"kind", record.kind}, {"truncated", true}, {"bytes", note["bytes"]}})
+              .dump();
     }
   }
   return record;
@@ -328,14 +327,14 @@ absl::Status Scheduler::Recover() {
     runs_[raw->record.id] = std::move(run);
     active_runs_ = static_cast<int>(runs_.size());
     // By name, not by pointer: a Shutdown() before this runs drops the run.
-    asio::post(io_, [this, alive = alive_, run_id = raw->record.id,
-                     reattach = std::move(reattach)] {
-      if (!*alive) return;
-      ActiveRun* r = Find(run_id);
-      if (!r) return;
-      for (const engine::DispatchRequest& d : reattach) Launch(r, d, /*reattach=*/true);
-      Step(r);
-    });
+    asio::post(io_,
+               [this, alive = alive_, run_id = raw->record.id, reattach = std::move(reattach)] {
+                 if (!*alive) return;
+                 ActiveRun* r = Find(run_id);
+                 if (!r) return;
+                 for (const engine::DispatchRequest& d : reattach) Launch(r, d, /*reattach=*/true);
+                 Step(r);
+               });
   }
   return absl::OkStatus();
 }
@@ -701,7 +700,8 @@ void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch, 
   if (run->state->stopping()) runner->Cancel(attempt.external_name, run->state->message());
   if (timeout_ms) {
     // A reattached attempt has used part of its time already.
-    const int64_t used = reattach ? std::max<int64_t>(0, clock_->NowMs() - attempt.started_at_ms) : 0;
+    const int64_t used =
+        reattach ? std::max<int64_t>(0, clock_->NowMs() - attempt.started_at_ms) : 0;
     ArmTimeout(run, dispatch, runner, std::max<int64_t>(0, *timeout_ms - used));
   }
 }

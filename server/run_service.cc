@@ -199,8 +199,8 @@ grpc::ServerWriteReactor<v1::RunEvent>* RunServiceImpl::WatchRun(
     if (!events.ok()) return events.status();
     std::vector<storage::AnsibleEventRecord> ansible;
     if (with_ansible) {
-      auto fetched =
-          store->GetAnsibleEvents(run_id, storage::AnsibleEventFilter{}, *ansible_cursor, kPageSize);
+      auto fetched = store->GetAnsibleEvents(run_id, storage::AnsibleEventFilter{}, *ansible_cursor,
+                                             kPageSize);
       if (!fetched.ok()) return fetched.status();
       ansible = *std::move(fetched);
     }
@@ -223,8 +223,8 @@ grpc::ServerWriteReactor<v1::RunEvent>* RunServiceImpl::WatchRun(
       bool take_ansible = ansible_ready;
       if (state_ready && ansible_ready) {
         const storage::EventRecord& e = (*events)[i];
-        take_ansible = ansible[j].time_ms < e.time_ms ||
-                       (ansible[j].time_ms == e.time_ms && !starts(e));
+        take_ansible =
+            ansible[j].time_ms < e.time_ms || (ansible[j].time_ms == e.time_ms && !starts(e));
       }
       if (take_ansible) {
         v1::RunEvent& out = page.messages.emplace_back();

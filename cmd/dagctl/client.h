@@ -73,8 +73,7 @@ struct WatchOptions {
 // (NOT_FOUND, …) or the last one once `max_retries` is exhausted.
 grpc::Status WatchRunEvents(
     Client& client, const std::string& run_id, int64_t after_sequence, bool ansible_events,
-    const WatchOptions& options,
-    const std::function<void(const v1::RunEvent&)>& on_event,
+    const WatchOptions& options, const std::function<void(const v1::RunEvent&)>& on_event,
     const std::function<void(const grpc::Status&, std::chrono::milliseconds)>& on_retry);
 
 }  // namespace dagd::dagctl

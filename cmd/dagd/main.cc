@@ -84,8 +84,9 @@ int main(int argc, char** argv) {
                  "The kubeconfig's context (default: its current-context)");
   app.add_option("--kube-namespace", flags.kubernetes.namespace_name,
                  "Namespace of dagd's Jobs (default: the context's or the pod's)");
-  app.add_option("--ansible-image", flags.kubernetes.ansible_image,
-                 "Image that runs ansible templates on the cluster (ansible-playbook, python3, sh)");
+  app.add_option(
+      "--ansible-image", flags.kubernetes.ansible_image,
+      "Image that runs ansible templates on the cluster (ansible-playbook, python3, sh)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -11,28 +11,50 @@
 namespace dagd::runners::argo {
 namespace {
 
-using nlohmann::json;
 using kubernetes::TemplateWhere;
+using nlohmann::json;
 
 constexpr char kStatsDir[] = "/dagd/work/.dagd/stats";
 
 // WorkflowSpec fields a dagd workflow may carry verbatim that apply to a one-step Workflow.
 constexpr std::string_view kSpecFields[] = {
-    "affinity",        "automountServiceAccountToken", "dnsConfig",   "dnsPolicy",
-    "hostAliases",     "hostNetwork",                  "imagePullSecrets", "nodeSelector",
-    "podDisruptionBudget", "podGC",                    "podMetadata", "podPriorityClassName",
-    "priority",        "schedulerName",                "securityContext", "serviceAccountName",
-    "tolerations",     "volumeClaimTemplates",         "volumes",     "archiveLogs",
-    "artifactRepositoryRef", "podSpecPatch",           "executor",
+    "affinity",
+    "automountServiceAccountToken",
+    "dnsConfig",
+    "dnsPolicy",
+    "hostAliases",
+    "hostNetwork",
+    "imagePullSecrets",
+    "nodeSelector",
+    "podDisruptionBudget",
+    "podGC",
+    "podMetadata",
+    "podPriorityClassName",
+    "priority",
+    "schedulerName",
+    "securityContext",
+    "serviceAccountName",
+    "tolerations",
+    "volumeClaimTemplates",
+    "volumes",
+    "archiveLogs",
+    "artifactRepositoryRef",
+    "podSpecPatch",
+    "executor",
 };
 
 // Template fields kept verbatim (engine::Template::kubernetes) that Argo's Template has.
 constexpr std::string_view kTemplateFields[] = {
-    "affinity",      "annotations",       "archiveLocation", "automountServiceAccountToken",
-    "executor",      "hostAliases",       "initContainers",  "metadata",
-    "nodeSelector",  "podSpecPatch",      "priorityClassName", "schedulerName",
-    "securityContext", "serviceAccountName", "sidecars",     "tolerations",
-    "volumes",       "memoize",           "synchronization", "podResources",
+    "affinity",          "annotations",
+    "archiveLocation",   "automountServiceAccountToken",
+    "executor",          "hostAliases",
+    "initContainers",    "metadata",
+    "nodeSelector",      "podSpecPatch",
+    "priorityClassName", "schedulerName",
+    "securityContext",   "serviceAccountName",
+    "sidecars",          "tolerations",
+    "volumes",           "memoize",
+    "synchronization",   "podResources",
 };
 
 void PassThrough(const json& from, const std::string_view* begin, const std::string_view* end,
@@ -51,7 +73,8 @@ json ContainerBody(const engine::ContainerSpec& c) {
   if (!c.args.empty()) body["args"] = c.args;
   if (!c.env.empty()) {
     json env = json::array();
-    for (const engine::EnvVar& var : c.env) env.push_back({{"name", var.name}, {"value", var.value}});
+    for (const engine::EnvVar& var : c.env)
+      env.push_back({{"name", var.name}, {"value", var.value}});
     body["env"] = std::move(env);
   }
   if (!c.working_dir.empty()) body["workingDir"] = c.working_dir;
@@ -80,9 +103,9 @@ json OutputParameters(const engine::Template& t, bool ansible) {
     parameters.push_back(std::move(out));
   }
   if (ansible) {
-    parameters.push_back({{"name", kResultParameter},
-                          {"valueFrom",
-                           {{"path", absl::StrCat(kStatsDir, "/_all.json")}, {"default", "{}"}}}});
+    parameters.push_back(
+        {{"name", kResultParameter},
+         {"valueFrom", {{"path", absl::StrCat(kStatsDir, "/_all.json")}, {"default", "{}"}}}});
   }
   return parameters;
 }
@@ -130,19 +153,21 @@ absl::StatusOr<json> BuildNodeWorkflow(const AttemptSpec& spec,
       const size_t bytes = kubernetes::ShippedBytes(pod.files);
       if (bytes > options.max_file_bytes) {
         return absl::ResourceExhaustedError(absl::StrCat(
-            TemplateWhere(t), ": the attempt's files (bundle, playbook, extra vars, inventory) "
-            "take ", bytes, " bytes in the Workflow, more than the ", options.max_file_bytes,
+            TemplateWhere(t),
+            ": the attempt's files (bundle, playbook, extra vars, inventory) "
+            "take ",
+            bytes, " bytes in the Workflow, more than the ", options.max_file_bytes,
             " the argo runner allows (Kubernetes stores one object in at most ~1.5 MiB); make "
             "the bundle smaller, bake large files into the image, or run the template with "
             "`runner: local`"));
       }
       json artifacts = json::array();
       for (size_t i = 0; i < pod.files.size(); ++i) {
-        artifacts.push_back({{"name", absl::StrCat("dagd-file-", i)},
-                             {"path", absl::StrCat(kubernetes::kBundleMountPath, "/",
-                                                   pod.files[i].path)},
-                             {"mode", pod.files[i].mode},
-                             {"raw", {{"data", pod.files[i].content}}}});
+        artifacts.push_back(
+            {{"name", absl::StrCat("dagd-file-", i)},
+             {"path", absl::StrCat(kubernetes::kBundleMountPath, "/", pod.files[i].path)},
+             {"mode", pod.files[i].mode},
+             {"raw", {{"data", pod.files[i].content}}}});
       }
       tmpl["inputs"] = {{"artifacts", std::move(artifacts)}};
       tmpl["container"] = {{"image", options.ansible_image},

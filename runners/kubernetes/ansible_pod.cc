@@ -108,7 +108,7 @@ size_t ShippedBytes(const std::vector<PodFile>& files) {
 }
 
 absl::StatusOr<AnsiblePod> BuildAnsiblePod(const AttemptSpec& spec,
-                                          const std::map<std::string, std::string>& extra_env) {
+                                           const std::map<std::string, std::string>& extra_env) {
   local::LocalRunnerOptions local_options;
   local_options.ansible_playbook = "ansible-playbook";  // found on the image's PATH
   ASSIGN_OR_RETURN(local::Command command,

@@ -19,7 +19,9 @@
 namespace dagd::runners::kubernetes {
 
 // Starts every event line in an ansible container's log: ASCII record separator, then a tag.
-inline constexpr char kEventLinePrefix[] = "\x1e" "dagd-event:";
+inline constexpr char kEventLinePrefix[] =
+    "\x1e"
+    "dagd-event:";
 // Where an ansible container finds its files, and where it runs.
 inline constexpr char kBundleMountPath[] = "/dagd/bundle";
 inline constexpr char kWorkDirPath[] = "/dagd/work";
@@ -42,7 +44,7 @@ struct AnsiblePod {
 // own temp dir left out). Errors as BuildPodAnsibleCommand() (credentials: FailedPrecondition);
 // Unavailable if the directory cannot be read.
 absl::StatusOr<AnsiblePod> BuildAnsiblePod(const AttemptSpec& spec,
-                                          const std::map<std::string, std::string>& extra_env);
+                                           const std::map<std::string, std::string>& extra_env);
 
 // The total size of `files` as the API stores them (base64), for the object size limits.
 size_t ShippedBytes(const std::vector<PodFile>& files);

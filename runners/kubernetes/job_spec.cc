@@ -1,12 +1,13 @@
 #include "runners/kubernetes/job_spec.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <string_view>
-#include <sys/stat.h>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -23,27 +24,41 @@ using nlohmann::json;
 // Pod-spec fields an Argo workflow or template may carry that a Job's pod takes as they are.
 // Argo-only ones (podGC, volumeClaimTemplates, archiveLogs, metrics, …) do not apply to a Job.
 constexpr std::string_view kPodFields[] = {
-    "affinity",         "automountServiceAccountToken", "dnsConfig",   "dnsPolicy",
-    "hostAliases",      "hostNetwork",                  "imagePullSecrets", "nodeSelector",
-    "priorityClassName", "schedulerName",               "securityContext",  "serviceAccountName",
-    "tolerations",      "volumes",
+    "affinity",          "automountServiceAccountToken",
+    "dnsConfig",         "dnsPolicy",
+    "hostAliases",       "hostNetwork",
+    "imagePullSecrets",  "nodeSelector",
+    "priorityClassName", "schedulerName",
+    "securityContext",   "serviceAccountName",
+    "tolerations",       "volumes",
 };
 
 // Container fields kept verbatim from `container:` / `script:` (engine::ContainerSpec).
 constexpr std::string_view kContainerFields[] = {
-    "envFrom",       "imagePullPolicy", "lifecycle", "livenessProbe", "ports",
-    "readinessProbe", "resources",      "securityContext", "startupProbe", "stdin",
-    "stdinOnce",     "terminationMessagePath", "terminationMessagePolicy", "tty",
-    "volumeDevices", "volumeMounts",
+    "envFrom",
+    "imagePullPolicy",
+    "lifecycle",
+    "livenessProbe",
+    "ports",
+    "readinessProbe",
+    "resources",
+    "securityContext",
+    "startupProbe",
+    "stdin",
+    "stdinOnce",
+    "terminationMessagePath",
+    "terminationMessagePolicy",
+    "tty",
+    "volumeDevices",
+    "volumeMounts",
 };
 
 // A ConfigMap with the files under keys f0, f1, … (keys may not hold '/'), and the volume that
 // puts them back at their paths with their modes.
 absl::StatusOr<std::pair<json, json>> FilesConfigMap(const std::vector<PodFile>& files,
-                                                      const std::string& name,
-                                                      const json& metadata,
-                                                      const JobSpecOptions& options,
-                                                      const std::string& where) {
+                                                     const std::string& name, const json& metadata,
+                                                     const JobSpecOptions& options,
+                                                     const std::string& where) {
   json config_map = {{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", metadata}};
   config_map["metadata"]["name"] = name;
   json binary = json::object();
@@ -175,9 +190,8 @@ absl::StatusOr<JobObjects> BuildJobObjects(const AttemptSpec& spec, const JobSpe
                                         metadata, options, TemplateWhere(t)));
         out.config_map = std::move(config.first);
         volumes.push_back(std::move(config.second));
-        mounts.push_back({{"name", "dagd-files"},
-                          {"mountPath", kScriptMountPath},
-                          {"readOnly", true}});
+        mounts.push_back(
+            {{"name", "dagd-files"}, {"mountPath", kScriptMountPath}, {"readOnly", true}});
         args.push_back(absl::StrCat(kScriptMountPath, "/script"));
       }
       if (!command.empty()) container["command"] = std::move(command);

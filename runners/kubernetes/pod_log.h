@@ -30,7 +30,7 @@ class PodLogDemux {
 
   std::function<void(std::string_view)> on_output_;
   std::function<void(std::string_view)> on_event_;
-  std::string partial_;          // the current line so far
+  std::string partial_;           // the current line so far
   bool held_empty_line_ = false;  // an empty line that may be the plugin's separator
 };
 

@@ -9,8 +9,8 @@
 #define DAGD_RUNNERS_LOCAL_ANSIBLE_OUTPUT_H_
 
 #include <map>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>

@@ -10,8 +10,8 @@
 #include <fstream>
 #include <iterator>
 #include <map>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -287,8 +287,8 @@ absl::StatusOr<Command> BuildPodAnsibleCommand(const AttemptSpec& spec,
   std::error_code mkdir_error;
   fs::create_directories(fs::path(spec.work_dir) / kDagdDir, mkdir_error);
   if (mkdir_error) {
-    return absl::UnavailableError(absl::StrCat("cannot create ", spec.work_dir, "/", kDagdDir,
-                                               ": ", mkdir_error.message()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot create ", spec.work_dir, "/", kDagdDir, ": ", mkdir_error.message()));
   }
   Environment env;
   RETURN_IF_ERROR(BuildAnsible(spec, options, &env, &command));
@@ -309,8 +309,8 @@ absl::StatusOr<Command> BuildCommand(const AttemptSpec& spec, const LocalRunnerO
   std::error_code mkdir_error;
   fs::create_directories(fs::path(spec.work_dir) / kDagdDir, mkdir_error);
   if (mkdir_error) {
-    return absl::UnavailableError(absl::StrCat("cannot create ", spec.work_dir, "/", kDagdDir,
-                                               ": ", mkdir_error.message()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot create ", spec.work_dir, "/", kDagdDir, ": ", mkdir_error.message()));
   }
   Environment env = ParseEnvironment(base_env);
   switch (t.type) {

@@ -96,8 +96,8 @@ absl::Status CheckGroup(const json& group, const std::string& path, bool script_
         RETURN_IF_ERROR(CheckGroup(body, absl::StrCat(path, ".children.", child), false, hosts));
       }
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, " has \"", key, "\", which is not one of hosts, vars, children"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, " has \"", key, "\", which is not one of hosts, vars, children"));
     }
   }
   return absl::OkStatus();
@@ -107,7 +107,8 @@ absl::Status CheckGroup(const json& group, const std::string& path, bool script_
 // malformed or names no host.
 absl::Status CheckInventory(const json& inventory) {
   if (!inventory.is_object()) {
-    return absl::InvalidArgumentError("it must be a mapping of groups such as {\"all\": {\"hosts\": {…}}}");
+    return absl::InvalidArgumentError(
+        "it must be a mapping of groups such as {\"all\": {\"hosts\": {…}}}");
   }
   // ansible-inventory --list and inventory scripts write hosts and children as lists.
   bool script_form = inventory.contains("_meta");
@@ -189,8 +190,9 @@ absl::StatusOr<std::string> PrepareInventory(const std::string& inventory,
   const std::string text(Trim(inventory));
   if (text.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        where, ": inventory is empty (an upstream output may have been empty); leave the field "
-               "out to use Ansible's default, or give hosts"));
+        where,
+        ": inventory is empty (an upstream output may have been empty); leave the field "
+        "out to use Ansible's default, or give hosts"));
   }
   // Any newline, even a trailing one after a single INI line, makes it inline text.
   const bool multiline = inventory.find('\n') != std::string::npos;

@@ -137,10 +137,10 @@ struct LocalRunner::Attempt {
   std::array<char, 16384> stderr_buf;
   std::array<char, 64> report_buf;
   std::array<char, 16384> events_buf;
-  std::string events_partial;  // an event line not yet complete
+  std::string events_partial;          // an event line not yet complete
   bool discarding_event_line = false;  // skipping the rest of a line over kMaxEventLineBytes
-  std::string stdout_tail;     // the last bytes of stdout, for outputs.result
-  std::string report;          // bytes from the report pipe (runners/local/spawn.h)
+  std::string stdout_tail;             // the last bytes of stdout, for outputs.result
+  std::string report;                  // bytes from the report pipe (runners/local/spawn.h)
   AnsibleOutputScanner ansible;
   // Credential values are masked in everything the attempt reports (secret_mask.h).
   std::shared_ptr<const SecretMasker> masker = std::make_shared<const SecretMasker>();
@@ -524,10 +524,10 @@ void LocalRunner::CollectOutputs(const Attempt& a, engine::AttemptResult* result
         result->parameters[param.name] = *param.value_from->default_value;
       } else {
         result->phase = engine::NodePhase::kError;
-        result->message = absl::StrCat(
-            "output parameter \"", param.name, "\": the playbook did not set_stats \"", key,
-            "\"", stats.empty() ? " (it set no stats at all)" : "",
-            "; add a set_stats task for it or give valueFrom a default");
+        result->message =
+            absl::StrCat("output parameter \"", param.name, "\": the playbook did not set_stats \"",
+                         key, "\"", stats.empty() ? " (it set no stats at all)" : "",
+                         "; add a set_stats task for it or give valueFrom a default");
         result->parameters.clear();
         return;
       }

@@ -567,9 +567,9 @@ TEST(RunStateTest, CredentialNamesAreResolved) {
   deploy.ansible->private_key_ref = "{{workflow.parameters.key}}";
   deploy.ansible->become_password_ref = "sudo-{{inputs.parameters.env}}";
   deploy.ansible->env_from_refs = {"plain", "{{inputs.parameters.env}}.env"};
-  RunState state = MustCreate(
-      MakeWorkflow({Dag("main", {Task("A", "deploy", "", {{"env", "prod"}})}), deploy}),
-      {{"key", "deploy.key"}});
+  RunState state =
+      MustCreate(MakeWorkflow({Dag("main", {Task("A", "deploy", "", {{"env", "prod"}})}), deploy}),
+                 {{"key", "deploy.key"}});
   std::vector<DispatchRequest> requests = state.Advance(1000);
   ASSERT_EQ(requests.size(), 1u);
   const AnsibleSpec& a = *requests[0].resolved.ansible;

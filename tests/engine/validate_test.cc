@@ -249,19 +249,24 @@ TEST(ValidateTest, CredentialReferencesMustBeCredentialNames) {
   const std::string rule(kCredentialNameRule);
   EXPECT_EQ(CheckError(head + "      vaultPasswordRef: ../etc/shadow\n"),
             "wf.yaml:9:7: spec.templates[0].ansible.vaultPasswordRef: '../etc/shadow' is not a "
-            "credential name; " + rule);
+            "credential name; " +
+                rule);
   EXPECT_EQ(CheckError(head + "      privateKeyRef: keys/deploy\n"),
             "wf.yaml:9:7: spec.templates[0].ansible.privateKeyRef: 'keys/deploy' is not a "
-            "credential name; " + rule);
+            "credential name; " +
+                rule);
   EXPECT_EQ(CheckError(head + "      becomePasswordRef: .hidden\n"),
             "wf.yaml:9:7: spec.templates[0].ansible.becomePasswordRef: '.hidden' is not a "
-            "credential name; " + rule);
+            "credential name; " +
+                rule);
   EXPECT_EQ(CheckError(head + "      envFromRef: [api-token, \"has space\"]\n"),
             "wf.yaml:9:31: spec.templates[0].ansible.envFromRef[1]: 'has space' is not a "
-            "credential name; " + rule);
+            "credential name; " +
+                rule);
   EXPECT_EQ(CheckError(head + "      envFromRef: -token\n"),
             "wf.yaml:9:7: spec.templates[0].ansible.envFromRef: '-token' is not a "
-            "credential name; " + rule);
+            "credential name; " +
+                rule);
   EXPECT_EQ(CheckError(head + "      envFromRef: [\"\"]\n"),
             "wf.yaml:9:20: spec.templates[0].ansible.envFromRef[0]: '' is not a credential name; " +
                 rule);

@@ -30,22 +30,11 @@ std::string Slurp(const std::string& path) {
 FakeKubeProcess::FakeKubeProcess(const std::string& dir, std::vector<std::string> extra_args)
     : dir_(dir) {
   std::ofstream(dir_ + "/token") << "dagd-test-token\n";
-  std::vector<std::string> args = {DAGD_FAKES_PYTHON,
-                                   DAGD_FAKE_KUBE,
-                                   "--schemas",
-                                   DAGD_SHARED_SCHEMAS,
-                                   "--token-file",
-                                   dir_ + "/token",
-                                   "--port-file",
-                                   dir_ + "/port",
-                                   "--work-dir",
-                                   dir_ + "/pods",
-                                   "--violations-file",
-                                   dir_ + "/violations.jsonl",
-                                   "--kubeconfig-out",
-                                   dir_ + "/kubeconfig",
-                                   "--pod-start-delay",
-                                   "0.05"};
+  std::vector<std::string> args = {
+      DAGD_FAKES_PYTHON,  DAGD_FAKE_KUBE,       "--schemas",         DAGD_SHARED_SCHEMAS,
+      "--token-file",     dir_ + "/token",      "--port-file",       dir_ + "/port",
+      "--work-dir",       dir_ + "/pods",       "--violations-file", dir_ + "/violations.jsonl",
+      "--kubeconfig-out", dir_ + "/kubeconfig", "--pod-start-delay", "0.05"};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   pid_ = fork();
   if (pid_ == 0) {
@@ -80,9 +69,7 @@ int FakeKubeProcess::Stop() {
   return exit_code_;
 }
 
-std::string FakeKubeProcess::server() const {
-  return "http://127.0.0.1:" + std::to_string(port_);
-}
+std::string FakeKubeProcess::server() const { return "http://127.0.0.1:" + std::to_string(port_); }
 std::string FakeKubeProcess::token_file() const { return dir_ + "/token"; }
 std::string FakeKubeProcess::kubeconfig() const { return dir_ + "/kubeconfig"; }
 std::string FakeKubeProcess::violations() const { return Slurp(dir_ + "/violations.jsonl"); }
@@ -97,8 +84,7 @@ std::string FakeKubeProcess::Post(const std::string& path, const std::string& js
   return Exchange("POST " + path +
                   " HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer dagd-test-token\r\n"
                   "Content-Type: application/json\r\nContent-Length: " +
-                  std::to_string(json_body.size()) + "\r\nConnection: close\r\n\r\n" +
-                  json_body);
+                  std::to_string(json_body.size()) + "\r\nConnection: close\r\n\r\n" + json_body);
 }
 
 std::string FakeKubeProcess::Exchange(const std::string& request) const {

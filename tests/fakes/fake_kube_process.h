@@ -21,10 +21,10 @@ class FakeKubeProcess {
   // SIGTERM and wait: 0, or 3 if any object it received violated its schema (violations()).
   int Stop();
 
-  std::string server() const;            // "http://127.0.0.1:PORT"
-  std::string token_file() const;        // the bearer token it accepts
-  std::string kubeconfig() const;        // a kubeconfig for server() with that token
-  std::string violations() const;        // the recorded violations (JSON lines), "" if none
+  std::string server() const;      // "http://127.0.0.1:PORT"
+  std::string token_file() const;  // the bearer token it accepts
+  std::string kubeconfig() const;  // a kubeconfig for server() with that token
+  std::string violations() const;  // the recorded violations (JSON lines), "" if none
   // `GET path` on the fake's API with its token (curl-free: a tiny HTTP client); the body.
   std::string Get(const std::string& path) const;
   // `POST path` with a JSON body, e.g. Post("/fake/faults", R"({"drop_watches": true})").

@@ -588,7 +588,8 @@ TEST_F(DaemonTest, DagctlEventsShowsWhichTaskChangedWhichHostInWhichAttempt) {
     if (run_event.has_ansible_event()) {
       EXPECT_EQ(run_event.type(), "AnsibleEvent");
       EXPECT_EQ(run_event.ansible_event().sequence(), ++ansible_seen);
-      EXPECT_TRUE(open_attempts.count(attempt)) << attempt << " " << run_event.ansible_event().kind();
+      EXPECT_TRUE(open_attempts.count(attempt))
+          << attempt << " " << run_event.ansible_event().kind();
       continue;
     }
     EXPECT_EQ(run_event.sequence(), ++state_seen);
@@ -647,21 +648,23 @@ TEST_F(DaemonTest, SetStatsOutputsFeedDownstreamVarsFanOutAndInventory) {
   CommandResult deploy = RunDagctl(dagd_.address(), {"events", submitted.id(), "deploy"});
   ASSERT_EQ(deploy.exit_code, 0) << deploy.output;
   for (const char* host : {"web1", "web2"}) {
-    EXPECT_TRUE(std::regex_search(
-        deploy.output,
-        std::regex(std::string(R"(\bdeploy#1\s+)") + host + R"(\s+deploy to a discovered host\s+ok)")))
+    EXPECT_TRUE(
+        std::regex_search(deploy.output, std::regex(std::string(R"(\bdeploy#1\s+)") + host +
+                                                    R"(\s+deploy to a discovered host\s+ok)")))
         << deploy.output;
   }
 
   // The 200 kB command result is stored as a note of its size, not as itself.
-  CommandResult json = RunDagctl(dagd_.address(), {"events", submitted.id(), "discover", "-o", "json"});
+  CommandResult json =
+      RunDagctl(dagd_.address(), {"events", submitted.id(), "discover", "-o", "json"});
   ASSERT_EQ(json.exit_code, 0) << json.output;
   nlohmann::json events = nlohmann::json::parse(json.output, nullptr, false);
   ASSERT_TRUE(events.is_object()) << json.output.substr(0, 2000);
   bool capped = false;
   for (const auto& event : events["events"]) {
     EXPECT_LE(event["result_json"].get<std::string>().size(), 64u * 1024) << event["task"];
-    if (event["kind"] == "runner_on_ok" && event["task"] == "a module result far beyond the event size cap") {
+    if (event["kind"] == "runner_on_ok" &&
+        event["task"] == "a module result far beyond the event size cap") {
       nlohmann::json payload = nlohmann::json::parse(event["result_json"].get<std::string>());
       EXPECT_EQ(payload["result"]["truncated"], true) << payload.dump();
       EXPECT_GT(payload["result"]["bytes"].get<int64_t>(), 200000) << payload.dump();

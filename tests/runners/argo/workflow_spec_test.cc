@@ -23,8 +23,8 @@ using ::dagd::runners::testing::MakeSpec;
 using ::dagd::runners::testing::ReadTextFile;
 using ::dagd::runners::testing::TempDir;
 using ::dagd::runners::testing::WriteTextFile;
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 std::pair<int, std::string> RunShell(const std::string& command) {
   std::string output;
@@ -41,10 +41,10 @@ std::pair<int, std::string> RunShell(const std::string& command) {
 std::string ArgoViolations(const json& workflow, const TempDir& dir) {
   const std::string file = dir.path() + "/workflow.json";
   WriteTextFile(file, workflow.dump(2));
-  auto [code, output] = RunShell("/usr/bin/python3 " + std::string(DAGD_SOURCE_DIR) +
-                                 "/tests/runners/kubernetes/validate_schema.py " +
-                                 std::string(DAGD_SOURCE_DIR) +
-                                 "/../shared/schemas/argo-workflow.schema.json " + file);
+  auto [code, output] =
+      RunShell("/usr/bin/python3 " + std::string(DAGD_SOURCE_DIR) +
+               "/tests/runners/kubernetes/validate_schema.py " + std::string(DAGD_SOURCE_DIR) +
+               "/../shared/schemas/argo-workflow.schema.json " + file);
   return code == 0 ? "" : output;
 }
 
@@ -68,7 +68,8 @@ TEST(BuildNodeWorkflowTest, ContainerStepIsAOneTemplateWorkflow) {
   AttemptSpec spec = MakeSpec(t, "ci-x7k2p-1a2b3c4d-1", dir.path());
   spec.run_id = "ci-x7k2p";
   spec.node_name = "ci-x7k2p.build";
-  spec.workflow_kubernetes = json::parse(R"({"serviceAccountName": "ci", "podGC": {"strategy": "OnPodSuccess"}})");
+  spec.workflow_kubernetes =
+      json::parse(R"({"serviceAccountName": "ci", "podGC": {"strategy": "OnPodSuccess"}})");
   WorkflowSpecOptions options;
   auto workflow = BuildNodeWorkflow(spec, options);
   ASSERT_TRUE(workflow.ok()) << workflow.status();
@@ -133,16 +134,20 @@ TEST(BuildNodeWorkflowTest, AnsibleStepShipsItsFilesAndReadsStatsFromFiles) {
   auto map = [&](std::string text) {
     for (const auto& [from, to] :
          {std::pair<std::string, std::string>{"/dagd/bundle", bundle}, {"/dagd/work", run_dir}}) {
-      for (size_t at; (at = text.find(from)) != std::string::npos;) text.replace(at, from.size(), to);
+      for (size_t at; (at = text.find(from)) != std::string::npos;)
+        text.replace(at, from.size(), to);
     }
     return text;
   };
   std::string command = "cd " + run_dir + " && env -i PATH=/usr/local/bin:/usr/bin:/bin";
   for (const json& var : tmpl["container"]["env"]) {
-    command += " '" + var["name"].get<std::string>() + "=" + map(var["value"].get<std::string>()) + "'";
+    command +=
+        " '" + var["name"].get<std::string>() + "=" + map(var["value"].get<std::string>()) + "'";
   }
-  for (const json& part : tmpl["container"]["command"]) command += " '" + map(part.get<std::string>()) + "'";
-  for (const json& part : tmpl["container"]["args"]) command += " '" + map(part.get<std::string>()) + "'";
+  for (const json& part : tmpl["container"]["command"])
+    command += " '" + map(part.get<std::string>()) + "'";
+  for (const json& part : tmpl["container"]["args"])
+    command += " '" + map(part.get<std::string>()) + "'";
   auto [code, output] = RunShell(command);
   ASSERT_EQ(code, 0) << output;
   EXPECT_EQ(ReadTextFile(run_dir + "/.dagd/stats/hosts"), R"(["web1","web2"])");

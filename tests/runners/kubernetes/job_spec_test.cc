@@ -26,8 +26,8 @@ using ::dagd::runners::testing::MakeSpec;
 using ::dagd::runners::testing::ReadTextFile;
 using ::dagd::runners::testing::TempDir;
 using ::dagd::runners::testing::WriteTextFile;
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 const std::string kSchemas = std::string(DAGD_SOURCE_DIR) + "/../shared/schemas";
 
@@ -55,10 +55,10 @@ std::string SchemaViolations(const json& object, const std::string& schema, cons
   // Debian's interpreter and python3-jsonschema (scripts/debian-packages.txt), whatever else is
   // on PATH.
   CommandResult result = RunShell("/usr/bin/python3 " + std::string(DAGD_SOURCE_DIR) +
-                                  "/tests/runners/kubernetes/validate_schema.py " + kSchemas +
-                                  "/" + schema + " " + file);
-  return result.exit_code == 0 ? "" : result.output + " (exit " +
-                                          std::to_string(result.exit_code) + ")";
+                                  "/tests/runners/kubernetes/validate_schema.py " + kSchemas + "/" +
+                                  schema + " " + file);
+  return result.exit_code == 0 ? ""
+                               : result.output + " (exit " + std::to_string(result.exit_code) + ")";
 }
 
 engine::Template ContainerTemplate() {
@@ -98,8 +98,8 @@ TEST(JobNameTest, ValidDeterministicAndDistinct) {
     names.insert(name);
   }
   EXPECT_EQ(names.size(), 5u);
-  EXPECT_THAT(JobName(long_run + "-1a2b3c4d-2"), ::testing::EndsWith(
-                                                     JobName(long_run + "-1a2b3c4d-2").substr(55)));
+  EXPECT_THAT(JobName(long_run + "-1a2b3c4d-2"),
+              ::testing::EndsWith(JobName(long_run + "-1a2b3c4d-2").substr(55)));
 }
 
 TEST(BuildJobObjectsTest, ContainerTemplatePassesItsKubernetesFieldsThrough) {
@@ -146,7 +146,8 @@ TEST(BuildJobObjectsTest, ContainerTemplatePassesItsKubernetesFieldsThrough) {
   // The check itself can fail: a wrong type and a field the API does not have.
   json bad = job;
   bad["spec"]["backoffLimit"] = "none";
-  EXPECT_THAT(SchemaViolations(bad, "k8s-job-batch-v1.schema.json", dir), HasSubstr("backoffLimit"));
+  EXPECT_THAT(SchemaViolations(bad, "k8s-job-batch-v1.schema.json", dir),
+              HasSubstr("backoffLimit"));
   bad = job;
   bad["spec"]["template"]["spec"]["containers"][0]["cpuLimit"] = 2;
   EXPECT_THAT(SchemaViolations(bad, "k8s-job-batch-v1.schema.json", dir), HasSubstr("cpuLimit"));
@@ -210,7 +211,8 @@ TEST_F(AnsibleJobTest, ShipsTheWorkDirAndMapsItsPaths) {
   ASSERT_TRUE(objects.ok()) << objects.status();
   ASSERT_TRUE(objects->config_map.has_value());
   std::set<std::string> paths;
-  for (const json& item : objects->job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"]) {
+  for (const json& item :
+       objects->job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"]) {
     paths.insert(item["path"].get<std::string>());
   }
   EXPECT_TRUE(paths.count("playbooks/site.yml"));
@@ -239,27 +241,31 @@ TEST_F(AnsibleJobTest, ThePodCommandRunsTheRealPlaybookAndReportsEventsInItsLog)
   const std::string work = scratch_.path() + "/work";
   fs::create_directories(work);
   const json& cm = *objects->config_map;
-  for (const json& item : objects->job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"]) {
+  for (const json& item :
+       objects->job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"]) {
     std::string content;
-    ASSERT_TRUE(absl::Base64Unescape(cm["binaryData"][item["key"].get<std::string>()].get<std::string>(),
-                                     &content));
+    ASSERT_TRUE(absl::Base64Unescape(
+        cm["binaryData"][item["key"].get<std::string>()].get<std::string>(), &content));
     WriteTextFile(bundle + "/" + item["path"].get<std::string>(), content);
     fs::permissions(bundle + "/" + item["path"].get<std::string>(),
                     static_cast<fs::perms>(item["mode"].get<int>() & 0555));
   }
   auto map = [&](std::string text) {
-    for (const auto& [from, to] : {std::pair<std::string, std::string>{"/dagd/bundle", bundle},
-                                   {"/dagd/work", work}}) {
-      for (size_t at; (at = text.find(from)) != std::string::npos;) text.replace(at, from.size(), to);
+    for (const auto& [from, to] :
+         {std::pair<std::string, std::string>{"/dagd/bundle", bundle}, {"/dagd/work", work}}) {
+      for (size_t at; (at = text.find(from)) != std::string::npos;)
+        text.replace(at, from.size(), to);
     }
     return text;
   };
   const json& container = objects->job["spec"]["template"]["spec"]["containers"][0];
   std::string command = "cd " + work + " && env -i PATH=/usr/local/bin:/usr/bin:/bin";
   for (const json& var : container["env"]) {
-    command += " '" + var["name"].get<std::string>() + "=" + map(var["value"].get<std::string>()) + "'";
+    command +=
+        " '" + var["name"].get<std::string>() + "=" + map(var["value"].get<std::string>()) + "'";
   }
-  for (const json& part : container["command"]) command += " '" + map(part.get<std::string>()) + "'";
+  for (const json& part : container["command"])
+    command += " '" + map(part.get<std::string>()) + "'";
   for (const json& part : container["args"]) command += " '" + map(part.get<std::string>()) + "'";
   CommandResult result = RunShell(command);
   ASSERT_EQ(result.exit_code, 0) << command << "\n" << result.output;

@@ -29,8 +29,8 @@ using ::dagd::runners::testing::RunUntil;
 using ::dagd::runners::testing::TempDir;
 using ::dagd::runners::testing::WriteTextFile;
 using engine::NodePhase;
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 class KubernetesRunnerTest : public ::testing::Test {
  protected:
@@ -54,7 +54,8 @@ class KubernetesRunnerTest : public ::testing::Test {
   engine::AttemptResult Run(const AttemptSpec& spec, Recorder* recorder) {
     absl::Status status = runner_->Start(spec, recorder->Callbacks());
     EXPECT_TRUE(status.ok()) << status;
-    EXPECT_TRUE(RunUntil(io_, [&] { return recorder->finished(); }, std::chrono::seconds(120)));
+    EXPECT_TRUE(RunUntil(
+        io_, [&] { return recorder->finished(); }, std::chrono::seconds(120)));
     if (recorder->result) return *recorder->result;
     return engine::AttemptResult{.phase = NodePhase::kError, .message = "timed out"};
   }
@@ -84,8 +85,8 @@ engine::Template Shell(const std::string& name, const std::string& script) {
 }
 
 TEST_F(KubernetesRunnerTest, ContainerJobSucceedsWithItsLogAsResult) {
-  AttemptSpec spec = MakeSpec(Shell("hello", "echo hello from a pod"), "run1-aaaa0001-1",
-                              work_.Subdir("a"));
+  AttemptSpec spec =
+      MakeSpec(Shell("hello", "echo hello from a pod"), "run1-aaaa0001-1", work_.Subdir("a"));
   Recorder r;
   engine::AttemptResult result = Run(spec, &r);
   EXPECT_EQ(result.phase, NodePhase::kSucceeded) << result.message;
@@ -99,10 +100,9 @@ TEST_F(KubernetesRunnerTest, ContainerJobSucceedsWithItsLogAsResult) {
 
 TEST_F(KubernetesRunnerTest, FailingContainerReportsItsExitCode) {
   Recorder r;
-  engine::AttemptResult result =
-      Run(MakeSpec(Shell("fail", "echo about to fail; exit 3"), "run1-aaaa0002-1",
-                   work_.Subdir("b")),
-          &r);
+  engine::AttemptResult result = Run(
+      MakeSpec(Shell("fail", "echo about to fail; exit 3"), "run1-aaaa0002-1", work_.Subdir("b")),
+      &r);
   EXPECT_EQ(result.phase, NodePhase::kFailed);
   EXPECT_EQ(result.exit_code, 3);
   EXPECT_EQ(result.message, "exit code 3");
@@ -173,7 +173,8 @@ TEST_F(KubernetesRunnerTest, CancelDeletesTheJob) {
       std::chrono::seconds(30)));
   runner_->Cancel(spec.external_name, "Stopped with strategy 'Stop'");
   EXPECT_FALSE(r.finished()) << "on_finished must not run inside Cancel()";
-  ASSERT_TRUE(RunUntil(io_, [&] { return r.finished(); }, std::chrono::seconds(30)));
+  ASSERT_TRUE(RunUntil(
+      io_, [&] { return r.finished(); }, std::chrono::seconds(30)));
   EXPECT_EQ(r.result->phase, NodePhase::kFailed);
   EXPECT_EQ(r.result->message, "Stopped with strategy 'Stop'");
   EXPECT_TRUE(RunUntil(
@@ -202,7 +203,8 @@ TEST_F(KubernetesRunnerTest, BrokenAndExpiredWatchesDoNotLoseTheCompletion) {
       std::chrono::seconds(30)));
   fake_.Post("/fake/faults", R"({"gone_next_watch": 2, "gone_next_list": 1})");
   fake_.Post("/fake/faults", R"({"drop_watches": true})");
-  ASSERT_TRUE(RunUntil(io_, [&] { return r.finished(); }, std::chrono::seconds(60)));
+  ASSERT_TRUE(RunUntil(
+      io_, [&] { return r.finished(); }, std::chrono::seconds(60)));
   EXPECT_EQ(r.result->phase, NodePhase::kSucceeded) << r.result->message;
   EXPECT_EQ(r.result->result, "finished");
 }
@@ -210,8 +212,9 @@ TEST_F(KubernetesRunnerTest, BrokenAndExpiredWatchesDoNotLoseTheCompletion) {
 // A refused create (the API answering 500) ends the attempt in Error — retryable under OnError —
 // with the server and Kubernetes' message.
 TEST_F(KubernetesRunnerTest, ApiErrorOnCreateIsAnErrorAttempt) {
-  fake_.Post("/fake/faults",
-             R"({"fail_next": {"count": 1, "code": 500, "method": "POST", "path": "/apis/batch/"}})");
+  fake_.Post(
+      "/fake/faults",
+      R"({"fail_next": {"count": 1, "code": 500, "method": "POST", "path": "/apis/batch/"}})");
   Recorder r;
   engine::AttemptResult result =
       Run(MakeSpec(Shell("x", "true"), "run1-aaaa0007-1", work_.Subdir("g")), &r);
@@ -234,9 +237,11 @@ TEST_F(KubernetesRunnerTest, UnreachableApiEndsTheAttemptInErrorNamingTheServer)
   KubernetesRunner runner(io, std::shared_ptr<KubeClient>(std::move(client).value()), options);
   Recorder r;
   ASSERT_TRUE(
-      runner.Start(MakeSpec(Shell("x", "true"), "run1-aaaa0005-1", work_.Subdir("e")), r.Callbacks())
+      runner
+          .Start(MakeSpec(Shell("x", "true"), "run1-aaaa0005-1", work_.Subdir("e")), r.Callbacks())
           .ok());
-  ASSERT_TRUE(RunUntil(io, [&] { return r.finished(); }, std::chrono::seconds(30)));
+  ASSERT_TRUE(RunUntil(
+      io, [&] { return r.finished(); }, std::chrono::seconds(30)));
   EXPECT_EQ(r.result->phase, NodePhase::kError);
   EXPECT_THAT(r.result->message, HasSubstr("http://127.0.0.1:1"));
 }

@@ -161,12 +161,12 @@ TEST(UnansweredPromptTest, FindsPromptsWithoutDefaultOrExtraVar) {
 
 TEST(UnansweredPromptTest, FollowsImportedPlaybooks) {
   ::dagd::runners::testing::TempDir dir;
-  ::dagd::runners::testing::WriteTextFile(dir.path() + "/site.yml",
-                         "- import_playbook: plays/db.yml\n- hosts: all\n  tasks: []\n");
+  ::dagd::runners::testing::WriteTextFile(
+      dir.path() + "/site.yml", "- import_playbook: plays/db.yml\n- hosts: all\n  tasks: []\n");
   ::dagd::runners::testing::WriteTextFile(dir.path() + "/plays/db.yml",
-                         "- ansible.builtin.import_playbook: nested/secret.yml\n");
+                                          "- ansible.builtin.import_playbook: nested/secret.yml\n");
   ::dagd::runners::testing::WriteTextFile(dir.path() + "/plays/nested/secret.yml",
-                         "- hosts: db\n  vars_prompt:\n    - name: db_password\n");
+                                          "- hosts: db\n  vars_prompt:\n    - name: db_password\n");
   const std::string site = ::dagd::runners::testing::ReadTextFile(dir.path() + "/site.yml");
   EXPECT_EQ(UnansweredPrompt(site, dir.path(), {}), "db_password");
   EXPECT_EQ(UnansweredPrompt(site, dir.path(), {"db_password"}), "");
@@ -174,7 +174,8 @@ TEST(UnansweredPromptTest, FollowsImportedPlaybooks) {
   EXPECT_EQ(UnansweredPrompt("- import_playbook: \"{{ which }}.yml\"\n", dir.path(), {}), "");
   EXPECT_EQ(UnansweredPrompt("- import_playbook: missing.yml\n", dir.path(), {}), "");
   // A playbook that imports itself ends at the depth limit.
-  ::dagd::runners::testing::WriteTextFile(dir.path() + "/loop.yml", "- import_playbook: loop.yml\n");
+  ::dagd::runners::testing::WriteTextFile(dir.path() + "/loop.yml",
+                                          "- import_playbook: loop.yml\n");
   EXPECT_EQ(UnansweredPrompt("- import_playbook: loop.yml\n", dir.path(), {}), "");
 }
 

@@ -182,7 +182,8 @@ TEST(BuildCommandTest, AnsibleInventoryFromJsonTextIsCheckedAndWritten) {
       BuildCommand(MakeSpec(AnsibleTemplate("inv", a), "a-1", dir.path()), options, kBaseEnv);
   ASSERT_TRUE(command.ok()) << command.status();
   const std::string inventory = dir.path() + "/.dagd-inventory.json";
-  EXPECT_THAT(command->argv, ElementsAre("sh", "-i", inventory, dir.path() + "/.dagd-playbook.yml"));
+  EXPECT_THAT(command->argv,
+              ElementsAre("sh", "-i", inventory, dir.path() + "/.dagd-playbook.yml"));
   EXPECT_EQ(nlohmann::json::parse(ReadTextFile(inventory)),
             nlohmann::json::parse(R"({"web": {"hosts": {"w1": {"port": 22}, "w2": null}}})"));
   EXPECT_EQ(Mode(inventory), 0600);
@@ -213,9 +214,10 @@ TEST(BuildCommandTest, AnsibleCommandLineFields) {
   auto command =
       BuildCommand(MakeSpec(AnsibleTemplate("flags", a), "a-1", dir.path()), options, kBaseEnv);
   ASSERT_TRUE(command.ok()) << command.status();
-  EXPECT_THAT(command->argv, ElementsAre("sh", "--check", "--diff", "--tags", "web,db,cache",
-                                         "--skip-tags", "slow", "--forks", "12", "-vvv", "--become",
-                                         "--become-user", "deploy", dir.path() + "/.dagd-playbook.yml"));
+  EXPECT_THAT(command->argv,
+              ElementsAre("sh", "--check", "--diff", "--tags", "web,db,cache", "--skip-tags",
+                          "slow", "--forks", "12", "-vvv", "--become", "--become-user", "deploy",
+                          dir.path() + "/.dagd-playbook.yml"));
   EXPECT_THAT(command->env, Contains("ANSIBLE_HOST_KEY_CHECKING=True"));
   EXPECT_THAT(command->env, Contains("ANSIBLE_NOCOLOR=1"));
   EXPECT_THAT(command->env, Contains("ANSIBLE_RETRY_FILES_ENABLED=0"));
@@ -265,8 +267,8 @@ TEST(BuildCommandTest, AnsibleInlineSourceAndInventory) {
   auto command =
       BuildCommand(MakeSpec(AnsibleTemplate("inline", a), "a-1", dir.path()), options, kBaseEnv);
   ASSERT_TRUE(command.ok()) << command.status();
-  EXPECT_THAT(command->argv,
-              ElementsAre("sh", "-i", dir.path() + "/.dagd-inventory.ini", dir.path() + "/.dagd-playbook.yml"));
+  EXPECT_THAT(command->argv, ElementsAre("sh", "-i", dir.path() + "/.dagd-inventory.ini",
+                                         dir.path() + "/.dagd-playbook.yml"));
   EXPECT_EQ(ReadTextFile(dir.path() + "/.dagd-playbook.yml"), a.source);
   EXPECT_EQ(ReadTextFile(dir.path() + "/.dagd-inventory.ini"), a.inventory);
 }

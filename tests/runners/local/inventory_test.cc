@@ -94,7 +94,8 @@ TEST_F(InventoryTest, JsonInAnsibleInventoryListFormIsConverted) {
   EXPECT_EQ(nlohmann::json::parse(ReadTextFile(*path)), nlohmann::json::parse(R"({
     "all": {"children": {"ungrouped": null, "web": null}},
     "web": {"hosts": {"w1": {"ansible_host": "10.0.0.1"}, "w2": null}, "vars": {"tier": "front"}}
-  })") ) << ReadTextFile(*path);
+  })"))
+      << ReadTextFile(*path);
 }
 
 TEST_F(InventoryTest, JsonInPluginFormIsKept) {
@@ -105,9 +106,9 @@ TEST_F(InventoryTest, JsonInPluginFormIsKept) {
 }
 
 TEST_F(InventoryTest, MalformedOrEmptyStructuredInventoriesAreRefused) {
-  EXPECT_THAT(Error(R"({"web": {"hosts": ["w1"])"),
-              AllOf(HasSubstr(kWhere), HasSubstr("not valid JSON"),
-                    HasSubstr("ansible-inventory --list")));
+  EXPECT_THAT(
+      Error(R"({"web": {"hosts": ["w1"])"),
+      AllOf(HasSubstr(kWhere), HasSubstr("not valid JSON"), HasSubstr("ansible-inventory --list")));
   EXPECT_THAT(Error("{}"), HasSubstr("names no host"));
   EXPECT_THAT(Error(R"({"web": {"vars": {"a": 1}}})"), HasSubstr("names no host"));
   EXPECT_THAT(Error(R"({"web": ["w1"]})"),

@@ -372,7 +372,8 @@ TEST_F(LocalRunnerAnsibleTest, JsonInventoryFromAnOutputRunsOnItsHosts) {
       ansible.builtin.debug:
         msg: "{{ inventory_hostname }} in {{ tier }} port {{ ansible_port }}"
 )";
-  a.inventory = R"({"_meta": {"hostvars": {"w1": {"ansible_port": 2201}, "w2": {"ansible_port": 2202}}},
+  a.inventory =
+      R"({"_meta": {"hostvars": {"w1": {"ansible_port": 2201}, "w2": {"ansible_port": 2202}}},
                     "all": {"children": ["web"]},
                     "web": {"hosts": ["w1", "w2"], "vars": {"tier": "front"}}})";
   Recorder r;
