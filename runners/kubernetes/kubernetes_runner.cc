@@ -91,6 +91,10 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
   void Shutdown() {
     if (stopped_.exchange(true)) return;
     watch_cancel_.Cancel();
+    {
+      std::lock_guard<std::mutex> lock(sleep_mu_);  // wake a watch loop waiting out a backoff
+    }
+    sleep_cv_.notify_all();
     for (auto& [name, attempt] : attempts_) attempt->log_cancel->Cancel();
     attempts_.clear();
     by_job_.clear();
@@ -122,9 +126,9 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
       attempt->job_name = JobName(spec.external_name);
     }
     Attempt* raw = attempt.get();
-    attempt->demux = std::make_unique<PodLogDemux>(
-        [this, raw](std::string_view text) { OnOutput(raw, text); },
-        [this, raw](std::string_view event) { OnEvent(raw, event); });
+    attempt->demux =
+        std::make_unique<PodLogDemux>([this, raw](std::string_view text) { OnOutput(raw, text); },
+                                      [this, raw](std::string_view event) { OnEvent(raw, event); });
     attempts_[spec.external_name] = attempt;
     by_job_[attempt->job_name] = spec.external_name;
 
@@ -160,9 +164,8 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
     auto self = shared_from_this();
     const std::string path = JobPath(attempt->job_name);
     asio::post(pool_, [self, path] {
-      json options = {{"kind", "DeleteOptions"},
-                      {"apiVersion", "v1"},
-                      {"propagationPolicy", "Background"}};
+      json options = {
+          {"kind", "DeleteOptions"}, {"apiVersion", "v1"}, {"propagationPolicy", "Background"}};
       auto deleted = self->client_->Request("DELETE", path, {}, options);
       if (!deleted.ok() && !absl::IsNotFound(deleted.status())) {
         Log()->warn("deleting {}: {}", path, deleted.status().ToString());
@@ -178,8 +181,8 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
 
  private:
   std::string JobPath(const std::string& name = "") const {
-    std::string path = absl::StrCat("/apis/batch/v1/namespaces/", options_.job.namespace_name,
-                                    "/jobs");
+    std::string path =
+        absl::StrCat("/apis/batch/v1/namespaces/", options_.job.namespace_name, "/jobs");
     if (!name.empty()) absl::StrAppend(&path, "/", name);
     return path;
   }
@@ -205,12 +208,12 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
                          {"kind", "Job"},
                          {"name", objects.job_name},
                          {"uid", made->json["metadata"].value("uid", "")}}}}}}};
-      auto owned = client_->Request("PATCH", absl::StrCat(config_maps, "/", objects.job_name), {},
-                                    owner,
-                                    RequestOptions{.content_type = "application/merge-patch+json"});
+      auto owned =
+          client_->Request("PATCH", absl::StrCat(config_maps, "/", objects.job_name), {}, owner,
+                           RequestOptions{.content_type = "application/merge-patch+json"});
       if (!owned.ok()) {
-        Log()->warn("ConfigMap {} is not owned by its Job and stays after it: {}",
-                    objects.job_name, owned.status().ToString());
+        Log()->warn("ConfigMap {} is not owned by its Job and stays after it: {}", objects.job_name,
+                    owned.status().ToString());
       }
     }
     return absl::OkStatus();
@@ -489,17 +492,16 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
       if (a.end->reason == "DeadlineExceeded") {
         result.phase = engine::NodePhase::kFailed;
         result.message = absl::StrCat("timeout: the Job ran longer than its deadline (",
-                                      t.timeout.empty() ? "activeDeadlineSeconds" : t.timeout,
-                                      ")");
+                                      t.timeout.empty() ? "activeDeadlineSeconds" : t.timeout, ")");
       } else if (a.is_ansible && a.exit_code > 0) {
         engine::AttemptResult verdict = a.scanner.Classify(a.exit_code);
         result.phase = verdict.phase;
         result.message = std::move(verdict.message);
       } else {
         result.phase = engine::NodePhase::kFailed;
-        result.message = a.exit_code >= 0 ? absl::StrCat("exit code ", a.exit_code)
-                                          : absl::StrCat("Job failed: ", a.end->reason, " ",
-                                                         a.end->message);
+        result.message = a.exit_code >= 0
+                             ? absl::StrCat("exit code ", a.exit_code)
+                             : absl::StrCat("Job failed: ", a.end->reason, " ", a.end->message);
       }
       return result;
     }
@@ -534,9 +536,9 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
         result.parameters[p.name] = *p.value_from->default_value;
       } else {
         result.phase = engine::NodePhase::kError;
-        result.message = absl::StrCat("output parameter \"", p.name,
-                                      "\": the playbook did not set_stats \"",
-                                      p.value_from->stats, "\"");
+        result.message =
+            absl::StrCat("output parameter \"", p.name, "\": the playbook did not set_stats \"",
+                         p.value_from->stats, "\"");
         result.parameters.clear();
         return result;
       }
@@ -545,7 +547,7 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   void Finish(const std::shared_ptr<Attempt>& attempt, engine::AttemptResult result) {
-    if (attempt->finished) return;
+    if (attempt->finished || stopped_) return;  // after KillAll no callback follows
     attempt->finished = true;
     if (attempt->drain_timer) attempt->drain_timer->cancel();
     attempts_.erase(attempt->spec.external_name);
