@@ -831,7 +831,14 @@ class Run:
                      if (p.get("valueFrom") or {}).get("path")]
         out_paths += [a["path"] for a in outputs.get("artifacts") or [] if a.get("path")]
         in_arts = [a for a in (t.get("inputs") or {}).get("artifacts") or [] if a.get("path")]
-        plan = {"paths": out_paths + [a["path"] for a in in_arts]
+        # Argo creates the directories that hold input artifacts, and the runtime the working
+        # directory: map them too (unless the host has them, as for the working directory), so
+        # that a command naming them finds them.
+        dirs = {os.path.dirname(a["path"].rstrip("/")) for a in in_arts}
+        if container.get("workingDir"):
+            dirs.add(container["workingDir"].rstrip("/"))
+        dirs = sorted(d for d in dirs if d not in ("", "/") and not os.path.isdir(d))
+        plan = {"paths": out_paths + [a["path"] for a in in_arts] + dirs
                 + ([SCRIPT_PATH] if script is not None else []),
                 "script": (SCRIPT_PATH, source) if script is not None else None,
                 "files": [(a["path"], ((a.get("raw") or {}).get("data") or "").encode(),
