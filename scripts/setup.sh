@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs every Debian package of scripts/debian-packages.txt that is missing, then configures
-# and builds dagd into build/ (Ninja, -j2). Quick when nothing changed.
+# Installs every Debian package of scripts/debian-packages.txt that is missing (and
+# kubernetes-client when no kubectl is installed), then configures and builds dagd into build/
+# (Ninja, -j2). Quick when nothing changed.
 #   scripts/setup.sh            # packages + build
 #   DAGD_BUILD_DIR=dir scripts/setup.sh
 set -euo pipefail
@@ -14,6 +15,12 @@ for pkg in "${wanted[@]}"; do
     missing+=("$pkg")
   fi
 done
+# kubectl for tests/deploy/ (deploy_kubectl_dry_run): Debian's kubernetes-client, but only when
+# there is no kubectl at all -- it conflicts with other packages that ship one (e.g. Google's
+# `kubectl`), which then serves as well.
+if ! command -v kubectl >/dev/null; then
+  missing+=(kubernetes-client)
+fi
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   sudo_cmd=()

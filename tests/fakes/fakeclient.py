@@ -143,7 +143,8 @@ class Client:
 
 class FakeProcess:
     """Starts fake_kube.py on a free port in a temporary directory; stop() returns its exit
-    status (3 means it received schema violations)."""
+    status (3 means it received schema violations). token=None: no --token-file, so no
+    authentication (then kubectl can use plain HTTP: client-go sends tokens over TLS only)."""
 
     def __init__(self, mode="kube", extra_args=(), token="test-token", schemas=None):
         self.dir = tempfile.mkdtemp(prefix="fake-test-")
@@ -153,15 +154,17 @@ class FakeProcess:
         self.log_file = os.path.join(self.dir, "fake.log")
         self.violations_file = os.path.join(self.dir, "violations.jsonl")
         self.token = token
-        with open(self.token_file, "w") as f:
-            f.write(token + "\n")
+        if token is not None:
+            with open(self.token_file, "w") as f:
+                f.write(token + "\n")
         # Debian's interpreter, so that Debian's python3-jsonschema is the one in use
         python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-        args = [python, os.path.join(HERE, "fake_kube.py"),
-                "--mode", mode, "--token-file", self.token_file,
+        args = [python, os.path.join(HERE, "fake_kube.py"), "--mode", mode,
                 "--port-file", self.port_file, "--control-port-file", self.control_port_file,
                 "--work-dir", os.path.join(self.dir, "work"),
                 "--violations-file", self.violations_file, "--self-check"]
+        if token is not None:
+            args += ["--token-file", self.token_file]
         if schemas:
             args += ["--schemas", schemas]
         args += list(extra_args)

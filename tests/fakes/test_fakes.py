@@ -627,6 +627,30 @@ class KubeApiTest(FakeTestCase):
         self.assertIn("jobs", res)
         r = self.c.get("/apis/batch/v1/namespaces/x/cronjobs")
         self.assertEqual((r.status, r.json["reason"]), (404, "NotFound"))
+        # kinds served for discovery only (kubectl --dry-run=client of deploy/kubernetes/)
+        self.assertEqual(groups[:3], ["apps", "batch", "rbac.authorization.k8s.io"])
+        self.assertIn("monitoring.coreos.com", groups)
+        core = {r["name"]: r for r in self.c.get("/api/v1").json["resources"]}
+        self.assertEqual(core["services"]["shortNames"], ["svc"])
+        self.assertEqual(core["serviceaccounts"]["kind"], "ServiceAccount")
+        self.assertEqual(core["configmaps"]["shortNames"], ["cm"])
+        sts = self.c.get("/apis/apps/v1").json["resources"][0]
+        self.assertEqual((sts["name"], sts["singularName"], sts["namespaced"], sts["kind"],
+                          sts["shortNames"]), ("statefulsets", "statefulset", True,
+                                               "StatefulSet", ["sts"]))
+        self.assertIn("deletecollection", sts["verbs"])
+        rbac = [r["kind"] for r in
+                self.c.get("/apis/rbac.authorization.k8s.io/v1").json["resources"]]
+        self.assertEqual(rbac, ["RoleBinding", "Role"])  # sorted by name: rolebindings, roles
+        smon = self.c.get("/apis/monitoring.coreos.com/v1").json["resources"][0]
+        self.assertEqual((smon["kind"], smon["shortNames"]), ("ServiceMonitor", ["smon"]))
+        r = self.c.get("/apis/apps/v1/namespaces/x/statefulsets/dagd")
+        self.assertEqual((r.status, r.json["reason"], r.json["message"]),
+                         (404, "NotFound", 'statefulsets.apps "dagd" not found'))
+        r = self.c.get("/api/v1/namespaces/x/services")
+        self.assertEqual((r.status, r.json["kind"], r.json["items"]), (200, "ServiceList", []))
+        r = self.c.post("/api/v1/namespaces/x/services", {"metadata": {"name": "s"}})
+        self.assertEqual((r.status, r.json["reason"]), (405, "MethodNotAllowed"))
         self.assertEqual(self.c.get("/api/v1/namespaces/anything").json["status"]["phase"],
                          "Active")
 
@@ -921,6 +945,8 @@ class KubectlTest(unittest.TestCase):
             self.assertEqual(kubectl("get", "job", "kj", "-o",
                                      "jsonpath={.status.succeeded}"), "1")
             self.assertIn('job.batch "kj" deleted', kubectl("delete", "job", "kj"))
+            # discovery-only kinds, by their short names: nothing stored, so nothing listed
+            self.assertEqual(kubectl("get", "sts,svc,sa,smon,roles"), "")
             wait_for(lambda: "No resources found" in subprocess.run(
                 ["kubectl", "get", "pods"], env=env, capture_output=True, text=True).stderr, 10)
         finally:

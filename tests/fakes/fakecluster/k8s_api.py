@@ -8,7 +8,8 @@ import re
 import time
 
 from . import controllers, util
-from .store import RESOURCES, Filter, Gone, SelectorError, watch_event_for
+from .store import (DISCOVERY_ONLY, GROUP_ORDER, RESOURCES, Filter, Gone, SelectorError,
+                    watch_event_for)
 
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit
 MAX_CONFIG_SIZE = 1024 * 1024  # ConfigMap / Secret data limit
@@ -389,8 +390,12 @@ class KubeApi:
         elif len(rest) == 1 and rest[0] == "namespaces" and group == "":
             return self._namespaces(req)
         res = self._resource(group, version, rest[0])
+        only_discovered = None
         if res is None:
-            raise ApiError(404, "the server could not find the requested resource", details={})
+            only_discovered = self._discovery_only(group, version, rest[0])
+            if only_discovered is None:
+                raise ApiError(404, "the server could not find the requested resource",
+                               details={})
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         if len(rest) > 3:
@@ -398,6 +403,8 @@ class KubeApi:
         if name is not None and ns is None:
             raise ApiError(404, "the server could not find the requested resource", details={})
         method = req.method
+        if only_discovered is not None:
+            return self._not_stored(req, only_discovered, name, watch_path)
         if watch_path:
             if method != "GET" or sub:
                 raise ApiError(405, "the server does not allow this method on the requested "
@@ -439,13 +446,35 @@ class KubeApi:
             return None
         return res
 
+    def _discovery_only(self, group, version, plural):
+        res = DISCOVERY_ONLY.get((group, plural))
+        return res if res is not None and res.version == version else None
+
+    def _not_stored(self, req, res, name, watch_path):
+        """A kind served for discovery only: there is never an object of it."""
+        method = req.method
+        if name is not None and method in ("GET", "PUT", "PATCH", "DELETE") and not watch_path:
+            raise not_found(res, name)
+        if name is None and method == "GET" and not watch_path and not req.q_bool("watch"):
+            with self.store.lock:
+                rv = self.store.rv
+            req.send(200, {"kind": res.list_kind, "apiVersion": res.api_version,
+                           "metadata": {"resourceVersion": str(rv)}, "items": []})
+            return True
+        raise ApiError(405, f"the fake serves {res.qualified} for discovery only: it stores "
+                            f"none, so it cannot {method} this", details={})
+
     def _resources_of(self, group, version):
-        return [r for r in RESOURCES.values() if r.group == group and r.version == version
+        return [r for r in list(RESOURCES.values()) + list(DISCOVERY_ONLY.values())
+                if r.group == group and r.version == version
                 and (r.plural != "workflows" or self.cluster.opts.mode != "argo")]
 
     def _group_list(self):
         groups = []
-        for gv in sorted({(r.group, r.version) for r in RESOURCES.values() if r.group}):
+        every = list(RESOURCES.values()) + list(DISCOVERY_ONLY.values())
+        order = lambda gv: (GROUP_ORDER.index(gv[0]) if gv[0] in GROUP_ORDER
+                            else len(GROUP_ORDER), gv)
+        for gv in sorted({(r.group, r.version) for r in every if r.group}, key=order):
             if gv[0] == "argoproj.io" and self.cluster.opts.mode == "argo":
                 continue
             v = {"groupVersion": f"{gv[0]}/{gv[1]}", "version": gv[1]}
@@ -456,11 +485,15 @@ class KubeApi:
         res = self._resources_of(group, version)
         if not res:
             raise ApiError(404, "the server could not find the requested resource", details={})
-        verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
         out = []
         for r in res:
-            out.append({"name": r.plural, "singularName": r.kind.lower(), "namespaced": True,
-                        "kind": r.kind, "verbs": verbs})
+            entry = {"name": r.plural, "singularName": r.kind.lower(), "namespaced": True,
+                     "kind": r.kind, "verbs": list(r.verbs)}
+            if r.short_names:
+                entry["shortNames"] = list(r.short_names)
+            if r.categories:
+                entry["categories"] = list(r.categories)
+            out.append(entry)
             if r.plural in ("pods", "jobs"):
                 out.append({"name": r.plural + "/status", "singularName": "", "namespaced": True,
                             "kind": r.kind, "verbs": ["get", "patch", "update"]})
@@ -469,7 +502,8 @@ class KubeApi:
                             "kind": "Pod", "verbs": ["get"]})
         if group == "":
             out.append({"name": "namespaces", "singularName": "namespace", "namespaced": False,
-                        "kind": "Namespace", "verbs": ["get", "list"]})
+                        "kind": "Namespace", "verbs": ["get", "list"], "shortNames": ["ns"]})
+        out.sort(key=lambda e: e["name"])  # as kube-apiserver lists them
         req.send(200, {"kind": "APIResourceList", "apiVersion": "v1",
                        "groupVersion": f"{group}/{version}" if group else version,
                        "resources": out})

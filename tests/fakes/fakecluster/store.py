@@ -17,8 +17,17 @@ import threading
 from . import util
 
 
+# Discovery verbs. The resources the fake stores list what the fake does (no deletecollection);
+# the discovery-only ones list what a real API server lists: built-in resources in apiserver's
+# order, custom resources in apiextensions-apiserver's.
+FAKE_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
+BUILTIN_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+CRD_VERBS = ("delete", "deletecollection", "get", "list", "patch", "create", "update", "watch")
+
+
 class Resource:
-    def __init__(self, plural, kind, group, version, schema, namespaced=True, fields=()):
+    def __init__(self, plural, kind, group, version, schema, namespaced=True, fields=(),
+                 short_names=(), categories=(), verbs=FAKE_VERBS):
         self.plural = plural
         self.kind = kind
         self.group = group
@@ -26,6 +35,9 @@ class Resource:
         self.schema = schema
         self.namespaced = namespaced
         self.fields = ("metadata.name", "metadata.namespace") + tuple(fields)
+        self.short_names = tuple(short_names)  # discovery, as the real server (or CRD) has them
+        self.categories = tuple(categories)
+        self.verbs = tuple(verbs)
 
     @property
     def api_version(self):
@@ -42,16 +54,43 @@ class Resource:
 
 
 RESOURCES = {
-    "pods": Resource("pods", "Pod", "", "v1", "k8s-pod-v1",
+    "pods": Resource("pods", "Pod", "", "v1", "k8s-pod-v1", short_names=("po",),
+                     categories=("all",),
                      fields=("spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
                              "spec.serviceAccountName", "spec.hostNetwork", "status.phase",
                              "status.podIP", "status.nominatedNodeName")),
-    "configmaps": Resource("configmaps", "ConfigMap", "", "v1", "k8s-configmap-v1"),
+    "configmaps": Resource("configmaps", "ConfigMap", "", "v1", "k8s-configmap-v1",
+                           short_names=("cm",)),
     "secrets": Resource("secrets", "Secret", "", "v1", "k8s-secret-v1", fields=("type",)),
-    "jobs": Resource("jobs", "Job", "batch", "v1", "k8s-job-batch-v1",
+    "jobs": Resource("jobs", "Job", "batch", "v1", "k8s-job-batch-v1", categories=("all",),
                      fields=("status.successful",)),
-    "workflows": Resource("workflows", "Workflow", "argoproj.io", "v1alpha1", "argo-workflow"),
+    "workflows": Resource("workflows", "Workflow", "argoproj.io", "v1alpha1", "argo-workflow",
+                          short_names=("wf",)),
 }
+
+# Kinds the fake only names in discovery, so that a client can map them (kubectl apply/create
+# --dry-run=client of deploy/kubernetes/): nothing of them is stored, a GET/PUT/PATCH/DELETE of
+# one is 404 NotFound, a list is empty, a create or watch is 405. ServiceMonitor is the
+# Prometheus Operator's CRD (v0.84), as on a cluster where the operator is installed.
+DISCOVERY_ONLY = {(r.group, r.plural): r for r in (
+    Resource("serviceaccounts", "ServiceAccount", "", "v1", "k8s-serviceaccount-v1",
+             short_names=("sa",), verbs=BUILTIN_VERBS),
+    Resource("services", "Service", "", "v1", "k8s-service-v1", short_names=("svc",),
+             categories=("all",), verbs=BUILTIN_VERBS),
+    Resource("statefulsets", "StatefulSet", "apps", "v1", "k8s-statefulset-apps-v1",
+             short_names=("sts",), categories=("all",), verbs=BUILTIN_VERBS),
+    Resource("roles", "Role", "rbac.authorization.k8s.io", "v1", "k8s-role-rbac-v1",
+             verbs=BUILTIN_VERBS),
+    Resource("rolebindings", "RoleBinding", "rbac.authorization.k8s.io", "v1",
+             "k8s-rolebinding-rbac-v1", verbs=BUILTIN_VERBS),
+    Resource("servicemonitors", "ServiceMonitor", "monitoring.coreos.com", "v1",
+             "k8s-servicemonitor-monitoring-v1", short_names=("smon",),
+             categories=("prometheus-operator",), verbs=CRD_VERBS),
+)}
+
+# The order of /apis: kube-aggregator's group priorities for built-in groups, then custom
+# resource groups (equal priority, by name).
+GROUP_ORDER = ("apps", "batch", "rbac.authorization.k8s.io")
 
 
 class Gone(Exception):
