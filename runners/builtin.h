@@ -24,18 +24,32 @@ struct KubernetesRunnerSettings {
   std::string ansible_image;   // empty: JobSpecOptions' default
 };
 
+// Where the argo runner submits its Workflows: an Argo Server (`server`), or, with
+// `on_kubernetes`, the Workflow resource on the cluster of KubernetesRunnerSettings. Neither: no
+// argo runner.
+struct ArgoRunnerSettings {
+  std::string server;      // the Argo Server's base URL, "https://argo.example:2746"
+  std::string token_file;  // its bearer token, re-read every minute; empty: none
+  std::string ca_file;     // the CA of its certificate; empty: the system's bundle
+  bool insecure_skip_tls_verify = false;
+  bool on_kubernetes = false;  // submit through the Kubernetes API instead
+  std::string namespace_name;  // empty: "argo"
+};
+
 struct BuiltinRunnerOptions {
   // The scheduler's event loop: every runner delivers its callbacks on it. Required; must
   // outlive the registry.
   boost::asio::io_context* io_context = nullptr;
   local::LocalRunnerOptions local;
   KubernetesRunnerSettings kubernetes;
+  ArgoRunnerSettings argo;  // its ansible image is kubernetes.ansible_image
 };
 
-// Registers "local", and "kubernetes" when options.kubernetes names a cluster (its
-// configuration is loaded and checked now: an unreadable kubeconfig or a missing context is an
-// error naming the file). InvalidArgument if options.io_context is null; AlreadyExists if a name
-// is taken.
+// Registers "local"; "kubernetes" when options.kubernetes names a cluster (its configuration is
+// loaded and checked now: an unreadable kubeconfig or a missing context is an error naming the
+// file); "argo" when options.argo names an Argo Server or asks for the Kubernetes API (which then
+// needs options.kubernetes' cluster; both at once is InvalidArgument). InvalidArgument if
+// options.io_context is null; AlreadyExists if a name is taken.
 absl::Status RegisterBuiltinRunners(RunnerRegistry* registry, const BuiltinRunnerOptions& options);
 
 }  // namespace dagd::runners

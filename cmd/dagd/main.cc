@@ -35,6 +35,7 @@ struct Flags {
   int64_t grace_period_ms = 10000;
   dagd::storage::BundleLimits bundle_limits;
   dagd::runners::KubernetesRunnerSettings kubernetes;
+  dagd::runners::ArgoRunnerSettings argo;
 };
 
 int Fail(const std::string& message) {
@@ -84,9 +85,22 @@ int main(int argc, char** argv) {
                  "The kubeconfig's context (default: its current-context)");
   app.add_option("--kube-namespace", flags.kubernetes.namespace_name,
                  "Namespace of dagd's Jobs (default: the context's or the pod's)");
-  app.add_option(
-      "--ansible-image", flags.kubernetes.ansible_image,
-      "Image that runs ansible templates on the cluster (ansible-playbook, python3, sh)");
+  app.add_option("--ansible-image", flags.kubernetes.ansible_image,
+                 "Image that runs ansible templates on the cluster, as a Job or in an Argo "
+                 "Workflow (ansible-playbook, python3, sh)");
+  app.add_option("--argo-server", flags.argo.server,
+                 "Run the argo runner through this Argo Server, https://HOST:2746");
+  app.add_option("--argo-token-file", flags.argo.token_file,
+                 "The Argo Server's bearer token (re-read every minute)");
+  app.add_option("--argo-ca-file", flags.argo.ca_file,
+                 "CA certificate of the Argo Server (default: the system's CA bundle)");
+  app.add_flag("--argo-insecure-skip-tls-verify", flags.argo.insecure_skip_tls_verify,
+               "Do not verify the Argo Server's certificate (testing only)");
+  app.add_flag("--argo-on-kubernetes", flags.argo.on_kubernetes,
+               "Run the argo runner through the Workflow resource of the kubernetes runner's "
+               "cluster instead of an Argo Server");
+  app.add_option("--argo-namespace", flags.argo.namespace_name,
+                 "Namespace of dagd's Argo Workflows (default: argo)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -129,6 +143,7 @@ int main(int argc, char** argv) {
   runner_options.io_context = &io;
   runner_options.local.credentials_dir = credentials_dir;
   runner_options.kubernetes = flags.kubernetes;
+  runner_options.argo = flags.argo;
   if (auto st = dagd::runners::RegisterBuiltinRunners(&registry, runner_options); !st.ok()) {
     return Fail(std::string(st.message()));
   }

@@ -1125,6 +1125,20 @@ TEST_F(DaemonTest, AWorkflowWhosePlaybookIsNotInItsBundleIsRefusedWithTheFix) {
 namespace dagd::testing {
 namespace {
 
+// The node (annotation dagd.io/node, without its run) of each of dagd's objects in the fake's
+// collection at `path` (Jobs, Workflows), in creation order.
+std::vector<std::string> NodesOfObjects(const FakeKubeProcess& fake, const std::string& path) {
+  nlohmann::json list = nlohmann::json::parse(
+      fake.Get(path + "?labelSelector=app.kubernetes.io/managed-by%3Ddagd"), nullptr, false);
+  std::vector<std::string> nodes;
+  if (!list.is_object()) return nodes;
+  for (const auto& object : list["items"]) {
+    const std::string node = object["metadata"]["annotations"].value("dagd.io/node", "");
+    nodes.push_back(node.substr(node.find('.') + 1));
+  }
+  return nodes;
+}
+
 // The real dagd with its kubernetes runner (the default runner here) on the Kubernetes API fake
 // (tests/fakes/): every Job's pod really runs ansible-playbook on this host, and every object
 // dagd sends is checked against ../shared/schemas — a violation fails the test at TearDown.
@@ -1149,19 +1163,9 @@ class KubernetesDaemonTest : public ::testing::Test {
     EXPECT_EQ(fake_->Stop(), 0) << "objects that violate the schemas: " << fake_->violations();
   }
 
-  // dagd's Jobs in the fake, by the node they ran (annotation dagd.io/node), in creation order.
+  // dagd's Jobs in the fake, by the node they ran, in creation order.
   std::vector<std::string> JobsByNode() {
-    nlohmann::json list = nlohmann::json::parse(
-        fake_->Get("/apis/batch/v1/namespaces/dagd/jobs?labelSelector=app.kubernetes.io/"
-                   "managed-by%3Ddagd"),
-        nullptr, false);
-    std::vector<std::string> nodes;
-    if (!list.is_object()) return nodes;
-    for (const auto& job : list["items"]) {
-      const std::string node = job["metadata"]["annotations"].value("dagd.io/node", "");
-      nodes.push_back(node.substr(node.find('.') + 1));
-    }
-    return nodes;
+    return NodesOfObjects(*fake_, "/apis/batch/v1/namespaces/dagd/jobs");
   }
 
   TempDir tmp_;
@@ -1236,6 +1240,137 @@ TEST_F(KubernetesDaemonTest, StopDeletesTheRunningJob) {
     return std::count(jobs.begin(), jobs.end(), "B") == 0;
   })) << "B's Job is still there";
   EXPECT_EQ(ReadLines(records_ + "/runs.log"), (std::vector<std::string>{"A", "B"}));
+}
+
+// An outage of the Kubernetes API: the fake refuses every connection for 3 s. The attempt that
+// cannot create its Job ends in Error, naming the API server and what went wrong, and the node
+// is retried per its retryStrategy (OnError, 2 s then 4 s) until the API is back; the run
+// succeeds with exactly one Job, the one the API accepted.
+TEST_F(KubernetesDaemonTest, ApiOutageIsAnErrorAttemptRetriedOnceTheApiIsBack) {
+  std::string fault = fake_->Post("/fake/faults", R"({"refuse_connections_for_seconds": 3})");
+  ASSERT_NE(fault.find("refusing"), std::string::npos) << fault;
+  ASSERT_TRUE(Eventually([&] { return fake_->Get("/version").empty(); }))
+      << "the fake still answers";
+  v1::Run submitted = Submit(dagd_, SubmitRequest("api-outage.yaml", {{"record_dir", records_}}));
+  ASSERT_FALSE(submitted.id().empty());
+  EXPECT_EQ(WatchToEnd(dagd_.runs(), submitted.id()).back().phase(), v1::PHASE_SUCCEEDED)
+      << ReadFile(data_dir_ + "/dagd.log");
+  v1::Run run = GetRun(dagd_, submitted.id());
+  std::vector<v1::Phase> phases = AttemptPhases(*FindNode(run, "A"));
+  ASSERT_GE(phases.size(), 2u) << "the first attempt should have met the outage";
+  EXPECT_EQ(phases.back(), v1::PHASE_SUCCEEDED);
+  for (size_t i = 0; i + 1 < phases.size(); ++i) {
+    EXPECT_EQ(phases[i], v1::PHASE_ERROR) << "attempt " << i + 1;
+  }
+  EXPECT_THAT(FindNode(run, "A")->attempts(0).message(),
+              ::testing::HasSubstr("kubernetes API " + fake_->server() + ": cannot connect: "));
+  EXPECT_THAT(FindNode(run, "A")->attempts(0).message(),
+              ::testing::HasSubstr("check that the server is up and reachable from dagd"));
+  EXPECT_EQ(JobsByNode(), (std::vector<std::string>{"A"}));
+  EXPECT_EQ(ReadLines(records_ + "/runs.log"), (std::vector<std::string>{"A"}));
+}
+
+// The real dagd with its argo runner (the default runner here), through the Argo Server API or
+// the Workflow resource on the Kubernetes API, on the fake (mode both): each attempt is a
+// one-step Workflow whose pod really runs ansible-playbook here; every object is checked against
+// ../shared/schemas.
+class ArgoDaemonTest : public ::testing::TestWithParam<bool> {
+ protected:
+  bool on_kubernetes() const { return GetParam(); }
+
+  void SetUp() override {
+    fs::create_directories(records_);
+    fs::create_directories(fake_dir_);
+    fake_ =
+        std::make_unique<FakeKubeProcess>(fake_dir_, std::vector<std::string>{"--mode", "both"});
+    std::ofstream config(config_);
+    config << "listen = \"127.0.0.1:0\"\n"
+           << "data-dir = \"" << data_dir_ << "\"\n"
+           << "port-file = \"" << data_dir_ << "/port\"\n"
+           << "default-runner = \"argo\"\n"
+           << "argo-namespace = \"dagd\"\n";
+    if (on_kubernetes()) {
+      config << "kubeconfig = \"" << fake_->kubeconfig() << "\"\n"
+             << "argo-on-kubernetes = true\n";
+    } else {
+      config << "argo-server = \"" << fake_->server() << "\"\n"
+             << "argo-token-file = \"" << fake_->token_file() << "\"\n";
+    }
+    config.close();
+    dagd_.UseConfigFile(config_);
+    dagd_.Start();
+  }
+
+  void TearDown() override {
+    dagd_.Terminate();
+    EXPECT_EQ(fake_->Stop(), 0) << "objects that violate the schemas: " << fake_->violations();
+  }
+
+  std::vector<std::string> WorkflowsByNode() {
+    return NodesOfObjects(*fake_, "/apis/argoproj.io/v1alpha1/namespaces/dagd/workflows");
+  }
+
+  TempDir tmp_;
+  std::string data_dir_ = tmp_.path() + "/data";
+  std::string records_ = tmp_.path() + "/records";
+  std::string fake_dir_ = tmp_.path() + "/fake";
+  std::string config_ = tmp_.path() + "/dagd.toml";
+  std::unique_ptr<FakeKubeProcess> fake_;
+  Daemon dagd_{data_dir_};
+};
+
+INSTANTIATE_TEST_SUITE_P(Api, ArgoDaemonTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "KubernetesApi" : "ArgoServer";
+                         });
+
+// The foundation's diamond, unchanged, on the argo runner: the same outcome and history as on
+// local, one Workflow per attempt, and the Ansible events back in dagd's store.
+TEST_P(ArgoDaemonTest, DiamondRunsUnchangedWithTheSameHistory) {
+  v1::Run submitted =
+      Submit(dagd_, SubmitRequest("diamond-retry.yaml", {{"record_dir", records_}}));
+  ASSERT_FALSE(submitted.id().empty());
+  ASSERT_EQ(WatchToEnd(dagd_.runs(), submitted.id()).back().phase(), v1::PHASE_SUCCEEDED)
+      << ReadFile(data_dir_ + "/dagd.log");
+  v1::Run run = GetRun(dagd_, submitted.id());
+  EXPECT_EQ(AttemptPhases(*FindNode(run, "B")),
+            (std::vector<v1::Phase>{v1::PHASE_FAILED, v1::PHASE_SUCCEEDED}));
+  for (const char* name : {"A", "C", "D"}) {
+    EXPECT_EQ(AttemptPhases(*FindNode(run, name)), (std::vector<v1::Phase>{v1::PHASE_SUCCEEDED}))
+        << name;
+  }
+  EXPECT_EQ(FindNode(run, "A")->attempts(0).runner(), "argo");
+  EXPECT_THAT(FindNode(run, "B")->attempts(0).message(),
+              ::testing::HasSubstr("B fails on its first attempt"));
+  std::vector<std::string> workflows = WorkflowsByNode();
+  std::sort(workflows.begin(), workflows.end());
+  EXPECT_EQ(workflows, (std::vector<std::string>{"A", "B", "B", "C", "D"}));
+  EXPECT_EQ(ReadLines(records_ + "/runs.log").size(), 5u);
+  CommandResult events = RunDagctl(dagd_.address(), {"events", submitted.id(), "--changed"});
+  ASSERT_EQ(events.exit_code, 0) << events.output;
+  EXPECT_TRUE(std::regex_search(events.output,
+                                std::regex(R"(\bB#2\s+localhost\s+record that B ran\s+changed)")))
+      << events.output;
+}
+
+// kill -9 of dagd while a Workflow runs: the restarted dagd finds it by name and follows it to
+// its end; the step runs once and no second Workflow is submitted.
+TEST_P(ArgoDaemonTest, KillNineMidRunReattachesWithoutASecondWorkflow) {
+  v1::Run submitted = Submit(dagd_, SubmitRequest("crash-resume.yaml", {{"record_dir", records_},
+                                                                        {"sleep_seconds", "4"}}));
+  ASSERT_TRUE(Eventually([&] { return fs::exists(records_ + "/B.slept"); }))
+      << ReadFile(data_dir_ + "/dagd.log");
+  dagd_.Kill();
+  dagd_.Start();
+  std::vector<v1::RunEvent> events = WatchToEnd(dagd_.runs(), submitted.id());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().phase(), v1::PHASE_SUCCEEDED) << ReadFile(data_dir_ + "/dagd.log");
+  v1::Run run = GetRun(dagd_, submitted.id());
+  EXPECT_EQ(AttemptPhases(*FindNode(run, "B")), (std::vector<v1::Phase>{v1::PHASE_SUCCEEDED}));
+  std::vector<std::string> workflows = WorkflowsByNode();
+  EXPECT_EQ(std::count(workflows.begin(), workflows.end(), "B"), 1)
+      << "B's Workflow was submitted twice";
+  EXPECT_EQ(ReadLines(records_ + "/runs.log"), (std::vector<std::string>{"A", "B", "C"}));
 }
 
 }  // namespace

@@ -446,6 +446,14 @@ class KubeClient::Impl {
       if (!absl::StrContains(detail, reason)) absl::StrAppend(&detail, " (", reason, ")");
     }
     switch (code) {
+      case CURLE_COULDNT_CONNECT:
+      case CURLE_COULDNT_RESOLVE_HOST:
+      case CURLE_COULDNT_RESOLVE_PROXY:
+        return absl::UnavailableError(absl::StrCat(
+            Prefix(), "cannot connect: ", detail,
+            "; check that the server is up and reachable from dagd",
+            config_.source.empty() ? ""
+                                   : absl::StrCat(" (its address is from ", config_.source, ")")));
       case CURLE_OPERATION_TIMEDOUT: {
         // A server that never completed the connection (TCP and TLS) is unreachable, not slow.
         curl_off_t ready_after = 0;

@@ -307,8 +307,10 @@ TEST_F(KubeClientTest, ConnectionRefusedIsUnavailableNamingTheServer) {
   ASSERT_NE(client, nullptr);
   absl::Status s = client->Request("GET", "/api").status();
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
-  EXPECT_THAT(std::string(s.message()), HasSubstr("kubernetes API " + config.server + ": "));
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("kubernetes API " + config.server + ": cannot connect: "));
   EXPECT_THAT(std::string(s.message()), HasSubstr("refused"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("check that the server is up"));
 
   // Streams too.
   s = client->Watch(
