@@ -16,6 +16,7 @@
 #include "absl/types/span.h"
 #include "engine/internal/diagnostics.h"
 #include "engine/status_macros.h"
+#include "engine/yaml_json.h"
 
 namespace dagd::engine {
 namespace {
@@ -248,49 +249,7 @@ std::vector<std::string> ToStrings(Fields fields) {
   return std::vector<std::string>(fields.begin(), fields.end());
 }
 
-// A plain (unquoted) scalar as YAML 1.2's core schema reads it, so Kubernetes fields kept
-// verbatim have the types their authors meant (`replicas: 3` is a number, `"3"` a string).
-nlohmann::json PlainScalarToJson(const std::string& text) {
-  if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL") {
-    return nullptr;
-  }
-  if (text == "true" || text == "True" || text == "TRUE") return true;
-  if (text == "false" || text == "False" || text == "FALSE") return false;
-  int64_t int_value;
-  if (absl::SimpleAtoi(text, &int_value)) return int_value;
-  uint64_t uint_value;
-  if (absl::SimpleAtoi(text, &uint_value)) return uint_value;
-  // Only decimal notation counts as a float: strtod alone would also take "inf", "nan", "0x1p3".
-  const bool decimal_chars = text.find_first_not_of("0123456789+-.eE") == std::string::npos &&
-                             text.find_first_of("0123456789") != std::string::npos;
-  double double_value;
-  if (decimal_chars && absl::SimpleAtod(text, &double_value)) return double_value;
-  return text;
-}
-
-// A YAML node as JSON: maps, lists, strings, numbers, bools and null.
-nlohmann::json ToJson(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar:
-      // yaml-cpp tags plain scalars "?"; quoted or explicitly tagged ones stay strings.
-      if (node.Tag() == "?") return PlainScalarToJson(node.Scalar());
-      return node.Scalar();
-    case YAML::NodeType::Sequence: {
-      nlohmann::json array = nlohmann::json::array();
-      for (const YAML::Node& element : node) array.push_back(ToJson(element));
-      return array;
-    }
-    case YAML::NodeType::Map: {
-      nlohmann::json object = nlohmann::json::object();
-      for (const auto& entry : node) object[entry.first.Scalar()] = ToJson(entry.second);
-      return object;
-    }
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      break;
-  }
-  return nullptr;
-}
+nlohmann::json ToJson(const YAML::Node& node) { return YamlNodeToJson(node); }
 
 bool IsNullValue(const YAML::Node& node) {
   return !node.IsDefined() || node.IsNull() ||

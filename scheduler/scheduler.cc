@@ -1,16 +1,11 @@
 #include "scheduler/scheduler.h"
 
-#include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -142,49 +137,6 @@ struct SeenNode {
   NodePhase phase = NodePhase::kPending;
   std::vector<NodePhase> attempts;
 };
-
-// Writes `content` to a new file `path` (never through an existing file or link) with exactly
-// `mode`, whatever the umask.
-absl::Status WriteNewFile(const std::string& path, const std::string& content, uint32_t mode) {
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(errno)));
-  size_t written = 0;
-  while (written < content.size()) {
-    const ssize_t n = write(fd, content.data() + written, content.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int error = errno;
-      close(fd);
-      return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(error)));
-    }
-    written += static_cast<size_t>(n);
-  }
-  const int chmod_error = fchmod(fd, static_cast<mode_t>(mode)) == 0 ? 0 : errno;
-  const int close_error = close(fd) == 0 ? 0 : errno;
-  if (chmod_error != 0 || close_error != 0) {
-    return absl::UnavailableError(
-        absl::StrCat(path, ": ", std::strerror(chmod_error != 0 ? chmod_error : close_error)));
-  }
-  return absl::OkStatus();
-}
-
-// Writes a bundle's files, with their modes, into the existing empty directory `dir`, creating
-// their parent directories. The paths were validated when the bundle was stored; they are checked
-// again (relative, normalized, no "..") so that not even a tampered database writes outside `dir`.
-absl::Status MaterialiseBundle(const std::vector<storage::BundleFile>& files,
-                               const std::string& dir) {
-  for (const storage::BundleFile& file : files) {
-    RETURN_IF_ERROR(storage::ValidateBundlePath(file.path));
-    const std::filesystem::path path = std::filesystem::path(dir) / file.path;
-    std::error_code ec;
-    std::filesystem::create_directories(path.parent_path(), ec);
-    if (ec) {
-      return absl::UnavailableError(absl::StrCat(path.parent_path().string(), ": ", ec.message()));
-    }
-    RETURN_IF_ERROR(WriteNewFile(path.string(), file.content, file.mode));
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -668,7 +620,7 @@ void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch, 
       return fail(absl::StrCat("cannot read the run's bundle ", run->record.bundle_digest, ": ",
                                bundle.status().message()));
     }
-    if (absl::Status written = MaterialiseBundle(**bundle, spec.work_dir); !written.ok()) {
+    if (absl::Status written = storage::MaterialiseBundle(**bundle, spec.work_dir); !written.ok()) {
       return fail(absl::StrCat("cannot write the run's bundle into ", spec.work_dir, ": ",
                                written.message()));
     }

@@ -1,8 +1,14 @@
 #include "storage/bundle.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <set>
 
 #include "absl/strings/escaping.h"
@@ -23,6 +29,31 @@ std::string Quoted(absl::string_view path) {
 absl::Status PathError(absl::string_view path, absl::string_view what, absl::string_view fix) {
   return absl::InvalidArgumentError(
       absl::StrCat("bundle file ", Quoted(path), ": ", what, "; ", fix));
+}
+
+// Writes `content` to a new file `path` (never through an existing file or link) with exactly
+// `mode`, whatever the umask.
+absl::Status WriteNewFile(const std::string& path, const std::string& content, uint32_t mode) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(errno)));
+  size_t written = 0;
+  while (written < content.size()) {
+    const ssize_t n = write(fd, content.data() + written, content.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int error = errno;
+      close(fd);
+      return absl::UnavailableError(absl::StrCat(path, ": ", std::strerror(error)));
+    }
+    written += static_cast<size_t>(n);
+  }
+  const int chmod_error = fchmod(fd, static_cast<mode_t>(mode)) == 0 ? 0 : errno;
+  const int close_error = close(fd) == 0 ? 0 : errno;
+  if (chmod_error != 0 || close_error != 0) {
+    return absl::UnavailableError(
+        absl::StrCat(path, ": ", std::strerror(chmod_error != 0 ? chmod_error : close_error)));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -142,6 +173,20 @@ HashedBundle HashBundle(const std::vector<BundleFile>& files) {
   hashed.info.file_count = static_cast<int64_t>(files.size());
   hashed.info.digest = Sha256Hex(CanonicalBundleManifest(hashed.entries));
   return hashed;
+}
+
+absl::Status MaterialiseBundle(const std::vector<BundleFile>& files, const std::string& dir) {
+  for (const BundleFile& file : files) {
+    RETURN_IF_ERROR(ValidateBundlePath(file.path));
+    const std::filesystem::path path = std::filesystem::path(dir) / file.path;
+    std::error_code ec;
+    std::filesystem::create_directories(path.parent_path(), ec);
+    if (ec) {
+      return absl::UnavailableError(absl::StrCat(path.parent_path().string(), ": ", ec.message()));
+    }
+    RETURN_IF_ERROR(WriteNewFile(path.string(), file.content, file.mode));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace dagd::storage

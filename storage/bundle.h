@@ -71,6 +71,12 @@ absl::Status ValidateBundlePath(absl::string_view path);
 // file (or the totals and the limit) and the fix.
 absl::Status ValidateBundle(const std::vector<BundleFile>& files, const BundleLimits& limits);
 
+// Writes a bundle's files, with their modes, into the existing empty directory `dir`, creating
+// their parent directories, never through an existing file or link. The paths are checked again
+// (ValidateBundlePath), so that not even a tampered database writes outside `dir`. Unavailable
+// naming the file when one cannot be written.
+absl::Status MaterialiseBundle(const std::vector<BundleFile>& files, const std::string& dir);
+
 // Sorts `files` by path and replaces mode 0 by kDefaultBundleFileMode: the form in which a
 // bundle is hashed and stored.
 void NormalizeBundleFiles(std::vector<BundleFile>* files);

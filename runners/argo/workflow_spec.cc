@@ -112,6 +112,38 @@ json OutputParameters(const engine::Template& t, bool ansible) {
 
 }  // namespace
 
+absl::StatusOr<json> AnsibleContainerTemplate(const AttemptSpec& spec,
+                                              const WorkflowSpecOptions& options) {
+  const engine::Template& t = spec.resolved;
+  ASSIGN_OR_RETURN(kubernetes::AnsiblePod pod,
+                   kubernetes::BuildAnsiblePod(spec, {{"DAGD_STATS_DIR", kStatsDir}}));
+  const size_t bytes = kubernetes::ShippedBytes(pod.files);
+  if (bytes > options.max_file_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        TemplateWhere(t), ": the attempt's files (bundle, playbook, extra vars, inventory) take ",
+        bytes, " bytes in the Workflow, more than the ", options.max_file_bytes,
+        " the argo runner allows (Kubernetes stores one object in at most ~1.5 MiB); make "
+        "the bundle smaller, bake large files into the image, or run the template with "
+        "`runner: local`"));
+  }
+  json artifacts = json::array();
+  for (size_t i = 0; i < pod.files.size(); ++i) {
+    artifacts.push_back(
+        {{"name", absl::StrCat("dagd-file-", i)},
+         {"path", absl::StrCat(kubernetes::kBundleMountPath, "/", pod.files[i].path)},
+         {"mode", pod.files[i].mode},
+         {"raw", {{"data", pod.files[i].content}}}});
+  }
+  return json{{"inputs", {{"artifacts", std::move(artifacts)}}},
+              {"container",
+               {{"image", options.ansible_image},
+                {"command", std::move(pod.command)},
+                {"args", std::move(pod.args)},
+                {"env", std::move(pod.env)},
+                {"workingDir", kubernetes::kWorkDirPath}}},
+              {"outputs", {{"parameters", OutputParameters(t, /*ansible=*/true)}}}};
+}
+
 absl::StatusOr<json> BuildNodeWorkflow(const AttemptSpec& spec,
                                        const WorkflowSpecOptions& options) {
   const engine::Template& t = spec.resolved;
@@ -148,33 +180,8 @@ absl::StatusOr<json> BuildNodeWorkflow(const AttemptSpec& spec,
     }
     case engine::TemplateType::kAnsible: {
       ansible = true;
-      ASSIGN_OR_RETURN(kubernetes::AnsiblePod pod,
-                       kubernetes::BuildAnsiblePod(spec, {{"DAGD_STATS_DIR", kStatsDir}}));
-      const size_t bytes = kubernetes::ShippedBytes(pod.files);
-      if (bytes > options.max_file_bytes) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            TemplateWhere(t),
-            ": the attempt's files (bundle, playbook, extra vars, inventory) "
-            "take ",
-            bytes, " bytes in the Workflow, more than the ", options.max_file_bytes,
-            " the argo runner allows (Kubernetes stores one object in at most ~1.5 MiB); make "
-            "the bundle smaller, bake large files into the image, or run the template with "
-            "`runner: local`"));
-      }
-      json artifacts = json::array();
-      for (size_t i = 0; i < pod.files.size(); ++i) {
-        artifacts.push_back(
-            {{"name", absl::StrCat("dagd-file-", i)},
-             {"path", absl::StrCat(kubernetes::kBundleMountPath, "/", pod.files[i].path)},
-             {"mode", pod.files[i].mode},
-             {"raw", {{"data", pod.files[i].content}}}});
-      }
-      tmpl["inputs"] = {{"artifacts", std::move(artifacts)}};
-      tmpl["container"] = {{"image", options.ansible_image},
-                           {"command", std::move(pod.command)},
-                           {"args", std::move(pod.args)},
-                           {"env", std::move(pod.env)},
-                           {"workingDir", kubernetes::kWorkDirPath}};
+      ASSIGN_OR_RETURN(json parts, AnsibleContainerTemplate(spec, options));
+      tmpl.update(parts);
       break;
     }
     default:
@@ -183,8 +190,8 @@ absl::StatusOr<json> BuildNodeWorkflow(const AttemptSpec& spec,
                        " template is not run by a runner; only container, script and ansible "
                        "templates are"));
   }
-  if (!t.outputs.parameters.empty() || ansible) {
-    tmpl["outputs"] = {{"parameters", OutputParameters(t, ansible)}};
+  if (!t.outputs.parameters.empty() && !ansible) {
+    tmpl["outputs"] = {{"parameters", OutputParameters(t, false)}};
   }
   // Argo has both, with dagd's meaning (IntOrString is a string in its schema).
   if (!t.timeout.empty()) tmpl["timeout"] = t.timeout;

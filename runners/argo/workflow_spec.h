@@ -40,6 +40,14 @@ struct WorkflowSpecOptions {
   size_t max_file_bytes = 900 * 1024;
 };
 
+// The parts of an Argo template that run the ansible template spec.resolved as a container:
+// {"inputs": {"artifacts": [the attempt's files, raw]}, "container": {…}, "outputs":
+// {"parameters": [its outputs, valueFrom.stats as valueFrom.path, and kResultParameter]}}.
+// Writes the attempt's files into spec.work_dir (as BuildAnsiblePod). Errors as
+// BuildNodeWorkflow's for an ansible template.
+absl::StatusOr<nlohmann::json> AnsibleContainerTemplate(const AttemptSpec& spec,
+                                                        const WorkflowSpecOptions& options);
+
 // The Workflow (apiVersion argoproj.io/v1alpha1) for `spec`. Errors: InvalidArgument for a
 // template the runner cannot run, FailedPrecondition for ansible credentials (local runner
 // only so far), ResourceExhausted when the ansible files exceed max_file_bytes.
