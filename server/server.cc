@@ -28,8 +28,8 @@ absl::StatusOr<std::unique_ptr<DagdServer>> DagdServer::Start(const ServerOption
                                                               scheduler::Scheduler* scheduler,
                                                               RunHub* hub) {
   std::unique_ptr<DagdServer> server(new DagdServer());
-  server->workflows_ =
-      std::make_unique<WorkflowServiceImpl>(store, scheduler::SystemClock(), options.bundle_limits);
+  server->workflows_ = std::make_unique<WorkflowServiceImpl>(
+      store, scheduler::SystemClock(), options.bundle_limits, options.argo_export);
   server->runs_ = std::make_unique<RunServiceImpl>(store, scheduler, hub, options.bundle_limits);
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "runners/argo/workflow_spec.h"
 #include "scheduler/scheduler.h"
 #include "server/run_hub.h"
 #include "storage/bundle.h"
@@ -30,6 +31,8 @@ struct ServerOptions {
   // Largest request accepted, in bytes; larger ones get RESOURCE_EXHAUSTED from gRPC. 0 means
   // MaxRequestBytes(bundle_limits): room for a bundle at its limits plus a spec at its own.
   int64_t max_request_bytes = 0;
+  // ExportWorkflow's Argo Workflows (the Ansible image; the same as the argo runner's).
+  runners::argo::WorkflowSpecOptions argo_export;
 };
 
 // The receive limit that lets every request within the spec and bundle limits through: the

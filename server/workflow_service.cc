@@ -1,10 +1,16 @@
 #include "server/workflow_service.h"
 
+#include <stdlib.h>
+
+#include <filesystem>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "engine/parser.h"
+#include "engine/status_macros.h"
 #include "engine/validate.h"
+#include "engine/yaml_json.h"
+#include "runners/argo/export.h"
 #include "server/bundle_check.h"
 #include "server/convert.h"
 
@@ -97,6 +103,80 @@ grpc::ServerUnaryReactor* WorkflowServiceImpl::LintWorkflow(grpc::CallbackServer
   auto workflow = Check(request->yaml(), file);
   if (!workflow.ok()) *response->add_diagnostics() = ToDiagnostic(workflow.status(), file);
   return Done(context, absl::OkStatus());
+}
+
+namespace {
+
+// A directory under $TMPDIR (or /tmp) that is removed with this object.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::error_code ec;
+    std::string pattern =
+        (std::filesystem::temp_directory_path(ec) / "dagd-export-XXXXXX").string();
+    if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::string& path() const { return path_; }  // "" if it could not be made
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::string> WorkflowServiceImpl::Export(const v1::ExportWorkflowRequest& request) {
+  if (request.format() != v1::ExportWorkflowRequest::FORMAT_ARGO) {
+    return absl::InvalidArgumentError("format: say which format to export to (FORMAT_ARGO)");
+  }
+  if (request.run_id().empty() == request.yaml().empty()) {
+    return absl::InvalidArgumentError(
+        "give exactly one of run_id (a run's workflow) and yaml (a workflow file)");
+  }
+  ScratchDir scratch;
+  if (scratch.path().empty()) {
+    return absl::UnavailableError("cannot create a scratch directory for the export under " +
+                                  std::filesystem::temp_directory_path().string());
+  }
+  runners::argo::ExportRequest export_request;
+  export_request.scratch_dir = scratch.path() + "/work";
+  std::vector<storage::BundleFile> bundle;
+  if (!request.run_id().empty()) {
+    ASSIGN_OR_RETURN(storage::RunRecord run, store_->GetRun(request.run_id()));
+    export_request.yaml = run.workflow_yaml;
+    export_request.file_name = run.file_name.empty() ? run.workflow_name : run.file_name;
+    export_request.parameters = run.parameters;
+    export_request.run_id = run.id;
+    ASSIGN_OR_RETURN(bundle, store_->GetBundle(run.bundle_digest));
+  } else {
+    export_request.file_name = request.file_name().empty() ? "<request>" : request.file_name();
+    RETURN_IF_ERROR(Check(request.yaml(), export_request.file_name).status());
+    export_request.yaml = request.yaml();
+    export_request.parameters = {request.parameters().begin(), request.parameters().end()};
+    ASSIGN_OR_RETURN(bundle, BundleFromProto(request.bundle(), bundle_limits_));
+  }
+  if (!bundle.empty()) {
+    export_request.bundle_dir = scratch.path() + "/bundle";
+    std::filesystem::create_directories(export_request.bundle_dir);
+    RETURN_IF_ERROR(storage::MaterialiseBundle(bundle, export_request.bundle_dir));
+  }
+  std::filesystem::create_directories(export_request.scratch_dir);
+  ASSIGN_OR_RETURN(nlohmann::json workflow,
+                   runners::argo::ExportArgoWorkflow(export_request, argo_export_));
+  return engine::JsonToYaml(workflow);
+}
+
+grpc::ServerUnaryReactor* WorkflowServiceImpl::ExportWorkflow(
+    grpc::CallbackServerContext* context, const v1::ExportWorkflowRequest* request,
+    v1::ExportWorkflowResponse* response) {
+  absl::StatusOr<std::string> yaml = Export(*request);
+  if (yaml.ok()) response->set_yaml(*std::move(yaml));
+  return Done(context, yaml.status());
 }
 
 }  // namespace dagd::server

@@ -3,7 +3,10 @@
 #ifndef DAGD_SERVER_WORKFLOW_SERVICE_H_
 #define DAGD_SERVER_WORKFLOW_SERVICE_H_
 
+#include <utility>
+
 #include "dagd/v1/workflow.grpc.pb.h"
+#include "runners/argo/workflow_spec.h"
 #include "scheduler/clock.h"
 #include "storage/bundle.h"
 #include "storage/store.h"
@@ -15,10 +18,15 @@ inline constexpr size_t kMaxSpecBytes = 4 << 20;
 
 class WorkflowServiceImpl final : public v1::WorkflowService::CallbackService {
  public:
-  // Neither owned; both must outlive the service. Uploaded bundles must keep `bundle_limits`.
+  // Neither owned; both must outlive the service. Uploaded bundles must keep `bundle_limits`;
+  // ExportWorkflow writes Argo Workflows with `argo_export`.
   WorkflowServiceImpl(storage::Store* store, scheduler::Clock* clock,
-                      storage::BundleLimits bundle_limits)
-      : store_(store), clock_(clock), bundle_limits_(bundle_limits) {}
+                      storage::BundleLimits bundle_limits,
+                      runners::argo::WorkflowSpecOptions argo_export)
+      : store_(store),
+        clock_(clock),
+        bundle_limits_(bundle_limits),
+        argo_export_(std::move(argo_export)) {}
 
   grpc::ServerUnaryReactor* CreateWorkflow(grpc::CallbackServerContext* context,
                                            const v1::CreateWorkflowRequest* request,
@@ -35,11 +43,18 @@ class WorkflowServiceImpl final : public v1::WorkflowService::CallbackService {
   grpc::ServerUnaryReactor* LintWorkflow(grpc::CallbackServerContext* context,
                                          const v1::LintWorkflowRequest* request,
                                          v1::LintWorkflowResponse* response) override;
+  grpc::ServerUnaryReactor* ExportWorkflow(grpc::CallbackServerContext* context,
+                                           const v1::ExportWorkflowRequest* request,
+                                           v1::ExportWorkflowResponse* response) override;
 
  private:
+  // ExportWorkflow's work: the YAML, or the status to answer.
+  absl::StatusOr<std::string> Export(const v1::ExportWorkflowRequest& request);
+
   storage::Store* store_;
   scheduler::Clock* clock_;
   const storage::BundleLimits bundle_limits_;
+  const runners::argo::WorkflowSpecOptions argo_export_;
 };
 
 }  // namespace dagd::server

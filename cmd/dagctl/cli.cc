@@ -201,6 +201,26 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
   lint->add_option("files", lint_files, "Workflow YAML files")->required();
   lint->callback(on_run([&](Context& c) { return Lint(c, lint_files); }));
 
+  ExportArgs export_args;
+  std::vector<std::string> export_parameters;
+  CLI::App* export_cmd =
+      app.add_subcommand("export", "Print a workflow or a run in another engine's format");
+  export_cmd->require_subcommand(1);
+  CLI::App* export_argo = export_cmd->add_subcommand(
+      "argo", "One Argo Workflow: the YAML as written, ansible templates as containers");
+  export_argo->add_option("source", export_args.source, "Run id, or workflow YAML file (- stdin)")
+      ->required();
+  export_argo->add_option("--bundle,--bundle-dir", export_args.bundle_dir,
+                          "For a FILE: directory of the playbooks and files it uses");
+  export_argo->add_option("-p,--parameter", export_parameters, "For a FILE: workflow parameter")
+      ->type_name("KEY=VALUE")
+      ->allow_extra_args(false)
+      ->check(Checked(ParseParameter));
+  export_argo->callback(on_run([&](Context& c) {
+    export_args.parameters = *ParseParameters(export_parameters);
+    return ExportArgo(c, export_args);
+  }));
+
   CLI::App* workflows = app.add_subcommand("workflows", "Manage stored workflows");
   workflows->require_subcommand(1);
   workflows->add_subcommand("list", "List stored workflows (latest versions)")

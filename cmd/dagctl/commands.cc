@@ -384,6 +384,37 @@ int EndRun(Context& context, const std::string& run_id, const std::string& messa
   return kExitOk;
 }
 
+int ExportArgo(Context& context, const ExportArgs& args) {
+  v1::ExportWorkflowRequest request;
+  request.set_format(v1::ExportWorkflowRequest::FORMAT_ARGO);
+  std::error_code ec;
+  const bool is_file = args.source == "-" || std::filesystem::is_regular_file(args.source, ec);
+  if (is_file) {
+    if (!ReadInput(context, args.source, request.mutable_yaml())) return kExitFailure;
+    request.set_file_name(args.source);
+    if (!args.bundle_dir.empty()) {
+      absl::Status read =
+          ReadBundleDir(args.bundle_dir, context.bundle_limits, request.mutable_bundle());
+      if (!read.ok()) return Fail(context, std::string(read.message()));
+    }
+    request.mutable_parameters()->insert(args.parameters.begin(), args.parameters.end());
+  } else {
+    if (!args.bundle_dir.empty() || !args.parameters.empty()) {
+      return Fail(context, "no file " + args.source +
+                               ": a run's export uses the run's own bundle and parameters; "
+                               "--bundle and -p are for a FILE");
+    }
+    request.set_run_id(args.source);
+  }
+  v1::ExportWorkflowResponse response;
+  std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+  const grpc::Status status =
+      context.client->workflows().ExportWorkflow(rpc.get(), request, &response);
+  if (!status.ok()) return RpcFailed(context, status);
+  *context.out << response.yaml();
+  return kExitOk;
+}
+
 int Lint(Context& context, const std::vector<std::string>& files) {
   int exit_code = kExitOk;
   nlohmann::ordered_json results = nlohmann::ordered_json::array();

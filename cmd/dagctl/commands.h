@@ -113,6 +113,16 @@ int EndRun(Context& context, const std::string& run_id, const std::string& messa
 // `lint FILE...`: kExitFailure when any file has a diagnostic.
 int Lint(Context& context, const std::vector<std::string>& files);
 
+// `export argo RUN|FILE [-p K=V]... [--bundle DIR]` (ExportWorkflow): prints one Argo Workflow.
+// `source` is a file when it is "-" or names an existing file, else a run id; parameters and the
+// bundle apply to a file only.
+struct ExportArgs {
+  std::string source;
+  std::string bundle_dir;
+  std::map<std::string, std::string> parameters;
+};
+int ExportArgo(Context& context, const ExportArgs& args);
+
 int ListWorkflows(Context& context);
 int GetWorkflow(Context& context, const std::string& name, int64_t version);
 int DeleteWorkflow(Context& context, const std::string& name);

@@ -166,6 +166,9 @@ int main(int argc, char** argv) {
   dagd::server::ServerOptions server_options;
   server_options.listen = flags.listen;
   server_options.bundle_limits = flags.bundle_limits;
+  if (!flags.kubernetes.ansible_image.empty()) {
+    server_options.argo_export.ansible_image = flags.kubernetes.ansible_image;
+  }
   auto server = dagd::server::DagdServer::Start(server_options, store->get(), &scheduler, &hub);
   if (!server.ok()) return Fail(std::string(server.status().message()));
   const int port = (*server)->port();

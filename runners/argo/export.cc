@@ -3,12 +3,14 @@
 #include <filesystem>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "engine/parser.h"
 #include "engine/status_macros.h"
 #include "engine/validate.h"
 #include "engine/yaml_json.h"
+#include "runners/kubernetes/ansible_pod.h"
 
 namespace dagd::runners::argo {
 namespace {
@@ -46,6 +48,14 @@ absl::Status SetArguments(const std::map<std::string, std::string>& given,
 absl::Status ConvertAnsibleTemplate(const engine::Template& parsed,
                                     const engine::Workflow& workflow, const ExportRequest& request,
                                     int index, const WorkflowSpecOptions& options, json* t) {
+  if (parsed.ansible.has_value() && absl::StrContains(parsed.ansible->inventory, "{{")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        kubernetes::TemplateWhere(parsed),
+        ": its inventory comes from a parameter, which dagd parses and converts when the node "
+        "runs; an Argo Workflow cannot do that. Export a workflow whose ansible templates name "
+        "their inventory (a host list, a bundle file or inline text), or run this one on dagd "
+        "with `runner: argo`"));
+  }
   AttemptSpec spec;
   spec.run_id = request.run_id.empty() ? "export" : request.run_id;
   spec.node_name = parsed.name;

@@ -1125,6 +1125,64 @@ TEST_F(DaemonTest, AWorkflowWhosePlaybookIsNotInItsBundleIsRefusedWithTheFix) {
 namespace dagd::testing {
 namespace {
 
+// Empty if `yaml` is one Argo Workflow valid under ../shared/schemas/argo-workflow.schema.json,
+// else what is wrong (python3-yaml reads it, tests/runners/kubernetes/validate_schema.py checks).
+std::string ArgoSchemaViolations(const std::string& yaml, const std::string& dir) {
+  const std::string yaml_file = dir + "/exported.yaml";
+  const std::string json_file = dir + "/exported.json";
+  std::ofstream(yaml_file) << yaml;
+  const std::string command =
+      "/usr/bin/python3 -c 'import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), "
+      "open(sys.argv[2], \"w\"))' " +
+      yaml_file + " " + json_file + " && /usr/bin/python3 " +
+      SourcePath("tests/runners/kubernetes/validate_schema.py") + " " +
+      SourcePath("../shared/schemas/argo-workflow.schema.json") + " " + json_file + " 2>&1";
+  std::string output;
+  FILE* pipe = popen(command.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while (pipe != nullptr && (n = fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
+  const int status = pipe != nullptr ? pclose(pipe) : -1;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "" : "invalid: " + output;
+}
+
+// dagctl export argo FILE and RUN: the same Argo Workflow (a run's is named after it), valid under
+// Argo's schema, with the ansible template as a container; bad input is a clear error.
+TEST_F(DaemonTest, ExportArgoPrintsTheWorkflowOfAFileAndOfARun) {
+  const std::string file = kTestdata + "/diamond-retry.yaml";
+  CommandResult from_file = RunDagctl(dagd_.address(), {"export", "argo", file, "--bundle",
+                                                        kTestdata, "-p", "record_dir=" + records_});
+  ASSERT_EQ(from_file.exit_code, 0) << from_file.output;
+  EXPECT_EQ(ArgoSchemaViolations(from_file.output, tmp_.path()), "");
+  EXPECT_THAT(from_file.output, ::testing::HasSubstr("generateName: diamond-retry-\n"));
+  EXPECT_THAT(from_file.output,
+              ::testing::HasSubstr("image: docker.io/library/dagd-ansible:latest\n"));
+  EXPECT_THAT(from_file.output, ::testing::Not(::testing::HasSubstr("\n    ansible:\n")));
+
+  v1::Run submitted =
+      Submit(dagd_, SubmitRequest("diamond-retry.yaml", {{"record_dir", records_}}));
+  ASSERT_EQ(WatchToEnd(dagd_.runs(), submitted.id()).back().phase(), v1::PHASE_SUCCEEDED);
+  CommandResult from_run = RunDagctl(dagd_.address(), {"export", "argo", submitted.id()});
+  ASSERT_EQ(from_run.exit_code, 0) << from_run.output;
+  EXPECT_EQ(ArgoSchemaViolations(from_run.output, tmp_.path()), "");
+  EXPECT_THAT(from_run.output, ::testing::HasSubstr("  name: " + submitted.id() + "\n"));
+  // Apart from its name, the run's Workflow is the file's with the same parameters.
+  const auto spec_of = [](const std::string& yaml) { return yaml.substr(yaml.find("\nspec:\n")); };
+  EXPECT_EQ(spec_of(from_run.output), spec_of(from_file.output));
+
+  CommandResult no_run = RunDagctl(dagd_.address(), {"export", "argo", "no-such-run"});
+  EXPECT_EQ(no_run.exit_code, 1);
+  EXPECT_THAT(no_run.output, ::testing::HasSubstr("no-such-run"));
+  CommandResult unknown = RunDagctl(
+      dagd_.address(), {"export", "argo", file, "--bundle", kTestdata, "-p", "recrod_dir=/tmp"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.output, ::testing::HasSubstr("parameter \"recrod_dir\" is not one of "
+                                                   "spec.arguments.parameters (record_dir)"));
+  CommandResult no_bundle = RunDagctl(dagd_.address(), {"export", "argo", file});
+  EXPECT_EQ(no_bundle.exit_code, 1);
+  EXPECT_THAT(no_bundle.output, ::testing::HasSubstr("playbooks/step.yml"));
+}
+
 // The node (annotation dagd.io/node, without its run) of each of dagd's objects in the fake's
 // collection at `path` (Jobs, Workflows), in creation order.
 std::vector<std::string> NodesOfObjects(const FakeKubeProcess& fake, const std::string& path) {

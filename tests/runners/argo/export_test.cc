@@ -156,6 +156,46 @@ TEST_F(ExportTest, BadInputIsAClearError) {
   EXPECT_THAT(std::string(exported.status().message()), HasSubstr("playbooks/step.yml"));
 }
 
+// set_stats outputs become files Argo reads. An inventory from a parameter, which dagd parses
+// and converts at run time, cannot be exported: a clear error naming the template.
+TEST_F(ExportTest, StatsOutputsBecomePathsAndAnInventoryFromAParameterIsRefused) {
+  ExportRequest request = Request("outputs-as-messages.yaml");
+  absl::StatusOr<json> refused = ExportArgoWorkflow(request, options_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("template \"deploy\" (outputs-as-messages.yaml:75:7): its inventory "
+                        "comes from a parameter"));
+
+  // A step that publishes with set_stats exports: its outputs are files Argo reads.
+  request.yaml = R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: discover-}
+spec:
+  entrypoint: discover
+  templates:
+    - name: discover
+      ansible:
+        inventory: localhost,
+        source: |
+          - hosts: localhost
+            gather_facts: false
+            tasks:
+              - ansible.builtin.set_stats: {data: {hosts: [web1, web2]}}
+      outputs:
+        parameters:
+          - name: hosts
+            valueFrom: {stats: hosts}
+)";
+  json exported = Export(request);
+  EXPECT_EQ(ArgoViolations(exported, dir_.path()), "");
+  const json* discover = TemplateNamed(exported, "discover");
+  ASSERT_NE(discover, nullptr) << exported.dump(2);
+  EXPECT_EQ(
+      (*discover)["outputs"]["parameters"][0],
+      json::parse(R"({"name": "hosts", "valueFrom": {"path": "/dagd/work/.dagd/stats/hosts"}})"));
+}
+
 // The exported Workflow, run by the fake's Argo workflow controller as Argo would run it.
 TEST_F(ExportTest, TheExportRunsOnArgoWithTheSameOutcome) {
   const std::string records = dir_.Subdir("records");
