@@ -140,8 +140,9 @@ absl::StatusOr<std::string> WorkflowServiceImpl::Export(const v1::ExportWorkflow
   }
   ScratchDir scratch;
   if (scratch.path().empty()) {
-    return absl::UnavailableError("cannot create a scratch directory for the export under " +
-                                  std::filesystem::temp_directory_path().string());
+    return absl::UnavailableError(
+        "cannot create a scratch directory for the export under $TMPDIR (or /tmp); check that "
+        "it exists, is writable by dagd and has space");
   }
   runners::argo::ExportRequest export_request;
   export_request.scratch_dir = scratch.path() + "/work";
@@ -160,12 +161,17 @@ absl::StatusOr<std::string> WorkflowServiceImpl::Export(const v1::ExportWorkflow
     export_request.parameters = {request.parameters().begin(), request.parameters().end()};
     ASSIGN_OR_RETURN(bundle, BundleFromProto(request.bundle(), bundle_limits_));
   }
+  std::error_code ec;
   if (!bundle.empty()) {
     export_request.bundle_dir = scratch.path() + "/bundle";
-    std::filesystem::create_directories(export_request.bundle_dir);
-    RETURN_IF_ERROR(storage::MaterialiseBundle(bundle, export_request.bundle_dir));
+    std::filesystem::create_directory(export_request.bundle_dir, ec);
+    if (!ec) RETURN_IF_ERROR(storage::MaterialiseBundle(bundle, export_request.bundle_dir));
   }
-  std::filesystem::create_directories(export_request.scratch_dir);
+  if (!ec) std::filesystem::create_directory(export_request.scratch_dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot write the export's files under ", scratch.path(), ": ", ec.message()));
+  }
   ASSIGN_OR_RETURN(nlohmann::json workflow,
                    runners::argo::ExportArgoWorkflow(export_request, argo_export_));
   return engine::JsonToYaml(workflow);
