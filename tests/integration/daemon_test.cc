@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -1197,6 +1198,57 @@ std::vector<std::string> NodesOfObjects(const FakeKubeProcess& fake, const std::
   return nodes;
 }
 
+// The foundation's diamond, unchanged, on cluster runner `runner`: the same outcome and history
+// as on local — B fails once and succeeds on its retry —, one cluster object per attempt
+// (`objects()`: dagd's objects by node), and the Ansible events back in dagd's store.
+void ExpectDiamondAsOnLocal(Daemon& dagd, const std::string& records, const std::string& data_dir,
+                            const std::string& runner,
+                            const std::function<std::vector<std::string>()>& objects) {
+  v1::Run submitted = Submit(dagd, SubmitRequest("diamond-retry.yaml", {{"record_dir", records}}));
+  ASSERT_FALSE(submitted.id().empty());
+  ASSERT_EQ(WatchToEnd(dagd.runs(), submitted.id()).back().phase(), v1::PHASE_SUCCEEDED)
+      << ReadFile(data_dir + "/dagd.log");
+  v1::Run run = GetRun(dagd, submitted.id());
+  EXPECT_EQ(AttemptPhases(*FindNode(run, "B")),
+            (std::vector<v1::Phase>{v1::PHASE_FAILED, v1::PHASE_SUCCEEDED}));
+  for (const char* name : {"A", "C", "D"}) {
+    EXPECT_EQ(AttemptPhases(*FindNode(run, name)), (std::vector<v1::Phase>{v1::PHASE_SUCCEEDED}))
+        << name;
+  }
+  EXPECT_EQ(FindNode(run, "A")->attempts(0).runner(), runner);
+  EXPECT_THAT(FindNode(run, "B")->attempts(0).message(),
+              ::testing::HasSubstr("B fails on its first attempt"));
+  std::vector<std::string> created = objects();
+  std::sort(created.begin(), created.end());
+  EXPECT_EQ(created, (std::vector<std::string>{"A", "B", "B", "C", "D"}));
+  EXPECT_EQ(ReadLines(records + "/runs.log").size(), 5u);
+  CommandResult events = RunDagctl(dagd.address(), {"events", submitted.id(), "--changed"});
+  ASSERT_EQ(events.exit_code, 0) << events.output;
+  EXPECT_TRUE(std::regex_search(events.output,
+                                std::regex(R"(\bB#2\s+localhost\s+record that B ran\s+changed)")))
+      << events.output;
+}
+
+// kill -9 of dagd while B's cluster object runs: after the restart dagd reattaches to it by
+// name — the attempt goes on, no second object is created (`objects()`), the step runs once.
+void ExpectKillNineReattaches(Daemon& dagd, const std::string& records, const std::string& data_dir,
+                              const std::function<std::vector<std::string>()>& objects) {
+  v1::Run submitted = Submit(
+      dagd, SubmitRequest("crash-resume.yaml", {{"record_dir", records}, {"sleep_seconds", "4"}}));
+  ASSERT_TRUE(Eventually([&] { return fs::exists(records + "/B.slept"); }))
+      << ReadFile(data_dir + "/dagd.log");
+  dagd.Kill();
+  dagd.Start();
+  std::vector<v1::RunEvent> events = WatchToEnd(dagd.runs(), submitted.id());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().phase(), v1::PHASE_SUCCEEDED) << ReadFile(data_dir + "/dagd.log");
+  v1::Run run = GetRun(dagd, submitted.id());
+  EXPECT_EQ(AttemptPhases(*FindNode(run, "B")), (std::vector<v1::Phase>{v1::PHASE_SUCCEEDED}));
+  std::vector<std::string> created = objects();
+  EXPECT_EQ(std::count(created.begin(), created.end(), "B"), 1) << "B's object was created twice";
+  EXPECT_EQ(ReadLines(records + "/runs.log"), (std::vector<std::string>{"A", "B", "C"}));
+}
+
 // The real dagd with its kubernetes runner (the default runner here) on the Kubernetes API fake
 // (tests/fakes/): every Job's pod really runs ansible-playbook on this host, and every object
 // dagd sends is checked against ../shared/schemas — a violation fails the test at TearDown.
@@ -1238,51 +1290,13 @@ class KubernetesDaemonTest : public ::testing::Test {
 // The foundation's diamond, unchanged, on the kubernetes runner: the same outcome and history as
 // on local — B fails once and succeeds on its retry — with one Job per attempt.
 TEST_F(KubernetesDaemonTest, DiamondRunsUnchangedWithTheSameHistory) {
-  v1::Run submitted =
-      Submit(dagd_, SubmitRequest("diamond-retry.yaml", {{"record_dir", records_}}));
-  ASSERT_FALSE(submitted.id().empty());
-  ASSERT_EQ(WatchToEnd(dagd_.runs(), submitted.id()).back().phase(), v1::PHASE_SUCCEEDED)
-      << ReadFile(data_dir_ + "/dagd.log");
-  v1::Run run = GetRun(dagd_, submitted.id());
-  EXPECT_EQ(AttemptPhases(*FindNode(run, "B")),
-            (std::vector<v1::Phase>{v1::PHASE_FAILED, v1::PHASE_SUCCEEDED}));
-  for (const char* name : {"A", "C", "D"}) {
-    EXPECT_EQ(AttemptPhases(*FindNode(run, name)), (std::vector<v1::Phase>{v1::PHASE_SUCCEEDED}))
-        << name;
-  }
-  EXPECT_EQ(FindNode(run, "A")->attempts(0).runner(), "kubernetes");
-  EXPECT_THAT(FindNode(run, "B")->attempts(0).message(),
-              ::testing::HasSubstr("B fails on its first attempt"));
-  std::vector<std::string> jobs = JobsByNode();
-  std::sort(jobs.begin(), jobs.end());
-  EXPECT_EQ(jobs, (std::vector<std::string>{"A", "B", "B", "C", "D"}));
-  std::vector<std::string> ran = ReadLines(records_ + "/runs.log");
-  EXPECT_EQ(ran.size(), 5u);
-  // The events came back through the pod logs into the same store as local runs.
-  CommandResult events = RunDagctl(dagd_.address(), {"events", submitted.id(), "--changed"});
-  ASSERT_EQ(events.exit_code, 0) << events.output;
-  EXPECT_TRUE(std::regex_search(events.output,
-                                std::regex(R"(\bB#2\s+localhost\s+record that B ran\s+changed)")))
-      << events.output;
+  ExpectDiamondAsOnLocal(dagd_, records_, data_dir_, "kubernetes", [&] { return JobsByNode(); });
 }
 
 // kill -9 of dagd while a Job runs: after the restart dagd reattaches to that Job by name —
 // the attempt goes on, no second Job is created, the step runs once.
 TEST_F(KubernetesDaemonTest, KillNineMidRunReattachesWithoutASecondJob) {
-  v1::Run submitted = Submit(dagd_, SubmitRequest("crash-resume.yaml", {{"record_dir", records_},
-                                                                        {"sleep_seconds", "4"}}));
-  ASSERT_TRUE(Eventually([&] { return fs::exists(records_ + "/B.slept"); }))
-      << ReadFile(data_dir_ + "/dagd.log");
-  dagd_.Kill();
-  dagd_.Start();
-  std::vector<v1::RunEvent> events = WatchToEnd(dagd_.runs(), submitted.id());
-  ASSERT_FALSE(events.empty());
-  EXPECT_EQ(events.back().phase(), v1::PHASE_SUCCEEDED) << ReadFile(data_dir_ + "/dagd.log");
-  v1::Run run = GetRun(dagd_, submitted.id());
-  EXPECT_EQ(AttemptPhases(*FindNode(run, "B")), (std::vector<v1::Phase>{v1::PHASE_SUCCEEDED}));
-  std::vector<std::string> jobs = JobsByNode();
-  EXPECT_EQ(std::count(jobs.begin(), jobs.end(), "B"), 1) << "B's Job was created twice";
-  EXPECT_EQ(ReadLines(records_ + "/runs.log"), (std::vector<std::string>{"A", "B", "C"}));
+  ExpectKillNineReattaches(dagd_, records_, data_dir_, [&] { return JobsByNode(); });
 }
 
 // StopRun deletes the running attempt's Job.
@@ -1385,50 +1399,13 @@ INSTANTIATE_TEST_SUITE_P(Api, ArgoDaemonTest, ::testing::Values(false, true),
 // The foundation's diamond, unchanged, on the argo runner: the same outcome and history as on
 // local, one Workflow per attempt, and the Ansible events back in dagd's store.
 TEST_P(ArgoDaemonTest, DiamondRunsUnchangedWithTheSameHistory) {
-  v1::Run submitted =
-      Submit(dagd_, SubmitRequest("diamond-retry.yaml", {{"record_dir", records_}}));
-  ASSERT_FALSE(submitted.id().empty());
-  ASSERT_EQ(WatchToEnd(dagd_.runs(), submitted.id()).back().phase(), v1::PHASE_SUCCEEDED)
-      << ReadFile(data_dir_ + "/dagd.log");
-  v1::Run run = GetRun(dagd_, submitted.id());
-  EXPECT_EQ(AttemptPhases(*FindNode(run, "B")),
-            (std::vector<v1::Phase>{v1::PHASE_FAILED, v1::PHASE_SUCCEEDED}));
-  for (const char* name : {"A", "C", "D"}) {
-    EXPECT_EQ(AttemptPhases(*FindNode(run, name)), (std::vector<v1::Phase>{v1::PHASE_SUCCEEDED}))
-        << name;
-  }
-  EXPECT_EQ(FindNode(run, "A")->attempts(0).runner(), "argo");
-  EXPECT_THAT(FindNode(run, "B")->attempts(0).message(),
-              ::testing::HasSubstr("B fails on its first attempt"));
-  std::vector<std::string> workflows = WorkflowsByNode();
-  std::sort(workflows.begin(), workflows.end());
-  EXPECT_EQ(workflows, (std::vector<std::string>{"A", "B", "B", "C", "D"}));
-  EXPECT_EQ(ReadLines(records_ + "/runs.log").size(), 5u);
-  CommandResult events = RunDagctl(dagd_.address(), {"events", submitted.id(), "--changed"});
-  ASSERT_EQ(events.exit_code, 0) << events.output;
-  EXPECT_TRUE(std::regex_search(events.output,
-                                std::regex(R"(\bB#2\s+localhost\s+record that B ran\s+changed)")))
-      << events.output;
+  ExpectDiamondAsOnLocal(dagd_, records_, data_dir_, "argo", [&] { return WorkflowsByNode(); });
 }
 
 // kill -9 of dagd while a Workflow runs: the restarted dagd finds it by name and follows it to
 // its end; the step runs once and no second Workflow is submitted.
 TEST_P(ArgoDaemonTest, KillNineMidRunReattachesWithoutASecondWorkflow) {
-  v1::Run submitted = Submit(dagd_, SubmitRequest("crash-resume.yaml", {{"record_dir", records_},
-                                                                        {"sleep_seconds", "4"}}));
-  ASSERT_TRUE(Eventually([&] { return fs::exists(records_ + "/B.slept"); }))
-      << ReadFile(data_dir_ + "/dagd.log");
-  dagd_.Kill();
-  dagd_.Start();
-  std::vector<v1::RunEvent> events = WatchToEnd(dagd_.runs(), submitted.id());
-  ASSERT_FALSE(events.empty());
-  EXPECT_EQ(events.back().phase(), v1::PHASE_SUCCEEDED) << ReadFile(data_dir_ + "/dagd.log");
-  v1::Run run = GetRun(dagd_, submitted.id());
-  EXPECT_EQ(AttemptPhases(*FindNode(run, "B")), (std::vector<v1::Phase>{v1::PHASE_SUCCEEDED}));
-  std::vector<std::string> workflows = WorkflowsByNode();
-  EXPECT_EQ(std::count(workflows.begin(), workflows.end(), "B"), 1)
-      << "B's Workflow was submitted twice";
-  EXPECT_EQ(ReadLines(records_ + "/runs.log"), (std::vector<std::string>{"A", "B", "C"}));
+  ExpectKillNineReattaches(dagd_, records_, data_dir_, [&] { return WorkflowsByNode(); });
 }
 
 }  // namespace
