@@ -83,7 +83,8 @@ def main():
     port_file = os.path.join(data_dir, "port")
     log = open(os.path.join(work, "dagd.log"), "w")
     daemon = subprocess.Popen([dagd, "--listen", "127.0.0.1:0", "--data-dir", data_dir,
-                               "--port-file", port_file], stdout=log, stderr=log)
+                               "--port-file", port_file, "--metrics-listen", "127.0.0.1:0"],
+                              stdout=log, stderr=log)
     try:
         for _ in range(300):
             if os.path.exists(port_file) and open(port_file).read().strip():

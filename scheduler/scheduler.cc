@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
@@ -18,6 +19,7 @@
 #include "engine/parser.h"
 #include "engine/status_macros.h"
 #include "engine/validate.h"
+#include "logging/log.h"
 
 namespace dagd::scheduler {
 namespace {
@@ -26,13 +28,7 @@ namespace asio = boost::asio;
 using engine::NodePhase;
 
 std::shared_ptr<spdlog::logger> Log() {
-  static std::shared_ptr<spdlog::logger> logger = [] {
-    auto existing = spdlog::get("scheduler");
-    if (existing) return existing;
-    auto created = spdlog::default_logger()->clone("scheduler");
-    spdlog::register_logger(created);
-    return created;
-  }();
+  static std::shared_ptr<spdlog::logger> logger = logging::Get("scheduler");
   return logger;
 }
 
@@ -138,7 +134,73 @@ struct SeenNode {
   std::vector<NodePhase> attempts;
 };
 
+// The `workflow` label of a run: the stored workflow's name, else the inline spec's
+// generateName (without its trailing '-') or metadata.name. Never the run id.
+std::string WorkflowLabel(const storage::RunRecord& record, const engine::Workflow& workflow) {
+  if (!record.workflow_name.empty()) return record.workflow_name;
+  std::string name = workflow.generate_name;
+  while (!name.empty() && name.back() == '-') name.pop_back();
+  return name.empty() ? "(unnamed)" : name;
+}
+
+// The `status` label of an Ansible per-host task result, as in Ansible's recap; "" for other
+// events (starts, items, stats).
+const char* AnsibleStatus(const storage::AnsibleEventRecord& event) {
+  if (event.kind == "runner_on_ok") return event.changed ? "changed" : "ok";
+  if (event.kind == "runner_on_failed") return "failed";
+  if (event.kind == "runner_on_unreachable") return "unreachable";
+  if (event.kind == "runner_on_skipped") return "skipped";
+  return "";
+}
+
+double Seconds(int64_t ms) { return static_cast<double>(std::max<int64_t>(0, ms)) / 1000.0; }
+
 }  // namespace
+
+struct SchedulerMetrics {
+  explicit SchedulerMetrics(metrics::Registry* r)
+      : runs_started(r->AddCounter("dagd_runs_started_total", "Runs created.", {"workflow"})),
+        runs_finished(r->AddCounter("dagd_runs_finished_total", "Runs that reached a final phase.",
+                                    {"workflow", "phase"})),
+        runs_active(r->AddGauge("dagd_runs_active", "Runs in progress.")),
+        nodes_running(r->AddGauge("dagd_nodes_running", "Node attempts running now.", {"runner"})),
+        ready_queue(r->AddGauge("dagd_ready_queue_depth",
+                                "Pod nodes ready to start, waiting for a launch slot.")),
+        waiting_retry(
+            r->AddGauge("dagd_nodes_waiting_retry", "Nodes waiting for a retry backoff to end.")),
+        past_deadline(r->AddGauge("dagd_nodes_past_deadline",
+                                  "Running attempts whose template timeout has passed.")),
+        attempts(r->AddCounter("dagd_node_attempts_total", "Node attempts that ended.",
+                               {"runner", "template", "phase"})),
+        retries(r->AddCounter("dagd_node_retries_total",
+                              "Attempts started after the first one of a node.",
+                              {"runner", "template"})),
+        timeouts(r->AddCounter("dagd_node_timeouts_total",
+                               "Attempts cancelled because their timeout passed.", {"runner"})),
+        attempt_duration(r->AddHistogram("dagd_node_attempt_duration_seconds",
+                                         "From an attempt's start to its end.", {"runner", "phase"},
+                                         metrics::DurationBuckets())),
+        queue_wait(r->AddHistogram("dagd_node_queue_wait_seconds",
+                                   "From a node becoming ready to its first attempt's start.",
+                                   {"runner"}, metrics::DurationBuckets())),
+        ansible_results(r->AddCounter("dagd_ansible_task_results_total",
+                                      "Ansible task results per host, as in the recap.",
+                                      {"status"})) {}
+
+  metrics::CounterFamily* runs_started;
+  metrics::CounterFamily* runs_finished;
+  metrics::GaugeFamily* runs_active;
+  metrics::GaugeFamily* nodes_running;
+  metrics::GaugeFamily* ready_queue;
+  metrics::GaugeFamily* waiting_retry;
+  metrics::GaugeFamily* past_deadline;
+  metrics::CounterFamily* attempts;
+  metrics::CounterFamily* retries;
+  metrics::CounterFamily* timeouts;
+  metrics::HistogramFamily* attempt_duration;
+  metrics::HistogramFamily* queue_wait;
+  metrics::CounterFamily* ansible_results;
+};
 
 class SystemClockImpl : public Clock {
  public:
@@ -201,9 +263,96 @@ Scheduler::Scheduler(asio::io_context& io, storage::Store* store, runners::Runne
       runners_(runners),
       clock_(clock),
       options_(std::move(options)),
-      alive_(std::make_shared<std::atomic<bool>>(true)) {}
+      alive_(std::make_shared<std::atomic<bool>>(true)) {
+  if (options_.metrics == nullptr) return;
+  metrics_ = std::make_unique<SchedulerMetrics>(options_.metrics);
+  // Run state belongs to the io_context thread: sample there, waiting a little when the scrape
+  // comes from another thread. A busy loop leaves the gauges at their last values.
+  options_.metrics->OnCollect([this, alive = alive_] {
+    if (!*alive) return;
+    if (io_.get_executor().running_in_this_thread()) return SampleGauges();
+    auto sampled = std::make_shared<std::promise<void>>();
+    asio::post(io_, [this, alive, sampled] {
+      if (*alive) SampleGauges();
+      sampled->set_value();
+    });
+    sampled->get_future().wait_for(std::chrono::seconds(1));
+  });
+}
 
 Scheduler::~Scheduler() { *alive_ = false; }
+
+void Scheduler::SampleGauges() {
+  if (!metrics_) return;
+  const int64_t now = clock_->NowMs();
+  std::map<std::string, int> running_by_runner;
+  for (const std::string& name : runners_->Names()) running_by_runner[name] = 0;
+  int queued = 0;
+  int waiting = 0;
+  int past_deadline = 0;
+  for (const auto& [run_id, run] : runs_) {
+    for (const auto& [key, who] : run->running) ++running_by_runner[who.first];
+    for (const auto& [key, timer] : run->timeouts) {
+      if (timer->expiry() <= asio::steady_timer::clock_type::now()) ++past_deadline;
+    }
+    for (const auto& [name, node] : run->state->nodes()) {
+      if (node.type != engine::NodeType::kPod) continue;
+      if (node.phase == NodePhase::kPending) ++queued;
+      if (node.retry_at_ms > 0 && !engine::IsFinal(node.phase) && node.retry_at_ms > now) {
+        ++waiting;
+      }
+    }
+  }
+  metrics_->runs_active->Get().Set(static_cast<double>(runs_.size()));
+  for (const auto& [runner, n] : running_by_runner)
+    metrics_->nodes_running->Labels({runner}).Set(n);
+  metrics_->ready_queue->Get().Set(queued);
+  metrics_->waiting_retry->Get().Set(waiting);
+  metrics_->past_deadline->Get().Set(past_deadline);
+}
+
+void Scheduler::CountCommitted(ActiveRun* run, const storage::WriteBatch& batch) {
+  if (!metrics_) return;
+  const std::string workflow = WorkflowLabel(run->record, *run->workflow);
+  const auto& nodes = run->state->nodes();
+  for (const storage::EventRecord& event : batch.events) {
+    if (event.type == "RunCreated") {
+      metrics_->runs_started->Labels({workflow}).Increment();
+      // Every final phase has a series from the first run on, so that increase() and rate()
+      // see a workflow's first failure (a series that starts at 1 has no increase).
+      for (NodePhase phase : {NodePhase::kSucceeded, NodePhase::kFailed, NodePhase::kError}) {
+        metrics_->runs_finished->Labels({workflow, engine::NodePhaseName(phase)});
+      }
+    } else if (event.type == "RunPhase" && engine::IsFinal(event.phase)) {
+      metrics_->runs_finished->Labels({workflow, engine::NodePhaseName(event.phase)}).Increment();
+    } else if (event.type == "AttemptStarted" || event.type == "AttemptFinished") {
+      auto it = nodes.find(event.node_name);
+      if (it == nodes.end() || event.attempt < 1 ||
+          event.attempt > static_cast<int>(it->second.attempts.size())) {
+        continue;
+      }
+      const engine::NodeState& node = it->second;
+      const engine::AttemptRecord& attempt = node.attempts[event.attempt - 1];
+      if (event.type == "AttemptStarted") {
+        if (attempt.number > 1) {
+          metrics_->retries->Labels({attempt.runner, node.template_name}).Increment();
+        } else {
+          metrics_->queue_wait->Labels({attempt.runner})
+              .Observe(Seconds(attempt.started_at_ms - node.started_at_ms));
+        }
+      } else {
+        const char* phase = engine::NodePhaseName(event.phase);
+        metrics_->attempts->Labels({attempt.runner, node.template_name, phase}).Increment();
+        metrics_->attempt_duration->Labels({attempt.runner, phase})
+            .Observe(Seconds(attempt.finished_at_ms - attempt.started_at_ms));
+      }
+    }
+  }
+  for (const storage::AnsibleEventRecord& event : batch.ansible_events) {
+    const char* status = AnsibleStatus(event);
+    if (*status != '\0') metrics_->ansible_results->Labels({status}).Increment();
+  }
+}
 
 void Scheduler::AddListener(RunListener* listener) {
   std::lock_guard<std::mutex> lock(listeners_mu_);
@@ -227,7 +376,7 @@ absl::Status Scheduler::Recover() {
     if (!parsed.ok()) {
       // The spec was valid when the run was stored; a parser that no longer accepts it is a
       // dagd upgrade problem. Keep the run as it is rather than guess.
-      Log()->error("run {}: stored spec no longer parses: {}", record.id,
+      Log()->error("{}stored spec no longer parses: {}", logging::RunTag(record.id),
                    parsed.status().ToString());
       continue;
     }
@@ -242,7 +391,7 @@ absl::Status Scheduler::Recover() {
     auto state = engine::RunState::Restore(workflow, record.parameters, record.id, std::move(nodes),
                                            record.stopping);
     if (!state.ok()) {
-      Log()->error("run {}: cannot restore: {}", record.id, state.status().ToString());
+      Log()->error("{}cannot restore: {}", logging::RunTag(record.id), state.status().ToString());
       continue;
     }
     run->state.emplace(std::move(state).value());
@@ -273,8 +422,8 @@ absl::Status Scheduler::Recover() {
       }
       run->state->OnAttemptFinished(node_name, attempt, lost, now);
     }
-    Log()->info("run {}: resumed after restart ({} attempt(s) reattached)", run->record.id,
-                reattach.size());
+    Log()->info("{}resumed after restart ({} attempt(s) reattached)",
+                logging::RunTag(run->record.id), reattach.size());
     ActiveRun* raw = run.get();
     runs_[raw->record.id] = std::move(run);
     active_runs_ = static_cast<int>(runs_.size());
@@ -376,29 +525,34 @@ void Scheduler::StartRun(std::unique_ptr<ActiveRun> run,
   batch.events.insert(batch.events.begin(), created);
 
   auto alive = alive_;
-  store_->Submit(std::move(batch), [this, alive, run_id, dispatches = std::move(dispatches),
-                                    done = std::move(done)](const absl::Status& status) mutable {
-    asio::post(io_, [this, alive, run_id, status, dispatches = std::move(dispatches),
-                     done = std::move(done)]() mutable {
-      if (!*alive) return;
-      ActiveRun* run = Find(run_id);
-      if (!run) return done(absl::AbortedError("dagd is shutting down"));
-      if (!run->record.request_id.empty()) inflight_request_ids_.erase(run->record.request_id);
-      if (!status.ok()) {
-        healthy_ = false;
-        runs_.erase(run_id);
-        active_runs_ = static_cast<int>(runs_.size());
-        return done(absl::Status(status.code(),
-                                 absl::StrCat("could not store the run: ", status.message())));
-      }
-      healthy_ = true;
-      done(run->record);
-      for (const auto& d : dispatches) Launch(run, d);
-      Notify(run_id);
-      ArmWakeup(run);
-      if (run->state->Done() && run->running.empty()) Retire(run_id);
-    });
-  });
+  // Kept for the metrics, which count what was committed (only when there are metrics).
+  auto committed = std::make_shared<storage::WriteBatch>();
+  if (metrics_) *committed = batch;
+  store_->Submit(
+      std::move(batch), [this, alive, run_id, committed, dispatches = std::move(dispatches),
+                         done = std::move(done)](const absl::Status& status) mutable {
+        asio::post(io_, [this, alive, run_id, status, committed, dispatches = std::move(dispatches),
+                         done = std::move(done)]() mutable {
+          if (!*alive) return;
+          ActiveRun* run = Find(run_id);
+          if (!run) return done(absl::AbortedError("dagd is shutting down"));
+          if (!run->record.request_id.empty()) inflight_request_ids_.erase(run->record.request_id);
+          if (!status.ok()) {
+            healthy_ = false;
+            runs_.erase(run_id);
+            active_runs_ = static_cast<int>(runs_.size());
+            return done(absl::Status(status.code(),
+                                     absl::StrCat("could not store the run: ", status.message())));
+          }
+          healthy_ = true;
+          CountCommitted(run, *committed);
+          done(run->record);
+          for (const auto& d : dispatches) Launch(run, d);
+          Notify(run_id);
+          ArmWakeup(run);
+          if (run->state->Done() && run->running.empty()) Retire(run_id);
+        });
+      });
 }
 
 std::vector<engine::DispatchRequest> Scheduler::AdvanceAndAssign(ActiveRun* run) {
@@ -537,7 +691,8 @@ void Scheduler::Commit(const std::string& run_id, storage::WriteBatch batch,
         // Nothing of this batch is stored; keep it ahead of what came since and try again.
         // Nothing it decided (launches, acknowledgements) has happened.
         healthy_ = false;
-        Log()->error("run {}: commit failed, retrying in 1s: {}", run_id, status.ToString());
+        Log()->error("{}commit failed, retrying in 1s: {}", logging::RunTag(run_id),
+                     status.ToString());
         storage::WriteBatch merged = std::move(*batch_ptr);
         MergeBatch(merged, std::move(run->queued));
         run->queued = std::move(merged);
@@ -551,6 +706,7 @@ void Scheduler::Commit(const std::string& run_id, storage::WriteBatch batch,
         return;
       }
       healthy_ = true;
+      CountCommitted(run, *batch_ptr);
       for (auto& after : *afters) after();
       Notify(run_id);
       if (!run->queued.empty() || !run->queued_after.empty()) {
@@ -675,16 +831,21 @@ absl::StatusOr<std::shared_ptr<const std::vector<storage::BundleFile>>> Schedule
 
 void Scheduler::ArmTimeout(ActiveRun* run, const engine::DispatchRequest& dispatch,
                            runners::Runner* runner, int64_t timeout_ms) {
-  const std::string external_name =
-      run->state->nodes().at(dispatch.node_name).attempts.at(dispatch.attempt - 1).external_name;
+  const engine::AttemptRecord& attempt =
+      run->state->nodes().at(dispatch.node_name).attempts.at(dispatch.attempt - 1);
+  const std::string external_name = attempt.external_name;
   const std::string message =
       absl::StrCat("timeout: the attempt ran longer than ", dispatch.resolved.timeout);
   auto& timer = run->timeouts[{dispatch.node_name, dispatch.attempt}];
   timer = std::make_unique<asio::steady_timer>(io_, std::chrono::milliseconds(timeout_ms));
+  metrics::Counter* timeouts = metrics_ ? &metrics_->timeouts->Labels({attempt.runner}) : nullptr;
   // Cancelled (and destroyed) when the attempt ends; the runner outlives the scheduler's loop.
-  timer->async_wait([runner, external_name, message](const boost::system::error_code& ec) {
-    if (!ec) runner->Cancel(external_name, message);
-  });
+  timer->async_wait(
+      [runner, external_name, message, timeouts](const boost::system::error_code& ec) {
+        if (ec) return;
+        if (timeouts) timeouts->Increment();
+        runner->Cancel(external_name, message);
+      });
 }
 
 void Scheduler::OnAttemptLog(const std::string& run_id, const std::string& node_name, int attempt,
@@ -711,9 +872,8 @@ void Scheduler::OnAttemptEvent(const std::string& run_id, const std::string& nod
     if (!run->bad_event_logged) {
       run->bad_event_logged = true;
       Log()->warn(
-          "run {}: node {} attempt {} sent an event that is not a JSON object with a "
-          "\"kind\"; such events are dropped",
-          run_id, node_name, attempt);
+          "{}sent an event that is not a JSON object with a \"kind\"; such events are dropped",
+          logging::RunTag(run_id, node_name, attempt));
     }
     return;
   }
@@ -820,7 +980,7 @@ void Scheduler::Stop(const std::string& run_id, const std::string& message, bool
 void Scheduler::Retire(const std::string& run_id) {
   ActiveRun* run = Find(run_id);
   if (!run) return;
-  Log()->info("run {}: {}", run_id, engine::NodePhaseName(run->record.phase));
+  Log()->info("{}{}", logging::RunTag(run_id), engine::NodePhaseName(run->record.phase));
   runs_.erase(run_id);
   active_runs_ = static_cast<int>(runs_.size());
 }

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "metrics/registry.h"
 #include "runners/runner.h"
 #include "scheduler/clock.h"
 #include "storage/store.h"
@@ -52,6 +53,9 @@ struct SchedulerOptions {
   int64_t grace_period_ms = 10000;
   // How long log output may wait before it is committed in one batch.
   int64_t log_flush_interval_ms = 200;
+  // Where the scheduler declares its metrics (docs/metrics.md: runs, nodes, attempts, queue,
+  // Ansible results); null for none. Not owned; must outlive the scheduler.
+  metrics::Registry* metrics = nullptr;
 };
 
 // Told after a change of a run is committed. Called on the io_context thread; must not block.
@@ -77,6 +81,9 @@ struct SubmitRequest {
   std::map<std::string, std::string> parameters;
   std::string request_id;
 };
+
+// The scheduler's metric families (scheduler.cc declares them; docs/metrics.md describes them).
+struct SchedulerMetrics;
 
 class Scheduler {
  public:
@@ -149,6 +156,12 @@ class Scheduler {
   void ArmWakeup(ActiveRun* run);
   void Notify(const std::string& run_id);
   void Retire(const std::string& run_id);
+  // Counts what `batch` committed for `run` (runs started and finished, attempts, retries,
+  // durations, queue waits, Ansible results). Called once per committed batch.
+  void CountCommitted(ActiveRun* run, const storage::WriteBatch& batch);
+  // Sets the gauges read from run state (runs active, attempts running, ready queue, waiting
+  // retries, attempts past their deadline). On the io_context thread.
+  void SampleGauges();
   ActiveRun* Find(const std::string& run_id);
 
   boost::asio::io_context& io_;
@@ -162,6 +175,7 @@ class Scheduler {
   std::map<std::string, std::weak_ptr<const std::vector<storage::BundleFile>>> bundle_cache_;
   std::mutex listeners_mu_;
   std::vector<RunListener*> listeners_;
+  std::unique_ptr<SchedulerMetrics> metrics_;  // null without SchedulerOptions.metrics
   std::atomic<bool> healthy_{true};
   std::atomic<int> active_runs_{0};
   std::shared_ptr<std::atomic<bool>> alive_;  // guards callbacks that outlive the scheduler

@@ -10,9 +10,10 @@ build=${DAGD_BUILD_DIR:-build}
 data_dir=${DAGD_DATA_DIR:-dagd-data}
 example=examples/provision-configure-smoke
 mkdir -p "$data_dir"
-rm -f "$data_dir/port"
+rm -f "$data_dir/port" "$data_dir/metrics-port"
 
 "$build/cmd/dagd/dagd" --listen 127.0.0.1:0 --data-dir "$data_dir" --port-file "$data_dir/port" \
+  --metrics-listen 127.0.0.1:0 --metrics-port-file "$data_dir/metrics-port" \
   >>"$data_dir/dagd.log" 2>&1 &
 dagd_pid=$!
 trap 'kill -TERM $dagd_pid 2>/dev/null; wait $dagd_pid 2>/dev/null || true' EXIT
@@ -23,6 +24,7 @@ for _ in $(seq 1 300); do
 done
 export DAGD_SERVER="127.0.0.1:$(cat "$data_dir/port")"
 echo "== dagd is serving on $DAGD_SERVER (data: $data_dir/dagd.db, log: $data_dir/dagd.log)"
+echo "== metrics on http://127.0.0.1:$(cat "$data_dir/metrics-port")/metrics"
 
 dagctl="$build/cmd/dagctl/dagctl"
 "$dagctl" apply -f "$example/workflow.yaml" --bundle "$example"

@@ -9,6 +9,7 @@
 #include <climits>
 
 #include "absl/strings/str_cat.h"
+#include "server/grpc_metrics.h"
 #include "server/run_service.h"
 #include "server/workflow_service.h"
 
@@ -43,6 +44,11 @@ absl::StatusOr<std::unique_ptr<DagdServer>> DagdServer::Start(const ServerOption
                                         ? std::min<int64_t>(options.max_request_bytes, INT_MAX)
                                         : MaxRequestBytes(options.bundle_limits);
   builder.SetMaxReceiveMessageSize(static_cast<int>(max_request_bytes));
+  if (options.metrics != nullptr) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
+    factories.push_back(NewGrpcMetricsInterceptor(options.metrics));
+    builder.experimental().SetInterceptorCreators(std::move(factories));
+  }
   builder.RegisterService(server->workflows_.get());
   builder.RegisterService(server->runs_.get());
   server->server_ = builder.BuildAndStart();

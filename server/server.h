@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "metrics/registry.h"
 #include "runners/argo/workflow_spec.h"
 #include "scheduler/scheduler.h"
 #include "server/run_hub.h"
@@ -33,6 +34,9 @@ struct ServerOptions {
   int64_t max_request_bytes = 0;
   // ExportWorkflow's Argo Workflows (the Ansible image; the same as the argo runner's).
   runners::argo::WorkflowSpecOptions argo_export;
+  // Where the gRPC call metrics are declared (grpc_metrics.h); null for none. Not owned; must
+  // outlive the server.
+  metrics::Registry* metrics = nullptr;
 };
 
 // The receive limit that lets every request within the spec and bundle limits through: the

@@ -15,10 +15,15 @@
 #include <thread>
 
 #include "absl/status/status.h"
+#include "logging/log.h"
+#include "metrics/process.h"
+#include "metrics/registry.h"
 #include "runners/builtin.h"
 #include "runners/local/credentials.h"
 #include "runners/runner.h"
 #include "scheduler/scheduler.h"
+#include "server/http_server.h"
+#include "server/ops_http.h"
 #include "server/run_hub.h"
 #include "server/server.h"
 #include "storage/sqlite/sqlite_store.h"
@@ -30,7 +35,10 @@ struct Flags {
   std::string data_dir = "dagd-data";
   std::string default_runner = "local";
   std::string log_level = "info";
+  std::string log_format = "text";
   std::string port_file;
+  std::string metrics_listen = "127.0.0.1:7234";
+  std::string metrics_port_file;
   std::string credentials_dir;  // empty: <data_dir>/credentials
   int64_t grace_period_ms = 10000;
   dagd::storage::BundleLimits bundle_limits;
@@ -41,6 +49,15 @@ struct Flags {
 int Fail(const std::string& message) {
   std::cerr << "dagd: " << message << "\n";
   return 1;
+}
+
+// Writes `port` and a newline to `path` atomically (a reader never sees half a number).
+void WritePortFile(const std::string& path, int port) {
+  if (path.empty()) return;
+  const std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << port << "\n";
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
 }
 
 }  // namespace
@@ -60,6 +77,11 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
+  app.add_option("--log-format", flags.log_format,
+                 "text (for people) or json (one object per line with time, level, logger, run, "
+                 "node, attempt, msg)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   app.add_option("--grace-period-ms", flags.grace_period_ms,
                  "Between SIGTERM and SIGKILL when an attempt is stopped")
       ->capture_default_str();
@@ -69,6 +91,12 @@ int main(int argc, char** argv) {
                  "missing)");
   app.add_option("--port-file", flags.port_file,
                  "Write the port actually listened on to this file once serving");
+  app.add_option("--metrics-listen", flags.metrics_listen,
+                 "HTTP address HOST:PORT of /metrics, /healthz, /readyz and the run pages "
+                 "(port 0: any free port; empty: none)")
+      ->capture_default_str();
+  app.add_option("--metrics-port-file", flags.metrics_port_file,
+                 "Write the metrics port actually listened on to this file once serving");
   app.add_option("--max-bundle-bytes", flags.bundle_limits.max_bytes,
                  "Largest total content of a workflow's bundle (dagctl apply --bundle)")
       ->check(CLI::PositiveNumber)
@@ -110,15 +138,21 @@ int main(int argc, char** argv) {
     return 2;  // a usage error, as dagctl reports them
   }
 
-  spdlog::set_level(spdlog::level::from_str(flags.log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
+  if (auto st = dagd::logging::Configure(flags.log_format, flags.log_level); !st.ok()) {
+    return Fail(std::string(st.message()));
+  }
 
   std::error_code ec;
   std::filesystem::create_directories(flags.data_dir, ec);
   if (ec) return Fail("cannot create the data directory " + flags.data_dir + ": " + ec.message());
   const std::string data_dir = std::filesystem::absolute(flags.data_dir).string();
 
-  auto store = dagd::storage::OpenSqliteStore(data_dir + "/dagd.db");
+  // Declared first: every module that reports metrics holds pointers into it.
+  dagd::metrics::Registry metrics;
+  dagd::metrics::AddBuildInfo(&metrics, DAGD_VERSION, dagd::storage::SqliteVersion());
+  dagd::metrics::AddProcessMetrics(&metrics);
+
+  auto store = dagd::storage::OpenSqliteStore(data_dir + "/dagd.db", &metrics);
   if (!store.ok()) return Fail(std::string(store.status().message()));
 
   // Credential copies a dagd that died left in attempt directories go before anything runs.
@@ -155,6 +189,7 @@ int main(int argc, char** argv) {
   scheduler_options.data_dir = data_dir;
   scheduler_options.default_runner = flags.default_runner;
   scheduler_options.grace_period_ms = flags.grace_period_ms;
+  scheduler_options.metrics = &metrics;
   dagd::scheduler::Scheduler scheduler(io, store->get(), &registry, dagd::scheduler::SystemClock(),
                                        scheduler_options);
   dagd::server::RunHub hub;
@@ -166,19 +201,43 @@ int main(int argc, char** argv) {
   dagd::server::ServerOptions server_options;
   server_options.listen = flags.listen;
   server_options.bundle_limits = flags.bundle_limits;
+  server_options.metrics = &metrics;
   if (!flags.kubernetes.ansible_image.empty()) {
     server_options.argo_export.ansible_image = flags.kubernetes.ansible_image;
   }
   auto server = dagd::server::DagdServer::Start(server_options, store->get(), &scheduler, &hub);
   if (!server.ok()) return Fail(std::string(server.status().message()));
   const int port = (*server)->port();
-  if (!flags.port_file.empty()) {
-    const std::string tmp = flags.port_file + ".tmp";
-    std::ofstream(tmp) << port << "\n";
-    std::filesystem::rename(tmp, flags.port_file, ec);
+
+  // The operations port. Ready once serving gRPC (the database is open and migrated and the
+  // runners are configured by then) for as long as commits succeed.
+  std::unique_ptr<dagd::server::HttpServer> http;
+  if (!flags.metrics_listen.empty()) {
+    dagd::server::OpsOptions ops;
+    ops.registry = &metrics;
+    ops.not_ready_reason = [&scheduler]() -> std::string {
+      if (scheduler.healthy()) return "";
+      return "the last commit to the database failed (full disk, I/O error or lock; see the log "
+             "and dagd_storage_commit_errors_total); dagd retries it every second";
+    };
+    dagd::server::HttpServer::Routes routes;
+    dagd::server::AddOpsRoutes(ops, &routes);
+    auto started = dagd::server::HttpServer::Start(io, flags.metrics_listen, std::move(routes));
+    if (!started.ok()) {
+      (*server)->Shutdown(0);
+      return Fail(std::string(started.status().message()));
+    }
+    http = *std::move(started);
+    WritePortFile(flags.metrics_port_file, http->port());
   }
+  WritePortFile(flags.port_file, port);
   const std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
   spdlog::info("dagd listening on {}:{}, data in {}", host, port, data_dir);
+  if (http) {
+    const std::string metrics_host =
+        flags.metrics_listen.substr(0, flags.metrics_listen.rfind(':'));
+    spdlog::info("metrics and run pages on http://{}:{}/", metrics_host, http->port());
+  }
 
   // On a signal: first stop taking calls while the loop still runs (so calls in progress get
   // their answers), then stop the loop. That happens off the loop's thread, which must keep going.
@@ -195,6 +254,7 @@ int main(int argc, char** argv) {
   auto work = boost::asio::make_work_guard(io);
   io.run();
   if (stopper.joinable()) stopper.join();
+  if (http) http->Stop();
 
   // The loop has stopped: no step of any run is in progress. Committed state stays as it is;
   // attempts still running are ended and count as Error attempts when dagd resumes the run.

@@ -21,6 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "logging/log.h"
 #include "runners/kubernetes/ansible_pod.h"
 #include "runners/kubernetes/client/errors.h"
 #include "runners/kubernetes/client/kube_client.h"
@@ -40,12 +41,7 @@ using kubernetes::StreamOptions;
 using nlohmann::json;
 
 std::shared_ptr<spdlog::logger> Log() {
-  static std::shared_ptr<spdlog::logger> logger = [] {
-    if (auto existing = spdlog::get("runner.argo")) return existing;
-    auto created = spdlog::default_logger()->clone("runner.argo");
-    spdlog::register_logger(created);
-    return created;
-  }();
+  static std::shared_ptr<spdlog::logger> logger = logging::Get("runner.argo");
   return logger;
 }
 
@@ -186,6 +182,11 @@ class ArgoRunner::Impl : public std::enable_shared_from_this<Impl> {
     bool finished = false;
   };
 
+  // The RunTag of an attempt's log lines.
+  static std::string Tag(const Attempt& attempt) {
+    return logging::RunTag(attempt.spec.run_id, attempt.spec.node_name, attempt.spec.attempt);
+  }
+
   Impl(asio::io_context& io, std::shared_ptr<KubeClient> client, ArgoRunnerOptions options)
       : io_(io),
         client_(std::move(client)),
@@ -259,8 +260,10 @@ class ArgoRunner::Impl : public std::enable_shared_from_this<Impl> {
         self->FollowLog(attempt);
       });
     });
-    Log()->info("{} attempt {} as Workflow {}/{} ({})", reattach ? "reattached" : "started",
-                spec.external_name, ns_, attempt->workflow_name, ApiName());
+    Log()->info("{}{} attempt {} as Workflow {}/{} ({})",
+                logging::RunTag(spec.run_id, spec.node_name, spec.attempt),
+                reattach ? "reattached" : "started", spec.external_name, ns_,
+                attempt->workflow_name, ApiName());
     return absl::OkStatus();
   }
 
@@ -338,7 +341,8 @@ class ArgoRunner::Impl : public std::enable_shared_from_this<Impl> {
                     : client_->Request("POST", WorkflowsPath(), {}, workflow);
     if (made.ok()) return absl::OkStatus();
     if (absl::IsAlreadyExists(made.status())) {
-      Log()->info("{} exists already (dagd restarted before it knew); adopting it", Where(attempt));
+      Log()->info("{}{} exists already (dagd restarted before it knew); adopting it", Tag(attempt),
+                  Where(attempt));
       return Adopt(attempt);
     }
     return absl::Status(made.status().code(), absl::StrCat("submitting ", Where(attempt), ": ",
@@ -401,7 +405,7 @@ class ArgoRunner::Impl : public std::enable_shared_from_this<Impl> {
     log_threads_.push_back({std::thread([self, attempt, done] {
                               absl::Status status = self->ReadLog(attempt);
                               if (!status.ok() && !absl::IsCancelled(status)) {
-                                Log()->warn("log of {}: {}", self->Where(*attempt),
+                                Log()->warn("{}log of {}: {}", Tag(*attempt), self->Where(*attempt),
                                             status.ToString());
                               }
                               asio::post(self->io_, [self, attempt] {
@@ -431,7 +435,7 @@ class ArgoRunner::Impl : public std::enable_shared_from_this<Impl> {
       if (status.ok() && ended_before) return status;
       if (absl::IsNotFound(status)) return status;
       if (!status.ok()) {
-        Log()->info("log of {}: {}; following again in {} ms", Where(*attempt),
+        Log()->info("{}log of {}: {}; following again in {} ms", Tag(*attempt), Where(*attempt),
                     Named(status).ToString(), backoff);
       }
       // A clean end before the Workflow was seen to complete, or a broken stream: follow again
@@ -658,8 +662,8 @@ class ArgoRunner::Impl : public std::enable_shared_from_this<Impl> {
     auto self = shared_from_this();
     attempt->drain_timer->async_wait([self, attempt](const boost::system::error_code& ec) {
       if (ec || attempt->finished) return;
-      Log()->warn("{}: log not complete {} ms after the end; finishing without the rest",
-                  self->Where(*attempt), self->options_.drain_timeout_ms);
+      Log()->warn("{}{}: log not complete {} ms after the end; finishing without the rest",
+                  Tag(*attempt), self->Where(*attempt), self->options_.drain_timeout_ms);
       attempt->log_cancel->Cancel();
       attempt->log_done = true;
       self->MaybeFinish(attempt);
@@ -773,9 +777,9 @@ class ArgoRunner::Impl : public std::enable_shared_from_this<Impl> {
     attempt->log_cancel->Cancel();
     attempts_.erase(attempt->spec.external_name);
     by_workflow_.erase(attempt->workflow_name);
-    Log()->info("finished {} ({}): {}{}{}", attempt->spec.external_name, Where(*attempt),
-                engine::NodePhaseName(result.phase), result.message.empty() ? "" : ": ",
-                result.message);
+    Log()->info("{}finished {} ({}): {}{}{}", Tag(*attempt), attempt->spec.external_name,
+                Where(*attempt), engine::NodePhaseName(result.phase),
+                result.message.empty() ? "" : ": ", result.message);
     if (attempt->callbacks.on_finished) attempt->callbacks.on_finished(std::move(result));
   }
 

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "logging/log.h"
 #include "runners/kubernetes/client/errors.h"
 #include "runners/kubernetes/client/kube_client.h"
 #include "runners/kubernetes/pod_log.h"
@@ -26,12 +27,7 @@ namespace asio = boost::asio;
 using nlohmann::json;
 
 std::shared_ptr<spdlog::logger> Log() {
-  static std::shared_ptr<spdlog::logger> logger = [] {
-    if (auto existing = spdlog::get("runner.kubernetes")) return existing;
-    auto created = spdlog::default_logger()->clone("runner.kubernetes");
-    spdlog::register_logger(created);
-    return created;
-  }();
+  static std::shared_ptr<spdlog::logger> logger = logging::Get("runner.kubernetes");
   return logger;
 }
 
@@ -79,6 +75,11 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
     std::unique_ptr<asio::steady_timer> drain_timer;
     bool finished = false;
   };
+
+  // The RunTag of an attempt's log lines.
+  static std::string Tag(const Attempt& attempt) {
+    return logging::RunTag(attempt.spec.run_id, attempt.spec.node_name, attempt.spec.attempt);
+  }
 
   Impl(asio::io_context& io, std::shared_ptr<KubeClient> client, KubernetesRunnerOptions options)
       : io_(io), client_(std::move(client)), options_(std::move(options)), pool_(2) {}
@@ -147,8 +148,10 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
         self->FollowLog(attempt);
       });
     });
-    Log()->info("{} attempt {} as Job {}/{}", reattach ? "reattached" : "started",
-                spec.external_name, options_.job.namespace_name, attempt->job_name);
+    Log()->info("{}{} attempt {} as Job {}/{}",
+                logging::RunTag(spec.run_id, spec.node_name, spec.attempt),
+                reattach ? "reattached" : "started", spec.external_name,
+                options_.job.namespace_name, attempt->job_name);
     return absl::OkStatus();
   }
 
@@ -249,7 +252,7 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
     log_threads_.emplace_back([self, attempt, ns, job_name, cancel] {
       absl::Status status = self->ReadLog(ns, job_name, attempt, cancel.get());
       if (!status.ok() && !absl::IsCancelled(status)) {
-        Log()->warn("log of Job {}/{}: {}", ns, job_name, status.ToString());
+        Log()->warn("{}log of Job {}/{}: {}", Tag(*attempt), ns, job_name, status.ToString());
       }
       asio::post(self->io_, [self, attempt] {
         attempt->log_done = true;
@@ -282,7 +285,8 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
       } else {
         // Whatever the API answers now (an outage, a 410 on the list), the log is still there:
         // ask again until the attempt ends, when the drain timer cancels this.
-        Log()->info("pods of Job {}/{}: {}; asking again", ns, job_name, pods.status().ToString());
+        Log()->info("{}pods of Job {}/{}: {}; asking again", Tag(*attempt), ns, job_name,
+                    pods.status().ToString());
       }
       if (started) {
         size_t seen = 0;
@@ -302,7 +306,8 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
             },
             cancel);
         if (streamed.ok() || absl::IsCancelled(streamed)) return streamed;
-        Log()->info("log of Job {}/{} broke ({}); reading on", ns, job_name, streamed.ToString());
+        Log()->info("{}log of Job {}/{} broke ({}); reading on", Tag(*attempt), ns, job_name,
+                    streamed.ToString());
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(100 * (tries + 1), 1000)));
     }
@@ -453,8 +458,8 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
     auto self = shared_from_this();
     attempt->drain_timer->async_wait([self, attempt](const boost::system::error_code& ec) {
       if (ec || attempt->finished) return;
-      Log()->warn("Job {}: log not complete after {} ms; finishing without the rest",
-                  attempt->job_name, self->options_.drain_timeout_ms);
+      Log()->warn("{}Job {}: log not complete after {} ms; finishing without the rest",
+                  Tag(*attempt), attempt->job_name, self->options_.drain_timeout_ms);
       attempt->log_cancel->Cancel();
       attempt->log_done = true;
       self->MaybeFinish(attempt);
@@ -552,9 +557,9 @@ class KubernetesRunner::Impl : public std::enable_shared_from_this<Impl> {
     if (attempt->drain_timer) attempt->drain_timer->cancel();
     attempts_.erase(attempt->spec.external_name);
     by_job_.erase(attempt->job_name);
-    Log()->info("finished {} (Job {}): {}{}{}", attempt->spec.external_name, attempt->job_name,
-                engine::NodePhaseName(result.phase), result.message.empty() ? "" : ": ",
-                result.message);
+    Log()->info("{}finished {} (Job {}): {}{}{}", Tag(*attempt), attempt->spec.external_name,
+                attempt->job_name, engine::NodePhaseName(result.phase),
+                result.message.empty() ? "" : ": ", result.message);
     if (attempt->callbacks.on_finished) attempt->callbacks.on_finished(std::move(result));
   }
 

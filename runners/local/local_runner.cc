@@ -22,6 +22,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "engine/status_macros.h"
+#include "logging/log.h"
 #include "runners/local/ansible_output.h"
 #include "runners/local/command.h"
 #include "runners/local/credentials.h"
@@ -42,16 +43,7 @@ std::vector<std::string> CurrentEnvironment() {
   return env;
 }
 
-std::shared_ptr<spdlog::logger> RunnerLogger() {
-  if (auto logger = spdlog::get("runner.local")) return logger;
-  auto logger = spdlog::default_logger()->clone("runner.local");
-  try {
-    spdlog::register_logger(logger);
-  } catch (const spdlog::spdlog_ex&) {
-    return spdlog::get("runner.local");  // registered concurrently by another runner
-  }
-  return logger;
-}
+std::shared_ptr<spdlog::logger> RunnerLogger() { return logging::Get("runner.local"); }
 
 // SIGKILL to the supervisor first (a pending SIGKILL makes its fork of the worker fail), then
 // to the group. Only while the supervisor is not reaped, so that `pgid` cannot be reused.
@@ -105,6 +97,9 @@ struct LocalRunner::Attempt {
         kill_timer(io),
         drain_timer(io) {}
 
+  // The RunTag of this attempt's log lines.
+  std::string Tag() const { return logging::RunTag(run_id, node_name, number); }
+
   // Releases every descriptor and timer; pending handlers complete with operation_aborted.
   void CloseAll() {
     error_code ignored;
@@ -116,6 +111,9 @@ struct LocalRunner::Attempt {
   }
 
   std::string external_name;
+  std::string run_id;     // for log lines
+  std::string node_name;  // for log lines
+  int number = 0;         // the attempt's number, for log lines
   std::string template_name;
   std::string program;
   std::string work_dir;
@@ -185,6 +183,9 @@ absl::Status LocalRunner::Start(const AttemptSpec& spec, AttemptCallbacks callba
 
   auto attempt = std::make_shared<Attempt>(io_);
   attempt->external_name = spec.external_name;
+  attempt->run_id = spec.run_id;
+  attempt->node_name = spec.node_name;
+  attempt->number = spec.attempt;
   attempt->template_name = spec.resolved.name;
   attempt->program = command.program;
   attempt->work_dir = spec.work_dir;
@@ -220,8 +221,8 @@ absl::Status LocalRunner::Start(const AttemptSpec& spec, AttemptCallbacks callba
 
   attempts_.emplace(spec.external_name, attempt);
   std::move(remove_credentials).Cancel();  // from now on the attempt's end removes them
-  logger_->info("started {} (template {}): {} in process group {}", spec.external_name,
-                spec.resolved.name, command.program, process.pid);
+  logger_->info("{}started {} (template {}): {} in process group {}", attempt->Tag(),
+                spec.external_name, spec.resolved.name, command.program, process.pid);
   ReadOutput(attempt, Pipe::kStdout);
   ReadOutput(attempt, Pipe::kStderr);
   ReadReport(attempt);
@@ -240,7 +241,7 @@ void LocalRunner::Cancel(const std::string& external_name, const std::string& me
   if (attempt->cancelled || attempt->reaped) return;
   attempt->cancelled = true;
   attempt->cancel_message = message;
-  logger_->info("cancelling {}: {}", external_name, message);
+  logger_->info("{}cancelling {}: {}", attempt->Tag(), external_name, message);
   kill(attempt->pid, SIGTERM);  // the supervisor relays it to the whole group
   attempt->kill_timer.expires_after(std::chrono::milliseconds(attempt->grace_period_ms));
   attempt->kill_timer.async_wait([attempt](const error_code& ec) {
@@ -260,7 +261,7 @@ void LocalRunner::KillAll() {
     }
     attempt->CloseAll();
     if (absl::Status removed = RemoveStagedCredentials(attempt->work_dir); !removed.ok()) {
-      logger_->error("{}: {}", name, std::string(removed.message()));
+      logger_->error("{}{}: {}", attempt->Tag(), name, std::string(removed.message()));
     }
   }
   if (!attempts.empty()) logger_->warn("killed {} running attempt(s)", attempts.size());
@@ -360,8 +361,8 @@ void LocalRunner::ReadEvents(std::shared_ptr<Attempt> attempt) {
         }
         a.events_partial.erase(0, start);
         if (a.events_partial.size() > kMaxEventLineBytes) {
-          logger_->warn("{}: dropped an event line longer than {} bytes", a.external_name,
-                        kMaxEventLineBytes);
+          logger_->warn("{}{}: dropped an event line longer than {} bytes", a.Tag(),
+                        a.external_name, kMaxEventLineBytes);
           a.events_partial.clear();
           a.discarding_event_line = true;
         }
@@ -380,7 +381,10 @@ void LocalRunner::WaitForExit(std::shared_ptr<Attempt> attempt) {
   attempt->exit_watch.async_wait(
       asio::posix::descriptor_base::wait_read, [this, attempt](const error_code& ec) {
         if (attempt->detached) return;
-        if (ec) logger_->warn("watching process {} failed: {}", attempt->pid, ec.message());
+        if (ec) {
+          logger_->warn("{}watching process {} failed: {}", attempt->Tag(), attempt->pid,
+                        ec.message());
+        }
         int status = 0;
         pid_t reaped;
         do {
@@ -391,8 +395,8 @@ void LocalRunner::WaitForExit(std::shared_ptr<Attempt> attempt) {
           return;
         }
         if (reaped < 0) {
-          logger_->error("process {} of {} was reaped by someone else", attempt->pid,
-                         attempt->external_name);
+          logger_->error("{}process {} of {} was reaped by someone else", attempt->Tag(),
+                         attempt->pid, attempt->external_name);
           attempt->lost = true;
         }
         OnReaped(attempt, status);
@@ -413,8 +417,8 @@ void LocalRunner::OnReaped(const std::shared_ptr<Attempt>& attempt, int status) 
     a.drain_timer.expires_after(std::chrono::milliseconds(options_.drain_timeout_ms));
     a.drain_timer.async_wait([this, attempt](const error_code& ec) {
       if (ec || attempt->detached) return;
-      logger_->warn("{}: output still held open by a process outside its group; not waiting",
-                    attempt->external_name);
+      logger_->warn("{}{}: output still held open by a process outside its group; not waiting",
+                    attempt->Tag(), attempt->external_name);
       error_code ignored;
       // The pending reads complete with operation_aborted and count the pipes as closed.
       for (auto* pipe : {&attempt->stdout_pipe, &attempt->stderr_pipe, &attempt->report_pipe,
@@ -434,12 +438,13 @@ void LocalRunner::MaybeFinish(const std::shared_ptr<Attempt>& attempt) {
   auto it = attempts_.find(a.external_name);
   if (it != attempts_.end() && it->second == attempt) attempts_.erase(it);
   if (absl::Status removed = RemoveStagedCredentials(a.work_dir); !removed.ok()) {
-    logger_->error("{}: {}", a.external_name, std::string(removed.message()));
+    logger_->error("{}{}: {}", a.Tag(), a.external_name, std::string(removed.message()));
   }
   engine::AttemptResult result = Outcome(a);
   a.masker->MaskResult(&result);
-  logger_->info("finished {}: {}{}{}", a.external_name, engine::NodePhaseName(result.phase),
-                result.message.empty() ? "" : ": ", result.message);
+  logger_->info("{}finished {}: {}{}{}", a.Tag(), a.external_name,
+                engine::NodePhaseName(result.phase), result.message.empty() ? "" : ": ",
+                result.message);
   if (a.callbacks.on_finished) a.callbacks.on_finished(std::move(result));
 }
 

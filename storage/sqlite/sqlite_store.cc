@@ -1,9 +1,10 @@
 #include "storage/sqlite/sqlite_store.h"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <utility>
@@ -15,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "engine/status_macros.h"
+#include "logging/log.h"
 #include "storage/node_json.h"
 #include "storage/sqlite/internal/sqlite_db.h"
 #include "storage/sqlite/migrations.h"
@@ -43,14 +45,7 @@ int ClampLimit(int limit, int default_limit) {
 }
 
 std::shared_ptr<spdlog::logger> Logger() {
-  static const std::shared_ptr<spdlog::logger> logger = [] {
-    if (auto existing = spdlog::get("storage")) return existing;
-    try {
-      return spdlog::stderr_color_mt("storage");
-    } catch (const spdlog::spdlog_ex&) {  // registered by another thread meanwhile
-      return spdlog::get("storage");
-    }
-  }();
+  static const std::shared_ptr<spdlog::logger> logger = logging::Get("storage");
   return logger;
 }
 
@@ -521,9 +516,47 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteStore
   return std::unique_ptr<SqliteStore>(new SqliteStore(options, std::move(db)));
 }
 
+namespace {
+
+// The database file plus its write-ahead log, in bytes (a missing file counts 0).
+double DatabaseBytes(const std::string& path) {
+  double total = 0;
+  for (const std::string& file : {path, path + "-wal"}) {
+    struct stat st {};
+    if (stat(file.c_str(), &st) == 0) total += static_cast<double>(st.st_size);
+  }
+  return total;
+}
+
+metrics::Histogram* DeclareCommitDuration(metrics::Registry* registry) {
+  if (registry == nullptr) return nullptr;
+  return &registry
+              ->AddHistogram("dagd_storage_commit_duration_seconds",
+                             "One group commit, BEGIN to COMMIT (fsync included).", {},
+                             metrics::LatencyBuckets())
+              ->Get();
+}
+
+metrics::Counter* DeclareCommitErrors(metrics::Registry* registry, const std::string& path) {
+  if (registry == nullptr) return nullptr;
+  metrics::Gauge* size = &registry
+                              ->AddGauge("dagd_storage_database_bytes",
+                                         "The database file plus its write-ahead log, in bytes.")
+                              ->Get();
+  registry->OnCollect([size, path] { size->Set(DatabaseBytes(path)); });
+  return &registry
+              ->AddCounter("dagd_storage_commit_errors_total",
+                           "Group commits rolled back (full disk, I/O error, lock, corruption).")
+              ->Get();
+}
+
+}  // namespace
+
 SqliteStore::SqliteStore(SqliteStoreOptions options, std::unique_ptr<Connection> writer)
     : options_(std::move(options)),
       writer_db_(std::move(writer)),
+      commit_duration_(DeclareCommitDuration(options_.metrics)),
+      commit_errors_(DeclareCommitErrors(options_.metrics, options_.path)),
       writer_([this] { WriterLoop(); }) {}
 
 SqliteStore::~SqliteStore() {
@@ -569,7 +602,9 @@ void SqliteStore::WriterLoop() {
 std::vector<absl::Status> SqliteStore::CommitGroup(std::vector<WriteOp>& ops) {
   Connection& db = *writer_db_;
   std::vector<absl::Status> results(ops.size());
+  const auto start = std::chrono::steady_clock::now();
   auto fail_all = [&](const absl::Status& cause) {
+    if (commit_errors_ != nullptr) commit_errors_->Increment();
     if (db.in_transaction()) db.Exec("ROLLBACK").IgnoreError();
     absl::Status status(cause.code(), absl::StrCat("transaction of ", ops.size(),
                                                    " batch(es) rolled back: ", cause.message()));
@@ -596,6 +631,10 @@ std::vector<absl::Status> SqliteStore::CommitGroup(std::vector<WriteOp>& ops) {
   status = db.Exec("COMMIT");
   if (!status.ok()) return fail_all(status);
   commits_.fetch_add(1);
+  if (commit_duration_ != nullptr) {
+    commit_duration_->Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
   return results;
 }
 
@@ -1011,9 +1050,13 @@ absl::StatusOr<std::vector<AnsibleEventRecord>> SqliteStore::GetAnsibleEvents(
 
 namespace dagd::storage {
 
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+std::string SqliteVersion() { return sqlite3_libversion(); }
+
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
+                                                       metrics::Registry* metrics) {
   sqlite::SqliteStoreOptions options;
   options.path = path;
+  options.metrics = metrics;
   ASSIGN_OR_RETURN(std::unique_ptr<sqlite::SqliteStore> store, sqlite::SqliteStore::Open(options));
   return std::unique_ptr<Store>(std::move(store));
 }

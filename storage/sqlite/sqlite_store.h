@@ -32,6 +32,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "metrics/registry.h"
 #include "storage/store.h"
 
 namespace dagd::storage::sqlite {
@@ -55,6 +56,10 @@ struct SqliteStoreOptions {
   // PRAGMA max_page_count when > 0: caps the database size so that tests can fill it (a full
   // database fails like a full disk, with SQLITE_FULL).
   int64_t max_page_count = 0;
+  // Where the store declares dagd_storage_commit_duration_seconds,
+  // dagd_storage_commit_errors_total and dagd_storage_database_bytes; null for none. Not owned;
+  // must outlive the store.
+  metrics::Registry* metrics = nullptr;
 };
 
 class SqliteStore : public Store {
@@ -136,6 +141,8 @@ class SqliteStore : public Store {
   std::vector<std::unique_ptr<internal::Connection>> idle_readers_ ABSL_GUARDED_BY(readers_mu_);
 
   std::atomic<int64_t> commits_{0};
+  metrics::Histogram* commit_duration_ = nullptr;  // set when options_.metrics is
+  metrics::Counter* commit_errors_ = nullptr;
   std::thread writer_;  // last: starts after every other member is ready
 };
 
@@ -143,8 +150,13 @@ class SqliteStore : public Store {
 
 namespace dagd::storage {
 
-// The SQLite Store for `path` with the default SqliteStoreOptions (see SqliteStore::Open).
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+// The SQLite Store for `path` with the default SqliteStoreOptions (see SqliteStore::Open), and
+// its metrics in `metrics` if not null.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
+                                                       metrics::Registry* metrics = nullptr);
+
+// SQLite's version, "3.40.1".
+std::string SqliteVersion();
 
 }  // namespace dagd::storage
 

@@ -1,11 +1,15 @@
 #include "tests/integration/daemon.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -73,6 +77,8 @@ void Daemon::Start() {
   fs::create_directories(data_dir_);
   const std::string port_file = data_dir_ + "/port";
   fs::remove(port_file);
+  fs::remove(data_dir_ + "/metrics-port");
+  metrics_address_.clear();
   const std::string log = data_dir_ + "/dagd.log";
   const std::string binary = BinaryPath("cmd/dagd/dagd");
   pid_ = fork();
@@ -87,8 +93,10 @@ void Daemon::Start() {
       execl(binary.c_str(), binary.c_str(), "--config", config_file_.c_str(),
             static_cast<char*>(nullptr));
     } else {
+      const std::string metrics_port_file = data_dir_ + "/metrics-port";
       execl(binary.c_str(), binary.c_str(), "--listen", "127.0.0.1:0", "--data-dir",
-            data_dir_.c_str(), "--port-file", port_file.c_str(), "--grace-period-ms", "2000",
+            data_dir_.c_str(), "--port-file", port_file.c_str(), "--metrics-listen", "127.0.0.1:0",
+            "--metrics-port-file", metrics_port_file.c_str(), "--grace-period-ms", "2000",
             "--log-level", "debug", static_cast<char*>(nullptr));
     }
     _exit(127);
@@ -98,6 +106,10 @@ void Daemon::Start() {
     std::string port = ReadFile(port_file);
     if (!port.empty() && port.back() == '\n') {
       address_ = "127.0.0.1:" + port.substr(0, port.size() - 1);
+      // Written before the gRPC port file, when dagd serves one.
+      if (std::string metrics = ReadFile(data_dir_ + "/metrics-port"); !metrics.empty()) {
+        metrics_address_ = "127.0.0.1:" + metrics.substr(0, metrics.size() - 1);
+      }
       channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
       runs_ = v1::RunService::NewStub(channel_);
       workflows_ = v1::WorkflowService::NewStub(channel_);
@@ -136,24 +148,21 @@ void Daemon::Kill() {
   pid_ = -1;
 }
 
-CommandResult RunDagctl(const std::string& server, const std::vector<std::string>& args,
-                        std::chrono::seconds timeout) {
+CommandResult RunCommand(const std::vector<std::string>& command, std::chrono::seconds timeout) {
   CommandResult result;
   int pipe_fds[2];
   if (pipe(pipe_fds) != 0) return result;
-  const std::string binary = BinaryPath("cmd/dagctl/dagctl");
   pid_t pid = fork();
   if (pid == 0) {
     dup2(pipe_fds[1], 1);
     dup2(pipe_fds[1], 2);
     close(pipe_fds[0]);
     close(pipe_fds[1]);
-    std::vector<std::string> full = {binary, "--server", server};
-    full.insert(full.end(), args.begin(), args.end());
+    std::vector<std::string> full = command;
     std::vector<char*> argv;
     for (auto& a : full) argv.push_back(a.data());
     argv.push_back(nullptr);
-    execv(binary.c_str(), argv.data());
+    execv(argv[0], argv.data());
     _exit(127);
   }
   close(pipe_fds[1]);
@@ -169,7 +178,7 @@ CommandResult RunDagctl(const std::string& server, const std::vector<std::string
     if (n == 0) break;
     if (Clock::now() > deadline) {
       kill(pid, SIGKILL);
-      ADD_FAILURE() << "dagctl timed out: " << result.output;
+      ADD_FAILURE() << command[0] << " timed out: " << result.output;
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -179,6 +188,71 @@ CommandResult RunDagctl(const std::string& server, const std::vector<std::string
   waitpid(pid, &status, 0);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+CommandResult RunDagctl(const std::string& server, const std::vector<std::string>& args,
+                        std::chrono::seconds timeout) {
+  std::vector<std::string> command = {BinaryPath("cmd/dagctl/dagctl"), "--server", server};
+  command.insert(command.end(), args.begin(), args.end());
+  return RunCommand(command, timeout);
+}
+
+HttpResult HttpGet(const std::string& address, const std::string& target) {
+  HttpResult result;
+  const size_t colon = address.rfind(':');
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+  if (inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr.sin_addr) != 1) return result;
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return result;
+  timeval tv{30, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return result;
+  }
+  // HTTP/1.0: the server closes after the response, which is never chunked.
+  const std::string request = "GET " + target + " HTTP/1.0\r\nHost: " + address + "\r\n\r\n";
+  if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return result;
+  }
+  std::string response;
+  char buf[8192];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) response.append(buf, n);
+  close(fd);
+  const size_t header_end = response.find("\r\n\r\n");
+  if (response.rfind("HTTP/", 0) != 0 || header_end == std::string::npos) return result;
+  result.status = std::stoi(response.substr(response.find(' ') + 1, 3));
+  std::istringstream headers(response.substr(0, header_end));
+  for (std::string line; std::getline(headers, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const size_t sep = line.find(':');
+    if (sep == std::string::npos) continue;
+    std::string name = line.substr(0, sep);
+    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+    if (name == "content-type")
+      result.content_type = line.substr(line.find_first_not_of(' ', sep + 1));
+  }
+  result.body = response.substr(header_end + 4);
+  return result;
+}
+
+int FreeLoopbackPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t length = sizeof addr;
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
 }
 
 std::vector<v1::RunEvent> WatchToEnd(v1::RunService::Stub* runs, const std::string& run_id,

@@ -35,8 +35,9 @@ class Daemon {
 
   // Starts dagd and waits (bounded) until it serves. Fails the test on error.
   void Start();
-  // From now on, start dagd with `--config path` alone. The file must set listen, data-dir and
-  // port-file = <data dir>/port.
+  // From now on, start dagd with `--config path` alone. The file must set listen, data-dir,
+  // port-file = <data dir>/port and metrics-listen (127.0.0.1:0, or "" for none), and may set
+  // metrics-port-file = <data dir>/metrics-port.
   void UseConfigFile(std::string path) { config_file_ = std::move(path); }
   // SIGTERM and wait for a clean exit; returns the exit status.
   int Terminate();
@@ -44,6 +45,8 @@ class Daemon {
   void Kill();
 
   const std::string& address() const { return address_; }
+  // HOST:PORT of /metrics, /healthz, /readyz; "" when this dagd serves none.
+  const std::string& metrics_address() const { return metrics_address_; }
   pid_t pid() const { return pid_; }
   v1::RunService::Stub* runs() { return runs_.get(); }
   v1::WorkflowService::Stub* workflows() { return workflows_.get(); }
@@ -53,6 +56,7 @@ class Daemon {
   std::string config_file_;
   pid_t pid_ = -1;
   std::string address_;
+  std::string metrics_address_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::RunService::Stub> runs_;
   std::unique_ptr<v1::WorkflowService::Stub> workflows_;
@@ -63,9 +67,25 @@ struct CommandResult {
   std::string output;  // stdout and stderr, interleaved
 };
 
+// Runs `command` (argv; command[0] is a path), capturing its output. Bounded by `timeout`.
+CommandResult RunCommand(const std::vector<std::string>& command,
+                         std::chrono::seconds timeout = std::chrono::seconds(120));
+
 // Runs `dagctl` with `args` against `server`, capturing its output. Bounded by `timeout`.
 CommandResult RunDagctl(const std::string& server, const std::vector<std::string>& args,
                         std::chrono::seconds timeout = std::chrono::seconds(120));
+
+struct HttpResult {
+  int status = -1;  // -1: no HTTP answer (nothing listening, or not HTTP)
+  std::string content_type;
+  std::string body;
+};
+
+// One HTTP/1.0 GET of `target` ("/metrics?x=y") from `address` ("127.0.0.1:PORT").
+HttpResult HttpGet(const std::string& address, const std::string& target);
+
+// A loopback TCP port that was free a moment ago (for servers that cannot report theirs).
+int FreeLoopbackPort();
 
 // Streams WatchRun until the run is final; returns every event seen. Bounded by `timeout`.
 std::vector<v1::RunEvent> WatchToEnd(v1::RunService::Stub* runs, const std::string& run_id,

@@ -468,6 +468,7 @@ TEST(DaemonConfigTest, ConfigFileAndUsageErrors) {
     out << "listen = \"127.0.0.1:0\"\n"
         << "data-dir = \"" << data_dir << "\"\n"
         << "port-file = \"" << data_dir << "/port\"\n"
+        << "metrics-listen = \"127.0.0.1:0\"\n"
         << "log-level = \"warn\"\n";
   }
   Daemon dagd(data_dir);
@@ -880,6 +881,7 @@ TEST(DaemonCredentialsTest, ConfiguredDirectoryAndStaleCopies) {
   std::ofstream(config) << "listen = \"127.0.0.1:0\"\n"
                         << "data-dir = \"" << data_dir << "\"\n"
                         << "port-file = \"" << data_dir << "/port\"\n"
+                        << "metrics-listen = \"127.0.0.1:0\"\n"
                         << "credentials-dir = \"" << creds << "\"\n";
   const std::string stale = data_dir + "/attempts/run-1/deploy-1234-1/.dagd/credentials";
   fs::create_directories(stale);
@@ -1044,6 +1046,7 @@ TEST(DaemonBundleLimitsTest, DagdRefusesABundleOverItsConfiguredLimit) {
     out << "listen = \"127.0.0.1:0\"\n"
         << "data-dir = \"" << data_dir << "\"\n"
         << "port-file = \"" << data_dir << "/port\"\n"
+        << "metrics-listen = \"127.0.0.1:0\"\n"
         << "max-bundle-bytes = 100\n";
   }
   Daemon dagd(data_dir);
@@ -1261,6 +1264,7 @@ class KubernetesDaemonTest : public ::testing::Test {
     std::ofstream(config_) << "listen = \"127.0.0.1:0\"\n"
                            << "data-dir = \"" << data_dir_ << "\"\n"
                            << "port-file = \"" << data_dir_ << "/port\"\n"
+                           << "metrics-listen = \"127.0.0.1:0\"\n"
                            << "default-runner = \"kubernetes\"\n"
                            << "kubeconfig = \"" << fake_->kubeconfig() << "\"\n"
                            << "kube-namespace = \"dagd\"\n";
@@ -1359,6 +1363,7 @@ class ArgoDaemonTest : public ::testing::TestWithParam<bool> {
     config << "listen = \"127.0.0.1:0\"\n"
            << "data-dir = \"" << data_dir_ << "\"\n"
            << "port-file = \"" << data_dir_ << "/port\"\n"
+           << "metrics-listen = \"127.0.0.1:0\"\n"
            << "default-runner = \"argo\"\n"
            << "argo-namespace = \"dagd\"\n";
     if (on_kubernetes()) {

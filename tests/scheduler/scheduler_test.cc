@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -166,6 +167,7 @@ class SchedulerTest : public ::testing::Test {
     SchedulerOptions options;
     options.data_dir = dir_.path();
     options.log_flush_interval_ms = 20;
+    options.metrics = metrics_.get();
     scheduler_ =
         std::make_unique<Scheduler>(*io_, store_.get(), registry_.get(), SystemClock(), options);
   }
@@ -300,6 +302,8 @@ class SchedulerTest : public ::testing::Test {
   }
 
   storage::testing::TempDir dir_;
+  // Set before StartScheduler() to give the scheduler metrics (one scheduler per registry).
+  std::unique_ptr<metrics::Registry> metrics_;
   std::unique_ptr<storage::sqlite::SqliteStore> store_;
   std::unique_ptr<asio::io_context> io_;
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
@@ -1206,6 +1210,116 @@ TEST_F(SchedulerTest, ListenersAreToldAfterCommits) {
   // The last word is the committed end of the run.
   EXPECT_EQ(snapshots.back().last_sequence, done.last_sequence);
   EXPECT_EQ(snapshots.back().phase, NodePhase::kSucceeded);
+}
+
+// --- metrics -------------------------------------------------------------------------------
+
+// Scheduler tests with a metrics registry; Sample() renders it on the test thread, which is the
+// io_context's thread while RunUntil runs it, so the gauges are sampled through a post.
+class SchedulerMetricsTest : public SchedulerTest {
+ protected:
+  void SetUp() override {
+    metrics_ = std::make_unique<metrics::Registry>();
+    SchedulerTest::SetUp();
+  }
+
+  // The value of the sample `series` ("name{labels}") in a fresh rendering; -1 if absent.
+  double Sample(const std::string& series) {
+    std::future<std::string> text =
+        std::async(std::launch::async, [this] { return metrics_->Render(); });
+    // The collect hook posts onto the io_context: run it until the rendering is done.
+    RunUntil([&] { return text.wait_for(std::chrono::seconds(0)) == std::future_status::ready; });
+    const std::string body = text.get();
+    const std::string prefix = "\n" + series + " ";
+    const size_t at = body.find(prefix);
+    if (at == std::string::npos) return -1;
+    return std::stod(body.substr(at + prefix.size()));
+  }
+};
+
+TEST_F(SchedulerMetricsTest, CountsRunsAttemptsRetriesAndAnsibleResultsOnceCommitted) {
+  fake_->Script("A", 1, FakeAttempt::Fail(1, "exit code 1"));
+  FakeAttempt b = FakeAttempt::Succeed();
+  b.events = {R"({"kind": "task_start", "task": "t"})",
+              R"({"kind": "runner_on_ok", "task": "t", "host": "h1", "changed": true})",
+              R"({"kind": "runner_on_ok", "task": "t", "host": "h2"})",
+              R"({"kind": "runner_on_failed", "task": "t", "host": "h3"})",
+              R"({"kind": "runner_on_unreachable", "task": "t", "host": "h4"})",
+              R"({"kind": "runner_on_skipped", "task": "t", "host": "h5"})",
+              R"({"kind": "runner_item_on_ok", "task": "t", "host": "h1", "changed": true})"};
+  fake_->Script("B", b);
+  auto run = Submit(Workflow(Task("A") + Task("B", "A"), "",
+                             "    retryStrategy:\n"
+                             "      limit: 1\n"));
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(WaitFinished(run->id).phase, NodePhase::kSucceeded);
+
+  EXPECT_EQ(Sample("dagd_runs_started_total{workflow=\"sched\"}"), 1);
+  EXPECT_EQ(Sample("dagd_runs_finished_total{workflow=\"sched\",phase=\"Succeeded\"}"), 1);
+  EXPECT_EQ(Sample("dagd_runs_finished_total{workflow=\"sched\",phase=\"Failed\"}"), 0);
+  EXPECT_EQ(Sample("dagd_node_attempts_total{runner=\"local\",template=\"step\",phase=\"Failed\"}"),
+            1);
+  EXPECT_EQ(
+      Sample("dagd_node_attempts_total{runner=\"local\",template=\"step\",phase=\"Succeeded\"}"),
+      2);
+  EXPECT_EQ(Sample("dagd_node_retries_total{runner=\"local\",template=\"step\"}"), 1);
+  EXPECT_EQ(
+      Sample("dagd_node_attempt_duration_seconds_count{runner=\"local\",phase=\"Succeeded\"}"), 2);
+  EXPECT_EQ(Sample("dagd_node_queue_wait_seconds_count{runner=\"local\"}"), 2);
+  EXPECT_EQ(Sample("dagd_ansible_task_results_total{status=\"changed\"}"), 1);
+  EXPECT_EQ(Sample("dagd_ansible_task_results_total{status=\"ok\"}"), 1);
+  EXPECT_EQ(Sample("dagd_ansible_task_results_total{status=\"failed\"}"), 1);
+  EXPECT_EQ(Sample("dagd_ansible_task_results_total{status=\"unreachable\"}"), 1);
+  EXPECT_EQ(Sample("dagd_ansible_task_results_total{status=\"skipped\"}"), 1);
+  EXPECT_EQ(Sample("dagd_runs_active"), 0);
+  EXPECT_EQ(Sample("dagd_nodes_running{runner=\"local\"}"), 0);
+}
+
+TEST_F(SchedulerMetricsTest, GaugesShowRunningAttemptsTheReadyQueueAndWaitingRetries) {
+  fake_->SetDefault(FakeAttempt::Hold());
+  auto run = Submit(Workflow(Task("A") + Task("B") + Task("C"), "  parallelism: 1\n"));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(RunUntil([&] { return fake_->starts().size() == 1; }));
+  EXPECT_EQ(Sample("dagd_runs_active"), 1);
+  EXPECT_EQ(Sample("dagd_nodes_running{runner=\"local\"}"), 1);
+  EXPECT_EQ(Sample("dagd_ready_queue_depth"), 2);  // parallelism 1 holds two of three
+  EXPECT_EQ(Sample("dagd_nodes_waiting_retry"), 0);
+  ASSERT_TRUE(fake_->Release(fake_->starts().back().spec.external_name));
+  ASSERT_TRUE(RunUntil([&] { return fake_->starts().size() == 2; }));
+  EXPECT_EQ(Sample("dagd_ready_queue_depth"), 1);
+  Stop(run->id, "enough").IgnoreError();
+  WaitFinished(run->id);
+  EXPECT_EQ(Sample("dagd_runs_active"), 0);
+  EXPECT_EQ(Sample("dagd_ready_queue_depth"), 0);
+}
+
+TEST_F(SchedulerMetricsTest, ARetryBackoffIsAWaitingNode) {
+  fake_->Script("A", 1, FakeAttempt::Fail(1, "exit code 1"));
+  auto run = Submit(Workflow(Task("A"), "",
+                             "    retryStrategy:\n"
+                             "      limit: 1\n"
+                             "      backoff: {duration: \"1h\"}\n"));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(RunUntil([&] { return StoredNode(run->id, "A").retry_at_ms > 0; }));
+  EXPECT_EQ(Sample("dagd_nodes_waiting_retry"), 1);
+  EXPECT_EQ(Sample("dagd_nodes_running{runner=\"local\"}"), 0);
+  Stop(run->id, "enough").IgnoreError();
+  WaitFinished(run->id);
+  EXPECT_EQ(Sample("dagd_nodes_waiting_retry"), 0);
+}
+
+TEST_F(SchedulerMetricsTest, AnAttemptThatOutlivesItsTimeoutIsPastDeadline) {
+  FakeAttempt stubborn = FakeAttempt::Hold();
+  stubborn.ignore_cancel = true;
+  fake_->Script("A", stubborn);
+  auto run = Submit(Workflow(Task("A"), "", "    timeout: 100ms\n"));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(RunUntil([&] { return fake_->cancels().size() == 1; }));
+  EXPECT_EQ(Sample("dagd_nodes_past_deadline"), 1);
+  EXPECT_EQ(Sample("dagd_node_timeouts_total{runner=\"local\"}"), 1);
+  ASSERT_TRUE(fake_->ReleaseNode("A"));
+  WaitFinished(run->id);
+  EXPECT_EQ(Sample("dagd_nodes_past_deadline"), 0);
 }
 
 }  // namespace

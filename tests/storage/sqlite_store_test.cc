@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <filesystem>
 #include <fstream>
 #include <thread>
 #include <vector>
@@ -304,6 +305,37 @@ TEST_F(SqliteStoreTest, AFullDatabaseFailsTheBatchAndKeepsCommittedData) {
   DAGD_ASSERT_OK(logs);
   ASSERT_EQ(logs->size(), 2u);
   EXPECT_EQ(logs->back().sequence, 2);
+}
+
+TEST_F(SqliteStoreTest, MetricsTimeCommitsCountRollbacksAndMeasureTheFile) {
+  metrics::Registry registry;
+  SqliteStoreOptions options;
+  options.path = Path();
+  options.max_page_count = 64;
+  options.metrics = &registry;
+  std::unique_ptr<SqliteStore> store = OpenOrDie(options);
+  ASSERT_NE(store, nullptr);
+  auto sample = [&registry](const std::string& series) {
+    const std::string body = registry.Render();
+    const size_t at = body.find("\n" + series + " ");
+    return at == std::string::npos ? -1.0 : std::stod(body.substr(at + series.size() + 2));
+  };
+  EXPECT_EQ(sample("dagd_storage_commit_errors_total"), 0);
+  EXPECT_EQ(sample("dagd_storage_commit_duration_seconds_count"), 0);
+
+  DAGD_ASSERT_OK(store->Write(RunBatch(MakeRun("r", "w", 1))));
+  DAGD_ASSERT_OK(store->Write(RunBatch(MakeRun("r1", "w", 2))));
+  EXPECT_EQ(sample("dagd_storage_commit_duration_seconds_count"), 2);
+  EXPECT_GT(sample("dagd_storage_commit_duration_seconds_sum"), 0);
+  EXPECT_EQ(sample("dagd_storage_database_bytes"),
+            static_cast<double>(std::filesystem::file_size(Path()) +
+                                std::filesystem::file_size(Path() + "-wal")));
+
+  WriteBatch huge = RunBatch(MakeRun("r2", "w", 3));
+  huge.logs = {MakeLog("r", "r.a", 1, std::string(1 << 20, 'x'))};
+  EXPECT_EQ(store->Write(huge).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(sample("dagd_storage_commit_errors_total"), 1);
+  EXPECT_EQ(sample("dagd_storage_commit_duration_seconds_count"), 2);  // only what committed
 }
 
 TEST_F(SqliteStoreTest, AFileThatIsNotADatabaseIsRefusedByName) {

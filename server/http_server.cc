@@ -1,0 +1,250 @@
+#include "server/http_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <list>
+#include <optional>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace dagd::server {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+constexpr size_t kMaxRequestBytes = 64 * 1024;
+constexpr auto kIdleTimeout = std::chrono::seconds(60);
+
+std::string PercentDecode(std::string_view in) {
+  std::string out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out.push_back(' ');
+    } else if (in[i] == '%' && i + 2 < in.size()) {
+      int value = 0;
+      if (absl::SimpleHexAtoi(std::string(in.substr(i + 1, 2)), &value)) {
+        out.push_back(static_cast<char>(value));
+        i += 2;
+      } else {
+        out.push_back('%');
+      }
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
+HttpRequest ParseTarget(std::string_view method, std::string_view target) {
+  HttpRequest request;
+  request.method = std::string(method);
+  const size_t q = target.find('?');
+  request.path = std::string(target.substr(0, q));
+  if (q == std::string_view::npos) return request;
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    const size_t eq = pair.find('=');
+    request.query[PercentDecode(pair.substr(0, eq))] =
+        eq == std::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1));
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return request;
+}
+
+}  // namespace
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  class Session;
+
+  Impl(asio::io_context& io, Routes routes) : acceptor(io), routes(std::move(routes)) {}
+
+  HttpResponse Dispatch(const HttpRequest& request) const {
+    if (request.method != "GET" && request.method != "HEAD") {
+      HttpResponse r;
+      r.status = 405;
+      r.headers["Allow"] = "GET, HEAD";
+      r.body = "only GET and HEAD are served here\n";
+      return r;
+    }
+    auto exact = routes.find(request.path);
+    if (exact != routes.end()) return exact->second(request);
+    const HttpHandler* best = nullptr;
+    size_t best_length = 0;
+    for (const auto& [route, handler] : routes) {
+      if (route.empty() || route.back() != '/') continue;
+      if (request.path.compare(0, route.size(), route) == 0 && route.size() > best_length) {
+        best = &handler;
+        best_length = route.size();
+      }
+    }
+    if (best != nullptr) return (*best)(request);
+    HttpResponse r;
+    r.status = 404;
+    r.body = absl::StrCat("no page at ", request.path, "\n");
+    return r;
+  }
+
+  void Accept();
+
+  tcp::acceptor acceptor;
+  Routes routes;
+  std::list<std::weak_ptr<Session>> sessions;
+  bool stopped = false;
+};
+
+class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(std::shared_ptr<Impl> server, tcp::socket socket)
+      : server_(std::move(server)), stream_(std::move(socket)) {}
+
+  void Read() {
+    parser_.emplace();
+    parser_->body_limit(kMaxRequestBytes);
+    parser_->header_limit(static_cast<std::uint32_t>(kMaxRequestBytes));
+    stream_.expires_after(kIdleTimeout);
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+ private:
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted) {
+      return Close();
+    }
+    if (ec) {
+      // Too large or malformed: answer once and close.
+      HttpResponse r;
+      r.status = ec == http::error::body_limit || ec == http::error::header_limit ? 413 : 400;
+      r.body = absl::StrCat("bad request: ", ec.message(), "\n");
+      return Write(r, /*keep_alive=*/false, /*head=*/false, 11);
+    }
+    const auto& req = parser_->get();
+    const HttpRequest request =
+        ParseTarget(std::string_view(req.method_string().data(), req.method_string().size()),
+                    std::string_view(req.target().data(), req.target().size()));
+    HttpResponse response;
+    try {
+      response = server_->Dispatch(request);
+    } catch (const std::exception& e) {
+      spdlog::error("http {}: handler failed: {}", request.path, e.what());
+      response = HttpResponse{500, "text/plain; charset=utf-8", "internal error\n", {}};
+    }
+    Write(response, req.keep_alive(), req.method() == http::verb::head, req.version());
+  }
+
+  void Write(const HttpResponse& r, bool keep_alive, bool head, unsigned version) {
+    auto message = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(r.status), version);
+    message->set(http::field::server, "dagd");
+    message->set(http::field::content_type, r.content_type);
+    for (const auto& [name, value] : r.headers) message->set(name, value);
+    message->keep_alive(keep_alive);
+    if (head) {
+      message->content_length(r.body.size());
+    } else {
+      message->body() = r.body;
+      message->prepare_payload();
+    }
+    http::async_write(
+        stream_, *message,
+        [self = shared_from_this(), message, keep_alive](beast::error_code ec, size_t) {
+          if (ec || !keep_alive) return self->Close();
+          self->Read();
+        });
+  }
+
+  std::shared_ptr<Impl> server_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+};
+
+void HttpServer::Impl::Accept() {
+  acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
+    if (self->stopped) return;
+    if (!ec) {
+      auto session = std::make_shared<Session>(self, std::move(socket));
+      self->sessions.remove_if([](const auto& weak) { return weak.expired(); });
+      self->sessions.push_back(session);
+      session->Read();
+    }
+    self->Accept();
+  });
+}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(asio::io_context& io,
+                                                              const std::string& listen,
+                                                              Routes routes) {
+  const size_t colon = listen.rfind(':');
+  int port = -1;
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
+      port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics address \"", listen, "\" is not HOST:PORT (e.g. 127.0.0.1:7234)"));
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  beast::error_code ec;
+  tcp::resolver resolver(io);
+  auto endpoints = resolver.resolve(host, std::to_string(port), ec);
+  if (ec || endpoints.empty()) {
+    return absl::UnavailableError(absl::StrCat("cannot resolve the metrics address ", listen, ": ",
+                                               ec ? ec.message() : "no address"));
+  }
+  auto impl = std::make_shared<Impl>(io, std::move(routes));
+  const tcp::endpoint endpoint = endpoints.begin()->endpoint();
+  impl->acceptor.open(endpoint.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(endpoint, ec);
+  if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on the metrics address ", listen,
+                                               ": ", ec.message(),
+                                               "; choose another --metrics-listen"));
+  }
+  impl->Accept();
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+HttpServer::HttpServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() = default;
+
+int HttpServer::port() const {
+  beast::error_code ec;
+  return impl_->acceptor.local_endpoint(ec).port();
+}
+
+void HttpServer::Stop() {
+  impl_->stopped = true;
+  beast::error_code ignored;
+  impl_->acceptor.close(ignored);
+  for (auto& weak : impl_->sessions) {
+    if (auto session = weak.lock()) session->Close();
+  }
+  impl_->sessions.clear();
+}
+
+}  // namespace dagd::server
