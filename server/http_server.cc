@@ -83,7 +83,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     const HttpHandler* best = nullptr;
     size_t best_length = 0;
     for (const auto& [route, handler] : routes) {
-      if (route.empty() || route.back() != '/') continue;
+      if (route.size() < 2 || route.back() != '/') continue;  // "/" is the index page only
       if (request.path.compare(0, route.size(), route) == 0 && route.size() > best_length) {
         best = &handler;
         best_length = route.size();

@@ -38,7 +38,8 @@ using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 class HttpServer {
  public:
   // Routes: an exact path ("/metrics"), or a prefix ending in '/' ("/runs/") that matches every
-  // path under it; the exact route wins, then the longest prefix. Anything else is 404.
+  // path under it; the exact route wins, then the longest prefix. "/" is exact (the index page),
+  // not a prefix of everything. Anything else is 404.
   using Routes = std::map<std::string, HttpHandler>;
 
   // Binds `listen` ("host:port"; port 0 picks one) and starts accepting on `io`. Unavailable

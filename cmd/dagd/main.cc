@@ -26,6 +26,7 @@
 #include "server/ops_http.h"
 #include "server/run_hub.h"
 #include "server/server.h"
+#include "server/web_ui.h"
 #include "storage/sqlite/sqlite_store.h"
 
 namespace {
@@ -222,6 +223,7 @@ int main(int argc, char** argv) {
     };
     dagd::server::HttpServer::Routes routes;
     dagd::server::AddOpsRoutes(ops, &routes);
+    dagd::server::AddWebUiRoutes(store->get(), &routes);
     auto started = dagd::server::HttpServer::Start(io, flags.metrics_listen, std::move(routes));
     if (!started.ok()) {
       (*server)->Shutdown(0);

@@ -91,7 +91,10 @@ class HttpServerTest : public ::testing::Test {
 };
 
 TEST_F(HttpServerTest, RoutesExactPathsThenTheLongestPrefix) {
-  Start({{"/metrics", Echo("metrics")}, {"/runs/", Echo("runs")}, {"/runs/x/", Echo("x")}});
+  Start({{"/", Echo("index")},
+         {"/metrics", Echo("metrics")},
+         {"/runs/", Echo("runs")},
+         {"/runs/x/", Echo("x")}});
   const int port = server_->port();
   ASSERT_GT(port, 0);
   std::string r = Get(port, "/metrics");
@@ -102,6 +105,8 @@ TEST_F(HttpServerTest, RoutesExactPathsThenTheLongestPrefix) {
   r = Get(port, "/metrics/more");
   EXPECT_EQ(r.substr(0, 22), "HTTP/1.1 404 Not Found") << r;
   EXPECT_NE(r.find("no page at /metrics/more"), std::string::npos) << r;
+  EXPECT_NE(Get(port, "/").find("\r\n\r\nindex GET /"), std::string::npos);
+  EXPECT_EQ(Get(port, "/elsewhere").substr(0, 22), "HTTP/1.1 404 Not Found") << "/ is no prefix";
 }
 
 TEST_F(HttpServerTest, QueryParametersArePercentDecoded) {
