@@ -493,6 +493,8 @@ void Scheduler::Submit(SubmitRequest request,
     record.bundle_digest = std::move(request.bundle_digest);
     record.parameters = parameters;
     record.request_id = request.request_id;
+    record.labels = workflow->labels;
+    for (const auto& [key, value] : request.labels) record.labels[key] = value;
     record.created_at_ms = now;
     record.started_at_ms = now;
     auto state = engine::RunState::Create(workflow, parameters, record.id, now);

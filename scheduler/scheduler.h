@@ -80,6 +80,8 @@ struct SubmitRequest {
   std::function<absl::Status(const engine::Workflow&)> check;
   std::map<std::string, std::string> parameters;
   std::string request_id;
+  // Added to the spec's metadata.labels, replacing them per key; the run record keeps both.
+  std::map<std::string, std::string> labels;
 };
 
 // The scheduler's metric families (scheduler.cc declares them; docs/metrics.md describes them).

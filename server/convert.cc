@@ -136,6 +136,7 @@ void ToProto(const storage::RunRecord& record, const std::vector<engine::NodeSta
   SetTime(record.finished_at_ms, out->mutable_finish_time());
   out->set_last_sequence(record.last_sequence);
   out->set_bundle_digest(record.bundle_digest);
+  for (const auto& [k, v] : record.labels) (*out->mutable_labels())[k] = v;
   for (const auto& node : nodes) ToProto(node, out->add_nodes());
 }
 

@@ -4,8 +4,12 @@
 
 #include <set>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "server/bundle_check.h"
 #include "server/convert.h"
 #include "server/polling_writer.h"
@@ -22,6 +26,76 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl:
   return reactor;
 }
 
+// Label keys and values that a selector can name: Kubernetes' characters, no ',', '=' or '!'.
+bool IsLabelKey(absl::string_view key) {
+  return !key.empty() && key.size() <= 253 &&
+         key.find_first_not_of(
+             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._/-") ==
+             absl::string_view::npos;
+}
+bool IsLabelValue(absl::string_view value) {
+  return value.size() <= 63 &&
+         value.find_first_not_of(
+             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
+             absl::string_view::npos;
+}
+
+// "k=v,k2!=v2,k3" (ListRunsRequest.label_selector) as storage requirements.
+absl::StatusOr<std::vector<storage::LabelRequirement>> ParseLabelSelector(
+    absl::string_view selector) {
+  std::vector<storage::LabelRequirement> requirements;
+  if (absl::StripAsciiWhitespace(selector).empty()) return requirements;
+  for (absl::string_view part : absl::StrSplit(selector, ',')) {
+    part = absl::StripAsciiWhitespace(part);
+    storage::LabelRequirement requirement;
+    absl::string_view key = part, value;
+    if (size_t pos = part.find("!="); pos != absl::string_view::npos) {
+      requirement.op = storage::LabelRequirement::Op::kNotEquals;
+      key = part.substr(0, pos);
+      value = part.substr(pos + 2);
+    } else if (pos = part.find("=="); pos != absl::string_view::npos) {
+      key = part.substr(0, pos);
+      value = part.substr(pos + 2);
+    } else if (pos = part.find('='); pos != absl::string_view::npos) {
+      key = part.substr(0, pos);
+      value = part.substr(pos + 1);
+    } else {
+      requirement.op = storage::LabelRequirement::Op::kExists;
+    }
+    key = absl::StripAsciiWhitespace(key);
+    value = absl::StripAsciiWhitespace(value);
+    if (!IsLabelKey(key) || !IsLabelValue(value)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("label_selector: \"", part,
+                       "\" is not key=value, key!=value or key (keys of [A-Za-z0-9._/-], values of "
+                       "[A-Za-z0-9._-])"));
+    }
+    requirement.key = std::string(key);
+    requirement.value = std::string(value);
+    requirements.push_back(std::move(requirement));
+  }
+  return requirements;
+}
+
+// ListRunsRequest.order_by into *filter: "created", "finished", "duration", "-" for descending.
+absl::Status ParseOrderBy(absl::string_view order_by, storage::RunFilter* filter) {
+  order_by = absl::StripAsciiWhitespace(order_by);
+  if (order_by.empty()) order_by = "-created";
+  filter->descending = absl::ConsumePrefix(&order_by, "-");
+  if (order_by == "created") {
+    filter->order = storage::RunOrder::kCreated;
+  } else if (order_by == "finished") {
+    filter->order = storage::RunOrder::kFinished;
+  } else if (order_by == "duration") {
+    filter->order = storage::RunOrder::kDuration;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("order_by: \"", order_by,
+                     "\" is not created, finished or duration (\"-\" prefix: descending)"));
+  }
+  return absl::OkStatus();
+}
+
 // Fills `out` with the stored run, its nodes and their Ansible recaps.
 absl::Status ReadRun(storage::Store* store, const std::string& run_id, v1::Run* out) {
   auto run = store->GetRun(run_id);
@@ -29,6 +103,7 @@ absl::Status ReadRun(storage::Store* store, const std::string& run_id, v1::Run* 
   auto nodes = store->GetNodes(run_id);
   if (!nodes.ok()) return nodes.status();
   ToProto(*run, *nodes, out);
+  out->set_spec_yaml(run->workflow_yaml);
   storage::AnsibleEventFilter stats;
   stats.kind = "stats";
   auto events = store->GetAnsibleEvents(run_id, stats, 0, 10000);
@@ -136,6 +211,15 @@ grpc::ServerUnaryReactor* RunServiceImpl::SubmitRun(grpc::CallbackServerContext*
   }
   for (const auto& [k, v] : request->parameters()) submit.parameters[k] = v;
   submit.request_id = request->request_id();
+  for (const auto& [key, value] : request->labels()) {
+    if (!IsLabelKey(key) || !IsLabelValue(value)) {
+      return Done(context, absl::InvalidArgumentError(absl::StrCat(
+                               "labels: \"", key, "=", value,
+                               "\": keys are 1-253 characters of [A-Za-z0-9._/-], values at "
+                               "most 63 of [A-Za-z0-9._-]")));
+    }
+    submit.labels[key] = value;
+  }
 
   auto* reactor = context->DefaultReactor();
   scheduler_->Submit(std::move(submit),
@@ -171,6 +255,12 @@ grpc::ServerUnaryReactor* RunServiceImpl::ListRuns(grpc::CallbackServerContext* 
   }
   if (request->has_created_before()) {
     filter.created_before_ms = TimeUtil::TimestampToMilliseconds(request->created_before());
+  }
+  auto labels = ParseLabelSelector(request->label_selector());
+  if (!labels.ok()) return Done(context, labels.status());
+  filter.labels = *std::move(labels);
+  if (absl::Status order = ParseOrderBy(request->order_by(), &filter); !order.ok()) {
+    return Done(context, order);
   }
   filter.limit = request->page_size() > 0 ? std::min(request->page_size(), 1000) : 50;
   filter.page_token = request->page_token();

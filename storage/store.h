@@ -55,6 +55,8 @@ struct RunRecord {
   int64_t started_at_ms = 0;
   int64_t finished_at_ms = 0;
   int64_t last_sequence = 0;  // highest event sequence of the run
+  // The spec's metadata.labels merged with the submission's; ListRuns filters on them.
+  std::map<std::string, std::string> labels;
 };
 
 // One state change of a run; sequence is assigned by the caller, 1, 2, … per run.
@@ -123,17 +125,37 @@ struct WriteBatch {
   }
 };
 
+// One requirement of a label selector on runs.
+struct LabelRequirement {
+  enum class Op { kEquals, kNotEquals, kExists };
+  std::string key;
+  Op op = Op::kEquals;
+  std::string value;  // unused for kExists
+};
+
+// The order of ListRuns; ties are broken by run id in the same direction.
+enum class RunOrder {
+  kCreated,   // created_at_ms
+  kFinished,  // finished_at_ms; unfinished runs (0) first ascending, last descending
+  kDuration,  // finished_at_ms - started_at_ms; unfinished runs count as -1
+};
+
 struct RunFilter {
   std::string workflow_name;              // "" = any
   std::vector<engine::NodePhase> phases;  // empty = any
   int64_t created_after_ms = 0;           // 0 = unbounded
   int64_t created_before_ms = 0;          // 0 = unbounded
+  std::vector<LabelRequirement> labels;   // all must hold; empty = any
+  RunOrder order = RunOrder::kCreated;
+  bool descending = true;  // the default is newest first
   int limit = 50;
-  std::string page_token;  // opaque; from RunPage::next_page_token
+  // Opaque; from RunPage::next_page_token of a ListRuns with the same order (InvalidArgument
+  // for a token of another order).
+  std::string page_token;
 };
 
 struct RunPage {
-  std::vector<RunRecord> runs;  // newest first
+  std::vector<RunRecord> runs;  // in the filter's order
   std::string next_page_token;  // "" on the last page
 };
 

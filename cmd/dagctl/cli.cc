@@ -1,16 +1,24 @@
 #include "cmd/dagctl/cli.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
+#include <initializer_list>
+#include <iostream>
 #include <string>
 #include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "cmd/dagctl/args.h"
 #include "cmd/dagctl/commands.h"
+#include "cmd/dagctl/completion.h"
 
 namespace dagd::dagctl {
 namespace {
@@ -27,6 +35,9 @@ CLI::Validator Checked(Parse parse) {
 }
 
 OutputFormat ToOutputFormat(const std::string& name) {
+  if (name == "wide") {
+    return OutputFormat::kWide;
+  }
   if (name == "json") {
     return OutputFormat::kJson;
   }
@@ -34,6 +45,21 @@ OutputFormat ToOutputFormat(const std::string& name) {
     return OutputFormat::kYaml;
   }
   return OutputFormat::kTable;
+}
+
+// The footer of a command's --help: "Examples:" and one indented line per example.
+std::string Examples(std::initializer_list<const char*> lines) {
+  std::string out = "Examples:";
+  for (const char* line : lines) absl::StrAppend(&out, "\n  ", line);
+  return out;
+}
+
+// Colors: --color always / never, or on a terminal without NO_COLOR (https://no-color.org).
+bool UseColor(const std::string& mode, bool terminal) {
+  if (mode == "always") return true;
+  if (mode == "never") return false;
+  const char* no_color = std::getenv("NO_COLOR");
+  return terminal && (no_color == nullptr || no_color[0] == '\0');
 }
 
 }  // namespace
@@ -44,6 +70,13 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
   CLI::App app("dagctl: the command-line client of the dagd workflow engine.", "dagctl");
   app.fallthrough();  // Global options may follow the subcommand.
   app.require_subcommand(1);
+  app.footer(
+      Examples({"dagctl submit -f diamond.yaml --bundle playbooks/ --watch",
+                "dagctl runs list --phase Failed --since 2h -l team=web",
+                "dagctl runs get diamond-x7k2p -o yaml",
+                "dagctl graph diamond.yaml --png diamond.png", "source <(dagctl completion bash)",
+                "Exit status: 0 success, 1 failure (RPC error, run not Succeeded, lint "
+                "findings), 2 usage error. The server is --server or DAGD_SERVER."}));
 
   std::string server = "127.0.0.1:7233";
   std::string output = "table";
@@ -51,8 +84,14 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
   app.add_option("--server", server, "dagd server HOST:PORT")
       ->envname("DAGD_SERVER")
       ->capture_default_str();
-  app.add_option("-o,--output", output, "Output format")
-      ->check(CLI::IsMember({"table", "json", "yaml"}))
+  app.add_option("-o,--output", output,
+                 "Output format: table, wide (more columns), json or yaml (the API messages)")
+      ->check(CLI::IsMember({"table", "wide", "json", "yaml"}))
+      ->capture_default_str();
+  std::string color = "auto";
+  app.add_option("--color", color,
+                 "Phases in color: auto (on a terminal, unless NO_COLOR is set), always, never")
+      ->check(CLI::IsMember({"auto", "always", "never"}))
       ->capture_default_str();
   app.add_option("--timeout", timeout, "Deadline of each unary call (e.g. 30s, 2m)")
       ->type_name("DURATION")
@@ -84,6 +123,8 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
                     "Directory of the playbooks, roles and files the workflow uses; dagd stores "
                     "them with the version (default: no bundle)");
   apply->callback(on_run([&](Context& c) { return Apply(c, apply_files, apply_bundle_dir); }));
+  apply->footer(Examples({"dagctl apply -f deploy.yaml --bundle playbooks/",
+                          "dagctl apply -f a.yaml -f b.yaml -o json"}));
 
   SubmitArgs submit_args;
   std::vector<std::string> submit_parameters;
@@ -105,19 +146,33 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
       ->check(Checked(ParseParameter));
   submit->add_option("--request-id", submit_args.request_id,
                      "Idempotency key: the same id returns the same run");
-  submit->add_flag("-w,--watch", submit_args.watch, "Watch the run until it ends");
+  std::vector<std::string> submit_labels;
+  submit
+      ->add_option("-l,--label", submit_labels,
+                   "Label of the run, added to the spec's metadata.labels")
+      ->type_name("KEY=VALUE")
+      ->allow_extra_args(false)
+      ->check(Checked(ParseParameter));
+  submit->add_flag("-w,--watch", submit_args.watch,
+                   "Watch the run until it ends (as `dagctl watch`; the exit status is its "
+                   "outcome)");
+  submit->footer(Examples({"dagctl submit deploy -p env=prod -l ticket=ops-12",
+                           "dagctl submit -f diamond.yaml --bundle playbooks/ --watch",
+                           "dagctl submit deploy --request-id deploy-2024-05-01 -o json"}));
   submit->callback(on_run([&](Context& c) {
     if (submit_args.workflow.empty() == submit_args.file.empty()) {
       *c.err << "dagctl: submit needs a workflow NAME or -f FILE\n";
       return kExitUsage;
     }
     submit_args.parameters = *ParseParameters(submit_parameters);
+    submit_args.labels = *ParseParameters(submit_labels);
     return Submit(c, submit_args);
   }));
 
   std::string watch_run;
   int64_t watch_from = 0;
-  CLI::App* watch_cmd = app.add_subcommand("watch", "Print a run's events until it ends");
+  CLI::App* watch_cmd =
+      app.add_subcommand("watch", "Follow a run until it ends: its node tree and progress");
   watch_cmd->add_option("run", watch_run, "Run id")->required();
   watch_cmd
       ->add_option("--from", watch_from,
@@ -128,6 +183,15 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
                       "Also print each Ansible host result as it happens");
   watch_cmd->callback(
       on_run([&](Context& c) { return Watch(c, watch_run, watch_from, watch_ansible); }));
+  watch_cmd->footer(Examples(
+      {"dagctl watch diamond-x7k2p", "dagctl watch diamond-x7k2p --ansible | tee run.log",
+       "dagctl watch diamond-x7k2p -o json | jq .type",
+       "On a terminal the node tree is redrawn in place with the progress (nodes done/total, "
+       "elapsed);",
+       "piped, each event is a line, each finished node adds a \"progress:\" line, and the final "
+       "run follows.",
+       "Exit status: 0 the run Succeeded, 1 it ended Failed or Error (or the watch failed), 2 "
+       "usage error."}));
 
   CLI::App* runs = app.add_subcommand("runs", "List and inspect runs");
   runs->require_subcommand(1);
@@ -147,6 +211,25 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
   runs_list->add_option("--limit", list_args.limit, "At most this many runs")
       ->check(CLI::NonNegativeNumber);
   runs_list->add_flag("--all", list_args.all, "Follow every page");
+  std::vector<std::string> list_labels;
+  runs_list
+      ->add_option("-l,--label", list_labels,
+                   "Only runs with this label: KEY=VALUE, KEY!=VALUE or KEY (repeatable: all must "
+                   "hold)")
+      ->type_name("SELECTOR")
+      ->allow_extra_args(false);
+  runs_list
+      ->add_option("--sort", list_args.order_by,
+                   "Order: created, finished or duration; a - prefix sorts descending (default "
+                   "-created, newest first)")
+      ->check(
+          CLI::IsMember({"created", "-created", "finished", "-finished", "duration", "-duration"}));
+  runs_list->add_option("--page-token", list_args.page_token,
+                        "Continue after a previous page (its next_page_token)");
+  runs_list->footer(Examples({"dagctl runs list --phase Failed --phase Error --since 24h",
+                              "dagctl runs list --workflow deploy -l env=prod -o wide",
+                              "dagctl runs list --since 2024-05-01T00:00:00Z --until 1h --all",
+                              "dagctl runs list --sort -duration --limit 10 -o json"}));
   runs_list->callback(on_run([&](Context& c) {
     for (const std::string& phase : list_phases) {
       list_args.phases.push_back(*ParsePhase(phase));
@@ -157,12 +240,17 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
     if (!list_until.empty()) {
       list_args.until = *time_bound(list_until);
     }
+    list_args.label_selector = absl::StrJoin(list_labels, ",");
     return ListRuns(c, list_args);
   }));
   std::string get_run;
   CLI::App* runs_get = runs->add_subcommand("get", "Show a run and its node tree");
   runs_get->add_option("run", get_run, "Run id")->required();
   runs_get->callback(on_run([&](Context& c) { return GetRun(c, get_run); }));
+  runs_get->footer(Examples({"dagctl runs get diamond-x7k2p",
+                             "dagctl runs get diamond-x7k2p -o wide   # template and runner too",
+                             "dagctl runs get diamond-x7k2p -o json | jq '.nodes[].phase'"}));
+  runs->footer(Examples({"dagctl runs list --phase Running", "dagctl runs get diamond-x7k2p"}));
 
   LogsArgs logs_args;
   CLI::App* logs = app.add_subcommand("logs", "Print a node's logs");
@@ -173,6 +261,8 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
       ->check(CLI::NonNegativeNumber);
   logs->add_flag("--prefix", logs_args.prefix, "Start each line with NODE#ATTEMPT:");
   logs->callback(on_run([&](Context& c) { return Logs(c, logs_args); }));
+  logs->footer(Examples({"dagctl logs diamond-x7k2p b", "dagctl logs diamond-x7k2p b --attempt 2",
+                         "dagctl logs diamond-x7k2p configure -f --prefix"}));
 
   EventsArgs events_args;
   CLI::App* events = app.add_subcommand("events", "Print a run's Ansible events");
@@ -184,6 +274,9 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
                    "Only failed results (ignored failures and unreachable hosts included)");
   events->add_flag("-f,--follow", events_args.follow, "Keep streaming until the run ends");
   events->callback(on_run([&](Context& c) { return Events(c, events_args); }));
+  events->footer(Examples({"dagctl events diamond-x7k2p", "dagctl events diamond-x7k2p b --changed",
+                           "dagctl events diamond-x7k2p --host web1 --failed -o json",
+                           "dagctl events diamond-x7k2p -f"}));
 
   std::string end_run, end_message;
   for (const bool terminate : {false, true}) {
@@ -194,12 +287,39 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
     end->add_option("--message", end_message, "Recorded with the change");
     end->callback(
         on_run([&, terminate](Context& c) { return EndRun(c, end_run, end_message, terminate); }));
+    end->footer(terminate ? Examples({"dagctl terminate diamond-x7k2p --message 'wrong inventory'"})
+                          : Examples({"dagctl stop diamond-x7k2p --message 'maintenance window'"}));
   }
 
   std::vector<std::string> lint_files;
   CLI::App* lint = app.add_subcommand("lint", "Check workflow files (LintWorkflow)");
   lint->add_option("files", lint_files, "Workflow YAML files")->required();
   lint->callback(on_run([&](Context& c) { return Lint(c, lint_files); }));
+  lint->footer(Examples({"dagctl lint workflows/*.yaml", "dagctl lint deploy.yaml -o json"}));
+
+  GraphArgs graph_args;
+  CLI::App* graph =
+      app.add_subcommand("graph", "Print a workflow's or a run's DAG as Graphviz DOT");
+  graph->add_option("source", graph_args.source, "Workflow YAML file (- stdin), or run id")
+      ->required();
+  graph->add_option("--png", graph_args.png,
+                    "Also render it to this PNG file with Graphviz's dot (apt-get install "
+                    "graphviz)");
+  graph->callback(on_run([&](Context& c) { return Graph(c, graph_args); }));
+  graph->footer(Examples({"dagctl graph diamond.yaml | dot -Tsvg > diamond.svg",
+                          "dagctl graph diamond-x7k2p --png run.png   # nodes colored by phase",
+                          "dagctl graph diamond.yaml -o json"}));
+
+  std::string completion_shell;
+  CLI::App* completion = app.add_subcommand("completion", "Print a shell completion script");
+  completion->add_option("shell", completion_shell, "The shell (bash)")
+      ->required()
+      ->check(CLI::IsMember({"bash"}));
+  bool completion_requested = false;
+  completion->callback([&completion_requested] { completion_requested = true; });
+  completion->footer(
+      Examples({"dagctl completion bash > /usr/share/bash-completion/completions/dagctl",
+                "source <(dagctl completion bash)   # this shell only"}));
 
   ExportArgs export_args;
   std::vector<std::string> export_parameters;
@@ -220,11 +340,17 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
     export_args.parameters = *ParseParameters(export_parameters);
     return ExportArgo(c, export_args);
   }));
+  export_argo->footer(Examples({"dagctl export argo diamond.yaml --bundle playbooks/ > argo.yaml",
+                                "dagctl export argo diamond-x7k2p | kubectl create -f -"}));
+  export_cmd->footer(Examples({"dagctl export argo diamond.yaml"}));
 
   CLI::App* workflows = app.add_subcommand("workflows", "Manage stored workflows");
   workflows->require_subcommand(1);
   workflows->add_subcommand("list", "List stored workflows (latest versions)")
-      ->callback(on_run([](Context& c) { return ListWorkflows(c); }));
+      ->callback(on_run([](Context& c) { return ListWorkflows(c); }))
+      ->footer(Examples({"dagctl workflows list", "dagctl workflows list -o yaml"}));
+  workflows->footer(Examples({"dagctl workflows list", "dagctl workflows get deploy --version 2",
+                              "dagctl workflows delete deploy"}));
   std::string workflow_name;
   int64_t workflow_version = 0;
   CLI::App* workflows_get = workflows->add_subcommand("get", "Show a stored workflow");
@@ -233,14 +359,21 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
       ->check(CLI::NonNegativeNumber);
   workflows_get->callback(
       on_run([&](Context& c) { return GetWorkflow(c, workflow_name, workflow_version); }));
+  workflows_get->footer(
+      Examples({"dagctl workflows get deploy", "dagctl workflows get deploy --version 2 -o json"}));
   CLI::App* workflows_delete = workflows->add_subcommand("delete", "Delete a stored workflow");
   workflows_delete->add_option("name", workflow_name, "Workflow name")->required();
   workflows_delete->callback(on_run([&](Context& c) { return DeleteWorkflow(c, workflow_name); }));
+  workflows_delete->footer(Examples({"dagctl workflows delete deploy   # its runs are kept"}));
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e, out, err) == 0 ? kExitOk : kExitUsage;
+  }
+  if (completion_requested) {
+    out << BashCompletion(app);
+    return kExitOk;
   }
 
   ClientOptions client_options;
@@ -249,6 +382,8 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
       std::chrono::duration_cast<std::chrono::milliseconds>(*ParseDuration(timeout));
   Client client(client_options);
   Context context{&client, ToOutputFormat(output), &out, &err, watch, bundle_limits};
+  context.terminal = &out == &std::cout && isatty(STDOUT_FILENO) == 1;
+  context.color = UseColor(color, context.terminal);
   return action(context);
 }
 

@@ -1,9 +1,11 @@
 #include "cmd/dagctl/client.h"
 
 #include <algorithm>
+#include <initializer_list>
 #include <thread>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "cmd/dagctl/format.h"
 
@@ -62,7 +64,29 @@ std::string StatusCodeName(grpc::StatusCode code) {
   }
 }
 
+std::string UnreachableReason(const grpc::Status& status) {
+  if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return "";
+  const std::string message = absl::AsciiStrToLower(status.error_message());
+  // gRPC's words when no connection could be made (as opposed to dagd answering UNAVAILABLE).
+  for (const auto& [needle, reason] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"connection refused", "connection refused"},
+           {"dns resolution failed", "name not resolved"},
+           {"name or service not known", "name not resolved"},
+           {"no route to host", "no route to host"},
+           {"network is unreachable", "network unreachable"},
+           {"connection timed out", "connection timed out"},
+           {"failed to connect", "cannot connect"},
+           {"connections to all backends failing", "cannot connect"}}) {
+    if (message.find(needle) != std::string::npos) return reason;
+  }
+  return "";
+}
+
 std::string FormatRpcError(const grpc::Status& status, const std::string& server) {
+  if (const std::string reason = UnreachableReason(status); !reason.empty()) {
+    return absl::StrCat("cannot reach dagd at ", server, " (", reason,
+                        "); is dagd running? set --server HOST:PORT or DAGD_SERVER");
+  }
   std::string out = absl::StrCat(StatusCodeName(status.error_code()), ": ", status.error_message());
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     absl::StrAppend(&out, " (server ", server,

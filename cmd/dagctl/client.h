@@ -46,8 +46,14 @@ class Client {
 // The canonical name of a gRPC status code: "NOT_FOUND", "UNAVAILABLE", …
 std::string StatusCodeName(grpc::StatusCode code);
 
+// Why no connection to the server could be made ("connection refused", "name not resolved", …),
+// from an UNAVAILABLE status gRPC made up itself; "" for any other status.
+std::string UnreachableReason(const grpc::Status& status);
+
 // The line dagctl prints for a failed call, without "dagctl: " or a newline:
-// "NOT_FOUND: no run x". UNAVAILABLE also names `server` and how to choose another one.
+// "NOT_FOUND: no run x". When the server cannot be reached: "cannot reach dagd at SERVER
+// (connection refused); is dagd running? set --server HOST:PORT or DAGD_SERVER". Another
+// UNAVAILABLE also names `server` and how to choose another one.
 std::string FormatRpcError(const grpc::Status& status, const std::string& server);
 
 struct WatchOptions {

@@ -1,18 +1,27 @@
 #include "cmd/dagctl/commands.h"
 
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "cmd/dagctl/graph.h"
 #include "dagd/v1/workflow.pb.h"
+#include "engine/parser.h"
+#include "engine/validate.h"
 
 namespace dagd::dagctl {
 namespace {
@@ -49,24 +58,81 @@ void PrintMessage(Context& context, const google::protobuf::Message& message) {
   *context.out << RenderValue(ToJsonValue(message), context.format);
 }
 
-// Prints the run's final state (table: header and node tree) and maps its phase to the exit
-// status.
-int FinishWatch(Context& context, const std::string& run_id) {
+absl::Status FetchRun(Context& context, const std::string& run_id, v1::Run* run) {
   v1::GetRunRequest request;
   request.set_run_id(run_id);
-  v1::Run run;
   std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
-  const grpc::Status status = context.client->runs().GetRun(rpc.get(), request, &run);
-  if (!status.ok()) {
-    return RpcFailed(context, status);
+  const grpc::Status status = context.client->runs().GetRun(rpc.get(), request, run);
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      FormatRpcError(status, context.client->options().server));
+}
+
+// The exit status of a watch that saw the run end in `phase`.
+int PhaseExitCode(v1::Phase phase) { return phase == v1::PHASE_SUCCEEDED ? kExitOk : kExitFailure; }
+
+// Prints the run's final state (text: a blank line, header and node tree) and maps its phase to
+// the exit status.
+int FinishWatch(Context& context, const std::string& run_id) {
+  v1::Run run;
+  if (absl::Status fetched = FetchRun(context, run_id, &run); !fetched.ok()) {
+    return Fail(context, std::string(fetched.message()));
   }
-  if (context.format == OutputFormat::kTable) {
-    *context.out << "\n" << RenderRun(run, Now());
+  if (IsText(context.format)) {
+    *context.out << "\n" << RenderRun(run, Now(), context.render());
   } else {
     *context.out << RenderStreamValue(ToJsonValue(run), context.format);
   }
   context.out->flush();
-  return run.phase() == v1::PHASE_SUCCEEDED ? kExitOk : kExitFailure;
+  return PhaseExitCode(run.phase());
+}
+
+// Terminal control: move the cursor to the start of the line `lines` up, clear to the end.
+std::string EraseLines(int lines) {
+  return lines > 0 ? absl::StrCat("\x1b[", lines, "F\x1b[J") : std::string();
+}
+
+int CountLines(const std::string& text) {
+  return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+}
+
+// `watch` on a terminal: the frame is redrawn in place after each event that changes it.
+int WatchLive(Context& context, const std::string& run_id, int64_t after, bool ansible) {
+  std::string shown;
+  absl::Status fetch_error;
+  const auto redraw = [&](bool force) {
+    v1::Run run;
+    fetch_error = FetchRun(context, run_id, &run);
+    if (!fetch_error.ok()) return;
+    std::string frame = RenderWatchFrame(run, Now(), context.render());
+    if (frame == shown && !force) return;
+    *context.out << EraseLines(CountLines(shown)) << frame;
+    context.out->flush();
+    shown = std::move(frame);
+  };
+  redraw(true);
+  if (!fetch_error.ok()) return Fail(context, std::string(fetch_error.message()));
+  const auto on_event = [&](const v1::RunEvent& event) {
+    if (event.has_ansible_event()) return;  // host results do not change the tree
+    redraw(false);
+  };
+  const auto on_retry = [&](const grpc::Status& status, std::chrono::milliseconds wait) {
+    *context.err << "dagctl: watch interrupted: "
+                 << FormatRpcError(status, context.client->options().server) << "; reconnecting in "
+                 << wait.count() << "ms\n";
+    shown.clear();  // the message moved the cursor: draw the next frame below it
+  };
+  const grpc::Status status =
+      WatchRunEvents(*context.client, run_id, after, ansible, context.watch, on_event, on_retry);
+  if (!status.ok()) return RpcFailed(context, status);
+  v1::Run run;
+  if (absl::Status fetched = FetchRun(context, run_id, &run); !fetched.ok()) {
+    return Fail(context, std::string(fetched.message()));
+  }
+  const std::string frame = RenderWatchFrame(run, Now(), context.render());
+  if (frame != shown) *context.out << EraseLines(CountLines(shown)) << frame;
+  context.out->flush();
+  return PhaseExitCode(run.phase());
 }
 
 }  // namespace
@@ -95,7 +161,7 @@ int Apply(Context& context, const std::vector<std::string>& files, const std::st
     if (!status.ok()) {
       return RpcFailed(context, status);
     }
-    if (context.format == OutputFormat::kTable) {
+    if (IsText(context.format)) {
       const v1::Workflow& workflow = response.workflow();
       *context.out << "workflow " << workflow.name() << " version " << workflow.version() << " "
                    << (response.created() ? "created" : "unchanged");
@@ -132,13 +198,14 @@ int Submit(Context& context, const SubmitArgs& args) {
   }
   request.mutable_parameters()->insert(args.parameters.begin(), args.parameters.end());
   request.set_request_id(args.request_id);
+  request.mutable_labels()->insert(args.labels.begin(), args.labels.end());
   v1::Run run;
   std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
   const grpc::Status status = context.client->runs().SubmitRun(rpc.get(), request, &run);
   if (!status.ok()) {
     return RpcFailed(context, status);
   }
-  if (context.format == OutputFormat::kTable) {
+  if (IsText(context.format)) {
     *context.out << "run " << run.id() << " submitted\n";
   } else if (args.watch) {
     *context.out << RenderStreamValue(ToJsonValue(run), context.format);
@@ -150,11 +217,33 @@ int Submit(Context& context, const SubmitArgs& args) {
 }
 
 int Watch(Context& context, const std::string& run_id, int64_t after, bool ansible) {
+  if (IsText(context.format) && context.terminal) return WatchLive(context, run_id, after, ansible);
+  // Step nodes seen finishing, so that each adds exactly one progress line whatever else the
+  // run's state shows by the time it is read.
+  std::set<std::string> finished;
   const auto on_event = [&](const v1::RunEvent& event) {
-    if (context.format == OutputFormat::kTable) {
-      *context.out << RenderEvent(event, run_id);
-    } else {
+    if (!IsText(context.format)) {
       *context.out << RenderStreamValue(ToJsonValue(event), context.format);
+      context.out->flush();
+      return;
+    }
+    *context.out << RenderEvent(event, run_id);
+    // A step node that finished moves the progress figure. (A failed read only costs the line.)
+    if (!event.has_ansible_event() && event.type() == "NodePhase" && IsFinished(event.phase()) &&
+        finished.count(event.node_name()) == 0) {
+      v1::Run run;
+      if (FetchRun(context, run_id, &run).ok()) {
+        const auto node =
+            std::find_if(run.nodes().begin(), run.nodes().end(),
+                         [&](const v1::Node& n) { return n.name() == event.node_name(); });
+        if (node != run.nodes().end() && node->type() == v1::NODE_TYPE_POD) {
+          finished.insert(event.node_name());
+          Progress progress = CountProgress(run);
+          progress.done = static_cast<int>(finished.size());
+          progress.total = std::max(progress.total, progress.done);
+          *context.out << "progress: " << RenderProgress(run, progress, Now(), context.render());
+        }
+      }
     }
     context.out->flush();
   };
@@ -183,6 +272,9 @@ int ListRuns(Context& context, const ListRunsArgs& args) {
   if (args.until) {
     *request.mutable_created_before() = *args.until;
   }
+  request.set_label_selector(args.label_selector);
+  request.set_order_by(args.order_by);
+  request.set_page_token(args.page_token);
   v1::ListRunsResponse all;
   while (true) {
     if (args.limit > 0) {
@@ -207,13 +299,14 @@ int ListRuns(Context& context, const ListRunsArgs& args) {
     }
     request.set_page_token(page.next_page_token());
   }
-  if (context.format != OutputFormat::kTable) {
+  if (!IsText(context.format)) {
     PrintMessage(context, all);
     return kExitOk;
   }
-  *context.out << RenderRunsTable({all.runs().begin(), all.runs().end()}, Now());
+  *context.out << RenderRunsTable({all.runs().begin(), all.runs().end()}, Now(), context.render());
   if (!all.next_page_token().empty() && !args.all) {
-    *context.err << "dagctl: more runs exist; use --all or a larger --limit\n";
+    *context.err << "dagctl: more runs exist; use --all, a larger --limit, or --page-token "
+                 << all.next_page_token() << " for the next page\n";
   }
   return kExitOk;
 }
@@ -227,8 +320,8 @@ int GetRun(Context& context, const std::string& run_id) {
   if (!status.ok()) {
     return RpcFailed(context, status);
   }
-  if (context.format == OutputFormat::kTable) {
-    *context.out << RenderRun(run, Now());
+  if (IsText(context.format)) {
+    *context.out << RenderRun(run, Now(), context.render());
   } else {
     PrintMessage(context, run);
   }
@@ -259,7 +352,7 @@ int FollowEvents(Context& context, const EventsArgs& args) {
       if (event.sequence() <= last_sequence) continue;
       last_sequence = event.sequence();
       progressed = true;
-      if (context.format == OutputFormat::kTable) {
+      if (IsText(context.format)) {
         *context.out << RenderAnsibleEventLine(event, args.run_id);
       } else {
         *context.out << RenderStreamValue(ToJsonValue(event), context.format);
@@ -305,7 +398,7 @@ int Events(Context& context, const EventsArgs& args) {
     }
     request.set_page_token(page.next_page_token());
   } while (!request.page_token().empty());
-  if (context.format != OutputFormat::kTable) {
+  if (!IsText(context.format)) {
     PrintMessage(context, all);
     return kExitOk;
   }
@@ -375,7 +468,7 @@ int EndRun(Context& context, const std::string& run_id, const std::string& messa
   if (!status.ok()) {
     return RpcFailed(context, status);
   }
-  if (context.format == OutputFormat::kTable) {
+  if (IsText(context.format)) {
     *context.out << "run " << run.id() << (terminate ? " terminate" : " stop")
                  << " requested (phase: " << PhaseName(run.phase()) << ")\n";
   } else {
@@ -415,6 +508,115 @@ int ExportArgo(Context& context, const ExportArgs& args) {
   return kExitOk;
 }
 
+namespace {
+
+// The directories of $PATH that hold an executable `name`; "" when none does.
+std::string FindOnPath(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    const std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+// Runs `dot -Tpng -o png` with `dot_text` on its stdin.
+absl::Status WritePng(const std::string& dot_text, const std::string& png) {
+  const std::string dot = FindOnPath("dot");
+  if (dot.empty()) {
+    return absl::FailedPreconditionError(
+        "--png needs Graphviz's dot, which is not on PATH (Debian: apt-get install graphviz)");
+  }
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) return absl::InternalError(std::strerror(errno));
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[0], STDIN_FILENO);
+  posix_spawn_file_actions_addclose(&actions, pipe_fds[1]);
+  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
+  std::vector<std::string> argv_storage = {dot, "-Tpng", "-o", png};
+  std::vector<char*> argv;
+  for (std::string& arg : argv_storage) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, dot.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(pipe_fds[0]);
+  if (spawned != 0) {
+    close(pipe_fds[1]);
+    return absl::InternalError(absl::StrCat("cannot run ", dot, ": ", std::strerror(spawned)));
+  }
+  // dot reads everything before it writes, so one writer thread is enough.
+  const char* data = dot_text.data();
+  size_t left = dot_text.size();
+  while (left > 0) {
+    const ssize_t n = write(pipe_fds[1], data, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    data += n;
+    left -= static_cast<size_t>(n);
+  }
+  close(pipe_fds[1]);
+  int wait_status = 0;
+  while (waitpid(pid, &wait_status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0) {
+    return absl::InternalError(absl::StrCat(dot, " -Tpng -o ", png, " failed (status ",
+                                            WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1,
+                                            ")"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int Graph(Context& context, const GraphArgs& args) {
+  std::error_code ec;
+  const bool is_file = args.source == "-" || std::filesystem::is_regular_file(args.source, ec);
+  std::string yaml;
+  std::string file_name = args.source;
+  v1::Run run;
+  if (is_file) {
+    if (!ReadInput(context, args.source, &yaml)) return kExitFailure;
+  } else {
+    if (absl::Status fetched = FetchRun(context, args.source, &run); !fetched.ok()) {
+      if (fetched.code() == absl::StatusCode::kNotFound) {
+        return Fail(context,
+                    absl::StrCat(fetched.message(), " (and there is no file ", args.source, ")"));
+      }
+      return Fail(context, std::string(fetched.message()));
+    }
+    yaml = run.spec_yaml();
+    file_name = run.id();
+  }
+  absl::StatusOr<engine::Workflow> workflow = engine::ParseWorkflow(yaml, file_name);
+  if (!workflow.ok()) return Fail(context, std::string(workflow.status().message()));
+  if (absl::Status valid = engine::ValidateWorkflow(*workflow); !valid.ok()) {
+    return Fail(context, std::string(valid.message()));
+  }
+  absl::StatusOr<DagGraph> graph = BuildDagGraph(*workflow);
+  if (!graph.ok()) return Fail(context, std::string(graph.status().message()));
+  if (!is_file) ApplyRunPhases(run, &*graph);
+  const std::string dot = RenderDot(*graph);
+  if (!args.png.empty()) {
+    if (absl::Status written = WritePng(dot, args.png); !written.ok()) {
+      return Fail(context, std::string(written.message()));
+    }
+    if (IsText(context.format)) {
+      *context.out << "wrote " << args.png << "\n";
+      return kExitOk;
+    }
+  }
+  if (IsText(context.format)) {
+    *context.out << dot;
+  } else {
+    *context.out << RenderValue(GraphJson(*graph), context.format);
+  }
+  return kExitOk;
+}
+
 int Lint(Context& context, const std::vector<std::string>& files) {
   int exit_code = kExitOk;
   nlohmann::ordered_json results = nlohmann::ordered_json::array();
@@ -435,7 +637,7 @@ int Lint(Context& context, const std::vector<std::string>& files) {
     if (response.diagnostics_size() > 0) {
       exit_code = kExitFailure;
     }
-    if (context.format != OutputFormat::kTable) {
+    if (!IsText(context.format)) {
       results.push_back({{"file", file}, {"diagnostics", ToJsonValue(response)["diagnostics"]}});
     } else if (response.diagnostics().empty()) {
       *context.out << file << ": ok\n";
@@ -445,7 +647,7 @@ int Lint(Context& context, const std::vector<std::string>& files) {
       }
     }
   }
-  if (context.format != OutputFormat::kTable) {
+  if (!IsText(context.format)) {
     *context.out << RenderValue(results, context.format);
   }
   return exit_code;
@@ -467,7 +669,7 @@ int ListWorkflows(Context& context) {
     }
     request.set_page_token(page.next_page_token());
   } while (!request.page_token().empty());
-  if (context.format == OutputFormat::kTable) {
+  if (IsText(context.format)) {
     *context.out << RenderWorkflowsTable({all.workflows().begin(), all.workflows().end()});
   } else {
     PrintMessage(context, all);
@@ -486,7 +688,7 @@ int GetWorkflow(Context& context, const std::string& name, int64_t version) {
   if (!status.ok()) {
     return RpcFailed(context, status);
   }
-  if (context.format == OutputFormat::kTable) {
+  if (IsText(context.format)) {
     *context.out << RenderWorkflow(workflow);
   } else {
     PrintMessage(context, workflow);
@@ -504,7 +706,7 @@ int DeleteWorkflow(Context& context, const std::string& name) {
   if (!status.ok()) {
     return RpcFailed(context, status);
   }
-  if (context.format == OutputFormat::kTable) {
+  if (IsText(context.format)) {
     *context.out << "workflow " << name << " deleted\n";
   } else {
     PrintMessage(context, response);

@@ -34,6 +34,12 @@ struct Context {
   WatchOptions watch;
   // Checked before a bundle is sent (--max-bundle-bytes, --max-bundle-files).
   BundleLimits bundle_limits;
+  // `out` is a terminal: `watch` redraws its tree in place.
+  bool terminal = false;
+  // Phases in color (--color, NO_COLOR, terminal).
+  bool color = false;
+
+  RenderOptions render() const { return {format == OutputFormat::kWide, color}; }
 };
 
 // `apply -f FILE... [--bundle DIR]`: CreateWorkflow per file ("-" reads stdin), each with the
@@ -53,14 +59,22 @@ struct SubmitArgs {
   int64_t version = 0;
   std::map<std::string, std::string> parameters;
   std::string request_id;
+  // Added to the spec's metadata.labels (-l k=v).
+  std::map<std::string, std::string> labels;
   // Watch the run to its end; the exit status is then the run's outcome.
   bool watch = false;
 };
 int Submit(Context& context, const SubmitArgs& args);
 
-// `watch RUN [--from SEQ] [--ansible]`: the events after sequence `after` (with `ansible`, the
-// run's Ansible host results between them), then the final node tree.
-// kExitOk when the run Succeeded, kExitFailure otherwise.
+// `watch RUN [--from SEQ] [--ansible]` until the run ends. kExitOk when the run Succeeded,
+// kExitFailure when it ended otherwise (Failed, Error) or the watch failed.
+//
+// On a terminal (table/wide): one frame (RenderWatchFrame) redrawn in place whenever an event
+// changes it. Piped: one line per event after sequence `after` (RenderEvent; with `ansible`, the
+// run's Ansible host results between them), a progress line (RenderProgress, prefixed
+// "progress: ") after each event that finishes a step node (one per node: done counts those
+// events), then a blank line and the final run (RenderRun). json / yaml: one document per event,
+// then the final run.
 int Watch(Context& context, const std::string& run_id, int64_t after, bool ansible);
 
 struct ListRunsArgs {
@@ -68,14 +82,34 @@ struct ListRunsArgs {
   std::vector<v1::Phase> phases;
   std::optional<google::protobuf::Timestamp> since;
   std::optional<google::protobuf::Timestamp> until;
+  // ListRunsRequest.label_selector: the -l requirements joined with ",".
+  std::string label_selector;
+  // ListRunsRequest.order_by (--sort).
+  std::string order_by;
+  // Start at this page (--page-token, a previous list's next_page_token).
+  std::string page_token;
   // At most this many runs in all; 0 is the server's page size (one page) or no limit (--all).
   int32_t limit = 0;
   // Follow next_page_token to the last page.
   bool all = false;
 };
+// `runs list`: the table (RenderRunsTable) of one page, or every page with --all; when more
+// runs exist, stderr says how to get them (with the next page token).
 int ListRuns(Context& context, const ListRunsArgs& args);
 
+// `runs get RUN`: RenderRun, or the Run message as json / yaml.
 int GetRun(Context& context, const std::string& run_id);
+
+struct GraphArgs {
+  // A workflow file ("-" is stdin, or an existing file), else a run id.
+  std::string source;
+  // Also write a PNG here through Graphviz's `dot -Tpng` ("" = no).
+  std::string png;
+};
+// `graph FILE|RUN [--png OUT]`: the DAG as DOT (RenderDot), or GraphJson as json / yaml. A FILE
+// is parsed and validated locally; a RUN's spec comes from GetRun, its phases color the nodes.
+// With --png and no `dot` on PATH: kExitFailure naming the package to install.
+int Graph(Context& context, const GraphArgs& args);
 
 struct LogsArgs {
   std::string run_id;

@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/util/json_util.h"
 #include "yaml-cpp/yaml.h"
@@ -24,10 +25,18 @@ bool IsSet(const google::protobuf::Timestamp& time) {
   return time.seconds() != 0 || time.nanos() != 0;
 }
 
-// Columns a UTF-8 string takes on a terminal, counting every code point as one.
+// Columns a UTF-8 string takes on a terminal, counting every code point as one and ANSI escape
+// sequences ("\x1b[...m") as none.
 size_t DisplayWidth(const std::string& text) {
-  return std::count_if(text.begin(), text.end(),
-                       [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
+  size_t width = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\x1b') {
+      while (i < text.size() && !absl::ascii_isalpha(static_cast<unsigned char>(text[i]))) ++i;
+      continue;
+    }
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) ++width;
+  }
+  return width;
 }
 
 std::string OrDash(const std::string& text) { return text.empty() ? "-" : text; }
@@ -47,7 +56,8 @@ std::vector<std::pair<std::string, std::string>> Sorted(const Map& map) {
 // Builds the rows of a run's node tree, depth first from the root(s).
 class TreeRenderer {
  public:
-  TreeRenderer(const v1::Run& run, TimePoint now) : now_(now) {
+  TreeRenderer(const v1::Run& run, TimePoint now, const RenderOptions& options)
+      : now_(now), options_(options) {
     for (const v1::Node& node : run.nodes()) {
       by_name_.emplace(node.name(), &node);
     }
@@ -65,7 +75,7 @@ class TreeRenderer {
     for (const v1::Node& node : run.nodes()) {
       show_recap_ = show_recap_ || node.has_ansible_recap();
     }
-    AddRow({"NAME", "PHASE", "DURATION", "ATTEMPTS", "MESSAGE"}, "RECAP");
+    AddRow({"NAME", "PHASE", "DURATION", "ATTEMPTS", "MESSAGE"}, "RECAP", {"TEMPLATE", "RUNNER"});
     for (const v1::Node& node : run.nodes()) {
       if (node.parent().empty() || by_name_.count(node.parent()) == 0) {
         Visit(node, "", "");
@@ -80,9 +90,15 @@ class TreeRenderer {
   std::string Render() const { return table_.Render(); }
 
  private:
-  // Adds a row, with `recap` before the last (MESSAGE) cell when any node has a recap.
-  void AddRow(std::vector<std::string> cells, std::string recap) {
+  // Adds a row, with `recap` before the last (MESSAGE) cell when any node has a recap, and the
+  // `wide` cells before it with -o wide.
+  void AddRow(std::vector<std::string> cells, std::string recap,
+              std::vector<std::string> wide = {}) {
     if (show_recap_) cells.insert(cells.end() - 1, std::move(recap));
+    if (options_.wide) {
+      wide.resize(2);
+      cells.insert(cells.end() - 1, wide.begin(), wide.end());
+    }
     table_.AddRow(std::move(cells));
   }
 
@@ -103,10 +119,12 @@ class TreeRenderer {
       return;
     }
     const std::string& name = node.display_name().empty() ? node.name() : node.display_name();
-    AddRow({first + name, PhaseName(node.phase()),
+    AddRow({first + name, ColoredPhase(node.phase(), options_.color),
             FormatElapsed(node.start_time(), node.finish_time(), now_),
             node.attempts_size() > 0 ? absl::StrCat(node.attempts_size()) : "", node.message()},
-           node.has_ansible_recap() ? RenderRecap(node.ansible_recap()) : "");
+           node.has_ansible_recap() ? RenderRecap(node.ansible_recap()) : "",
+           {node.template_name(),
+            node.attempts_size() > 0 ? node.attempts(node.attempts_size() - 1).runner() : ""});
     const int attempts = node.attempts_size() > 1 ? node.attempts_size() : 0;
     const std::vector<const v1::Node*>& children = children_[node.name()];
     const size_t items = attempts + children.size();
@@ -127,12 +145,14 @@ class TreeRenderer {
     if (!attempt.message().empty()) {
       absl::StrAppend(&message, message.empty() ? "" : ": ", attempt.message());
     }
-    AddRow({absl::StrCat(prefix, "#", attempt.number()), PhaseName(attempt.phase()),
-            FormatElapsed(attempt.start_time(), attempt.finish_time(), now_), "", message},
-           "");
+    AddRow(
+        {absl::StrCat(prefix, "#", attempt.number()), ColoredPhase(attempt.phase(), options_.color),
+         FormatElapsed(attempt.start_time(), attempt.finish_time(), now_), "", message},
+        "", {"", attempt.runner()});
   }
 
   TimePoint now_;
+  RenderOptions options_;
   std::map<std::string, const v1::Node*> by_name_;
   std::map<std::string, std::vector<const v1::Node*>> children_;
   std::set<std::string> visited_;
@@ -286,6 +306,67 @@ bool IsFinished(v1::Phase phase) {
          phase == v1::PHASE_SKIPPED || phase == v1::PHASE_OMITTED;
 }
 
+std::string ColoredPhase(v1::Phase phase, bool color) {
+  if (!color) return PhaseName(phase);
+  const char* code = "0";
+  switch (phase) {
+    case v1::PHASE_SUCCEEDED:
+      code = "32";
+      break;
+    case v1::PHASE_FAILED:
+      code = "31";
+      break;
+    case v1::PHASE_ERROR:
+      code = "1;31";
+      break;
+    case v1::PHASE_RUNNING:
+      code = "34";
+      break;
+    case v1::PHASE_PENDING:
+      code = "33";
+      break;
+    case v1::PHASE_SKIPPED:
+    case v1::PHASE_OMITTED:
+      code = "2";
+      break;
+    default:
+      break;
+  }
+  return absl::StrCat("\x1b[", code, "m", PhaseName(phase), "\x1b[0m");
+}
+
+Progress CountProgress(const v1::Run& run) {
+  Progress progress;
+  for (const v1::Node& node : run.nodes()) {
+    if (node.type() != v1::NODE_TYPE_POD) continue;
+    ++progress.total;
+    if (IsFinished(node.phase())) ++progress.done;
+  }
+  return progress;
+}
+
+std::string RenderProgress(const v1::Run& run, TimePoint now, const RenderOptions& options) {
+  return RenderProgress(run, CountProgress(run), now, options);
+}
+
+std::string RenderProgress(const v1::Run& run, const Progress& progress, TimePoint now,
+                           const RenderOptions& options) {
+  return absl::StrCat(ColoredPhase(run.phase(), options.color), "  ", progress.done, "/",
+                      progress.total, " nodes done  elapsed ",
+                      FormatElapsed(run.start_time(), run.finish_time(), now), "\n");
+}
+
+std::string RenderWatchFrame(const v1::Run& run, TimePoint now, const RenderOptions& options) {
+  return absl::StrCat("Run: ", run.id(), "  ", RenderProgress(run, now, options), "\n",
+                      RenderNodeTree(run, now, options));
+}
+
+std::string FormatLabels(const google::protobuf::Map<std::string, std::string>& labels) {
+  std::vector<std::string> parts;
+  for (const auto& [key, value] : Sorted(labels)) parts.push_back(absl::StrCat(key, "=", value));
+  return absl::StrJoin(parts, ",");
+}
+
 std::string FormatDuration(std::chrono::nanoseconds duration) {
   const int64_t total =
       std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::seconds>(duration).count());
@@ -373,14 +454,14 @@ std::string FormatBundle(const v1::Workflow& workflow) {
                       FormatBytes(workflow.bundle_bytes()), ")");
 }
 
-std::string RenderRun(const v1::Run& run, TimePoint now) {
+std::string RenderRun(const v1::Run& run, TimePoint now, const RenderOptions& options) {
   std::string out;
   AddField(&out, "Run", run.id());
   AddField(&out, "Workflow",
            run.workflow_version() > 0
                ? absl::StrCat(run.workflow_name(), "@", run.workflow_version())
                : absl::StrCat(run.workflow_name(), " (inline)"));
-  AddField(&out, "Phase", PhaseName(run.phase()));
+  AddField(&out, "Phase", ColoredPhase(run.phase(), options.color));
   if (!run.message().empty()) {
     AddField(&out, "Message", run.message());
   }
@@ -394,6 +475,9 @@ std::string RenderRun(const v1::Run& run, TimePoint now) {
   AddField(&out, "Started", FormatTime(run.start_time()));
   AddField(&out, "Finished", FormatTime(run.finish_time()));
   AddField(&out, "Duration", FormatElapsed(run.start_time(), run.finish_time(), now));
+  if (!run.labels().empty()) {
+    AddField(&out, "Labels", FormatLabels(run.labels()));
+  }
   if (!run.parameters().empty()) {
     out += "Parameters:\n";
     for (const auto& [name, value] : Sorted(run.parameters())) {
@@ -401,22 +485,36 @@ std::string RenderRun(const v1::Run& run, TimePoint now) {
     }
   }
   if (run.nodes_size() > 0) {
-    absl::StrAppend(&out, "\n", RenderNodeTree(run, now));
+    absl::StrAppend(&out, "\n", RenderNodeTree(run, now, options));
   }
   return out;
 }
 
-std::string RenderNodeTree(const v1::Run& run, TimePoint now) {
-  return TreeRenderer(run, now).Render();
+std::string RenderNodeTree(const v1::Run& run, TimePoint now, const RenderOptions& options) {
+  return TreeRenderer(run, now, options).Render();
 }
 
-std::string RenderRunsTable(const std::vector<v1::Run>& runs, TimePoint now) {
+std::string RenderRunsTable(const std::vector<v1::Run>& runs, TimePoint now,
+                            const RenderOptions& options) {
   Table table;
-  table.AddRow({"RUN", "WORKFLOW", "PHASE", "CREATED", "DURATION", "MESSAGE"});
+  if (options.wide) {
+    table.AddRow({"RUN", "WORKFLOW", "VERSION", "PHASE", "CREATED", "FINISHED", "DURATION",
+                  "REQUEST ID", "LABELS", "MESSAGE"});
+  } else {
+    table.AddRow({"RUN", "WORKFLOW", "PHASE", "CREATED", "DURATION", "MESSAGE"});
+  }
   for (const v1::Run& run : runs) {
-    table.AddRow({run.id(), OrDash(run.workflow_name()), PhaseName(run.phase()),
-                  FormatTime(run.create_time()),
-                  FormatElapsed(run.start_time(), run.finish_time(), now), run.message()});
+    const std::string phase = ColoredPhase(run.phase(), options.color);
+    const std::string duration = FormatElapsed(run.start_time(), run.finish_time(), now);
+    if (options.wide) {
+      table.AddRow({run.id(), OrDash(run.workflow_name()),
+                    run.workflow_version() > 0 ? absl::StrCat(run.workflow_version()) : "inline",
+                    phase, FormatTime(run.create_time()), FormatTime(run.finish_time()), duration,
+                    OrDash(run.request_id()), OrDash(FormatLabels(run.labels())), run.message()});
+    } else {
+      table.AddRow({run.id(), OrDash(run.workflow_name()), phase, FormatTime(run.create_time()),
+                    duration, run.message()});
+    }
   }
   return table.Render();
 }

@@ -21,7 +21,22 @@ namespace dagd::dagctl {
 
 using TimePoint = std::chrono::system_clock::time_point;
 
-enum class OutputFormat { kTable, kJson, kYaml };
+// -o: table (for people), wide (table with more columns), json and yaml (the API messages).
+enum class OutputFormat { kTable, kWide, kJson, kYaml };
+
+// True for the formats meant for people (table, wide), false for json and yaml.
+inline bool IsText(OutputFormat format) {
+  return format == OutputFormat::kTable || format == OutputFormat::kWide;
+}
+
+// How text output is drawn.
+struct RenderOptions {
+  // More columns (-o wide): the template and runner of each node; version, finish time, request
+  // id and labels of each run.
+  bool wide = false;
+  // ANSI colors per phase (a terminal, unless NO_COLOR or --color never).
+  bool color = false;
+};
 
 google::protobuf::Timestamp ToTimestamp(TimePoint time);
 TimePoint FromTimestamp(const google::protobuf::Timestamp& time);
@@ -31,6 +46,29 @@ std::string PhaseName(v1::Phase phase);
 
 // True for the phases a run or node never leaves.
 bool IsFinished(v1::Phase phase);
+
+// PhaseName(phase), in the phase's ANSI color when `color`: green Succeeded, red Failed, bold
+// red Error, blue Running, yellow Pending, dim Skipped and Omitted.
+std::string ColoredPhase(v1::Phase phase, bool color);
+
+// How far a run is: its step nodes (NODE_TYPE_POD) that are finished, of those it has so far
+// (dagd creates a node once its dependencies allow it, so `total` can grow).
+struct Progress {
+  int done = 0;
+  int total = 0;
+};
+Progress CountProgress(const v1::Run& run);
+
+// One line, newline-terminated: "Running  2/4 nodes done  elapsed 1m20s" (the run's phase,
+// `progress`, and the run's duration so far as FormatElapsed). Without `progress`:
+// CountProgress(run).
+std::string RenderProgress(const v1::Run& run, const Progress& progress, TimePoint now,
+                           const RenderOptions& options = {});
+std::string RenderProgress(const v1::Run& run, TimePoint now, const RenderOptions& options = {});
+
+// One frame of `dagctl watch` on a terminal: "Run: ID" and the progress line, a blank line, then
+// the node tree.
+std::string RenderWatchFrame(const v1::Run& run, TimePoint now, const RenderOptions& options);
 
 // "45s", "1m20s", "2h5m", "3d4h"; whole seconds, so anything under a second is "0s", and a
 // negative duration (clock skew) too.
@@ -53,7 +91,8 @@ std::string FormatElapsed(const google::protobuf::Timestamp& start,
                           const google::protobuf::Timestamp& finish, TimePoint now);
 
 // A text table: the first row is the header. Columns are left-aligned, two spaces apart, by
-// display width (tree glyphs count as one column); trailing blanks are trimmed.
+// display width (tree glyphs count as one column, ANSI color sequences as none); trailing blanks
+// are trimmed.
 class Table {
  public:
   void AddRow(std::vector<std::string> cells);
@@ -63,17 +102,23 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
-// `dagctl runs get`: the run's header lines, a blank line, then its node tree.
-std::string RenderRun(const v1::Run& run, TimePoint now);
+// `dagctl runs get`: the run's header lines (Labels when it has any), a blank line, then its node
+// tree.
+std::string RenderRun(const v1::Run& run, TimePoint now, const RenderOptions& options = {});
 
 // The node tree alone, like `argo get`: NAME (indented with ├─ / └─ by parent and child),
-// PHASE, DURATION, ATTEMPTS, RECAP (only when some node has an Ansible recap), MESSAGE. A node with
-// more than one attempt lists them under it
-// ("#1", "#2", … with their phase, duration, exit code and message).
-std::string RenderNodeTree(const v1::Run& run, TimePoint now);
+// PHASE, DURATION, ATTEMPTS, RECAP (only when some node has an Ansible recap), MESSAGE; wide adds
+// TEMPLATE and RUNNER (of the latest attempt) before MESSAGE. A node with more than one attempt
+// lists them under it ("#1", "#2", … with their phase, duration, exit code and message).
+std::string RenderNodeTree(const v1::Run& run, TimePoint now, const RenderOptions& options = {});
 
-// `dagctl runs list`: RUN, WORKFLOW, PHASE, CREATED, DURATION, MESSAGE.
-std::string RenderRunsTable(const std::vector<v1::Run>& runs, TimePoint now);
+// `dagctl runs list`: RUN, WORKFLOW, PHASE, CREATED, DURATION, MESSAGE; wide adds VERSION after
+// WORKFLOW and FINISHED, REQUEST ID and LABELS ("k=v,k2=v2") before MESSAGE.
+std::string RenderRunsTable(const std::vector<v1::Run>& runs, TimePoint now,
+                            const RenderOptions& options = {});
+
+// Labels as "k=v,k2=v2", sorted by key; "" for none.
+std::string FormatLabels(const google::protobuf::Map<std::string, std::string>& labels);
 
 // `dagctl workflows list`: NAME, VERSION, ENTRYPOINT, CREATED.
 std::string RenderWorkflowsTable(const std::vector<v1::Workflow>& workflows);

@@ -168,10 +168,19 @@ ALTER TABLE runs ADD COLUMN bundle_digest TEXT REFERENCES bundles (digest);
 ALTER TABLE runs DROP COLUMN bundle_dir;
 )sql";
 
+// Version 4: run labels (the spec's metadata.labels and `dagctl submit -l`), a JSON object that
+// ListRuns filters on with json_each; runs stored before have none. The index serves
+// `dagctl runs list --sort finished`.
+constexpr char kSchemaV4[] = R"sql(
+ALTER TABLE runs ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+CREATE INDEX runs_by_finished ON runs (finished_at_ms DESC, id DESC);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "workflows, runs, nodes, attempts, events, log chunks", kSchemaV1},
     {2, "ansible_events", kSchemaV2},
     {3, "bundles: blobs, bundles, bundle_files; bundle_digest replaces bundle_dir", kSchemaV3},
+    {4, "run labels; runs by finish time", kSchemaV4},
 };
 
 }  // namespace

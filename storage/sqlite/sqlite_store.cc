@@ -161,7 +161,7 @@ constexpr char kRunColumns[] =
     "id, workflow_name, workflow_version, workflow_yaml, file_name, coalesce(bundle_digest, ''), "
     "parameters, "
     "phase, message, request_id, stopping, created_at_ms, started_at_ms, finished_at_ms, "
-    "last_sequence";
+    "last_sequence, labels";
 
 absl::StatusOr<RunRecord> ReadRun(const Statement& row) {
   RunRecord run;
@@ -185,6 +185,12 @@ absl::StatusOr<RunRecord> ReadRun(const Statement& row) {
   run.started_at_ms = row.Int(12);
   run.finished_at_ms = row.Int(13);
   run.last_sequence = row.Int(14);
+  try {
+    run.labels = nlohmann::json::parse(row.Text(15)).get<std::map<std::string, std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    return absl::DataLossError(
+        absl::StrCat("unreadable labels stored for run ", run.id, ": ", e.what()));
+  }
   return run;
 }
 
@@ -206,8 +212,8 @@ absl::Status UpsertRun(Connection& db, const RunRecord& run) {
   ASSIGN_OR_RETURN(Statement stmt, db.Prepare(R"sql(
 INSERT INTO runs (id, workflow_name, workflow_version, workflow_yaml, file_name, bundle_digest,
                   parameters, phase, message, request_id, stopping, created_at_ms, started_at_ms,
-                  finished_at_ms, last_sequence)
-VALUES (?1, ?2, ?3, ?4, ?5, nullif(?6, ''), ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                  finished_at_ms, last_sequence, labels)
+VALUES (?1, ?2, ?3, ?4, ?5, nullif(?6, ''), ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
 ON CONFLICT (id) DO UPDATE SET
   workflow_name = excluded.workflow_name, workflow_version = excluded.workflow_version,
   workflow_yaml = excluded.workflow_yaml, file_name = excluded.file_name,
@@ -216,7 +222,7 @@ ON CONFLICT (id) DO UPDATE SET
   message = excluded.message, request_id = excluded.request_id, stopping = excluded.stopping,
   created_at_ms = excluded.created_at_ms, started_at_ms = excluded.started_at_ms,
   finished_at_ms = excluded.finished_at_ms,
-  last_sequence = max(last_sequence, excluded.last_sequence)
+  last_sequence = max(last_sequence, excluded.last_sequence), labels = excluded.labels
 )sql"));
   stmt.Bind(1, run.id)
       .Bind(2, run.workflow_name)
@@ -232,7 +238,8 @@ ON CONFLICT (id) DO UPDATE SET
       .Bind(12, run.created_at_ms)
       .Bind(13, run.started_at_ms)
       .Bind(14, run.finished_at_ms)
-      .Bind(15, run.last_sequence);
+      .Bind(15, run.last_sequence)
+      .Bind(16, JsonText(run.labels));
   absl::Status status = stmt.Run();
   if (status.code() == absl::StatusCode::kAlreadyExists) {
     return absl::AlreadyExistsError(
@@ -430,21 +437,67 @@ absl::Status ApplyBatch(Connection& db, const WriteBatch& batch) {
   return InsertAnsibleEvents(db, batch.ansible_events);
 }
 
-// --- ListRuns page tokens: web-safe base64 of "<created_at_ms>:<id>" of the page's last run ------
+// --- ListRuns order and page tokens
+// ----------------------------------------------------------------
 
-std::string EncodePageToken(const RunRecord& last) {
-  return absl::WebSafeBase64Escape(absl::StrCat(last.created_at_ms, ":", last.id));
+// The SQL value runs are sorted by, for each RunOrder.
+const char* OrderExpression(RunOrder order) {
+  switch (order) {
+    case RunOrder::kFinished:
+      return "finished_at_ms";
+    case RunOrder::kDuration:
+      return "(CASE WHEN finished_at_ms > 0 THEN finished_at_ms - started_at_ms ELSE -1 END)";
+    case RunOrder::kCreated:
+    default:
+      return "created_at_ms";
+  }
 }
 
-absl::Status DecodePageToken(const std::string& token, int64_t* created_at_ms, std::string* id) {
-  std::string text;
-  size_t colon = std::string::npos;
-  if (absl::WebSafeBase64Unescape(token, &text)) colon = text.find(':');
-  if (colon == std::string::npos ||
-      !absl::SimpleAtoi(absl::string_view(text).substr(0, colon), created_at_ms)) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid page token \"", token, "\""));
+int64_t OrderValue(RunOrder order, const RunRecord& run) {
+  switch (order) {
+    case RunOrder::kFinished:
+      return run.finished_at_ms;
+    case RunOrder::kDuration:
+      return run.finished_at_ms > 0 ? run.finished_at_ms - run.started_at_ms : -1;
+    case RunOrder::kCreated:
+    default:
+      return run.created_at_ms;
   }
-  *id = text.substr(colon + 1);
+}
+
+// The order a token belongs to, "created-", "duration+", …: a token of one order is no
+// position in another.
+std::string OrderTag(const RunFilter& filter) {
+  const char* name = filter.order == RunOrder::kFinished   ? "finished"
+                     : filter.order == RunOrder::kDuration ? "duration"
+                                                           : "created";
+  return absl::StrCat(name, filter.descending ? "-" : "+");
+}
+
+// Web-safe base64 of "<order tag>:<sort value>:<id>" of the page's last run.
+std::string EncodePageToken(const RunFilter& filter, const RunRecord& last) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat(OrderTag(filter), ":", OrderValue(filter.order, last), ":", last.id));
+}
+
+absl::Status DecodePageToken(const RunFilter& filter, int64_t* value, std::string* id) {
+  const std::string& token = filter.page_token;
+  const auto invalid = [&] {
+    return absl::InvalidArgumentError(absl::StrCat("invalid page token \"", token, "\""));
+  };
+  std::string text;
+  if (!absl::WebSafeBase64Unescape(token, &text)) return invalid();
+  const size_t first = text.find(':');
+  const size_t second = first == std::string::npos ? first : text.find(':', first + 1);
+  if (second == std::string::npos ||
+      !absl::SimpleAtoi(absl::string_view(text).substr(first + 1, second - first - 1), value)) {
+    return invalid();
+  }
+  if (text.substr(0, first) != OrderTag(filter)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page token \"", token, "\" belongs to another order_by"));
+  }
+  *id = text.substr(second + 1);
   return absl::OkStatus();
 }
 
@@ -885,20 +938,39 @@ absl::StatusOr<RunPage> SqliteStore::ListRuns(const RunFilter& filter) {
   if (filter.created_before_ms != 0) {
     conditions.push_back(absl::StrCat("created_at_ms < ", param(filter.created_before_ms)));
   }
+  for (const LabelRequirement& label : filter.labels) {
+    const std::string key = param(label.key);
+    switch (label.op) {
+      case LabelRequirement::Op::kExists:
+        conditions.push_back(
+            absl::StrCat("EXISTS (SELECT 1 FROM json_each(runs.labels) WHERE key = ", key, ")"));
+        break;
+      case LabelRequirement::Op::kEquals:
+      case LabelRequirement::Op::kNotEquals:
+        conditions.push_back(
+            absl::StrCat(label.op == LabelRequirement::Op::kEquals ? "" : "NOT ",
+                         "EXISTS (SELECT 1 FROM json_each(runs.labels) WHERE key = ", key,
+                         " AND value = ", param(label.value), ")"));
+        break;
+    }
+  }
+  const std::string order = OrderExpression(filter.order);
+  const char* direction = filter.descending ? "DESC" : "ASC";
   if (!filter.page_token.empty()) {
-    int64_t created_at_ms = 0;
+    int64_t value = 0;
     std::string id;
-    RETURN_IF_ERROR(DecodePageToken(filter.page_token, &created_at_ms, &id));
-    const std::string created_param = param(created_at_ms);
+    RETURN_IF_ERROR(DecodePageToken(filter, &value, &id));
+    const std::string value_param = param(value);
     const std::string id_param = param(std::move(id));
-    conditions.push_back(
-        absl::StrCat("(created_at_ms, id) < (", created_param, ", ", id_param, ")"));
+    conditions.push_back(absl::StrCat("(", order, ", id) ", filter.descending ? "<" : ">", " (",
+                                      value_param, ", ", id_param, ")"));
   }
   const int limit = ClampLimit(filter.limit, kDefaultListLimit);
   std::string sql = absl::StrCat("SELECT ", kRunColumns, " FROM runs");
   if (!conditions.empty()) absl::StrAppend(&sql, " WHERE ", absl::StrJoin(conditions, " AND "));
   // One extra row tells whether another page follows.
-  absl::StrAppend(&sql, " ORDER BY created_at_ms DESC, id DESC LIMIT ", param(int64_t{limit + 1}));
+  absl::StrAppend(&sql, " ORDER BY ", order, " ", direction, ", id ", direction, " LIMIT ",
+                  param(int64_t{limit + 1}));
 
   ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
   ASSIGN_OR_RETURN(Statement stmt, db->Prepare(sql));
@@ -909,7 +981,7 @@ absl::StatusOr<RunPage> SqliteStore::ListRuns(const RunFilter& filter) {
   ASSIGN_OR_RETURN(page.runs, ReadRuns(stmt));
   if (static_cast<int>(page.runs.size()) > limit) {
     page.runs.resize(limit);
-    page.next_page_token = EncodePageToken(page.runs.back());
+    page.next_page_token = EncodePageToken(filter, page.runs.back());
   }
   return page;
 }

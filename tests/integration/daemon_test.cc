@@ -2,9 +2,12 @@
 // ansible-playbook, and the real dagctl.
 #include "tests/integration/daemon.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +21,7 @@
 #include <random>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -1411,6 +1415,166 @@ TEST_P(ArgoDaemonTest, DiamondRunsUnchangedWithTheSameHistory) {
 // its end; the step runs once and no second Workflow is submitted.
 TEST_P(ArgoDaemonTest, KillNineMidRunReattachesWithoutASecondWorkflow) {
   ExpectKillNineReattaches(dagd_, records_, data_dir_, [&] { return WorkflowsByNode(); });
+}
+
+}  // namespace
+}  // namespace dagd::testing
+
+namespace dagd::testing {
+namespace {
+
+// The lines of `text` that start with `prefix`.
+std::vector<std::string> LinesStartingWith(const std::string& text, const std::string& prefix) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(prefix, 0) == 0) lines.push_back(line);
+  }
+  return lines;
+}
+
+// dagctl for people (issue 5, point 5) against the real dagd, piped (so plain) and as JSON:
+// submit with labels and watch, runs list with label / phase filters, sorting and wide columns,
+// runs get as a tree, watch of a finished run, graph of a file and of a run, and an unreachable
+// server.
+TEST_F(DaemonTest, DagctlForPeopleListGetWatchAndGraph) {
+  const std::string file = kTestdata + "/labelled-diamond.yaml";
+  CommandResult watched = RunDagctl(
+      dagd_.address(),
+      {"submit", "-f", file, "-p", "record_dir=" + records_, "-l", "ticket=ops-1", "--watch"});
+  ASSERT_EQ(watched.exit_code, 0) << watched.output;
+  EXPECT_EQ(watched.output.find('\x1b'), std::string::npos) << "piped output is plain";
+  const std::string run_id = watched.output.substr(4, watched.output.find(" submitted") - 4);
+  ASSERT_EQ(run_id.rfind("labelled-diamond-", 0), 0u) << watched.output;
+  // One progress line per finished node, the last one with all four.
+  const std::vector<std::string> progress = LinesStartingWith(watched.output, "progress: ");
+  ASSERT_EQ(progress.size(), 4u) << watched.output;
+  EXPECT_THAT(progress.back(),
+              ::testing::MatchesRegex("progress: (Running|Succeeded)  4/4 nodes done  elapsed .*"));
+  EXPECT_THAT(watched.output, ::testing::HasSubstr("\n\nRun:         " + run_id + "\n"));
+  EXPECT_THAT(watched.output,
+              ::testing::HasSubstr("Labels:      team=web,ticket=ops-1,tier=demo\n"));
+  EXPECT_EQ(ReadLines(records_ + "/labelled-diamond").size(), 4u);
+
+  CommandResult plain =
+      RunDagctl(dagd_.address(), {"submit", "-f", file, "-p", "record_dir=" + records_, "--watch"});
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  CommandResult failed =
+      RunDagctl(dagd_.address(), {"submit", "-f", kTestdata + "/fail-omits.yaml", "--bundle",
+                                  kTestdata, "-p", "record_dir=" + records_, "--watch"});
+  EXPECT_EQ(failed.exit_code, 1) << failed.output;
+  EXPECT_THAT(failed.output, ::testing::HasSubstr("\nprogress: "));
+
+  // runs list: label selectors, phases, order, wide.
+  const auto listed_ids = [this](std::vector<std::string> args) {
+    args.insert(args.begin(), {"runs", "list"});
+    args.insert(args.end(), {"-o", "json"});
+    CommandResult listed = RunDagctl(dagd_.address(), args);
+    EXPECT_EQ(listed.exit_code, 0) << listed.output;
+    std::vector<std::string> ids;
+    nlohmann::json json = nlohmann::json::parse(listed.output, nullptr, false);
+    EXPECT_FALSE(json.is_discarded()) << listed.output;
+    if (json.is_discarded()) return ids;
+    for (const auto& run : json["runs"]) ids.push_back(run["id"]);
+    return ids;
+  };
+  const std::string failed_id = listed_ids({"--phase", "Failed"}).at(0);
+  const std::string plain_id = listed_ids({"-l", "team=web", "-l", "ticket!=ops-1"}).at(0);
+  EXPECT_EQ(listed_ids({"-l", "ticket=ops-1"}), (std::vector<std::string>{run_id}));
+  EXPECT_EQ(listed_ids({"-l", "team=web"}), (std::vector<std::string>{plain_id, run_id}));
+  EXPECT_EQ(listed_ids({"-l", "team"}), (std::vector<std::string>{plain_id, run_id}));
+  EXPECT_EQ(listed_ids({"--sort", "created"}),
+            (std::vector<std::string>{run_id, plain_id, failed_id}));
+  EXPECT_EQ(listed_ids({"--since", "1h", "--limit", "2"}),
+            (std::vector<std::string>{failed_id, plain_id}));
+  EXPECT_TRUE(listed_ids({"--until", "2000-01-01T00:00:00Z"}).empty());
+  CommandResult bad_selector = RunDagctl(dagd_.address(), {"runs", "list", "-l", "a=b=c"});
+  EXPECT_EQ(bad_selector.exit_code, 1) << bad_selector.output;
+  EXPECT_THAT(bad_selector.output,
+              ::testing::HasSubstr("dagctl: INVALID_ARGUMENT: label_selector"));
+
+  CommandResult wide = RunDagctl(dagd_.address(), {"runs", "list", "-o", "wide", "-l", "ticket"});
+  ASSERT_EQ(wide.exit_code, 0) << wide.output;
+  EXPECT_THAT(wide.output, ::testing::StartsWith("RUN "));
+  EXPECT_THAT(wide.output, ::testing::HasSubstr("  LABELS  "));
+  EXPECT_THAT(wide.output, ::testing::HasSubstr("  inline  "));
+  EXPECT_THAT(wide.output, ::testing::HasSubstr("  team=web,ticket=ops-1,tier=demo"));
+
+  // runs get: the tree, plain when piped; JSON is the Run message.
+  CommandResult got = RunDagctl(dagd_.address(), {"runs", "get", run_id});
+  ASSERT_EQ(got.exit_code, 0) << got.output;
+  EXPECT_EQ(got.output.find('\x1b'), std::string::npos);
+  EXPECT_THAT(got.output, ::testing::HasSubstr("\nNAME "));
+  for (const char* row : {"├─ A ", "├─ B ", "├─ C ", "└─ D "}) {
+    EXPECT_THAT(got.output, ::testing::HasSubstr(row)) << row;
+  }
+  EXPECT_EQ(LinesStartingWith(got.output, "├─").size() + LinesStartingWith(got.output, "└─").size(),
+            4u)
+      << got.output;
+  CommandResult got_wide = RunDagctl(dagd_.address(), {"runs", "get", run_id, "-o", "wide"});
+  ASSERT_EQ(got_wide.exit_code, 0) << got_wide.output;
+  EXPECT_THAT(got_wide.output, ::testing::HasSubstr("  TEMPLATE  RUNNER  "));
+  EXPECT_THAT(got_wide.output, ::testing::HasSubstr("  step      local"));
+  CommandResult got_json = RunDagctl(dagd_.address(), {"runs", "get", run_id, "-o", "json"});
+  ASSERT_EQ(got_json.exit_code, 0) << got_json.output;
+  const nlohmann::json run = nlohmann::json::parse(got_json.output, nullptr, false);
+  ASSERT_FALSE(run.is_discarded()) << got_json.output;
+  EXPECT_EQ(run["phase"], "PHASE_SUCCEEDED");
+  EXPECT_EQ(run["labels"]["ticket"], "ops-1");
+  EXPECT_EQ(run["nodes"].size(), 5u);
+
+  // watch of a finished run: every event, the progress lines, the final tree; exit 0. As JSON:
+  // one document per line, the run last.
+  CommandResult rewatch = RunDagctl(dagd_.address(), {"watch", run_id});
+  EXPECT_EQ(rewatch.exit_code, 0) << rewatch.output;
+  EXPECT_EQ(LinesStartingWith(rewatch.output, "progress: ").size(), 4u) << rewatch.output;
+  EXPECT_THAT(rewatch.output, ::testing::HasSubstr("└─ D "));
+  CommandResult watch_json = RunDagctl(dagd_.address(), {"watch", run_id, "-o", "json"});
+  EXPECT_EQ(watch_json.exit_code, 0) << watch_json.output;
+  std::vector<nlohmann::json> documents;
+  std::istringstream lines(watch_json.output);
+  for (std::string line; std::getline(lines, line);) {
+    documents.push_back(nlohmann::json::parse(line, nullptr, false));
+    EXPECT_FALSE(documents.back().is_discarded()) << line;
+  }
+  ASSERT_GE(documents.size(), 2u);
+  EXPECT_EQ(documents.back()["id"], run_id);
+  EXPECT_EQ(documents[documents.size() - 2]["final"], true);
+  CommandResult watch_failed = RunDagctl(dagd_.address(), {"watch", failed_id});
+  EXPECT_EQ(watch_failed.exit_code, 1) << watch_failed.output;
+
+  // graph: a file without phases, a run with them; JSON; PNG through dot.
+  CommandResult file_graph = RunDagctl(dagd_.address(), {"graph", file});
+  ASSERT_EQ(file_graph.exit_code, 0) << file_graph.output;
+  EXPECT_THAT(file_graph.output, ::testing::StartsWith("digraph G {\n"));
+  EXPECT_THAT(
+      file_graph.output,
+      ::testing::HasSubstr("3[label=\"D\", tooltip=\"template step\", fillcolor=\"white\"]"));
+  for (const char* edge : {"0->1 ;", "0->2 ;", "1->3 ;", "2->3 ;"}) {
+    EXPECT_THAT(file_graph.output, ::testing::HasSubstr(edge));
+  }
+  CommandResult run_graph = RunDagctl(dagd_.address(), {"graph", run_id});
+  ASSERT_EQ(run_graph.exit_code, 0) << run_graph.output;
+  EXPECT_THAT(run_graph.output, ::testing::HasSubstr("label=\"" + run_id + "\";"));
+  EXPECT_THAT(run_graph.output, ::testing::HasSubstr("3[label=\"D\\nSucceeded\""));
+  CommandResult failed_graph = RunDagctl(dagd_.address(), {"graph", failed_id, "-o", "json"});
+  ASSERT_EQ(failed_graph.exit_code, 0) << failed_graph.output;
+  const nlohmann::json graph = nlohmann::json::parse(failed_graph.output, nullptr, false);
+  ASSERT_FALSE(graph.is_discarded()) << failed_graph.output;
+  EXPECT_EQ(graph["nodes"][0]["task"], "A");
+  EXPECT_EQ(graph["nodes"][0]["phase"], "Failed");
+  const std::string png = tmp_.path() + "/run.png";
+  CommandResult png_graph = RunDagctl(dagd_.address(), {"graph", run_id, "--png", png});
+  EXPECT_EQ(png_graph.exit_code, 0) << png_graph.output;
+  EXPECT_EQ(ReadFile(png).substr(0, 4), "\x89PNG");
+
+  // Nothing listens: the address and what to do, exit 1.
+  const std::string nowhere = "127.0.0.1:" + std::to_string(FreeLoopbackPort());
+  CommandResult unreachable = RunDagctl(nowhere, {"runs", "list"});
+  EXPECT_EQ(unreachable.exit_code, 1);
+  EXPECT_EQ(unreachable.output, "dagctl: cannot reach dagd at " + nowhere +
+                                    " (connection refused); is dagd running? set --server "
+                                    "HOST:PORT or DAGD_SERVER\n");
 }
 
 }  // namespace

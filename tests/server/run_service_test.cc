@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <fstream>
 #include <future>
+#include <map>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -142,6 +143,7 @@ TEST_F(RunServiceTest, SubmitBySpecRunsIt) {
   EXPECT_EQ(run.workflow_version(), 0);
   // The run is stored before SubmitRun answers.
   EXPECT_EQ(GetRun(runs(), run.id()).id(), run.id());
+  EXPECT_EQ(GetRun(runs(), run.id()).spec_yaml(), OneTaskWorkflow("inline", kEchoHi, true));
 
   WatchResult watched = WatchToEnd(runs(), run.id());
   ASSERT_TRUE(watched.status.ok()) << watched.status.error_message();
@@ -479,12 +481,92 @@ TEST_F(RunServiceTest, ListRunsPagesNewestFirstWithoutDuplicates) {
     for (const auto& run : response.runs()) {
       listed.push_back(run.id());
       EXPECT_EQ(run.nodes_size(), 0) << "ListRuns carries no nodes";
+      EXPECT_EQ(run.spec_yaml(), "") << "nor the spec";
     }
     token = response.next_page_token();
     if (token.empty()) break;
   }
   EXPECT_TRUE(token.empty()) << "the chain does not end";
   EXPECT_EQ(listed, (std::vector<std::string>{submitted[2], submitted[1], submitted[0]}));
+}
+
+TEST_F(RunServiceTest, RunsCarrySpecAndSubmittedLabelsAndListRunsSelectsOnThem) {
+  std::string yaml = OneTaskWorkflow("labelled", kEchoHi, true);
+  const size_t metadata = yaml.find("metadata:\n") + std::string("metadata:\n").size();
+  yaml.insert(metadata, "  labels: {team: web, env: staging}\n");
+  v1::SubmitRunRequest request;
+  request.set_spec_yaml(yaml);
+  (*request.mutable_labels())["env"] = "prod";  // replaces the spec's
+  (*request.mutable_labels())["ticket"] = "ops-1";
+  v1::Run prod;
+  grpc::Status status = Submit(request, &prod);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  using Labels = std::map<std::string, std::string>;
+  EXPECT_EQ(Labels(prod.labels().begin(), prod.labels().end()),
+            (Labels{{"env", "prod"}, {"team", "web"}, {"ticket", "ops-1"}}));
+  request.clear_labels();
+  v1::Run staging;
+  status = Submit(request, &staging);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const std::string plain = SubmitSpec(runs(), OneTaskWorkflow("plain", kEchoHi, true)).id();
+  ASSERT_FALSE(plain.empty());
+  EXPECT_EQ(GetRun(runs(), prod.id()).labels().at("ticket"), "ops-1");
+
+  v1::ListRunsRequest list;
+  list.set_label_selector("env=prod");
+  EXPECT_EQ(ListedIds(list), (std::set<std::string>{prod.id()}));
+  list.set_label_selector("team==web, env!=prod");
+  EXPECT_EQ(ListedIds(list), (std::set<std::string>{staging.id()}));
+  list.set_label_selector("env!=prod");
+  EXPECT_EQ(ListedIds(list), (std::set<std::string>{staging.id(), plain}));
+  list.set_label_selector("team");
+  EXPECT_EQ(ListedIds(list), (std::set<std::string>{prod.id(), staging.id()}));
+  list.set_label_selector("");
+  EXPECT_EQ(ListedIds(list), (std::set<std::string>{prod.id(), staging.id(), plain}));
+
+  v1::ListRunsResponse response;
+  for (const char* bad : {"=x", "env=a,b=c=d", "env=a b", "a,,b"}) {
+    list.set_label_selector(bad);
+    EXPECT_EQ(ListRuns(list, &response).error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+  }
+  request.clear_labels();
+  (*request.mutable_labels())["bad key"] = "x";
+  v1::Run refused;
+  EXPECT_EQ(Submit(request, &refused).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(RunServiceTest, ListRunsOrdersByRequestedKey) {
+  std::vector<std::string> submitted;
+  for (int i = 0; i < 3; ++i) {
+    submitted.push_back(SubmitSpec(runs(), OneTaskWorkflow("ordered", kEchoHi, true)).id());
+    ASSERT_FALSE(submitted.back().empty());
+    stack_.clock()->Advance(1000);
+  }
+  const auto listed = [this](const std::string& order_by) {
+    std::vector<std::string> ids;
+    v1::ListRunsRequest request;
+    request.set_order_by(order_by);
+    request.set_page_size(2);
+    for (int page = 0; page < 5; ++page) {
+      v1::ListRunsResponse response;
+      grpc::Status status = ListRuns(request, &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      for (const auto& run : response.runs()) ids.push_back(run.id());
+      if (response.next_page_token().empty()) break;
+      request.set_page_token(response.next_page_token());
+    }
+    return ids;
+  };
+  EXPECT_EQ(listed("created"), submitted);
+  EXPECT_EQ(listed("-created"),
+            (std::vector<std::string>{submitted[2], submitted[1], submitted[0]}));
+  EXPECT_EQ(listed(""), listed("-created"));
+  EXPECT_EQ(listed("duration").size(), 3u);
+
+  v1::ListRunsRequest bad;
+  bad.set_order_by("phase");
+  v1::ListRunsResponse response;
+  EXPECT_EQ(ListRuns(bad, &response).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 // --- WatchRun ---------------------------------------------------------------------------------

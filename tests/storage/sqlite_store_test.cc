@@ -576,7 +576,7 @@ VALUES ('old', 1, 'old.a', 1, 3, 'runner_on_ok', 'web1', 't', 'p', 1, 0, '', '{}
 
   std::unique_ptr<SqliteStore> store = OpenOrDie(path);
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), 3);
+  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), sqlite::LatestSchemaVersion());
   for (const char* table : {"workflows", "runs"}) {
     EXPECT_EQ(QueryInt(path, absl::StrCat("SELECT count(*) FROM pragma_table_info('", table,
                                           "') WHERE name = 'bundle_dir'")),
@@ -628,6 +628,51 @@ VALUES ('old', 1, 'old.a', 1, 3, 'runner_on_ok', 'web1', 't', 'p', 1, 0, '', '{}
   DAGD_ASSERT_OK(reread);
   EXPECT_EQ(reread->bundle_digest, v2->bundle.digest);
   EXPECT_EQ(reread->phase, NodePhase::kSucceeded);
+}
+
+TEST(MigrationsTest, VersionThreeDatabaseUpgradesToRunLabels) {
+  TempDir dir;
+  const std::string path = dir.File("v3.db");
+  {
+    absl::StatusOr<std::unique_ptr<sqlite::internal::Connection>> db =
+        sqlite::internal::Connection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 1000);
+    ASSERT_TRUE(db.ok()) << db.status();
+    absl::StatusOr<int> applied = sqlite::ApplyMigrations(**db, sqlite::Migrations().first(3));
+    ASSERT_TRUE(applied.ok()) << applied.status();
+    ASSERT_EQ(*applied, 3);
+    absl::Status inserted = (*db)->Exec(R"sql(
+INSERT INTO runs (id, workflow_name, workflow_version, workflow_yaml, file_name, parameters, phase,
+                  message, request_id, stopping, created_at_ms, started_at_ms, finished_at_ms,
+                  last_sequence)
+VALUES ('old', 'deploy', 0, 'spec: 1', 'f.yaml', '{}', 'Succeeded', '', '', 0, 1, 2, 3, 1);
+)sql");
+    ASSERT_TRUE(inserted.ok()) << inserted;
+  }
+  std::unique_ptr<SqliteStore> store = OpenOrDie(path);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), 4);
+  absl::StatusOr<RunRecord> run = store->GetRun("old");
+  DAGD_ASSERT_OK(run);
+  EXPECT_TRUE(run->labels.empty());
+  EXPECT_EQ(run->finished_at_ms, 3);
+
+  // An old run matches "key!=value" and no other requirement; it can be given labels.
+  RunFilter filter;
+  filter.labels = {{"env", LabelRequirement::Op::kNotEquals, "prod"}};
+  absl::StatusOr<RunPage> page = store->ListRuns(filter);
+  DAGD_ASSERT_OK(page);
+  ASSERT_EQ(page->runs.size(), 1u);
+  filter.labels = {{"env", LabelRequirement::Op::kExists, ""}};
+  page = store->ListRuns(filter);
+  DAGD_ASSERT_OK(page);
+  EXPECT_TRUE(page->runs.empty());
+  RunRecord labelled = *run;
+  labelled.labels = {{"env", "prod"}};
+  DAGD_ASSERT_OK(store->Write(RunBatch(labelled)));
+  page = store->ListRuns(filter);
+  DAGD_ASSERT_OK(page);
+  ASSERT_EQ(page->runs.size(), 1u);
+  EXPECT_EQ(page->runs[0].labels, labelled.labels);
 }
 
 }  // namespace

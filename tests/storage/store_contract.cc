@@ -40,6 +40,7 @@ void ExpectSameRun(const RunRecord& got, const RunRecord& want) {
   EXPECT_EQ(got.started_at_ms, want.started_at_ms);
   EXPECT_EQ(got.finished_at_ms, want.finished_at_ms);
   EXPECT_EQ(got.last_sequence, want.last_sequence);
+  EXPECT_EQ(got.labels, want.labels);
 }
 
 // Three files: a playbook (0644), a script (0755) and a role's task file (0600), 34 bytes.
@@ -81,6 +82,7 @@ RunRecord MakeRun(const std::string& id, const std::string& workflow, int64_t cr
   run.request_id = request_id;
   run.created_at_ms = created_at_ms;
   run.started_at_ms = created_at_ms + 1;
+  run.labels = {{"team", "ops"}, {"app.kubernetes.io/name", "it's \"x\""}};
   return run;
 }
 
@@ -512,6 +514,85 @@ TEST_P(StoreContractTest, ListRunsNewestFirstWithFiltersAndPages) {
   RunFilter bad;
   bad.page_token = "not a token!";
   DAGD_EXPECT_CODE(store_->ListRuns(bad), kInvalidArgument);
+}
+
+TEST_P(StoreContractTest, ListRunsFiltersByLabels) {
+  WriteBatch batch;
+  RunRecord prod = MakeRun("prod", "w", 1000);
+  prod.labels = {{"env", "prod"}, {"team", "web"}};
+  RunRecord staging = MakeRun("staging", "w", 1001);
+  staging.labels = {{"env", "staging"}, {"team", "web"}};
+  RunRecord none = MakeRun("none", "w", 1002);
+  none.labels = {};
+  batch.runs = {prod, staging, none};
+  DAGD_ASSERT_OK(store_->Write(batch));
+
+  const auto ids = [this](std::vector<LabelRequirement> labels) {
+    RunFilter filter;
+    filter.labels = std::move(labels);
+    absl::StatusOr<RunPage> page = store_->ListRuns(filter);
+    EXPECT_TRUE(page.ok()) << page.status();
+    return page.ok() ? Ids(page->runs) : std::vector<std::string>{};
+  };
+  using Op = LabelRequirement::Op;
+  EXPECT_EQ(ids({{"env", Op::kEquals, "prod"}}), (std::vector<std::string>{"prod"}));
+  EXPECT_EQ(ids({{"team", Op::kEquals, "web"}, {"env", Op::kNotEquals, "prod"}}),
+            (std::vector<std::string>{"staging"}));
+  EXPECT_EQ(ids({{"env", Op::kNotEquals, "prod"}}), (std::vector<std::string>{"none", "staging"}));
+  EXPECT_EQ(ids({{"team", Op::kExists, ""}}), (std::vector<std::string>{"staging", "prod"}));
+  EXPECT_EQ(ids({{"env", Op::kEquals, "dev"}}), (std::vector<std::string>{}));
+}
+
+TEST_P(StoreContractTest, ListRunsSortsByCreatedFinishedAndDurationAcrossPages) {
+  // Durations 30, 10, 20 ms; "running" has not finished.
+  WriteBatch batch;
+  RunRecord a = MakeRun("a", "w", 1000, NodePhase::kSucceeded);
+  a.started_at_ms = 1000;
+  a.finished_at_ms = 1030;
+  RunRecord b = MakeRun("b", "w", 1001, NodePhase::kFailed);
+  b.started_at_ms = 1001;
+  b.finished_at_ms = 1011;
+  RunRecord c = MakeRun("c", "w", 1002, NodePhase::kSucceeded);
+  c.started_at_ms = 1002;
+  c.finished_at_ms = 1022;
+  RunRecord running = MakeRun("running", "w", 1003, NodePhase::kRunning);
+  batch.runs = {a, b, c, running};
+  DAGD_ASSERT_OK(store_->Write(batch));
+
+  // Every order, one run per page, so that each page token is used.
+  const auto ids = [this](RunOrder order, bool descending) {
+    RunFilter filter;
+    filter.order = order;
+    filter.descending = descending;
+    filter.limit = 1;
+    std::vector<std::string> all;
+    for (int pages = 0; pages < 10; ++pages) {
+      absl::StatusOr<RunPage> page = store_->ListRuns(filter);
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) break;
+      for (const RunRecord& run : page->runs) all.push_back(run.id);
+      if (page->next_page_token.empty()) break;
+      filter.page_token = page->next_page_token;
+    }
+    return all;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(ids(RunOrder::kCreated, true), (V{"running", "c", "b", "a"}));
+  EXPECT_EQ(ids(RunOrder::kCreated, false), (V{"a", "b", "c", "running"}));
+  EXPECT_EQ(ids(RunOrder::kFinished, true), (V{"a", "c", "b", "running"}));
+  EXPECT_EQ(ids(RunOrder::kFinished, false), (V{"running", "b", "c", "a"}));
+  EXPECT_EQ(ids(RunOrder::kDuration, true), (V{"a", "c", "b", "running"}));
+  EXPECT_EQ(ids(RunOrder::kDuration, false), (V{"running", "b", "c", "a"}));
+
+  // A token is a position in one order only.
+  RunFilter first;
+  first.limit = 1;
+  absl::StatusOr<RunPage> page = store_->ListRuns(first);
+  DAGD_ASSERT_OK(page);
+  RunFilter other = first;
+  other.order = RunOrder::kDuration;
+  other.page_token = page->next_page_token;
+  DAGD_EXPECT_CODE(store_->ListRuns(other), kInvalidArgument);
 }
 
 TEST_P(StoreContractTest, ListUnfinishedRunsReturnsPendingAndRunning) {

@@ -242,6 +242,82 @@ TEST_F(FormatTest, RunsTable) {
             "hello-1   -         Pending  2024-05-01T10:00:05+00:00  -\n");
 }
 
+TEST_F(FormatTest, RunsTableWideAddsVersionFinishRequestIdAndLabels) {
+  v1::Run run = SampleRun();
+  run.set_request_id("q1");
+  (*run.mutable_labels())["team"] = "web";
+  (*run.mutable_labels())["env"] = "prod";
+  v1::Run inline_run;
+  inline_run.set_id("hello-1");
+  inline_run.set_workflow_name("hello");
+  inline_run.set_phase(v1::PHASE_SUCCEEDED);
+  *inline_run.mutable_create_time() = At(kStart + 5);
+  *inline_run.mutable_start_time() = At(kStart + 5);
+  *inline_run.mutable_finish_time() = At(kStart + 65);
+  EXPECT_EQ(RenderRunsTable({run, inline_run}, kNow, {.wide = true}),
+            "RUN       WORKFLOW  VERSION  PHASE      CREATED                    FINISHED         "
+            "          DURATION  REQUEST ID  LABELS             MESSAGE\n"
+            "deploy-x  deploy    3        Running    2024-05-01T10:00:00+00:00  -                "
+            "          59m59s    q1          env=prod,team=web\n"
+            "hello-1   hello     inline   Succeeded  2024-05-01T10:00:05+00:00  "
+            "2024-05-01T10:01:05+00:00  1m0s      -           -\n");
+}
+
+TEST_F(FormatTest, NodeTreeWideAddsTemplateAndRunner) {
+  v1::Run run = SampleRun();
+  run.mutable_nodes(1)->set_template_name("provision-tpl");
+  run.mutable_nodes(1)->mutable_attempts(0)->set_runner("local");
+  EXPECT_EQ(RenderNodeTree(run, kNow, {.wide = true}),
+            "NAME                  PHASE      DURATION  ATTEMPTS  TEMPLATE       RUNNER  MESSAGE\n"
+            "deploy-x              Running    59m59s\n"
+            "├─ provision          Succeeded  1m20s     1         provision-tpl  local\n"
+            "└─ configure          Running    58m39s\n"
+            "   ├─ configure(0:a)  Succeeded  1m9s      2\n"
+            "   │  ├─ #1           Failed     10s                                        exit 2: "
+            "unreachable\n"
+            "   │  └─ #2           Succeeded  50s                                        exit 0\n"
+            "   └─ configure(1:b)  Running    58m38s    1\n");
+}
+
+TEST_F(FormatTest, ColorsPhasesWithoutBreakingTheColumns) {
+  EXPECT_EQ(ColoredPhase(v1::PHASE_SUCCEEDED, true), "\x1b[32mSucceeded\x1b[0m");
+  EXPECT_EQ(ColoredPhase(v1::PHASE_FAILED, true), "\x1b[31mFailed\x1b[0m");
+  EXPECT_EQ(ColoredPhase(v1::PHASE_FAILED, false), "Failed");
+  const std::string colored = RenderNodeTree(SampleRun(), kNow, {.color = true});
+  EXPECT_NE(colored.find("\x1b[34mRunning\x1b[0m"), std::string::npos) << colored;
+  // Without the escapes it is the plain tree, column for column.
+  std::string stripped;
+  for (size_t i = 0; i < colored.size(); ++i) {
+    if (colored[i] == '\x1b') {
+      i = colored.find('m', i);
+      continue;
+    }
+    stripped += colored[i];
+  }
+  EXPECT_EQ(stripped, RenderNodeTree(SampleRun(), kNow));
+  EXPECT_EQ(RenderNodeTree(SampleRun(), kNow).find('\x1b'), std::string::npos);
+}
+
+TEST_F(FormatTest, ProgressCountsFinishedStepsAndTheFrameShowsTheTree) {
+  v1::Run run = SampleRun();
+  // Steps: provision (done), configure(0:a) (done), configure(1:b) (running).
+  EXPECT_EQ(CountProgress(run).done, 2);
+  EXPECT_EQ(CountProgress(run).total, 3);
+  EXPECT_EQ(RenderProgress(run, kNow), "Running  2/3 nodes done  elapsed 59m59s\n");
+  EXPECT_EQ(
+      RenderWatchFrame(run, kNow, {}),
+      "Run: deploy-x  Running  2/3 nodes done  elapsed 59m59s\n\n" + RenderNodeTree(run, kNow));
+}
+
+TEST_F(FormatTest, RunHeaderShowsLabels) {
+  v1::Run run = SampleRun();
+  (*run.mutable_labels())["team"] = "web";
+  (*run.mutable_labels())["env"] = "prod";
+  EXPECT_NE(RenderRun(run, kNow).find("Duration:    59m59s\nLabels:      env=prod,team=web\n"),
+            std::string::npos)
+      << RenderRun(run, kNow);
+}
+
 TEST_F(FormatTest, EventLines) {
   v1::RunEvent event;
   event.set_sequence(4);
