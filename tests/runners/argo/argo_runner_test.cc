@@ -513,8 +513,11 @@ TEST_P(ArgoRunnerTest, DroppedWatchDoesNotMissTheCompletion) {
   // after the reconnect can tell it.
   ArgoRunnerOptions options = Options();
   options.initial_backoff_ms = 1500;
+  // SetUp's runner lists and watches from its construction on, on its own threads: let it get
+  // that far before it goes, so that none of its requests lands after the counts below.
+  ASSERT_TRUE(Eventually([&] { return WorkflowWatches() >= 1; }));
   runner_.reset();
-  const int watches = WorkflowWatches();  // SetUp's runner may have opened one
+  const int watches = WorkflowWatches();
   runner_ = MakeRunner(options);
   const std::string go = work_.path() + "/go";
   AttemptSpec spec = MakeSpec(
@@ -542,8 +545,11 @@ TEST_P(ArgoRunnerTest, ExpiredWatchListsAgainAtOnce) {
   // The runner's first watch is told its resourceVersion is too old (410: an ERROR event from
   // the Kubernetes API, grpc-gateway's error line from the Argo Server). It must list again at
   // once — not after the (here very long) backoff for broken streams — and see the completion.
+  // SetUp's runner lists and watches from its construction on, on its own threads: let it get
+  // that far before it goes, so that none of its requests lands after the counts below.
+  ASSERT_TRUE(Eventually([&] { return WorkflowWatches() >= 1; }));
   runner_.reset();
-  const int lists = WorkflowLists();  // SetUp's runner may have listed and watched already
+  const int lists = WorkflowLists();
   const int watches = WorkflowWatches();
   Control("POST", "/fake/faults", json{{"gone_next_watch", 1}});
   ArgoRunnerOptions options = Options();
