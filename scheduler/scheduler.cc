@@ -134,12 +134,20 @@ struct SeenNode {
   std::vector<NodePhase> attempts;
 };
 
-// The `workflow` label of a run: the stored workflow's name, else the inline spec's
-// generateName (without its trailing '-') or metadata.name. Never the run id.
-std::string WorkflowLabel(const storage::RunRecord& record, const engine::Workflow& workflow) {
-  if (!record.workflow_name.empty()) return record.workflow_name;
+// The workflow name of a run of an inline spec: its metadata.name, else its generateName
+// without the trailing '-' (what `runs list --workflow` and the metrics' label match).
+std::string InlineWorkflowName(const engine::Workflow& workflow) {
+  if (!workflow.name.empty()) return workflow.name;
   std::string name = workflow.generate_name;
   while (!name.empty() && name.back() == '-') name.pop_back();
+  return name;
+}
+
+// The `workflow` label of a run: its workflow name (InlineWorkflowName for runs stored before
+// inline runs had one). Never the run id.
+std::string WorkflowLabel(const storage::RunRecord& record, const engine::Workflow& workflow) {
+  if (!record.workflow_name.empty()) return record.workflow_name;
+  std::string name = InlineWorkflowName(workflow);
   return name.empty() ? "(unnamed)" : name;
 }
 
@@ -486,7 +494,8 @@ void Scheduler::Submit(SubmitRequest request,
     do {
       record.id = NewRunId(*workflow);
     } while (Find(record.id) || store_->GetRun(record.id).ok());
-    record.workflow_name = request.workflow_name.empty() ? workflow->name : request.workflow_name;
+    record.workflow_name =
+        !request.workflow_name.empty() ? request.workflow_name : InlineWorkflowName(*workflow);
     record.workflow_version = request.workflow_version;
     record.workflow_yaml = std::move(request.workflow_yaml);
     record.file_name = std::move(request.file_name);

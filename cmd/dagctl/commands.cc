@@ -7,12 +7,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -96,8 +98,13 @@ int CountLines(const std::string& text) {
   return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
 }
 
-// `watch` on a terminal: the frame is redrawn in place after each event that changes it.
+// `watch` on a terminal: the frame is redrawn in place after each event that changes it, and
+// every second (so that the elapsed time moves while nothing happens). One mutex serialises the
+// stream's callbacks and the ticker.
 int WatchLive(Context& context, const std::string& run_id, int64_t after, bool ansible) {
+  std::mutex mu;
+  std::condition_variable tick;
+  bool watching = true;
   std::string shown;
   absl::Status fetch_error;
   const auto redraw = [&](bool force) {
@@ -114,16 +121,30 @@ int WatchLive(Context& context, const std::string& run_id, int64_t after, bool a
   if (!fetch_error.ok()) return Fail(context, std::string(fetch_error.message()));
   const auto on_event = [&](const v1::RunEvent& event) {
     if (event.has_ansible_event()) return;  // host results do not change the tree
+    std::lock_guard<std::mutex> lock(mu);
     redraw(false);
   };
   const auto on_retry = [&](const grpc::Status& status, std::chrono::milliseconds wait) {
+    std::lock_guard<std::mutex> lock(mu);
     *context.err << "dagctl: watch interrupted: "
                  << FormatRpcError(status, context.client->options().server) << "; reconnecting in "
                  << wait.count() << "ms\n";
     shown.clear();  // the message moved the cursor: draw the next frame below it
   };
+  std::thread ticker([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!tick.wait_for(lock, std::chrono::seconds(1), [&] { return !watching; })) {
+      redraw(false);
+    }
+  });
   const grpc::Status status =
       WatchRunEvents(*context.client, run_id, after, ansible, context.watch, on_event, on_retry);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    watching = false;
+  }
+  tick.notify_all();
+  ticker.join();
   if (!status.ok()) return RpcFailed(context, status);
   v1::Run run;
   if (absl::Status fetched = FetchRun(context, run_id, &run); !fetched.ok()) {

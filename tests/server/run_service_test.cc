@@ -141,6 +141,16 @@ TEST_F(RunServiceTest, SubmitBySpecRunsIt) {
   ASSERT_FALSE(run.id().empty());
   EXPECT_TRUE(absl::StartsWith(run.id(), "inline-")) << run.id();
   EXPECT_EQ(run.workflow_version(), 0);
+  // An inline spec's runs are named after its generateName, so they can be listed by it.
+  EXPECT_EQ(run.workflow_name(), "inline");
+  {
+    v1::ListRunsRequest list;
+    list.set_workflow_name("inline");
+    v1::ListRunsResponse listed;
+    ASSERT_TRUE(runs()->ListRuns(ContextWithDeadline().get(), list, &listed).ok());
+    ASSERT_EQ(listed.runs_size(), 1);
+    EXPECT_EQ(listed.runs(0).id(), run.id());
+  }
   // The run is stored before SubmitRun answers.
   EXPECT_EQ(GetRun(runs(), run.id()).id(), run.id());
   EXPECT_EQ(GetRun(runs(), run.id()).spec_yaml(), OneTaskWorkflow("inline", kEchoHi, true));
