@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "engine/parser.h"
 #include "engine/task_graph.h"
@@ -376,11 +377,12 @@ std::pair<std::string, std::string> SplitRunPath(const std::string& path, size_t
   std::string id = rest.substr(0, slash);
   std::string decoded;
   for (size_t i = 0; i < id.size(); ++i) {
-    if (id[i] == '%' && i + 2 < id.size()) {
-      decoded.push_back(static_cast<char>(std::stoi(id.substr(i + 1, 2), nullptr, 16)));
+    int value = 0;
+    if (id[i] == '%' && i + 2 < id.size() && absl::SimpleHexAtoi(id.substr(i + 1, 2), &value)) {
+      decoded.push_back(static_cast<char>(value));
       i += 2;
     } else {
-      decoded.push_back(id[i]);
+      decoded.push_back(id[i]);  // a '%' that starts no escape stays as it is
     }
   }
   return {decoded, slash == std::string::npos ? "" : rest.substr(slash)};

@@ -121,6 +121,12 @@ TEST_F(WebUiTest, UnknownRunsAndPagesAre404AndTextIsEscaped) {
   EXPECT_EQ(Get("/runs/", "/runs/no-such-run/events").status, 404);
   EXPECT_EQ(Get("/api/runs/", "/api/runs/no-such-run").status, 404);
   EXPECT_EQ(Get("/runs/", "/runs/" + run_.id() + "/nothing").status, 404);
+  EXPECT_EQ(Get("/runs/", "/runs/%zz").status, 404) << "a bad escape is a name, not a crash";
+  EXPECT_EQ(Get("/api/runs/", "/api/runs/%zz%").status, 404);
+  // A percent-encoded run id is decoded.
+  std::string encoded = run_.id();
+  encoded.replace(encoded.find('-'), 1, "%2D");
+  EXPECT_EQ(Get("/runs/", "/runs/" + encoded).status, 200);
   // A node name from the query is shown escaped, never as markup.
   HttpResponse events =
       Get("/runs/", "/runs/" + run_.id() + "/events", {{"node", "<script>alert(1)</script>"}});
