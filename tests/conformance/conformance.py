@@ -1,0 +1,260 @@
+#!/usr/bin/python3
+"""Argo's own examples on dagd (issue 6): every row of ../shared/conformance/expected.tsv is
+submitted to the real dagd through the real dagctl, watched to its end, and its phase compared
+with the phase Argo gives it. Prints one line per row and a summary line:
+
+  conformance: P/N pass, F fail, U unsupported (reason n, ...)
+
+A row is "unsupported" only when dagd itself says so (an UNIMPLEMENTED answer or a message that
+a feature is not supported yet) or when it needs what cannot run here (a Kubernetes cluster);
+the reason is named, never a silent skip. Anything else that differs from Argo is a failure.
+
+Checked per row: the workflow phase (any of the possible ones for rows whose outcome is random)
+and, for workflows that declare exit handlers, that a NAME.onExit / NAME.hooks.X node ran. The
+other node expectations of expected.tsv are prose and are not checked yet.
+
+The suite is a ratchet: --baseline names the rows that passed when it was last raised. The test
+fails if any of them no longer passes; rows that pass and are not in the baseline are listed so
+that it can be raised (--update-baseline writes it).
+
+Usage: conformance.py --dagd BIN --dagctl BIN --conformance DIR --baseline FILE
+                      [--update-baseline] [--only SUBSTRING] [--jobs N]
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import yaml
+
+ROW_TIMEOUT_S = 120
+
+# What a row's `requires` column names that cannot run on this machine at all.
+NEEDS_A_CLUSTER = [
+    ("volumeClaimTemplates", "needs a Kubernetes cluster (PVC)"),
+    ("PVC", "needs a Kubernetes cluster (PVC)"),
+    ("resourceClaims", "needs a Kubernetes cluster (resource claims)"),
+]
+
+
+class Dagd:
+    """The real dagd on loopback with a temporary data directory."""
+
+    def __init__(self, binary, work):
+        self.data = os.path.join(work, "data")
+        os.makedirs(self.data)
+        port_file = os.path.join(self.data, "port")
+        self.log = open(os.path.join(work, "dagd.log"), "w")
+        self.process = subprocess.Popen(
+            [binary, "--listen", "127.0.0.1:0", "--data-dir", self.data, "--port-file",
+             port_file, "--metrics-listen", "", "--grace-period-ms", "1000"],
+            stdout=self.log, stderr=self.log)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if os.path.exists(port_file) and open(port_file).read().endswith("\n"):
+                self.address = "127.0.0.1:" + open(port_file).read().strip()
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError("dagd exited during start-up; see " + self.log.name)
+            time.sleep(0.05)
+        raise RuntimeError("dagd did not start within 30 s")
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def read_rows(conformance_dir):
+    rows = []
+    with open(os.path.join(conformance_dir, "expected.tsv")) as f:
+        lines = [line.rstrip("\n") for line in f if not line.startswith("#")]
+    header = lines[0].split("\t")
+    for line in lines[1:]:
+        if not line.strip():
+            continue
+        cells = line.split("\t") + [""] * len(header)
+        rows.append(dict(zip(header, cells)))
+    return rows
+
+
+def accepted_phases(expected):
+    """The phases that match the expected_phase column, or None if the row is not a plain run
+    (suspend/resume, templates to register, unknown)."""
+    text = expected.strip()
+    if text in ("Succeeded", "Failed", "Error"):
+        return {text}
+    if text.startswith("Succeeded (probabilistic") or text.startswith("random"):
+        return {"Succeeded", "Failed"}
+    if text == "Succeeded (disputed)":
+        return {"Succeeded"}
+    return None
+
+
+def phase_name(value):
+    """dagctl's JSON phase ("PHASE_SUCCEEDED") as Argo spells it ("Succeeded")."""
+    return (value or "").replace("PHASE_", "").capitalize()
+
+
+def dagctl(args, binary, address, timeout=60):
+    result = subprocess.run([binary, "--server", address] + args, capture_output=True, text=True,
+                            timeout=timeout)
+    return result.returncode, result.stdout, result.stderr
+
+
+# dagd's own words for a feature it does not have yet.
+UNSUPPORTED_PATTERNS = [
+    re.compile(r"UNIMPLEMENTED: (.*)"),
+    re.compile(r"([^:;\n]*\b(?:is |are )?not supported\b[^;\n]*)"),
+    re.compile(r"([^:;\n]*\barrives? in a later issue\b[^;\n]*)"),
+]
+
+
+def unsupported_reason(text):
+    for pattern in UNSUPPORTED_PATTERNS:
+        m = pattern.search(text)
+        if m:
+            reason = m.group(1).strip()
+            # Names vary by task; keep the feature: "steps templates are not supported yet".
+            reason = re.sub(r'"[^"]*"', '"…"', reason)
+            return reason[:90]
+    return None
+
+
+def exit_handlers(path):
+    """Whether the workflow declares exit handlers (spec.onExit, a task's or step's onExit or
+    hooks): Argo then shows a node named NAME.onExit or NAME.hooks.X, which the run must have."""
+    with open(path) as f:
+        docs = [d for d in yaml.safe_load_all(f) if isinstance(d, dict)]
+    for doc in docs:
+        spec = doc.get("spec") or {}
+        if spec.get("onExit") or spec.get("hooks"):
+            return True
+        for template in spec.get("templates") or []:
+            tasks = list((template.get("dag") or {}).get("tasks") or [])
+            for group in template.get("steps") or []:
+                tasks.extend(group if isinstance(group, list) else [group])
+            if any(isinstance(t, dict) and (t.get("onExit") or t.get("hooks")) for t in tasks):
+                return True
+    return False
+
+
+def run_row(row, args, address):
+    """(status, detail): status is pass, fail or unsupported."""
+    for needle, reason in NEEDS_A_CLUSTER:
+        if needle in row.get("requires", ""):
+            return "unsupported", reason
+    phases = accepted_phases(row["expected_phase"])
+    if phases is None:
+        return "unsupported", "not a plain run: " + row["expected_phase"]
+    path = os.path.join(args.conformance, row["file"])
+    code, out, err = dagctl(["submit", "-f", path, "-o", "json"], args.dagctl, address)
+    if code != 0:
+        reason = unsupported_reason(err + out)
+        if reason:
+            return "unsupported", reason
+        return "fail", "submit refused: " + (err or out).strip().splitlines()[-1][:200]
+    run_id = json.loads(out)["id"]
+    deadline = time.time() + ROW_TIMEOUT_S
+    run = None
+    while time.time() < deadline:
+        code, out, err = dagctl(["runs", "get", run_id, "-o", "json"], args.dagctl, address)
+        if code == 0:
+            run = json.loads(out)
+            if phase_name(run.get("phase")) in ("Succeeded", "Failed", "Error"):
+                break
+        time.sleep(0.2)
+    else:
+        dagctl(["terminate", run_id], args.dagctl, address)
+        return "fail", "did not finish within %d s (run %s)" % (ROW_TIMEOUT_S, run_id)
+    phase = phase_name(run.get("phase"))
+    names = [n.get("name", "") for n in run.get("nodes", [])]
+    if phase in phases and exit_handlers(path) and not any(
+            ".onExit" in n or ".hooks." in n for n in names):
+        return "fail", "phase %s as in Argo, but no exit handler node ran (run %s)" % (phase, run_id)
+    if phase in phases:
+        return "pass", phase
+    # A node that ended because dagd lacks a feature names it in its message.
+    messages = [run.get("message", "")] + [n.get("message", "") for n in run.get("nodes", [])]
+    for message in messages:
+        reason = unsupported_reason(message)
+        if reason:
+            return "unsupported", reason
+    detail = next((m for m in messages if m), "")
+    return "fail", "phase %s, Argo gives %s (run %s%s)" % (
+        phase, "/".join(sorted(phases)), run_id, ": " + detail[:160] if detail else "")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dagd", required=True)
+    parser.add_argument("--dagctl", required=True)
+    parser.add_argument("--conformance", required=True)
+    parser.add_argument("--baseline", required=True)
+    parser.add_argument("--update-baseline", action="store_true")
+    parser.add_argument("--only", default="")
+    parser.add_argument("--jobs", type=int, default=4)
+    args = parser.parse_args()
+
+    rows = [r for r in read_rows(args.conformance) if args.only in r["file"]]
+    work = tempfile.mkdtemp(prefix="dagd-conformance-")
+    dagd = Dagd(args.dagd, work)
+    results = {}
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = {pool.submit(run_row, row, args, dagd.address): row for row in rows}
+            for future in concurrent.futures.as_completed(futures):
+                row = futures[future]
+                try:
+                    results[row["file"]] = future.result()
+                except Exception as e:  # a harness error is a failure of that row, named
+                    results[row["file"]] = ("fail", "harness: %r" % e)
+    finally:
+        dagd.stop()
+
+    for row in rows:
+        status, detail = results[row["file"]]
+        print("%-11s %-55s %s" % (status, row["file"].replace("argo-examples/", ""), detail))
+
+    passed = sorted(f for f, (s, _) in results.items() if s == "pass")
+    failed = [f for f, (s, _) in results.items() if s == "fail"]
+    reasons = {}
+    for f, (s, detail) in results.items():
+        if s == "unsupported":
+            reasons[detail] = reasons.get(detail, 0) + 1
+    summary = ", ".join("%s %d" % (r, n) for r, n in sorted(reasons.items(), key=lambda x: -x[1]))
+    print("conformance: %d/%d pass, %d fail, %d unsupported (%s)" % (
+        len(passed), len(rows), len(failed), sum(reasons.values()), summary))
+
+    baseline = []
+    if os.path.exists(args.baseline):
+        baseline = [line.strip() for line in open(args.baseline)
+                    if line.strip() and not line.startswith("#")]
+    if args.update_baseline:
+        with open(args.baseline, "w") as f:
+            f.write("# Rows of ../shared/conformance/expected.tsv that pass on dagd; the conformance\n"
+                    "# test fails if one of them stops passing. Raised with --update-baseline.\n")
+            f.write("".join(p + "\n" for p in passed))
+        print("baseline: %d rows written to %s" % (len(passed), args.baseline))
+    regressed = [b for b in baseline if b in results and results[b][0] != "pass"]
+    new = [p for p in passed if p not in baseline]
+    if new and not args.update_baseline:
+        print("passing but not in the baseline (raise it with --update-baseline): " + ", ".join(new))
+    shutil.rmtree(work, ignore_errors=True)
+    if regressed:
+        print("REGRESSED (in the baseline, no longer passing): " + ", ".join(regressed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
