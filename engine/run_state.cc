@@ -227,10 +227,20 @@ absl::StatusOr<RunState> RunState::Restore(std::shared_ptr<const Workflow> workf
 }
 
 void RunState::BuildPlans() {
+  const TagScope workflow_scope = internal::WorkflowScope(*workflow_, parameters_, run_name_);
   for (const Template& tmpl : workflow_->templates) {
-    if (tmpl.type == TemplateType::kDag && tmpl.dag) {
-      plans_[tmpl.name] = std::make_shared<const DagPlan>(internal::BuildDagPlan(tmpl));
+    if (tmpl.type != TemplateType::kDag || !tmpl.dag) continue;
+    // dag.target may name workflow parameters ("{{workflow.parameters.target}}", as in Argo's
+    // dag-targets example). A target that does not resolve here stays as written, and the plan
+    // then names it as an unknown task.
+    if (tmpl.dag->target.find("{{") != std::string::npos) {
+      absl::StatusOr<std::string> target = SubstituteTags(tmpl.dag->target, workflow_scope);
+      if (target.ok()) {
+        plans_[tmpl.name] = std::make_shared<const DagPlan>(internal::BuildDagPlan(tmpl, &*target));
+        continue;
+      }
     }
+    plans_[tmpl.name] = std::make_shared<const DagPlan>(internal::BuildDagPlan(tmpl));
   }
 }
 

@@ -19,7 +19,7 @@ void CollectAncestors(const DagPlan& plan, const std::string& task, std::set<std
 
 }  // namespace
 
-DagPlan BuildDagPlan(const Template& tmpl) {
+DagPlan BuildDagPlan(const Template& tmpl, const std::string* target_override) {
   DagPlan plan;
   plan.tmpl = &tmpl;
   const DagTemplate& dag = *tmpl.dag;
@@ -48,8 +48,9 @@ DagPlan BuildDagPlan(const Template& tmpl) {
   // A task that fails to parse still waits for nothing, so it errors as soon as the DAG starts.
   for (const auto& [name, error] : plan.task_errors) plan.deps[name].clear();
 
-  if (!dag.target.empty()) {
-    for (absl::string_view target : absl::StrSplit(dag.target, ' ', absl::SkipEmpty())) {
+  const std::string& target_text = target_override != nullptr ? *target_override : dag.target;
+  if (!target_text.empty()) {
+    for (absl::string_view target : absl::StrSplit(target_text, ' ', absl::SkipEmpty())) {
       if (plan.tasks.count(std::string(target)) == 0) {
         plan.error =
             absl::StrCat("dag target '", target, "' is not a task of template '", tmpl.name, "'");

@@ -33,8 +33,9 @@ struct DagPlan {
   std::string error;
 };
 
-// REQUIRES: tmpl.dag is set.
-DagPlan BuildDagPlan(const Template& tmpl);
+// REQUIRES: tmpl.dag is set. `target` replaces tmpl.dag->target (RunState passes it with the
+// workflow's tags substituted).
+DagPlan BuildDagPlan(const Template& tmpl, const std::string* target = nullptr);
 
 }  // namespace dagd::engine::internal
 

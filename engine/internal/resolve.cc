@@ -161,6 +161,8 @@ absl::StatusOr<Template> ResolveTemplate(const Template& tmpl, const TagScope& s
     }
     if (status.ok()) status = SubstituteEnv("ansible.env", scope, &a.env);
   }
+  // Argo substitutes a template's timeout too ("{{inputs.parameters.timeout}}").
+  if (status.ok()) status = Substitute("timeout", scope, &out.timeout);
   if (status.ok()) status = SubstituteJson("template", scope, &out.kubernetes);
   if (!status.ok()) {
     return absl::InvalidArgumentError(

@@ -812,6 +812,29 @@ TEST(RunStateTest, DagTargetRunsOnlyTargetsAndAncestors) {
   EXPECT_EQ(NodeOf(state, "run.C").phase, NodePhase::kSucceeded);
 }
 
+TEST(RunStateTest, DagTargetMayNameAWorkflowParameter) {
+  Template main = Dag("main", {Task("A", "echo"), Task("B", "echo", "A"), Task("C", "echo", "A"),
+                               Task("D", "echo", "B")});
+  main.dag->target = "{{workflow.parameters.target}}";
+  RunState state = MustCreate(MakeWorkflow({main, Leaf("echo")}), {{"target", "C"}});
+  Driver driver(&state);
+  driver.Run();
+  EXPECT_EQ(state.phase(), NodePhase::kSucceeded) << state.message();
+  EXPECT_EQ(state.nodes().count("run.B"), 0u);
+  EXPECT_EQ(state.nodes().count("run.D"), 0u);
+  EXPECT_EQ(NodeOf(state, "run.C").phase, NodePhase::kSucceeded);
+}
+
+TEST(RunStateTest, ATemplateTimeoutFromAnInputIsSubstituted) {
+  Template echo = Leaf("echo", {"limit"});
+  echo.timeout = "{{inputs.parameters.limit}}";
+  RunState state =
+      MustCreate(MakeWorkflow({Dag("main", {Task("A", "echo", "", {{"limit", "10s"}})}), echo}));
+  std::vector<DispatchRequest> requests = state.Advance(1000);
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].resolved.timeout, "10s");
+}
+
 TEST(RunStateTest, LeafEntrypointIsThePodRoot) {
   RunState state = MustCreate(MakeWorkflow({Leaf("hello", {"who"})}), {{"who", "world"}});
   std::vector<DispatchRequest> requests = state.Advance(1000);
