@@ -13,6 +13,7 @@
 #include "engine/internal/resolve.h"
 #include "engine/status_macros.h"
 #include "engine/tags.h"
+#include "engine/when.h"
 
 namespace dagd::engine {
 
@@ -375,13 +376,29 @@ void RunState::StartTask(const std::string& dag_name, const DagPlan& plan, const
   };
   if (tmpl == nullptr) return fail(absl::StrCat("template '", task.template_name, "' not found"));
   if (std::string reason = UnsupportedReason(*tmpl); !reason.empty()) return fail(reason);
-  // Running a task whose `when` nobody evaluated would be wrong in both directions.
-  if (!task.when.empty()) return fail("when is not supported yet");
   if (tmpl->type == TemplateType::kDag && depth + 1 >= kMaxDagDepth) {
     return fail(absl::StrCat("dag templates nested deeper than ", kMaxDagDepth));
   }
   const TagScope scope = TaskScope(dag_name, plan, task.name);
+  // `when`, after substitution (per item for a fan-out, which may name {{item}}): false gives
+  // a Skipped node, as in Argo; a condition that does not evaluate is an Error.
+  auto evaluate_when = [&](const TagScope& when_scope) -> absl::StatusOr<std::string> {
+    if (task.when.empty()) return std::string();
+    absl::StatusOr<std::string> text = SubstituteTags(task.when, when_scope);
+    if (!text.ok())
+      return absl::InvalidArgumentError(absl::StrCat("when: ", text.status().message()));
+    absl::StatusOr<bool> holds = EvaluateWhen(*text);
+    if (!holds.ok()) return holds.status();
+    return *holds ? std::string() : absl::StrCat("when '", *text, "' evaluated false");
+  };
   if (!fan_out) {
+    absl::StatusOr<std::string> skipped = evaluate_when(scope);
+    if (!skipped.ok()) return fail(std::string(skipped.status().message()));
+    if (!skipped->empty()) {
+      AddNode(node_name, task.name, dag_name, task.name, task.template_name, type,
+              NodePhase::kSkipped, *std::move(skipped), now_ms);
+      return;
+    }
     CreateInstance(node_name, task.name, dag_name, task, *tmpl, scope, std::nullopt, depth, now_ms);
     return;
   }
@@ -405,8 +422,18 @@ void RunState::StartTask(const std::string& dag_name, const DagPlan& plan, const
           "", now_ms);
   for (size_t i = 0; i < items.size(); ++i) {
     const std::string suffix = absl::StrCat("(", i, ":", internal::ItemText(items[i]), ")");
-    CreateInstance(node_name + suffix, task.name + suffix, node_name, task, *tmpl,
-                   internal::WithItem(scope, items[i]), items[i], depth, now_ms);
+    const TagScope item_scope = internal::WithItem(scope, items[i]);
+    absl::StatusOr<std::string> skipped = evaluate_when(item_scope);
+    if (!skipped.ok() || !skipped->empty()) {
+      NodeState& child = AddNode(
+          node_name + suffix, task.name + suffix, node_name, task.name, task.template_name,
+          TypeOf(tmpl), skipped.ok() ? NodePhase::kSkipped : NodePhase::kError,
+          skipped.ok() ? *std::move(skipped) : std::string(skipped.status().message()), now_ms);
+      child.item = items[i];
+      continue;
+    }
+    CreateInstance(node_name + suffix, task.name + suffix, node_name, task, *tmpl, item_scope,
+                   items[i], depth, now_ms);
   }
   AssessGroup(node_name, now_ms);
 }

@@ -22,9 +22,10 @@
 //   inputs or template body do not resolve, otherwise Pending (a pod waiting for a launch slot)
 //   or Running (a nested DAG, a fan-out TaskGroup). Tasks that are neither targets nor ancestors
 //   of targets never get a node, as in Argo.
-// - `when` is not evaluated yet: a task that has one ends in Error "when is not supported yet"
-//   instead of running unconditionally. Steps and suspend templates: Create() returns
-//   Unimplemented for such an entrypoint, a task that calls one ends in Error.
+// - `when` is evaluated after substitution (engine/when.h), per item for a fan-out: false gives a
+//   Skipped node "when 'X' evaluated false", a condition that does not evaluate an Error node.
+//   Steps and suspend templates: Create() returns Unimplemented for such an entrypoint, a task
+//   that calls one ends in Error.
 // - dag.failFast (default true) does not stop tasks from starting while anything in the DAG
 //   still runs — Argo's actual behaviour (argoproj/argo-workflows#5223); the DAG's phase is
 //   decided by its targets once nothing in it is unfinished (Argo's assessDAGPhase).

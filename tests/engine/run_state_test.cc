@@ -847,13 +847,45 @@ TEST(RunStateTest, LeafEntrypointIsThePodRoot) {
   EXPECT_EQ(state.phase(), NodePhase::kSucceeded);
 }
 
-TEST(RunStateTest, WhenIsNotEvaluatedYet) {
+TEST(RunStateTest, WhenFalseSkipsTheTaskAndItsDependentsStillRun) {
+  DagTask a = Task("A", "echo");
+  a.when = "{{workflow.parameters.coin}} == heads";
+  DagTask b = Task("B", "echo");
+  b.when = "{{workflow.parameters.coin}} == tails";
+  RunState state =
+      MustCreate(MakeWorkflow({Dag("main", {a, b, Task("C", "echo", "A && B")}), Leaf("echo")}),
+                 {{"coin", "tails"}});
+  Driver driver(&state);
+  driver.Run();
+  EXPECT_EQ(NodeOf(state, "run.A").phase, NodePhase::kSkipped);
+  EXPECT_EQ(NodeOf(state, "run.A").message, "when 'tails == heads' evaluated false");
+  EXPECT_EQ(NodeOf(state, "run.B").phase, NodePhase::kSucceeded);
+  EXPECT_EQ(NodeOf(state, "run.C").phase, NodePhase::kSucceeded) << "A alone accepts Skipped";
+  EXPECT_EQ(state.phase(), NodePhase::kSucceeded);
+}
+
+TEST(RunStateTest, WhenIsEvaluatedPerItemOfAFanOut) {
   DagTask task = Task("A", "echo");
-  task.when = "{{workflow.name}} == run";
+  task.with_items = {1, 5, 9};
+  task.when = "{{item}} > 2";
+  RunState state = MustCreate(MakeWorkflow({Dag("main", {task}), Leaf("echo")}));
+  Driver driver(&state);
+  driver.Run();
+  EXPECT_EQ(NodeOf(state, "run.A(0:1)").phase, NodePhase::kSkipped);
+  EXPECT_EQ(NodeOf(state, "run.A(0:1)").message, "when '1 > 2' evaluated false");
+  EXPECT_EQ(NodeOf(state, "run.A(1:5)").phase, NodePhase::kSucceeded);
+  EXPECT_EQ(NodeOf(state, "run.A(2:9)").phase, NodePhase::kSucceeded);
+  EXPECT_EQ(state.phase(), NodePhase::kSucceeded);
+}
+
+TEST(RunStateTest, AWhenThatDoesNotEvaluateIsAnError) {
+  DagTask task = Task("A", "echo");
+  task.when = "{{workflow.name}}";
   RunState state = MustCreate(MakeWorkflow({Dag("main", {task}), Leaf("echo")}));
   EXPECT_THAT(state.Advance(1000), IsEmpty());
   EXPECT_EQ(NodeOf(state, "run.A").phase, NodePhase::kError);
-  EXPECT_EQ(NodeOf(state, "run.A").message, "when is not supported yet");
+  EXPECT_EQ(NodeOf(state, "run.A").message,
+            "when 'run': 'run' is not a boolean; compare it, e.g. run == value");
 }
 
 TEST(RunStateTest, StepsTemplatesAreUnimplemented) {
