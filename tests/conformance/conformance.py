@@ -74,6 +74,14 @@ class Dagd:
             self.process.kill()
 
 
+# Rows whose outcome on the local runner depends on timing, with the reason. They are reported
+# as unsupported (named), never counted as passing or failing, until the reason is gone.
+LOCAL_RUNNER_LIMITS = {
+    "argo-examples/parameter-aggregation-dag.yaml":
+        "fan-out pods share the host's /tmp on the local runner (race on /tmp/even)",
+}
+
+
 def read_rows(conformance_dir):
     rows = []
     with open(os.path.join(conformance_dir, "expected.tsv")) as f:
@@ -153,6 +161,8 @@ def run_row(row, args, address):
     for needle, reason in NEEDS_A_CLUSTER:
         if needle in row.get("requires", ""):
             return "unsupported", reason
+    if row["file"] in LOCAL_RUNNER_LIMITS:
+        return "unsupported", LOCAL_RUNNER_LIMITS[row["file"]]
     phases = accepted_phases(row["expected_phase"])
     if phases is None:
         return "unsupported", "not a plain run: " + row["expected_phase"]
