@@ -14,6 +14,13 @@ const Template* Workflow::FindTemplate(const std::string& template_name) const {
   return nullptr;
 }
 
+std::string Workflow::DisplayName() const {
+  if (!name.empty()) return name;
+  std::string out = generate_name;
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  return out;
+}
+
 const char* NodePhaseName(NodePhase phase) {
   switch (phase) {
     case NodePhase::kPending:

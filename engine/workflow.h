@@ -213,6 +213,9 @@ struct Workflow {
 
   // The template called `name`, or nullptr.
   const Template* FindTemplate(const std::string& name) const;
+  // What runs of an inline spec are named after (runs list --workflow, the metrics' label, the
+  // run page): metadata.name, else generateName without its trailing '-'; "" if neither.
+  std::string DisplayName() const;
 };
 
 // Argo's node phases.

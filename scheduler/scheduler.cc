@@ -134,31 +134,12 @@ struct SeenNode {
   std::vector<NodePhase> attempts;
 };
 
-// The workflow name of a run of an inline spec: its metadata.name, else its generateName
-// without the trailing '-' (what `runs list --workflow` and the metrics' label match).
-std::string InlineWorkflowName(const engine::Workflow& workflow) {
-  if (!workflow.name.empty()) return workflow.name;
-  std::string name = workflow.generate_name;
-  while (!name.empty() && name.back() == '-') name.pop_back();
-  return name;
-}
-
-// The `workflow` label of a run: its workflow name (InlineWorkflowName for runs stored before
-// inline runs had one). Never the run id.
+// The `workflow` label of a run: its workflow name (the spec's DisplayName for runs stored
+// before inline runs had one). Never the run id.
 std::string WorkflowLabel(const storage::RunRecord& record, const engine::Workflow& workflow) {
   if (!record.workflow_name.empty()) return record.workflow_name;
-  std::string name = InlineWorkflowName(workflow);
+  std::string name = workflow.DisplayName();
   return name.empty() ? "(unnamed)" : name;
-}
-
-// The `status` label of an Ansible per-host task result, as in Ansible's recap; "" for other
-// events (starts, items, stats).
-const char* AnsibleStatus(const storage::AnsibleEventRecord& event) {
-  if (event.kind == "runner_on_ok") return event.changed ? "changed" : "ok";
-  if (event.kind == "runner_on_failed") return "failed";
-  if (event.kind == "runner_on_unreachable") return "unreachable";
-  if (event.kind == "runner_on_skipped") return "skipped";
-  return "";
 }
 
 double Seconds(int64_t ms) { return static_cast<double>(std::max<int64_t>(0, ms)) / 1000.0; }
@@ -356,8 +337,10 @@ void Scheduler::CountCommitted(ActiveRun* run, const storage::WriteBatch& batch)
       }
     }
   }
+  // Per task and host, as in Ansible's recap: a loop's items are not counted one by one.
   for (const storage::AnsibleEventRecord& event : batch.ansible_events) {
-    const char* status = AnsibleStatus(event);
+    if (event.kind.rfind("runner_item_", 0) == 0) continue;
+    const char* status = storage::AnsibleResultStatus(event);
     if (*status != '\0') metrics_->ansible_results->Labels({status}).Increment();
   }
 }
@@ -495,7 +478,7 @@ void Scheduler::Submit(SubmitRequest request,
       record.id = NewRunId(*workflow);
     } while (Find(record.id) || store_->GetRun(record.id).ok());
     record.workflow_name =
-        !request.workflow_name.empty() ? request.workflow_name : InlineWorkflowName(*workflow);
+        !request.workflow_name.empty() ? request.workflow_name : workflow->DisplayName();
     record.workflow_version = request.workflow_version;
     record.workflow_yaml = std::move(request.workflow_yaml);
     record.file_name = std::move(request.file_name);

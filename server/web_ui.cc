@@ -325,16 +325,6 @@ HttpResponse LogsPage(storage::Store* store, const std::string& run_id, const st
   return r;
 }
 
-const char* AnsibleStatus(const storage::AnsibleEventRecord& e) {
-  if (e.kind == "runner_on_ok" || e.kind == "runner_item_on_ok") {
-    return e.changed ? "changed" : "ok";
-  }
-  if (e.kind == "runner_on_failed" || e.kind == "runner_item_on_failed") return "failed";
-  if (e.kind == "runner_on_unreachable") return "unreachable";
-  if (e.kind == "runner_on_skipped" || e.kind == "runner_item_on_skipped") return "skipped";
-  return "";
-}
-
 HttpResponse EventsPage(storage::Store* store, const std::string& run_id, const std::string& node) {
   if (absl::StatusOr<storage::RunRecord> run = store->GetRun(run_id); !run.ok()) {
     return Error(run.status());
@@ -349,7 +339,7 @@ HttpResponse EventsPage(storage::Store* store, const std::string& run_id, const 
     if (!events.ok()) return Error(events.status());
     for (const storage::AnsibleEventRecord& e : *events) {
       after = e.sequence;
-      const char* status = AnsibleStatus(e);
+      const char* status = storage::AnsibleResultStatus(e);
       if (*status == '\0') continue;  // starts and stats: the results are what is audited
       std::string display = e.node_name;
       if (display.rfind(run_id + ".", 0) == 0) display = display.substr(run_id.size() + 1);
@@ -452,12 +442,9 @@ absl::StatusOr<json> RunPageJson(storage::Store* store, const std::string& run_i
     for (const auto& [from, to] : graph->edges) edges.push_back({from, to});
   }
 
-  // Inline specs have no stored workflow: name them by their generateName, as the metrics do.
+  // Runs stored before inline runs were named: name them as the metrics do.
   std::string workflow_name = run->workflow_name;
-  if (workflow_name.empty() && workflow.ok()) {
-    workflow_name = workflow->generate_name;
-    while (!workflow_name.empty() && workflow_name.back() == '-') workflow_name.pop_back();
-  }
+  if (workflow_name.empty() && workflow.ok()) workflow_name = workflow->DisplayName();
   return json{{"id", run->id},
               {"workflow", workflow_name},
               {"phase", engine::NodePhaseName(run->phase)},

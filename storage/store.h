@@ -102,6 +102,10 @@ struct AnsibleEventRecord {
   std::string payload;  // the whole event object as JSON text
 };
 
+// The status of a result event as Ansible's recap spells it: "ok", "changed", "failed",
+// "unreachable" or "skipped" for runner_on_* and runner_item_on_* events; "" for other kinds.
+const char* AnsibleResultStatus(const AnsibleEventRecord& event);
+
 // Which Ansible events GetAnsibleEvents returns; empty / false fields match everything.
 struct AnsibleEventFilter {
   std::string node_name;
