@@ -13,8 +13,10 @@
 #include <fstream>
 #include <iostream>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_split.h"
 #include "logging/log.h"
 #include "metrics/process.h"
 #include "metrics/registry.h"
@@ -40,7 +42,8 @@ struct Flags {
   std::string port_file;
   std::string metrics_listen = "127.0.0.1:7234";
   std::string metrics_port_file;
-  std::string credentials_dir;  // empty: <data_dir>/credentials
+  std::vector<std::string> local_images;  // IMAGE=PROGRAM [ARG...]
+  std::string credentials_dir;            // empty: <data_dir>/credentials
   int64_t grace_period_ms = 10000;
   dagd::storage::BundleLimits bundle_limits;
   dagd::runners::KubernetesRunnerSettings kubernetes;
@@ -106,6 +109,12 @@ int main(int argc, char** argv) {
                  "Most files in a workflow's bundle")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--local-image", flags.local_images,
+                 "IMAGE=PROGRAM [ARG...]: what the local runner runs for a container template of "
+                 "IMAGE that gives no command (repeatable; e.g. "
+                 "--local-image 'docker/whalesay=/usr/games/cowsay'). argoproj/argosay:v2 is "
+                 "built in")
+      ->type_name("IMAGE=COMMAND");
   app.add_flag("--kube-in-cluster", flags.kubernetes.in_cluster,
                "Run the kubernetes runner on the cluster dagd runs in (its service account)");
   app.add_option("--kubeconfig", flags.kubernetes.kubeconfig,
@@ -177,6 +186,21 @@ int main(int argc, char** argv) {
   dagd::runners::BuiltinRunnerOptions runner_options;
   runner_options.io_context = &io;
   runner_options.local.credentials_dir = credentials_dir;
+  for (const std::string& entry : flags.local_images) {
+    const size_t eq = entry.find('=');
+    std::vector<std::string> argv;
+    if (eq != std::string::npos) {
+      for (absl::string_view word :
+           absl::StrSplit(entry.substr(eq + 1), ' ', absl::SkipWhitespace())) {
+        argv.emplace_back(word);
+      }
+    }
+    if (eq == std::string::npos || eq == 0 || argv.empty()) {
+      return Fail("--local-image \"" + entry +
+                  "\" is not IMAGE=PROGRAM [ARG...] (e.g. docker/whalesay=/usr/games/cowsay)");
+    }
+    runner_options.local.image_entrypoints[entry.substr(0, eq)] = std::move(argv);
+  }
   runner_options.kubernetes = flags.kubernetes;
   runner_options.argo = flags.argo;
   if (auto st = dagd::runners::RegisterBuiltinRunners(&registry, runner_options); !st.ok()) {
