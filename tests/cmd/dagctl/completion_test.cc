@@ -46,7 +46,9 @@ std::string Complete(const std::vector<std::string>& words) {
   while (pipe != nullptr && (n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
     output.append(buffer, n);
   }
-  if (pipe != nullptr) EXPECT_EQ(pclose(pipe), 0) << command;
+  if (pipe != nullptr) {
+    EXPECT_EQ(pclose(pipe), 0) << command;
+  }
   return output;
 }
 
