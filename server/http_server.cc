@@ -24,26 +24,6 @@ using tcp = asio::ip::tcp;
 constexpr size_t kMaxRequestBytes = 64 * 1024;
 constexpr auto kIdleTimeout = std::chrono::seconds(60);
 
-std::string PercentDecode(std::string_view in) {
-  std::string out;
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '+') {
-      out.push_back(' ');
-    } else if (in[i] == '%' && i + 2 < in.size()) {
-      int value = 0;
-      if (absl::SimpleHexAtoi(std::string(in.substr(i + 1, 2)), &value)) {
-        out.push_back(static_cast<char>(value));
-        i += 2;
-      } else {
-        out.push_back('%');
-      }
-    } else {
-      out.push_back(in[i]);
-    }
-  }
-  return out;
-}
-
 HttpRequest ParseTarget(std::string_view method, std::string_view target) {
   HttpRequest request;
   request.method = std::string(method);
@@ -55,8 +35,9 @@ HttpRequest ParseTarget(std::string_view method, std::string_view target) {
     const size_t amp = query.find('&');
     std::string_view pair = query.substr(0, amp);
     const size_t eq = pair.find('=');
-    request.query[PercentDecode(pair.substr(0, eq))] =
-        eq == std::string_view::npos ? "" : PercentDecode(pair.substr(eq + 1));
+    request.query[PercentDecode(pair.substr(0, eq), /*plus_is_space=*/true)] =
+        eq == std::string_view::npos ? ""
+                                     : PercentDecode(pair.substr(eq + 1), /*plus_is_space=*/true);
     if (amp == std::string_view::npos) break;
     query.remove_prefix(amp + 1);
   }
@@ -64,6 +45,23 @@ HttpRequest ParseTarget(std::string_view method, std::string_view target) {
 }
 
 }  // namespace
+
+std::string PercentDecode(std::string_view text, bool plus_is_space) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    int value = 0;
+    if (plus_is_space && text[i] == '+') {
+      out.push_back(' ');
+    } else if (text[i] == '%' && i + 2 < text.size() &&
+               absl::SimpleHexAtoi(std::string(text.substr(i + 1, 2)), &value)) {
+      out.push_back(static_cast<char>(value));
+      i += 2;
+    } else {
+      out.push_back(text[i]);  // a '%' that starts no escape stays as it is
+    }
+  }
+  return out;
+}
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   class Session;

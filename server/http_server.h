@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 
@@ -34,6 +35,10 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+// Decodes %XX escapes (a '%' that starts none stays as it is); with `plus_is_space`, as in a
+// query string, '+' is a space.
+std::string PercentDecode(std::string_view text, bool plus_is_space);
 
 class HttpServer {
  public:

@@ -5,7 +5,6 @@
 #include <functional>
 #include <map>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "engine/parser.h"
 #include "engine/task_graph.h"
@@ -360,21 +359,11 @@ HttpResponse EventsPage(storage::Store* store, const std::string& run_id, const 
                                rows, "</tbody></table>")));
 }
 
-// "/runs/ID/rest" -> (ID, "/rest"), percent-decoded ID.
+// "/runs/ID/rest" -> (ID, "/rest"), the ID percent-decoded.
 std::pair<std::string, std::string> SplitRunPath(const std::string& path, size_t prefix) {
   std::string rest = path.substr(prefix);
   const size_t slash = rest.find('/');
-  std::string id = rest.substr(0, slash);
-  std::string decoded;
-  for (size_t i = 0; i < id.size(); ++i) {
-    int value = 0;
-    if (id[i] == '%' && i + 2 < id.size() && absl::SimpleHexAtoi(id.substr(i + 1, 2), &value)) {
-      decoded.push_back(static_cast<char>(value));
-      i += 2;
-    } else {
-      decoded.push_back(id[i]);  // a '%' that starts no escape stays as it is
-    }
-  }
+  const std::string decoded = PercentDecode(rest.substr(0, slash), /*plus_is_space=*/false);
   return {decoded, slash == std::string::npos ? "" : rest.substr(slash)};
 }
 
