@@ -147,6 +147,8 @@ constexpr absl::string_view kTaskFields[] = {
 constexpr absl::string_view kStepFields[] = {
     "arguments", "continueOn",  "hooks", "inline",    "name",      "onExit",
     "template",  "templateRef", "when",  "withItems", "withParam", "withSequence"};
+constexpr absl::string_view kHookFields[] = {"arguments", "expression", "template", "templateRef"};
+constexpr absl::string_view kSequenceFields[] = {"count", "end", "format", "start"};
 constexpr absl::string_view kArgumentsFields[] = {"artifacts", "parameters"};
 constexpr absl::string_view kOutputsFields[] = {"artifacts", "exitCode", "parameters", "result"};
 constexpr absl::string_view kParameterFields[] = {
@@ -308,8 +310,14 @@ class Parser {
   absl::Status ParseSpec(const YAML::Node& node, const std::string& path);
   absl::Status ParseTemplate(const YAML::Node& node, const std::string& path, Template* tmpl);
   absl::Status ParseDag(const YAML::Node& node, const std::string& path, DagTemplate* dag);
-  absl::Status ParseTask(const YAML::Node& node, const std::string& path, DagTask* task);
-  absl::Status ParseSteps(const YAML::Node& node, const std::string& path);
+  // A dag task (`known` = kTaskFields) or a step (kStepFields).
+  absl::Status ParseTask(const YAML::Node& node, const std::string& path, Fields known,
+                         DagTask* task);
+  absl::Status ParseSteps(const YAML::Node& node, const std::string& path, StepsTemplate* steps);
+  absl::Status ParseSequence(const YAML::Node& node, const std::string& path, Sequence* sequence);
+  // `hooks`: the `exit` hook into `*exit`, the others verbatim into `*others`.
+  absl::Status ParseHooks(const YAML::Node& node, const std::string& path,
+                          std::optional<LifecycleHook>* exit, nlohmann::json* others);
   absl::Status ParseParameters(const YAML::Node& node, const std::string& path,
                                std::vector<Parameter>* parameters);
   absl::Status ParseParameter(const YAML::Node& node, const std::string& path, Parameter* param);
@@ -514,7 +522,13 @@ absl::Status Parser::ParseSpec(const YAML::Node& node, const std::string& path) 
         } else if (key == "activeDeadlineSeconds") {
           ASSIGN_OR_RETURN(wf_->active_deadline_seconds, Integer(value, field_path));
         } else if (key == "onExit") {
-          ASSIGN_OR_RETURN(wf_->on_exit, String(value, field_path));
+          LifecycleHook& hook = wf_->exit_hook.emplace();
+          hook.location = Where(value);
+          ASSIGN_OR_RETURN(hook.template_name, String(value, field_path));
+        } else if (key == "hooks") {
+          nlohmann::json others;
+          RETURN_IF_ERROR(ParseHooks(value, field_path, &wf_->exit_hook, &others));
+          Keep(&wf_->kubernetes, key, std::move(others));
         } else {
           // Kubernetes-only fields, and Argo features a later issue implements.
           Keep(&wf_->kubernetes, key, ToJson(value));
@@ -576,11 +590,12 @@ absl::Status Parser::ParseTemplate(const YAML::Node& node, const std::string& pa
             tmpl->type = TemplateType::kAnsible;
             return ParseAnsible(value, field_path, &tmpl->ansible.emplace());
           }
-          // Types whose body the model does not hold yet: kept verbatim for a later issue.
           if (key == "steps") {
             tmpl->type = TemplateType::kSteps;
-            RETURN_IF_ERROR(ParseSteps(value, field_path));
-          } else if (key == "suspend") {
+            return ParseSteps(value, field_path, &tmpl->steps.emplace());
+          }
+          // Types whose body the model does not hold yet: kept verbatim for a later issue.
+          if (key == "suspend") {
             tmpl->type = TemplateType::kSuspend;
             if (!IsNullValue(value)) {
               RETURN_IF_ERROR(ForEachField(value, field_path, kSuspendFields,
@@ -621,11 +636,11 @@ absl::Status Parser::ParseDag(const YAML::Node& node, const std::string& path, D
           const std::string& field_path) -> absl::Status {
         if (key == "tasks") {
           has_tasks = true;
-          return ForEachElement(value, field_path,
-                                [&](const YAML::Node& element, const std::string& element_path) {
-                                  dag->tasks.emplace_back();
-                                  return ParseTask(element, element_path, &dag->tasks.back());
-                                });
+          return ForEachElement(
+              value, field_path, [&](const YAML::Node& element, const std::string& element_path) {
+                dag->tasks.emplace_back();
+                return ParseTask(element, element_path, kTaskFields, &dag->tasks.back());
+              });
         }
         if (key == "target") {
           ASSIGN_OR_RETURN(dag->target, String(value, field_path));
@@ -638,10 +653,11 @@ absl::Status Parser::ParseDag(const YAML::Node& node, const std::string& path, D
   return absl::OkStatus();
 }
 
-absl::Status Parser::ParseTask(const YAML::Node& node, const std::string& path, DagTask* task) {
+absl::Status Parser::ParseTask(const YAML::Node& node, const std::string& path, Fields known,
+                               DagTask* task) {
   task->location = Where(node);
   RETURN_IF_ERROR(ForEachField(
-      node, path, kTaskFields,
+      node, path, known,
       [&](const std::string& key, const YAML::Node& value,
           const std::string& field_path) -> absl::Status {
         if (key == "name") {
@@ -664,12 +680,22 @@ absl::Status Parser::ParseTask(const YAML::Node& node, const std::string& path, 
           for (const YAML::Node& item : value) task->with_items.push_back(ToJson(item));
         } else if (key == "withParam") {
           ASSIGN_OR_RETURN(task->with_param, String(value, field_path));
+        } else if (key == "withSequence") {
+          return ParseSequence(value, field_path, &task->with_sequence.emplace());
         } else if (key == "when") {
           ASSIGN_OR_RETURN(task->when, String(value, field_path));
         } else if (key == "continueOn") {
           return ParseContinueOn(value, field_path, &task->continue_on);
+        } else if (key == "onExit") {
+          LifecycleHook& hook = task->exit_hook.emplace();
+          hook.location = Where(value);
+          ASSIGN_OR_RETURN(hook.template_name, String(value, field_path));
+        } else if (key == "hooks") {
+          nlohmann::json others;
+          RETURN_IF_ERROR(ParseHooks(value, field_path, &task->exit_hook, &others));
+          Keep(&task->unsupported, key, std::move(others));
         } else {
-          // templateRef, inline, withSequence, onExit, hooks: validation decides.
+          // templateRef, inline: validation decides.
           Keep(&task->unsupported, key, ToJson(value));
         }
         return absl::OkStatus();
@@ -680,29 +706,76 @@ absl::Status Parser::ParseTask(const YAML::Node& node, const std::string& path, 
   return absl::OkStatus();
 }
 
-absl::Status Parser::ParseSteps(const YAML::Node& node, const std::string& path) {
-  // The model keeps steps verbatim, but their fields are still checked so a typo in a step is
-  // reported like one in a task.
+absl::Status Parser::ParseSteps(const YAML::Node& node, const std::string& path,
+                                StepsTemplate* steps) {
   return ForEachElement(node, path, [&](const YAML::Node& group, const std::string& group_path) {
-    return ForEachElement(
-        group, group_path, [&](const YAML::Node& step, const std::string& step_path) {
-          return ForEachField(step, step_path, kStepFields,
-                              [&](const std::string& key, const YAML::Node& value,
-                                  const std::string& field_path) -> absl::Status {
-                                if (key == "arguments") {
-                                  std::vector<Parameter> parameters;
-                                  nlohmann::json extras;
-                                  return ParseParameterHolder(value, field_path, &parameters,
-                                                              &extras);
-                                }
-                                if (key == "continueOn") {
-                                  ContinueOn continue_on;
-                                  return ParseContinueOn(value, field_path, &continue_on);
-                                }
-                                return absl::OkStatus();
-                              });
-        });
+    std::vector<DagTask>& steps_of_group = steps->groups.emplace_back();
+    return ForEachElement(group, group_path,
+                          [&](const YAML::Node& step, const std::string& step_path) {
+                            steps_of_group.emplace_back();
+                            return ParseTask(step, step_path, kStepFields, &steps_of_group.back());
+                          });
   });
+}
+
+absl::Status Parser::ParseHooks(const YAML::Node& node, const std::string& path,
+                                std::optional<LifecycleHook>* exit, nlohmann::json* others) {
+  if (!node.IsMap()) {
+    return Fail(node, path, "must be a mapping of hook names to hooks",
+                "write `exit: {template: NAME}`");
+  }
+  for (const auto& entry : node) {
+    const std::string name = entry.first.Scalar();
+    const std::string hook_path = absl::StrCat(path, ".", name);
+    if (name != "exit") {
+      Keep(others, name, ToJson(entry.second));
+      continue;
+    }
+    LifecycleHook& hook = exit->emplace();
+    hook.location = Where(entry.second);
+    nlohmann::json extras;
+    RETURN_IF_ERROR(
+        ForEachField(entry.second, hook_path, kHookFields,
+                     [&](const std::string& key, const YAML::Node& value,
+                         const std::string& field_path) -> absl::Status {
+                       if (key == "template") {
+                         ASSIGN_OR_RETURN(hook.template_name, String(value, field_path));
+                       } else if (key == "arguments") {
+                         nlohmann::json artifacts;
+                         RETURN_IF_ERROR(ParseParameterHolder(
+                             value, field_path, &hook.arguments.parameters, &artifacts));
+                         Keep(&extras, key, std::move(artifacts));
+                       } else {  // templateRef, expression
+                         Keep(&extras, key, ToJson(value));
+                       }
+                       return absl::OkStatus();
+                     }));
+    if (hook.template_name.empty() && extras.is_null()) {
+      return Fail(entry.second, hook_path + ".template", "missing",
+                  "name the template the exit hook runs");
+    }
+    if (!extras.is_null()) Keep(others, name, std::move(extras));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Parser::ParseSequence(const YAML::Node& node, const std::string& path,
+                                   Sequence* sequence) {
+  RETURN_IF_ERROR(ForEachField(node, path, kSequenceFields,
+                               [&](const std::string& key, const YAML::Node& value,
+                                   const std::string& field_path) -> absl::Status {
+                                 ASSIGN_OR_RETURN(std::string text, String(value, field_path));
+                                 if (key == "count") sequence->count = std::move(text);
+                                 if (key == "start") sequence->start = std::move(text);
+                                 if (key == "end") sequence->end = std::move(text);
+                                 if (key == "format") sequence->format = std::move(text);
+                                 return absl::OkStatus();
+                               }));
+  if (sequence->count.empty() == sequence->end.empty()) {
+    return Fail(node, path, "needs exactly one of count and end",
+                "write `count: N` for N items, or `end: M` to count from start to M");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Parser::ParseParameterHolder(const YAML::Node& node, const std::string& path,
@@ -784,6 +857,8 @@ absl::Status Parser::ParseValueFrom(const YAML::Node& node, const std::string& p
                           ASSIGN_OR_RETURN(from->stats, String(value, field_path));
                         } else if (key == "expression") {
                           ASSIGN_OR_RETURN(from->expression, String(value, field_path));
+                        } else if (key == "parameter") {
+                          ASSIGN_OR_RETURN(from->parameter, String(value, field_path));
                         } else if (key == "default") {
                           ASSIGN_OR_RETURN(from->default_value, ValueText(value, field_path));
                         } else {

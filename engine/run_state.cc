@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "engine/duration.h"
 #include "engine/internal/dag_plan.h"
 #include "engine/internal/resolve.h"
@@ -46,14 +48,22 @@ bool AttemptRunning(const NodeState& node) {
 }
 
 NodeType TypeOf(const Template* tmpl) {
-  return tmpl != nullptr && tmpl->type == TemplateType::kDag ? NodeType::kDag : NodeType::kPod;
+  if (tmpl == nullptr) return NodeType::kPod;
+  if (tmpl->type == TemplateType::kDag) return NodeType::kDag;
+  if (tmpl->type == TemplateType::kSteps) return NodeType::kSteps;
+  return NodeType::kPod;
+}
+
+// A node whose template has a body of tasks or steps (it has child nodes, no attempts).
+bool Composite(NodeType type) { return type == NodeType::kDag || type == NodeType::kSteps; }
+
+bool SkippedOrOmitted(NodePhase phase) {
+  return phase == NodePhase::kSkipped || phase == NodePhase::kOmitted;
 }
 
 // Why a template cannot run yet, or empty if it can.
 std::string UnsupportedReason(const Template& tmpl) {
   switch (tmpl.type) {
-    case TemplateType::kSteps:
-      return "steps templates arrive in a later issue";
     case TemplateType::kSuspend:
       return "suspend templates arrive in a later issue";
     case TemplateType::kUnsupported:
@@ -129,6 +139,39 @@ bool Retries(RetryPolicy policy, NodePhase phase) {
   return false;
 }
 
+// True if `text` names an output of a Skipped or Omitted task or step (`{{tasks.X.outputs.…}}`)
+// that `scope` does not hold: Argo drops such an argument so the input's default applies.
+bool NamesAbsentOutput(const std::string& text, const TagScope& scope) {
+  for (const std::string& tag : FindDagdTags(text)) {
+    if (scope.count(tag) > 0) continue;
+    const std::vector<std::string> parts = absl::StrSplit(tag, '.');
+    if (parts.size() < 3 || (parts[0] != "tasks" && parts[0] != "steps") || parts[2] != "outputs") {
+      continue;
+    }
+    auto status = scope.find(absl::StrCat(parts[0], ".", parts[1], ".status"));
+    NodePhase phase = NodePhase::kPending;
+    if (status != scope.end() && ParseNodePhase(status->second, &phase) &&
+        SkippedOrOmitted(phase)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Argo's {{workflow.duration}}: seconds with six decimals.
+std::string FormatSeconds(int64_t ms) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%.6f", static_cast<double>(ms) / 1000.0);
+  return buffer;
+}
+
+bool HasDefault(const Template& tmpl, const std::string& input) {
+  for (const Parameter& parameter : tmpl.inputs.parameters) {
+    if (parameter.name == input) return parameter.value || parameter.default_value;
+  }
+  return false;
+}
+
 }  // namespace
 
 const char* NodeTypeName(NodeType type) {
@@ -139,12 +182,17 @@ const char* NodeTypeName(NodeType type) {
       return "TaskGroup";
     case NodeType::kPod:
       return "Pod";
+    case NodeType::kSteps:
+      return "Steps";
+    case NodeType::kStepGroup:
+      return "StepGroup";
   }
   return "Unknown";
 }
 
 bool ParseNodeType(const std::string& text, NodeType* type) {
-  for (NodeType t : {NodeType::kDag, NodeType::kTaskGroup, NodeType::kPod}) {
+  for (NodeType t : {NodeType::kDag, NodeType::kTaskGroup, NodeType::kPod, NodeType::kSteps,
+                     NodeType::kStepGroup}) {
     if (text == NodeTypeName(t)) {
       *type = t;
       return true;
@@ -173,14 +221,13 @@ absl::StatusOr<RunState> RunState::Create(std::shared_ptr<const Workflow> workfl
   state.BuildPlans();
 
   // Argo hands the workflow's arguments to the entrypoint template.
-  const TagScope workflow_scope =
-      internal::WorkflowScope(*state.workflow_, state.parameters_, state.run_name_);
+  const TagScope workflow_scope = state.RunScope();
   absl::StatusOr<std::map<std::string, std::string>> inputs =
       internal::ResolveInputs(*entry, state.parameters_, workflow_scope);
   std::string error;
   if (!inputs.ok()) {
     error = std::string(inputs.status().message());
-  } else if (entry->type != TemplateType::kDag) {
+  } else if (!Composite(TypeOf(entry))) {
     absl::StatusOr<Template> body =
         internal::ResolveTemplate(*entry, internal::WithInputs(workflow_scope, *inputs), *inputs);
     if (!body.ok()) error = std::string(body.status().message());
@@ -188,7 +235,7 @@ absl::StatusOr<RunState> RunState::Create(std::shared_ptr<const Workflow> workfl
   const NodeType type = TypeOf(entry);
   NodeState& root =
       state.AddNode(state.run_name_, state.run_name_, "", "", entry->name, type,
-                    type == NodeType::kDag ? NodePhase::kRunning : NodePhase::kPending, "", now_ms);
+                    Composite(type) ? NodePhase::kRunning : NodePhase::kPending, "", now_ms);
   if (inputs.ok()) root.inputs = *inputs;
   if (!error.empty()) state.Finish(state.run_name_, NodePhase::kError, error, now_ms);
   return state;
@@ -289,18 +336,31 @@ void RunState::Finish(const std::string& name, NodePhase phase, std::string mess
 // ---- the DAG walk -------------------------------------------------------------------------
 
 void RunState::Propagate(int64_t now_ms) {
-  const NodeState& root = nodes_.at(run_name_);
-  if (root.type == NodeType::kDag && !IsFinal(root.phase)) ProcessDag(run_name_, 0, now_ms);
+  ProcessChild(run_name_, -1, now_ms);
+  ProcessWorkflowExitHook(now_ms);
 }
 
 void RunState::ProcessChild(const std::string& name, int depth, int64_t now_ms) {
   const NodeState& node = nodes_.at(name);
-  if (IsFinal(node.phase)) return;
+  if (IsFinal(node.phase)) {
+    ProcessExitHook(name, depth, now_ms);
+    return;
+  }
+  if (Composite(node.type) && node.phase == NodePhase::kPending) {
+    // Waits for a slot under its parent template's parallelism (Argo counts a nested dag or
+    // steps node as one active child).
+    if (stopping_ || BoundaryFull(BoundaryOf(name))) return;
+    NodeState& started = Mutable(name);
+    started.phase = NodePhase::kRunning;
+    started.started_at_ms = now_ms;
+  }
   if (node.type == NodeType::kDag) {
     ProcessDag(name, depth + 1, now_ms);
+  } else if (node.type == NodeType::kSteps) {
+    ProcessSteps(name, depth + 1, now_ms);
   } else if (node.type == NodeType::kTaskGroup) {
     for (const std::string& child : std::vector<std::string>(node.children)) {
-      if (nodes_.at(child).type == NodeType::kDag) ProcessChild(child, depth, now_ms);
+      ProcessChild(child, depth, now_ms);
     }
     AssessGroup(name, now_ms);
   }
@@ -336,8 +396,7 @@ void RunState::ProcessDag(const std::string& name, int depth, int64_t now_ms) {
     }
     const std::set<std::string>& deps = plan->deps.at(task->name);
     const bool ready = std::all_of(deps.begin(), deps.end(), [&](const std::string& dep) {
-      auto it = nodes_.find(name + "." + dep);
-      return it != nodes_.end() && IsFinal(it->second.phase);
+      return nodes_.count(name + "." + dep) > 0 && Settled(name + "." + dep);
     });
     if (!ready) continue;
     const bool run = plan->depends.at(task->name).Evaluate([&](const std::string& dep) {
@@ -359,27 +418,31 @@ void RunState::ProcessDag(const std::string& name, int depth, int64_t now_ms) {
               NodePhase::kOmitted, "omitted: depends condition not met", now_ms);
       continue;
     }
-    StartTask(name, *plan, *task, depth, now_ms);
+    std::set<std::string> ancestors = plan->ancestors.at(task->name);
+    StartTask(name, *task, DagScope(name, ancestors), /*in_steps=*/false, depth, now_ms);
+    // A task that ended at once (an Error) may have an exit hook to start.
+    if (nodes_.count(task_node) > 0) ProcessChild(task_node, depth, now_ms);
   }
   AssessDag(name, *plan, now_ms);
 }
 
-void RunState::StartTask(const std::string& dag_name, const DagPlan& plan, const DagTask& task,
-                         int depth, int64_t now_ms) {
-  const std::string node_name = dag_name + "." + task.name;
+void RunState::StartTask(const std::string& parent, const DagTask& task, const TagScope& scope,
+                         bool in_steps, int depth, int64_t now_ms) {
+  const std::string node_name = parent + "." + task.name;
   const Template* tmpl = workflow_->FindTemplate(task.template_name);
-  const bool fan_out = !task.with_items.empty() || !task.with_param.empty();
-  const NodeType type = fan_out ? NodeType::kTaskGroup : TypeOf(tmpl);
+  const bool fan_out =
+      !task.with_items.empty() || !task.with_param.empty() || task.with_sequence.has_value();
+  const NodeType type = fan_out && !in_steps ? NodeType::kTaskGroup : TypeOf(tmpl);
   auto fail = [&](std::string message) {
-    AddNode(node_name, task.name, dag_name, task.name, task.template_name, type, NodePhase::kError,
+    AddNode(node_name, task.name, parent, task.name, task.template_name, type, NodePhase::kError,
             std::move(message), now_ms);
   };
   if (tmpl == nullptr) return fail(absl::StrCat("template '", task.template_name, "' not found"));
   if (std::string reason = UnsupportedReason(*tmpl); !reason.empty()) return fail(reason);
-  if (tmpl->type == TemplateType::kDag && depth + 1 >= kMaxDagDepth) {
-    return fail(absl::StrCat("dag templates nested deeper than ", kMaxDagDepth));
+  if (Composite(TypeOf(tmpl)) && depth + 1 >= kMaxDagDepth) {
+    return fail(absl::StrCat("templates nested deeper than ", kMaxDagDepth,
+                             " levels (a template that calls itself without end?)"));
   }
-  const TagScope scope = TaskScope(dag_name, plan, task.name);
   // `when`, after substitution (per item for a fan-out, which may name {{item}}): false gives
   // a Skipped node, as in Argo; a condition that does not evaluate is an Error.
   auto evaluate_when = [&](const TagScope& when_scope) -> absl::StatusOr<std::string> {
@@ -395,16 +458,21 @@ void RunState::StartTask(const std::string& dag_name, const DagPlan& plan, const
     absl::StatusOr<std::string> skipped = evaluate_when(scope);
     if (!skipped.ok()) return fail(std::string(skipped.status().message()));
     if (!skipped->empty()) {
-      AddNode(node_name, task.name, dag_name, task.name, task.template_name, type,
+      AddNode(node_name, task.name, parent, task.name, task.template_name, type,
               NodePhase::kSkipped, *std::move(skipped), now_ms);
       return;
     }
-    CreateInstance(node_name, task.name, dag_name, task, *tmpl, scope, std::nullopt, depth, now_ms);
+    CreateInstance(node_name, task.name, parent, task, *tmpl, scope, std::nullopt, depth, now_ms);
     return;
   }
 
   std::vector<nlohmann::json> items = task.with_items;
-  if (items.empty()) {
+  if (task.with_sequence) {
+    absl::StatusOr<std::vector<nlohmann::json>> sequence =
+        internal::ExpandSequence(*task.with_sequence, scope);
+    if (!sequence.ok()) return fail(std::string(sequence.status().message()));
+    items = *std::move(sequence);
+  } else if (items.empty()) {
     absl::StatusOr<std::string> text = SubstituteTags(task.with_param, scope);
     if (!text.ok()) return fail(absl::StrCat("withParam: ", text.status().message()));
     nlohmann::json list = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
@@ -414,28 +482,32 @@ void RunState::StartTask(const std::string& dag_name, const DagPlan& plan, const
     items.assign(list.begin(), list.end());
   }
   if (items.empty()) {
-    AddNode(node_name, task.name, dag_name, task.name, task.template_name, type,
-            NodePhase::kSkipped, "Skipped, empty params", now_ms);
+    AddNode(node_name, task.name, parent, task.name, task.template_name,
+            in_steps ? NodeType::kPod : type, NodePhase::kSkipped, "Skipped, empty params", now_ms);
     return;
   }
-  AddNode(node_name, task.name, dag_name, task.name, task.template_name, type, NodePhase::kRunning,
-          "", now_ms);
+  // Argo puts a steps fan-out's children straight into the step group.
+  const std::string& children_parent = in_steps ? parent : node_name;
+  if (!in_steps) {
+    AddNode(node_name, task.name, parent, task.name, task.template_name, type, NodePhase::kRunning,
+            "", now_ms);
+  }
   for (size_t i = 0; i < items.size(); ++i) {
     const std::string suffix = absl::StrCat("(", i, ":", internal::ItemText(items[i]), ")");
     const TagScope item_scope = internal::WithItem(scope, items[i]);
     absl::StatusOr<std::string> skipped = evaluate_when(item_scope);
     if (!skipped.ok() || !skipped->empty()) {
       NodeState& child = AddNode(
-          node_name + suffix, task.name + suffix, node_name, task.name, task.template_name,
+          node_name + suffix, task.name + suffix, children_parent, task.name, task.template_name,
           TypeOf(tmpl), skipped.ok() ? NodePhase::kSkipped : NodePhase::kError,
           skipped.ok() ? *std::move(skipped) : std::string(skipped.status().message()), now_ms);
       child.item = items[i];
       continue;
     }
-    CreateInstance(node_name + suffix, task.name + suffix, node_name, task, *tmpl, item_scope,
+    CreateInstance(node_name + suffix, task.name + suffix, children_parent, task, *tmpl, item_scope,
                    items[i], depth, now_ms);
   }
-  AssessGroup(node_name, now_ms);
+  if (!in_steps) AssessGroup(node_name, now_ms);
 }
 
 void RunState::CreateInstance(const std::string& name, const std::string& display_name,
@@ -448,6 +520,7 @@ void RunState::CreateInstance(const std::string& name, const std::string& displa
   std::map<std::string, std::string> arguments;
   for (const Parameter& argument : task.arguments.parameters) {
     if (!argument.value) continue;
+    if (NamesAbsentOutput(*argument.value, scope) && HasDefault(tmpl, argument.name)) continue;
     absl::StatusOr<std::string> value = SubstituteTags(*argument.value, scope);
     if (!value.ok()) {
       error = absl::StrCat("arguments.parameters.", argument.name, ": ", value.status().message());
@@ -455,7 +528,7 @@ void RunState::CreateInstance(const std::string& name, const std::string& displa
     }
     arguments[argument.name] = *std::move(value);
   }
-  const TagScope workflow_scope = internal::WorkflowScope(*workflow_, parameters_, run_name_);
+  const TagScope workflow_scope = RunScope();
   absl::StatusOr<std::map<std::string, std::string>> inputs;
   if (error.empty()) {
     inputs = internal::ResolveInputs(tmpl, arguments, workflow_scope);
@@ -468,14 +541,18 @@ void RunState::CreateInstance(const std::string& name, const std::string& displa
         internal::ResolveTemplate(tmpl, internal::WithInputs(workflow_scope, *inputs), *inputs);
     if (!body.ok()) error = std::string(body.status().message());
   }
+  // A dag or steps node starts Running, or Pending while its parent template is at its
+  // parallelism (ProcessChild starts it when a slot frees).
+  const bool waits = error.empty() && Composite(type) && !parent.empty() &&
+                     BoundaryFull(Composite(nodes_.at(parent).type) ? parent : BoundaryOf(parent));
   NodeState& node = AddNode(name, display_name, parent, task.name, tmpl.name, type,
-                            !error.empty()           ? NodePhase::kError
-                            : type == NodeType::kDag ? NodePhase::kRunning
-                                                     : NodePhase::kPending,
+                            !error.empty()              ? NodePhase::kError
+                            : Composite(type) && !waits ? NodePhase::kRunning
+                                                        : NodePhase::kPending,
                             error, now_ms);
   node.item = item;
   if (inputs.ok()) node.inputs = *inputs;
-  if (error.empty() && type == NodeType::kDag) ProcessDag(name, depth + 1, now_ms);
+  if (error.empty() && Composite(type)) ProcessChild(name, depth, now_ms);
 }
 
 void RunState::AssessGroup(const std::string& name, int64_t now_ms) {
@@ -484,7 +561,7 @@ void RunState::AssessGroup(const std::string& name, int64_t now_ms) {
   const NodeState* culprit = nullptr;
   for (const std::string& child_name : group.children) {
     const NodeState& child = nodes_.at(child_name);
-    if (!IsFinal(child.phase)) return;
+    if (!Settled(child_name)) return;
     children.push_back(&child);
     if (FailedOrError(child.phase)) culprit = &child;  // Argo: the last failed child wins
   }
@@ -498,7 +575,7 @@ void RunState::AssessGroup(const std::string& name, int64_t now_ms) {
 void RunState::AssessDag(const std::string& name, const DagPlan& plan, int64_t now_ms) {
   const NodeState& dag = nodes_.at(name);
   for (const std::string& child : dag.children) {
-    if (!IsFinal(nodes_.at(child).phase)) return;
+    if (!Settled(child)) return;
   }
   if (stopping_) {
     Finish(name, NodePhase::kFailed, stop_message_, now_ms);
@@ -524,95 +601,405 @@ void RunState::AssessDag(const std::string& name, const DagPlan& plan, int64_t n
     }
   }
   if (result == NodePhase::kRunning) return;
+  if (result == NodePhase::kSucceeded) {
+    std::set<std::string> tasks;
+    for (const auto& [task, unused] : plan.tasks) tasks.insert(task);
+    SucceedWithOutputs(name, DagScope(name, tasks), now_ms);
+    return;
+  }
   Finish(name, result, culprit == nullptr ? "" : ChildFailureMessage(*culprit), now_ms);
 }
 
-std::map<std::string, std::string> RunState::TaskScope(const std::string& dag_name,
-                                                       const DagPlan& plan,
-                                                       const std::string& task_name) const {
+void RunState::ProcessSteps(const std::string& name, int depth, int64_t now_ms) {
+  if (IsFinal(nodes_.at(name).phase)) return;
+  const std::string template_name = nodes_.at(name).template_name;
+  const Template* tmpl = workflow_->FindTemplate(template_name);
+  if (tmpl == nullptr || !tmpl->steps) {
+    Finish(name, NodePhase::kError, absl::StrCat("steps template '", template_name, "' not found"),
+           now_ms);
+    return;
+  }
+  const std::vector<std::vector<DagTask>>& groups = tmpl->steps->groups;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const std::string group_name = absl::StrCat(name, "[", g, "]");
+    if (nodes_.count(group_name) == 0) {
+      if (stopping_) {
+        Finish(name, NodePhase::kFailed, stop_message_, now_ms);
+        return;
+      }
+      AddNode(group_name, absl::StrCat("[", g, "]"), name, "", template_name, NodeType::kStepGroup,
+              NodePhase::kRunning, "", now_ms);
+      const TagScope scope = StepsScope(name, *tmpl->steps, g);
+      for (const DagTask& step : groups[g]) {
+        StartTask(group_name, step, scope, /*in_steps=*/true, depth, now_ms);
+      }
+    }
+    for (const std::string& child : std::vector<std::string>(nodes_.at(group_name).children)) {
+      ProcessChild(child, depth, now_ms);
+    }
+    AssessStepGroup(group_name, groups[g], now_ms);
+    const NodeState& group = nodes_.at(group_name);
+    if (!IsFinal(group.phase)) return;
+    if (group.phase != NodePhase::kSucceeded) {
+      Finish(name, NodePhase::kFailed, stopping_ ? stop_message_ : group.message, now_ms);
+      return;
+    }
+  }
+  SucceedWithOutputs(name, StepsScope(name, *tmpl->steps, groups.size()), now_ms);
+}
+
+void RunState::AssessStepGroup(const std::string& name, const std::vector<DagTask>& steps,
+                               int64_t now_ms) {
+  const NodeState& group = nodes_.at(name);
+  if (IsFinal(group.phase)) return;
+  for (const std::string& child : group.children) {
+    if (!Settled(child)) return;
+  }
+  // Argo's executeStepGroup: the first child that failed and may not continue fails the group.
+  for (const std::string& child_name : group.children) {
+    const NodeState& child = nodes_.at(child_name);
+    if (!FailedOrError(child.phase)) continue;
+    auto step = std::find_if(steps.begin(), steps.end(),
+                             [&](const DagTask& s) { return s.name == child.task_name; });
+    if (step != steps.end() && ContinuesOn(*step, child.phase)) continue;
+    Finish(name, NodePhase::kFailed, ChildFailureMessage(child), now_ms);
+    return;
+  }
+  Finish(name, NodePhase::kSucceeded, "", now_ms);
+}
+
+void RunState::SucceedWithOutputs(const std::string& name, const TagScope& scope, int64_t now_ms) {
+  const Template* tmpl = workflow_->FindTemplate(nodes_.at(name).template_name);
+  NodeOutputs outputs;
+  if (tmpl != nullptr) {
+    for (const Parameter& output : tmpl->outputs.parameters) {
+      std::optional<std::string> text;
+      if (output.value_from && !output.value_from->parameter.empty()) {
+        text = output.value_from->parameter;
+      } else if (output.value) {
+        text = output.value;
+      }
+      std::optional<std::string> value;
+      absl::Status error;
+      if (text) {
+        absl::StatusOr<std::string> substituted = SubstituteTags(*text, scope);
+        if (substituted.ok()) {
+          value = *std::move(substituted);
+        } else {
+          error = substituted.status();
+        }
+      }
+      if (!value && output.value_from) value = output.value_from->default_value;
+      if (!value) value = output.default_value;
+      if (!value) {
+        if (error.ok()) continue;  // a source dagd does not read (yet): no value, as before
+        Finish(name, NodePhase::kError,
+               absl::StrCat("outputs.parameters.", output.name, ": ", error.message()), now_ms);
+        return;
+      }
+      outputs.parameters[output.name] = *std::move(value);
+    }
+  }
+  Mutable(name).outputs = std::move(outputs);
+  Finish(name, NodePhase::kSucceeded, "", now_ms);
+}
+
+TagScope RunState::DagScope(const std::string& dag_name, const std::set<std::string>& tasks) const {
   // A DAG's own inputs are in scope for its tasks' arguments, as Argo substitutes them into the
   // whole dag template before running it.
   TagScope scope = BodyScope(nodes_.at(dag_name));
-  for (const std::string& ancestor : plan.ancestors.at(task_name)) {
-    auto it = nodes_.find(dag_name + "." + ancestor);
+  for (const std::string& task : tasks) {
+    auto it = nodes_.find(dag_name + "." + task);
     if (it == nodes_.end()) continue;
     const NodeState& node = it->second;
-    const std::string prefix = "tasks." + ancestor;
-    scope[prefix + ".status"] = NodePhaseName(node.phase);
-    if (node.type == NodeType::kTaskGroup) {
-      std::vector<const NodeState*> children;
-      for (const std::string& child : node.children) children.push_back(&nodes_.at(child));
-      internal::FanIn fan_in = internal::AggregateOutputs(children);
-      scope[prefix + ".outputs.result"] = *fan_in.outputs.result;
-      scope[prefix + ".outputs.parameters"] = fan_in.parameter_maps;
-      for (const auto& [param, values] : fan_in.outputs.parameters) {
-        scope[prefix + ".outputs.parameters." + param] = values;
-      }
+    if (node.type != NodeType::kTaskGroup) {
+      AddToScope("tasks." + task, node, nullptr, &scope);
       continue;
     }
-    if (node.outputs.result) scope[prefix + ".outputs.result"] = *node.outputs.result;
-    for (const auto& [param, value] : node.outputs.parameters) {
-      scope[prefix + ".outputs.parameters." + param] = value;
-    }
-    if (!node.attempts.empty()) {
-      scope[prefix + ".exitCode"] = std::to_string(node.attempts.back().exit_code);
+    std::vector<const NodeState*> children;
+    for (const std::string& child : node.children) children.push_back(&nodes_.at(child));
+    AddToScope("tasks." + task, node, &children, &scope);
+  }
+  return scope;
+}
+
+TagScope RunState::StepsScope(const std::string& steps_name, const StepsTemplate& steps,
+                              size_t group) const {
+  TagScope scope = BodyScope(nodes_.at(steps_name));
+  for (size_t g = 0; g < group && g < steps.groups.size(); ++g) {
+    const std::string group_name = absl::StrCat(steps_name, "[", g, "]");
+    if (nodes_.count(group_name) == 0) continue;
+    for (const DagTask& step : steps.groups[g]) {
+      const std::string prefix = "steps." + step.name;
+      auto single = nodes_.find(group_name + "." + step.name);
+      if (single != nodes_.end()) {  // not a fan-out, or one with no items
+        AddToScope(prefix, single->second, nullptr, &scope);
+        continue;
+      }
+      std::vector<const NodeState*> children;
+      for (const std::string& child : nodes_.at(group_name).children) {
+        const NodeState& node = nodes_.at(child);
+        if (node.task_name == step.name) children.push_back(&node);
+      }
+      if (!children.empty()) AddToScope(prefix, *children.front(), &children, &scope);
     }
   }
   return scope;
 }
 
-std::map<std::string, std::string> RunState::BodyScope(const NodeState& node) const {
-  return internal::WithInputs(internal::WorkflowScope(*workflow_, parameters_, run_name_),
-                              node.inputs);
+void RunState::AddToScope(const std::string& prefix, const NodeState& node,
+                          const std::vector<const NodeState*>* children, TagScope* scope) const {
+  TagScope& out = *scope;
+  if (children != nullptr) {
+    // A dag fan-out's status is its TaskGroup's; a steps fan-out has no node of its own.
+    if (node.type == NodeType::kTaskGroup) out[prefix + ".status"] = NodePhaseName(node.phase);
+    internal::FanIn fan_in = internal::AggregateOutputs(*children);
+    out[prefix + ".outputs.result"] = *fan_in.outputs.result;
+    out[prefix + ".outputs.parameters"] = fan_in.parameter_maps;
+    for (const auto& [param, values] : fan_in.outputs.parameters) {
+      out[prefix + ".outputs.parameters." + param] = values;
+    }
+    return;
+  }
+  out[prefix + ".status"] = NodePhaseName(node.phase);
+  out[prefix + ".id"] = node.name;
+  if (SkippedOrOmitted(node.phase)) {
+    // Argo: a producer that did not run has no outputs, except parameters with a default.
+    const Template* tmpl = workflow_->FindTemplate(node.template_name);
+    if (tmpl == nullptr) return;
+    for (const Parameter& output : tmpl->outputs.parameters) {
+      std::optional<std::string> fallback =
+          output.value_from ? output.value_from->default_value : std::nullopt;
+      if (!fallback) fallback = output.default_value;
+      if (fallback) out[prefix + ".outputs.parameters." + output.name] = *fallback;
+    }
+    return;
+  }
+  if (node.outputs.result) out[prefix + ".outputs.result"] = *node.outputs.result;
+  for (const auto& [param, value] : node.outputs.parameters) {
+    out[prefix + ".outputs.parameters." + param] = value;
+  }
+  if (!node.attempts.empty()) {
+    out[prefix + ".exitCode"] = std::to_string(node.attempts.back().exit_code);
+  }
+}
+
+TagScope RunState::BodyScope(const NodeState& node) const {
+  return internal::WithInputs(RunScope(), node.inputs);
+}
+
+TagScope RunState::RunScope() const {
+  TagScope scope = internal::WorkflowScope(*workflow_, parameters_, run_name_);
+  scope["workflow.uid"] = run_name_;
+  auto root = nodes_.find(run_name_);
+  if (root == nodes_.end() || !IsFinal(root->second.phase)) {
+    scope["workflow.status"] = NodePhaseName(NodePhase::kRunning);
+    // Create() asks before the root node exists.
+    if (root != nodes_.end()) {
+      scope["workflow.creationTimestamp"] = internal::Rfc3339(root->second.started_at_ms);
+    }
+    return scope;
+  }
+  scope["workflow.creationTimestamp"] = internal::Rfc3339(root->second.started_at_ms);
+  scope["workflow.status"] = NodePhaseName(root->second.phase);
+  scope["workflow.duration"] =
+      FormatSeconds(root->second.finished_at_ms - root->second.started_at_ms);
+  nlohmann::json failures = nlohmann::json::array();
+  for (const auto& [name, node] : nodes_) {
+    if (!FailedOrError(node.phase)) continue;
+    failures.push_back({{"displayName", node.display_name},
+                        {"message", node.message},
+                        {"templateName", node.template_name},
+                        {"phase", NodePhaseName(node.phase)},
+                        {"podName", node.name},
+                        {"finishedAt", internal::Rfc3339(node.finished_at_ms)}});
+  }
+  scope["workflow.failures"] = failures.dump();
+  return scope;
+}
+
+// ---- template parallelism -----------------------------------------------------------------
+
+std::optional<int64_t> RunState::ParallelismOf(const std::string& boundary) const {
+  auto it = nodes_.find(boundary);
+  if (it == nodes_.end()) return std::nullopt;
+  const Template* tmpl = workflow_->FindTemplate(it->second.template_name);
+  if (tmpl == nullptr || !tmpl->parallelism || *tmpl->parallelism <= 0) return std::nullopt;
+  return tmpl->parallelism;
+}
+
+std::string RunState::BoundaryOf(const std::string& name) const {
+  const NodeState* node = &nodes_.at(name);
+  while (true) {
+    auto parent = nodes_.find(node->parent);
+    if (parent == nodes_.end()) return "";
+    if (Composite(parent->second.type)) return parent->first;
+    node = &parent->second;
+  }
+}
+
+bool RunState::BoundaryFull(const std::string& boundary) const {
+  const std::optional<int64_t> limit = ParallelismOf(boundary);
+  if (!limit) return false;
+  int64_t count = 0;
+  std::function<void(const std::string&)> walk = [&](const std::string& name) {
+    for (const std::string& child : nodes_.at(name).children) {
+      const NodeState& node = nodes_.at(child);
+      if (AttemptRunning(node)) {
+        ++count;
+      } else if (Composite(node.type)) {
+        if (node.phase == NodePhase::kRunning) ++count;
+      } else {
+        walk(child);  // a group, or the exit hook under a pod
+      }
+    }
+  };
+  walk(boundary);
+  return count >= *limit;
+}
+
+// ---- exit hooks ---------------------------------------------------------------------------
+
+const DagTask* RunState::TaskOf(const NodeState& node) const {
+  if (node.task_name.empty() || node.type == NodeType::kTaskGroup) return nullptr;
+  // The nearest dag or steps node above `node` holds the task.
+  const NodeState* owner = &node;
+  do {
+    auto parent = nodes_.find(owner->parent);
+    if (parent == nodes_.end()) return nullptr;
+    owner = &parent->second;
+  } while (!Composite(owner->type));
+  const Template* tmpl = workflow_->FindTemplate(owner->template_name);
+  if (tmpl == nullptr) return nullptr;
+  if (tmpl->dag) {
+    for (const DagTask& task : tmpl->dag->tasks) {
+      if (task.name == node.task_name) return &task;
+    }
+  }
+  if (tmpl->steps) {
+    for (const std::vector<DagTask>& group : tmpl->steps->groups) {
+      for (const DagTask& step : group) {
+        if (step.name == node.task_name) return &step;
+      }
+    }
+  }
+  return nullptr;
+}
+
+bool RunState::Settled(const std::string& name) const {
+  const NodeState& node = nodes_.at(name);
+  if (!IsFinal(node.phase)) return false;
+  if (!Completed(node.phase)) return true;  // Skipped and Omitted nodes run no hook
+  const DagTask* task = TaskOf(node);
+  if (task == nullptr || !task->exit_hook) return true;
+  auto hook = nodes_.find(name + ".onExit");
+  if (hook == nodes_.end()) return stopping_;  // none starts after Stop()
+  return IsFinal(hook->second.phase);
+}
+
+void RunState::ProcessExitHook(const std::string& name, int depth, int64_t now_ms) {
+  const std::string hook_name = name + ".onExit";
+  if (nodes_.count(hook_name) > 0) {
+    ProcessChild(hook_name, depth, now_ms);
+    return;
+  }
+  const NodeState& node = nodes_.at(name);
+  if (stopping_ || !Completed(node.phase)) return;
+  const DagTask* task = TaskOf(node);
+  if (task == nullptr || !task->exit_hook) return;
+  // The hook's arguments may read the node's own outputs as {{tasks.X.…}} / {{steps.X.…}}.
+  const NodeState* owner = &nodes_.at(node.parent);
+  while (!Composite(owner->type)) owner = &nodes_.at(owner->parent);
+  TagScope scope = BodyScope(*owner);
+  AddToScope((owner->type == NodeType::kDag ? "tasks." : "steps.") + node.task_name, node, nullptr,
+             &scope);
+  if (node.item) scope = internal::WithItem(std::move(scope), *node.item);
+  DagTask call;
+  call.name = node.task_name + ".onExit";  // not a task of the template: hooks have no hooks
+  call.template_name = task->exit_hook->template_name;
+  call.arguments = task->exit_hook->arguments;
+  const Template* tmpl = workflow_->FindTemplate(call.template_name);
+  if (tmpl == nullptr) {
+    AddNode(hook_name, node.display_name + ".onExit", name, call.name, call.template_name,
+            NodeType::kPod, NodePhase::kError,
+            absl::StrCat("template '", call.template_name, "' not found"), now_ms);
+    return;
+  }
+  CreateInstance(hook_name, node.display_name + ".onExit", name, call, *tmpl, scope, std::nullopt,
+                 depth, now_ms);
+}
+
+void RunState::ProcessWorkflowExitHook(int64_t now_ms) {
+  if (!workflow_->exit_hook || !IsFinal(nodes_.at(run_name_).phase)) return;
+  const std::string hook_name = WorkflowExitNodeName();
+  if (nodes_.count(hook_name) > 0) {
+    ProcessChild(hook_name, -1, now_ms);
+    return;
+  }
+  if (stopping_) return;
+  DagTask call;
+  call.name = "onExit";
+  call.template_name = workflow_->exit_hook->template_name;
+  call.arguments = workflow_->exit_hook->arguments;
+  const Template* tmpl = workflow_->FindTemplate(call.template_name);
+  if (tmpl == nullptr) {
+    AddNode(hook_name, hook_name, "", call.name, call.template_name, NodeType::kPod,
+            NodePhase::kError, absl::StrCat("template '", call.template_name, "' not found"),
+            now_ms);
+    return;
+  }
+  CreateInstance(hook_name, hook_name, "", call, *tmpl, RunScope(), std::nullopt, -1, now_ms);
 }
 
 // ---- attempts -----------------------------------------------------------------------------
 
 std::vector<DispatchRequest> RunState::Advance(int64_t now_ms) {
-  Propagate(now_ms);
-  return Dispatch(now_ms);
+  std::vector<DispatchRequest> requests;
+  // Dispatch() may settle nodes (an Error at launch), which may create new ones (an exit hook, a
+  // dependent task): go round until a pass creates no node.
+  for (size_t known = 0; known != nodes_.size();) {
+    known = nodes_.size();
+    Propagate(now_ms);
+    for (DispatchRequest& request : Dispatch(now_ms)) requests.push_back(std::move(request));
+  }
+  return requests;
 }
 
 std::vector<DispatchRequest> RunState::Dispatch(int64_t now_ms) {
   std::vector<DispatchRequest> requests;
   if (stopping_) return requests;
-  // Running attempts per DAG with a `parallelism`, and in the whole run.
+  // Running attempts in the whole run (spec.parallelism) and active children per dag or steps
+  // node (its template's parallelism).
   struct Candidate {
     std::string name;
-    std::vector<std::string> limited_dags;
+    std::string boundary;  // the nearest dag or steps node above it
   };
   std::vector<Candidate> candidates;
-  std::map<std::string, int64_t> running;
+  std::map<std::string, int64_t> active;
   int64_t running_total = 0;
-  std::vector<std::string> limited;
-  std::function<void(const std::string&)> walk = [&](const std::string& name) {
-    const NodeState& node = nodes_.at(name);
-    const Template* tmpl = workflow_->FindTemplate(node.template_name);
-    const bool limits = node.type == NodeType::kDag && tmpl != nullptr && tmpl->parallelism &&
-                        *tmpl->parallelism > 0;
-    if (limits) limited.push_back(name);
-    if (AttemptRunning(node)) {
-      ++running_total;
-      for (const std::string& dag : limited) ++running[dag];
-    } else if (Queued(node) || (WaitingForRetry(node) && node.retry_at_ms <= now_ms)) {
-      candidates.push_back({name, limited});
-    }
-    if (!IsFinal(node.phase)) {
-      for (const std::string& child : node.children) walk(child);
-    }
-    if (limits) limited.pop_back();
-  };
-  walk(run_name_);
+  std::function<void(const std::string&, const std::string&)> walk =
+      [&](const std::string& name, const std::string& boundary) {
+        const NodeState& node = nodes_.at(name);
+        if (AttemptRunning(node)) {
+          ++running_total;
+          ++active[boundary];
+        } else if (Queued(node) || (WaitingForRetry(node) && node.retry_at_ms <= now_ms)) {
+          candidates.push_back({name, boundary});
+        } else if (Composite(node.type) && node.phase == NodePhase::kRunning) {
+          ++active[boundary];
+        }
+        // Final nodes too: an exit hook is the child of a node that has ended.
+        const std::string& inner = Composite(node.type) ? name : boundary;
+        for (const std::string& child : node.children) walk(child, inner);
+      };
+  walk(run_name_, "");
+  if (nodes_.count(WorkflowExitNodeName()) > 0) walk(WorkflowExitNodeName(), "");
 
   const std::optional<int64_t>& run_limit = workflow_->parallelism;
   for (const Candidate& candidate : candidates) {
     if (run_limit && *run_limit > 0 && running_total >= *run_limit) break;
-    const bool dag_full = std::any_of(
-        candidate.limited_dags.begin(), candidate.limited_dags.end(), [&](const std::string& dag) {
-          return running[dag] >=
-                 *workflow_->FindTemplate(nodes_.at(dag).template_name)->parallelism;
-        });
-    if (dag_full) continue;
+    const std::optional<int64_t> limit = ParallelismOf(candidate.boundary);
+    if (limit && active[candidate.boundary] >= *limit) continue;
     NodeState& node = Mutable(candidate.name);
     const Template* tmpl = workflow_->FindTemplate(node.template_name);
     if (tmpl == nullptr) {
@@ -635,7 +1022,7 @@ std::vector<DispatchRequest> RunState::Dispatch(int64_t now_ms) {
     node.retry_at_ms = 0;
     requests.push_back({candidate.name, attempt.number, *std::move(resolved), node.inputs});
     ++running_total;
-    for (const std::string& dag : candidate.limited_dags) ++running[dag];
+    ++active[candidate.boundary];
   }
   // Nodes that ended in Error here may settle their DAGs.
   Propagate(now_ms);
@@ -769,7 +1156,10 @@ void RunState::Stop(const std::string& message, int64_t now_ms) {
   Mutable(run_name_).message = message;
   std::vector<std::string> to_end;
   for (const auto& [name, node] : nodes_) {
-    if (Queued(node) || WaitingForRetry(node)) to_end.push_back(name);
+    if (Queued(node) || WaitingForRetry(node) ||
+        (Composite(node.type) && node.phase == NodePhase::kPending)) {
+      to_end.push_back(name);
+    }
   }
   for (const std::string& name : to_end) {
     const NodeState& node = nodes_.at(name);
@@ -780,9 +1170,15 @@ void RunState::Stop(const std::string& message, int64_t now_ms) {
   Propagate(now_ms);
 }
 
+std::optional<int64_t> RunState::DeadlineMs() const {
+  if (!workflow_->active_deadline_seconds) return std::nullopt;
+  return nodes_.at(run_name_).started_at_ms + *workflow_->active_deadline_seconds * 1000;
+}
+
 std::optional<int64_t> RunState::NextWakeup() const {
   std::optional<int64_t> earliest;
-  if (stopping_) return earliest;
+  if (stopping_ || Done()) return earliest;
+  earliest = DeadlineMs();
   for (const auto& [name, node] : nodes_) {
     if (WaitingForRetry(node) && (!earliest || node.retry_at_ms < *earliest)) {
       earliest = node.retry_at_ms;
@@ -816,9 +1212,26 @@ absl::StatusOr<DispatchRequest> RunState::RunningDispatch(const std::string& nod
 
 bool RunState::Done() const { return IsFinal(phase()); }
 
-NodePhase RunState::phase() const { return nodes_.at(run_name_).phase; }
+NodePhase RunState::phase() const {
+  const NodeState& root = nodes_.at(run_name_);
+  if (!IsFinal(root.phase) || !workflow_->exit_hook) return root.phase;
+  auto exit = nodes_.find(WorkflowExitNodeName());
+  if (exit == nodes_.end()) return stopping_ ? root.phase : NodePhase::kRunning;
+  if (!IsFinal(exit->second.phase)) return NodePhase::kRunning;
+  // Argo: a run whose entrypoint succeeded takes the failure of its exit handler.
+  if (!FailedOrError(root.phase) && FailedOrError(exit->second.phase)) return exit->second.phase;
+  return root.phase;
+}
 
-const std::string& RunState::message() const { return nodes_.at(run_name_).message; }
+std::string RunState::message() const {
+  const NodeState& root = nodes_.at(run_name_);
+  auto exit = nodes_.find(WorkflowExitNodeName());
+  if (IsFinal(root.phase) && !FailedOrError(root.phase) && exit != nodes_.end() &&
+      FailedOrError(exit->second.phase)) {
+    return absl::StrCat("exit handler: ", ChildFailureMessage(exit->second));
+  }
+  return root.message;
+}
 
 std::vector<std::string> RunState::TakeChangedNodes() {
   std::vector<std::string> names(changed_.begin(), changed_.end());

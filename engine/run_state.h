@@ -1,10 +1,11 @@
 // RunState: the deterministic state machine of one workflow run.
 //
-// It owns the run's node tree (Argo's nodes: the root DAG, task groups of fan-outs, leaf "pod"
-// nodes), decides which leaf attempts may start, applies `depends` / `dependencies`, fan-out and
-// fan-in, retries with backoff, workflow parallelism, stop and terminate, and Argo's rule that a
-// DAG's phase comes from its target tasks. It performs no I/O and reads no clock: the caller
-// passes the time in. The scheduler (scheduler/) drives it on one strand; it is not thread-safe.
+// It owns the run's node tree (Argo's nodes: DAGs, task groups of fan-outs, Steps with their
+// StepGroups, leaf "pod" nodes), decides which leaf attempts may start, applies `depends` /
+// `dependencies`, fan-out and fan-in, retries with backoff, workflow parallelism, stop and
+// terminate, and Argo's rule that a DAG's phase comes from its target tasks. It performs no I/O and
+// reads no clock: the caller passes the time in. The scheduler (scheduler/) drives it on one
+// strand; it is not thread-safe.
 //
 // Protocol, per run:
 //   1. Create() (new run) or Restore() (after a restart, from the stored NodeStates).
@@ -24,8 +25,27 @@
 //   of targets never get a node, as in Argo.
 // - `when` is evaluated after substitution (engine/when.h), per item for a fan-out: false gives a
 //   Skipped node "when 'X' evaluated false", a condition that does not evaluate an Error node.
-//   Steps and suspend templates: Create() returns Unimplemented for such an entrypoint, a task
-//   that calls one ends in Error.
+//   Suspend templates: Create() returns Unimplemented for such an entrypoint, a task that calls
+//   one ends in Error.
+// - Steps (Argo's executeSteps): group i+1 starts once every node of group i is final and none
+//   Failed or Errored without continueOn; otherwise the StepGroup and the Steps node fail and
+//   later groups never start. Nodes are named as Argo names them: "<steps>[i]" for a group,
+//   "<steps>[i].step" for a step, and a step's fan-out children "<steps>[i].step(0:item)" sit
+//   directly under the group (no TaskGroup). `{{steps.X.…}}` reads the steps of earlier groups.
+// - Outputs of a Skipped or Omitted producer are absent, except output parameters with a
+//   `default`; an argument that names such an absent output is dropped, so the consumer's input
+//   default applies (Argo's skipped-output rules).
+// - Exit hooks (`hooks.exit` / `onExit` of a task or step): once a node of the task has run
+//   (Succeeded, Failed or Error), its hook runs as the child "<node>.onExit"; the node counts as
+//   finished for its dependents, its group and its DAG only when the hook has ended. The hook's
+//   own result changes nothing else. The workflow's exit hook (spec.onExit / spec.hooks.exit)
+//   runs as the parentless node "<run>.onExit" once the root node is final; the run is then
+//   Running until it ends, and a failed exit hook fails a run whose root Succeeded (Argo's
+//   rule). `{{workflow.status}}` is "Running" until the root is final and its phase after;
+//   `{{workflow.failures}}` (JSON) and `{{workflow.duration}}` (seconds) exist once it is.
+//   After Stop() no hook starts (Argo's terminate; Argo's stop would still run them).
+// - A dag or steps template's outputs.parameters (valueFrom.parameter, value, default) are read
+//   when its node succeeds, from its tasks' or steps' outputs.
 // - dag.failFast (default true) does not stop tasks from starting while anything in the DAG
 //   still runs — Argo's actual behaviour (argoproj/argo-workflows#5223); the DAG's phase is
 //   decided by its targets once nothing in it is unfinished (Argo's assessDAGPhase).
@@ -46,6 +66,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/tags.h"
 #include "engine/workflow.h"
 
 namespace dagd::engine {
@@ -54,8 +75,9 @@ namespace internal {
 struct DagPlan;
 }  // namespace internal
 
-enum class NodeType { kDag, kTaskGroup, kPod };
-const char* NodeTypeName(NodeType type);  // "DAG", "TaskGroup", "Pod"
+enum class NodeType { kDag, kTaskGroup, kPod, kSteps, kStepGroup };
+// "DAG", "TaskGroup", "Pod", "Steps", "StepGroup"
+const char* NodeTypeName(NodeType type);
 // Parses NodeTypeName()'s spelling; false if unknown.
 bool ParseNodeType(const std::string& text, NodeType* type);
 
@@ -81,7 +103,7 @@ struct NodeState {
   std::string name;          // unique in the run: "<run>", "<run>.task", "<run>.task(0:a)"
   std::string display_name;  // "task", "task(0:a)"
   std::string parent;        // parent node's name; empty for the root
-  std::string task_name;     // the dag task this node is for; empty for the root
+  std::string task_name;     // the dag task or step this node is for; empty for root and groups
   std::string template_name;
   NodeType type = NodeType::kPod;
   NodePhase phase = NodePhase::kPending;
@@ -130,9 +152,10 @@ class RunState {
                                           bool stopping);
 
   // Moves the run forward at `now_ms` and returns the attempts to launch now, at most as many as
-  // workflow/template parallelism allows (spec.parallelism caps running attempts in the run, a
-  // dag template's `parallelism` those inside that DAG); the others stay Pending for a later
-  // call. Nothing is returned once Stop() was called.
+  // workflow/template parallelism allows (spec.parallelism caps running attempts in the run; a
+  // dag or steps template's `parallelism` caps its active children — pods, and nested dag or
+  // steps nodes counted as one each — as Argo's controller does); the others stay Pending for a
+  // later call. Nothing is returned once Stop() was called.
   std::vector<DispatchRequest> Advance(int64_t now_ms);
 
   // Records the end of an attempt returned by Advance(). Applies the retry strategy: either
@@ -153,8 +176,13 @@ class RunState {
   // run. Tasks that had no node get none. A second Stop() changes nothing.
   void Stop(const std::string& message, int64_t now_ms);
 
-  // Earliest retry_at_ms among waiting nodes, if any.
+  // Earliest retry_at_ms among waiting nodes, or the workflow's deadline, if any.
   std::optional<int64_t> NextWakeup() const;
+
+  // When the run must end under spec.activeDeadlineSeconds (counted from the root node's start),
+  // if it has one. The caller stops the run then (Stop(), as Argo fails a workflow past its
+  // deadline) and ends the running attempts.
+  std::optional<int64_t> DeadlineMs() const;
 
   // Leaf attempts currently Running: (node name, attempt number).
   std::vector<std::pair<std::string, int>> RunningAttempts() const;
@@ -164,9 +192,12 @@ class RunState {
   // node has no running attempt; a template that no longer resolves gives that error.
   absl::StatusOr<DispatchRequest> RunningDispatch(const std::string& node_name) const;
 
-  bool Done() const;        // the root node is final (after Stop(): once no attempt runs)
-  NodePhase phase() const;  // the root node's phase
-  const std::string& message() const;  // the root node's message
+  // The run is over: the root node and the workflow's exit hook, if any, are final.
+  bool Done() const;
+  // The run's phase and message: the root node's, Running while the workflow's exit hook runs,
+  // and the exit hook's failure if the root Succeeded.
+  NodePhase phase() const;
+  std::string message() const;
   bool stopping() const { return stopping_; }
   const std::string& run_name() const { return run_name_; }
   const std::map<std::string, NodeState>& nodes() const { return nodes_; }
@@ -190,19 +221,55 @@ class RunState {
   // Creates the nodes that became due and settles groups and DAGs, without launching anything.
   void Propagate(int64_t now_ms);
   void ProcessDag(const std::string& name, int depth, int64_t now_ms);
+  void ProcessSteps(const std::string& name, int depth, int64_t now_ms);
   void ProcessChild(const std::string& name, int depth, int64_t now_ms);
-  void StartTask(const std::string& dag_name, const internal::DagPlan& plan, const DagTask& task,
-                 int depth, int64_t now_ms);
+  // Creates the node(s) of `task` (a dag task or a step) under `parent`, reading its arguments,
+  // when and loop in `scope`. A dag fan-out gets a TaskGroup node "<parent>.<task>" above its
+  // children; a steps fan-out (`in_steps`) puts its children directly under `parent`.
+  void StartTask(const std::string& parent, const DagTask& task, const TagScope& scope,
+                 bool in_steps, int depth, int64_t now_ms);
   void CreateInstance(const std::string& name, const std::string& display_name,
                       const std::string& parent, const DagTask& task, const Template& tmpl,
                       const std::map<std::string, std::string>& scope,
                       const std::optional<nlohmann::json>& item, int depth, int64_t now_ms);
   void AssessGroup(const std::string& name, int64_t now_ms);
   void AssessDag(const std::string& name, const internal::DagPlan& plan, int64_t now_ms);
-  std::map<std::string, std::string> TaskScope(const std::string& dag_name,
-                                               const internal::DagPlan& plan,
-                                               const std::string& task_name) const;
-  std::map<std::string, std::string> BodyScope(const NodeState& node) const;
+  void AssessStepGroup(const std::string& name, const std::vector<DagTask>& steps, int64_t now_ms);
+  // Finishes a dag or steps node Succeeded with its template's outputs read in `scope`, or in
+  // Error naming the output that does not resolve.
+  void SucceedWithOutputs(const std::string& name, const TagScope& scope, int64_t now_ms);
+  // The scope of a dag's tasks: its inputs plus `{{tasks.X.…}}` of each of `tasks` that has a
+  // node.
+  TagScope DagScope(const std::string& dag_name, const std::set<std::string>& tasks) const;
+  // The scope of the steps of group `group`: its inputs plus `{{steps.X.…}}` of every step of
+  // the groups before it (all groups: group == groups.size()).
+  TagScope StepsScope(const std::string& steps_name, const StepsTemplate& steps,
+                      size_t group) const;
+  // Adds `prefix`.status, .outputs.…, .exitCode of `node`; for a fan-out, `children` are its
+  // children and the outputs are their fan-in.
+  void AddToScope(const std::string& prefix, const NodeState& node,
+                  const std::vector<const NodeState*>* children, TagScope* scope) const;
+  TagScope BodyScope(const NodeState& node) const;
+  // The workflow's tags: WorkflowScope plus workflow.status, .failures, .duration,
+  // .creationTimestamp and .uid, from the root node.
+  TagScope RunScope() const;
+
+  // Exit hooks. The task or step `node` was created for (nullptr for roots, groups and hooks).
+  const DagTask* TaskOf(const NodeState& node) const;
+  // `node` is final and so is its exit hook, if it has one to run.
+  bool Settled(const std::string& name) const;
+  // Starts the exit hook of the final node `name` if it has one and it has not started, or
+  // moves a running one forward.
+  void ProcessExitHook(const std::string& name, int depth, int64_t now_ms);
+  void ProcessWorkflowExitHook(int64_t now_ms);
+  std::string WorkflowExitNodeName() const { return run_name_ + ".onExit"; }
+
+  // Template parallelism, counted as Argo does: the active children of a dag or steps node (pods
+  // with a running attempt, dag or steps nodes Running), not the pods nested deeper.
+  std::optional<int64_t> ParallelismOf(const std::string& boundary) const;
+  // The nearest dag or steps node above `name` ("" for the roots).
+  std::string BoundaryOf(const std::string& name) const;
+  bool BoundaryFull(const std::string& boundary) const;
 
   void ApplyRetryStrategy(const std::string& name, int64_t now_ms);
   std::vector<DispatchRequest> Dispatch(int64_t now_ms);

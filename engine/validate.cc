@@ -163,22 +163,36 @@ std::vector<Text> TemplateStrings(const Template& tmpl, const std::string& path)
       out.push_back({absl::StrCat(base, ".env[", i, "].value"), ansible.env[i].value});
     }
   }
+  auto collect_task = [&](const DagTask& task, const std::string& task_path) {
+    const std::vector<Parameter>& args = task.arguments.parameters;
+    for (size_t k = 0; k < args.size(); ++k) {
+      out.push_back({absl::StrCat(task_path, ".arguments.parameters[", k, "].value"),
+                     args[k].value.value_or("")});
+    }
+    out.push_back({task_path + ".when", task.when});
+    out.push_back({task_path + ".withParam", task.with_param});
+    for (size_t k = 0; k < task.with_items.size(); ++k) {
+      CollectJsonStrings(task.with_items[k], absl::StrCat(task_path, ".withItems[", k, "]"), &out);
+    }
+    if (task.with_sequence) {
+      const Sequence& sequence = *task.with_sequence;
+      out.push_back({task_path + ".withSequence.count", sequence.count});
+      out.push_back({task_path + ".withSequence.start", sequence.start});
+      out.push_back({task_path + ".withSequence.end", sequence.end});
+      out.push_back({task_path + ".withSequence.format", sequence.format});
+    }
+    CollectJsonStrings(task.unsupported, task_path, &out);
+  };
   if (tmpl.dag) {
     for (size_t j = 0; j < tmpl.dag->tasks.size(); ++j) {
-      const DagTask& task = tmpl.dag->tasks[j];
-      const std::string task_path = absl::StrCat(path, ".dag.tasks[", j, "]");
-      const std::vector<Parameter>& args = task.arguments.parameters;
-      for (size_t k = 0; k < args.size(); ++k) {
-        out.push_back({absl::StrCat(task_path, ".arguments.parameters[", k, "].value"),
-                       args[k].value.value_or("")});
+      collect_task(tmpl.dag->tasks[j], absl::StrCat(path, ".dag.tasks[", j, "]"));
+    }
+  }
+  if (tmpl.steps) {
+    for (size_t g = 0; g < tmpl.steps->groups.size(); ++g) {
+      for (size_t j = 0; j < tmpl.steps->groups[g].size(); ++j) {
+        collect_task(tmpl.steps->groups[g][j], absl::StrCat(path, ".steps[", g, "][", j, "]"));
       }
-      out.push_back({task_path + ".when", task.when});
-      out.push_back({task_path + ".withParam", task.with_param});
-      for (size_t k = 0; k < task.with_items.size(); ++k) {
-        CollectJsonStrings(task.with_items[k], absl::StrCat(task_path, ".withItems[", k, "]"),
-                           &out);
-      }
-      CollectJsonStrings(task.unsupported, task_path, &out);
     }
   }
   const std::vector<Parameter>& outputs = tmpl.outputs.parameters;
@@ -217,6 +231,17 @@ class Validator {
   absl::Status Run() {
     RETURN_IF_ERROR(CheckTemplateNames());
     RETURN_IF_ERROR(CheckEntrypoint());
+    if (wf_.exit_hook) {
+      const std::string path =
+          wf_.field_locations.count("spec.onExit") > 0 ? "spec.onExit" : "spec.hooks.exit";
+      RETURN_IF_ERROR(CheckHook(*wf_.exit_hook, "the workflow", path));
+    }
+    if (wf_.kubernetes.is_object() && wf_.kubernetes.contains("hooks")) {
+      return Fail("spec.hooks",
+                  "lifecycle hooks other than `exit` (hooks that run on an expression) are not "
+                  "supported by dagd yet",
+                  "keep only `hooks.exit`, or run the work as a step");
+    }
     for (size_t i = 0; i < wf_.templates.size(); ++i) {
       const Template& tmpl = wf_.templates[i];
       const std::string path = absl::StrCat("spec.templates[", i, "]");
@@ -224,7 +249,7 @@ class Validator {
       RETURN_IF_ERROR(CheckOutputSources(tmpl, path));
       if (tmpl.ansible) RETURN_IF_ERROR(CheckCredentialRefs(*tmpl.ansible, path + ".ansible"));
       if (tmpl.dag) RETURN_IF_ERROR(CheckDag(tmpl, path + ".dag"));
-      if (tmpl.type == TemplateType::kSteps) RETURN_IF_ERROR(CheckSteps(tmpl, path + ".steps"));
+      if (tmpl.steps) RETURN_IF_ERROR(CheckSteps(tmpl, path + ".steps"));
     }
     return absl::OkStatus();
   }
@@ -365,9 +390,31 @@ class Validator {
     return absl::OkStatus();
   }
 
+  // An exit hook calls a known template with the arguments it needs.
+  absl::Status CheckHook(const LifecycleHook& hook, const std::string& owner,
+                         const std::string& path) const {
+    DagTask call;
+    call.name = "exit hook of " + owner;
+    call.template_name = hook.template_name;
+    call.arguments = hook.arguments;
+    return CheckTaskCall(call, path);
+  }
+
   // A task's `template` exists and the arguments it passes match the template's inputs.
   absl::Status CheckTaskCall(const DagTask& task, const std::string& task_path) const {
+    if (task.exit_hook) {
+      const std::string hook_path = wf_.field_locations.count(task_path + ".onExit") > 0
+                                        ? task_path + ".onExit"
+                                        : task_path + ".hooks.exit";
+      RETURN_IF_ERROR(CheckHook(*task.exit_hook, "'" + task.name + "'", hook_path));
+    }
     if (task.unsupported.is_object()) {
+      if (task.unsupported.contains("hooks")) {
+        return Fail(task_path + ".hooks",
+                    "lifecycle hooks other than `exit` (hooks that run on an expression), and "
+                    "hooks with a templateRef, are not supported by dagd yet",
+                    "keep only `hooks.exit` with a `template`");
+      }
       if (task.unsupported.contains("templateRef")) {
         return Fail(task_path + ".templateRef", "templateRef is not supported by dagd yet",
                     "copy the template into spec.templates and name it in `template`");
@@ -376,10 +423,12 @@ class Validator {
         return Fail(task_path + ".inline", "inline templates are not supported by dagd yet",
                     "move the template into spec.templates and name it in `template`");
       }
-      if (task.unsupported.contains("withSequence")) {
-        return Fail(task_path + ".withSequence", "withSequence is not supported by dagd yet",
-                    "list the values with withItems");
-      }
+    }
+    const int loops = (task.with_items.empty() ? 0 : 1) + (task.with_param.empty() ? 0 : 1) +
+                      (task.with_sequence ? 1 : 0);
+    if (loops > 1) {
+      return Fail(task_path, absl::StrCat("'", task.name, "' has more than one loop"),
+                  "keep one of withItems, withParam and withSequence");
     }
     if (task.template_name.empty()) {
       return Fail(task_path, absl::StrCat("task '", task.name, "' names no template"),
@@ -534,23 +583,55 @@ class Validator {
     return absl::OkStatus();
   }
 
-  // Each step names an existing template (the rest of a steps body is checked by a later issue).
+  // Every step calls a known template correctly, step names are unique in the template (Argo's
+  // rule), and `{{steps.X.…}}` in a step's arguments, when and loop names a step of an earlier
+  // group: only those have finished when the step starts.
   absl::Status CheckSteps(const Template& tmpl, const std::string& path) const {
-    if (!tmpl.kubernetes.is_object() || !tmpl.kubernetes.contains("steps")) return absl::OkStatus();
-    const nlohmann::json& groups = tmpl.kubernetes.at("steps");
-    for (size_t g = 0; g < groups.size(); ++g) {
-      if (!groups[g].is_array()) continue;
-      for (size_t s = 0; s < groups[g].size(); ++s) {
-        const nlohmann::json& step = groups[g][s];
-        if (!step.is_object() || !step.contains("template")) continue;  // templateRef or inline
-        const std::string name = step["template"].is_string() ? step["template"].get<std::string>()
-                                                              : step["template"].dump();
-        if (wf_.FindTemplate(name) == nullptr) {
-          return Fail(absl::StrCat(path, "[", g, "][", s, "].template"),
-                      absl::StrCat("unknown template '", name, "'"),
-                      internal::SuggestFix(name, template_names_, "templates"));
+    std::map<std::string, std::string> first_path;  // step name -> where it is written
+    std::set<std::string> earlier;                  // steps of the groups before this one
+    std::set<std::string> all;
+    for (const std::vector<DagTask>& group : tmpl.steps->groups) {
+      for (const DagTask& step : group) all.insert(step.name);
+    }
+    for (size_t g = 0; g < tmpl.steps->groups.size(); ++g) {
+      const std::vector<DagTask>& group = tmpl.steps->groups[g];
+      for (size_t j = 0; j < group.size(); ++j) {
+        const DagTask& step = group[j];
+        const std::string step_path = absl::StrCat(path, "[", g, "][", j, "]");
+        auto [it, inserted] = first_path.emplace(step.name, step_path);
+        if (!inserted) {
+          return Fail(step_path + ".name", absl::StrCat("duplicate step name '", step.name, "'"),
+                      absl::StrCat("step names must be unique within a steps template; the first "
+                                   "is at line ",
+                                   Where(it->second).line));
+        }
+        RETURN_IF_ERROR(CheckTaskCall(step, step_path));
+        std::vector<Text> texts = {{step_path + ".when", step.when},
+                                   {step_path + ".withParam", step.with_param}};
+        for (size_t k = 0; k < step.arguments.parameters.size(); ++k) {
+          texts.push_back({absl::StrCat(step_path, ".arguments.parameters[", k, "].value"),
+                           step.arguments.parameters[k].value.value_or("")});
+        }
+        for (const Text& text : texts) {
+          for (const std::string& tag : FindDagdTags(text.value)) {
+            const std::vector<std::string> parts = absl::StrSplit(tag, '.');
+            if (parts.size() < 3 || parts[0] != "steps" || earlier.count(parts[1]) > 0) continue;
+            if (all.count(parts[1]) > 0) {
+              return Fail(
+                  text.path,
+                  absl::StrCat("{{", tag, "}} refers to step '", parts[1],
+                               "', which runs in the same group as '", step.name, "' or later"),
+                  absl::StrCat("move '", step.name, "' into a group after the one of '", parts[1],
+                               "'"));
+            }
+            std::vector<std::string> names(all.begin(), all.end());
+            return Fail(text.path,
+                        absl::StrCat("{{", tag, "}} names unknown step '", parts[1], "'"),
+                        internal::SuggestFix(parts[1], names, "steps of this template"));
+          }
         }
       }
+      for (const DagTask& step : group) earlier.insert(step.name);
     }
     return absl::OkStatus();
   }

@@ -34,6 +34,7 @@ struct ValueFrom {
   std::string stats;                         // dagd: a key the playbook sets with set_stats
   std::string expression;                    // Argo expr (kept for later issues)
   std::optional<std::string> default_value;  // `default:` used when the source is missing
+  std::string parameter;  // a dag/steps template's output: a tag such as {{tasks.A.outputs.…}}
 };
 
 // One parameter: in `arguments.parameters`, `inputs.parameters` or `outputs.parameters`.
@@ -85,7 +86,26 @@ struct ContinueOn {
   bool error = false;
 };
 
-// One element of `dag.tasks`.
+// A lifecycle hook: `hooks.exit` of a task, step or the spec, or the older `onExit: <template>`.
+// (Hooks other than `exit`, which run on an `expression`, are kept in `unsupported`.)
+struct LifecycleHook {
+  std::string template_name;
+  Arguments arguments;
+  SourceLocation location;
+};
+
+// `withSequence` of a task or step (Argo's Sequence): the numbers from `start` (default 0),
+// either `count` of them or up to `end` (down, if end < start), each printed with `format`
+// (printf, default "%d"). Every field may hold tags; they are read when the task starts.
+struct Sequence {
+  std::string count;
+  std::string start;
+  std::string end;
+  std::string format;
+};
+
+// One element of `dag.tasks`, or one step of a `steps` group (a step is a task without
+// `dependencies` / `depends`).
 struct DagTask {
   std::string name;
   std::string template_name;              // `template:`
@@ -94,10 +114,12 @@ struct DagTask {
   Arguments arguments;
   std::vector<nlohmann::json> with_items;  // `withItems:` values (strings, numbers, maps)
   std::string with_param;                  // `withParam:` (a JSON list after substitution)
+  std::optional<Sequence> with_sequence;   // `withSequence:`
   std::string when;                        // `when:` (evaluated in a later issue)
   ContinueOn continue_on;
-  // Argo fields dagd accepts but does not run yet (`templateRef`, `inline`, `withSequence`,
-  // `onExit`, `hooks`, `arguments.artifacts`), verbatim, at their path relative to the task.
+  std::optional<LifecycleHook> exit_hook;  // `hooks.exit` or `onExit`
+  // Argo fields dagd accepts but does not run yet (`templateRef`, `inline`, hooks other than
+  // exit, `arguments.artifacts`), verbatim, at their path relative to the task.
   // Null if none. Validation rejects the ones a run cannot do without.
   nlohmann::json unsupported;
   SourceLocation location;
@@ -107,6 +129,11 @@ struct DagTemplate {
   std::vector<DagTask> tasks;
   std::string target;  // space-separated task names; empty means all leaf tasks
   std::optional<bool> fail_fast;
+};
+
+// A `steps` template: groups run one after the other, the steps of a group in parallel.
+struct StepsTemplate {
+  std::vector<std::vector<DagTask>> groups;
 };
 
 // An environment variable of a container.
@@ -181,6 +208,7 @@ struct Template {
 
   // Exactly one of these is set, per `type`.
   std::optional<DagTemplate> dag;
+  std::optional<StepsTemplate> steps;
   std::optional<ContainerSpec> container;
   std::optional<ScriptSpec> script;
   std::optional<AnsibleSpec> ansible;
@@ -203,9 +231,9 @@ struct Workflow {
   std::string runner;  // dagd: default runner for every template; empty: dagd's default
   std::optional<int64_t> parallelism;
   std::optional<int64_t> active_deadline_seconds;
-  std::string on_exit;        // kept for later issues
-  nlohmann::json kubernetes;  // spec-level Kubernetes-only fields, verbatim
-  std::string file;           // the file name errors refer to
+  std::optional<LifecycleHook> exit_hook;  // spec.onExit or spec.hooks.exit
+  nlohmann::json kubernetes;               // spec-level Kubernetes-only fields, verbatim
+  std::string file;                        // the file name errors refer to
   // Where each field was written, keyed by its field path as errors spell it
   // ("spec.entrypoint", "spec.templates[1].dag.tasks[0].depends"; a list element's path is
   // that of its first line). Lets checks after parsing name the exact line.

@@ -645,6 +645,11 @@ storage::WriteBatch Scheduler::CollectChanges(ActiveRun* run) {
 
 void Scheduler::Step(ActiveRun* run) {
   const std::string run_id = run->record.id;
+  if (std::optional<int64_t> deadline = run->state->DeadlineMs();
+      deadline && clock_->NowMs() >= *deadline && !run->state->stopping() && !run->state->Done()) {
+    StopAndCancel(run, absl::StrCat("Workflow exceeded its deadline (activeDeadlineSeconds ",
+                                    *run->workflow->active_deadline_seconds, ")"));
+  }
   std::vector<engine::DispatchRequest> dispatches = AdvanceAndAssign(run);
   storage::WriteBatch batch = CollectChanges(run);
   ArmWakeup(run);
@@ -946,10 +951,7 @@ void Scheduler::Stop(const std::string& run_id, const std::string& message, bool
     const std::string reason = !message.empty() ? message
                                                 : (terminate ? "Stopped with strategy 'Terminate'"
                                                              : "Stopped with strategy 'Stop'");
-    run->state->Stop(reason, clock_->NowMs());
-    for (const auto& [key, who] : run->running) {
-      if (runners::Runner* runner = runners_->Find(who.first)) runner->Cancel(who.second, reason);
-    }
+    StopAndCancel(run, reason);
     storage::WriteBatch batch = CollectChanges(run);
     batch.runs.clear();
     storage::EventRecord e;
@@ -969,6 +971,13 @@ void Scheduler::Stop(const std::string& run_id, const std::string& message, bool
       done(store_->GetRun(run_id));
     });
   });
+}
+
+void Scheduler::StopAndCancel(ActiveRun* run, const std::string& reason) {
+  run->state->Stop(reason, clock_->NowMs());
+  for (const auto& [key, who] : run->running) {
+    if (runners::Runner* runner = runners_->Find(who.first)) runner->Cancel(who.second, reason);
+  }
 }
 
 void Scheduler::Retire(const std::string& run_id) {

@@ -158,6 +158,9 @@ class Scheduler {
   void ArmWakeup(ActiveRun* run);
   void Notify(const std::string& run_id);
   void Retire(const std::string& run_id);
+  // Stops the run's state machine with `reason` and asks the runners to end its running
+  // attempts (each then reports through the normal attempt-finished path).
+  void StopAndCancel(ActiveRun* run, const std::string& reason);
   // Counts what `batch` committed for `run` (runs started and finished, attempts, retries,
   // durations, queue waits, Ansible results). Called once per committed batch.
   void CountCommitted(ActiveRun* run, const storage::WriteBatch& batch);

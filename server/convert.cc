@@ -24,6 +24,10 @@ v1::NodeType ToProtoType(engine::NodeType type) {
       return v1::NODE_TYPE_TASK_GROUP;
     case engine::NodeType::kPod:
       return v1::NODE_TYPE_POD;
+    case engine::NodeType::kSteps:
+      return v1::NODE_TYPE_STEPS;
+    case engine::NodeType::kStepGroup:
+      return v1::NODE_TYPE_STEP_GROUP;
   }
   return v1::NODE_TYPE_UNSPECIFIED;
 }

@@ -381,7 +381,7 @@ absl::StatusOr<json> RunPageJson(storage::Store* store, const std::string& run_i
   int total = 0;
   for (const engine::NodeState& node : *nodes) {
     by_name[node.name] = &node;
-    if (node.parent.empty()) root = &node;
+    if (node.name == run_id) root = &node;  // not the parentless "<run>.onExit"
     if (node.type == engine::NodeType::kPod) {
       ++total;
       if (engine::IsFinal(node.phase)) ++done;

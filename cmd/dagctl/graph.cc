@@ -45,9 +45,11 @@ absl::StatusOr<DagGraph> BuildDagGraph(const engine::Workflow& workflow) {
 
 void ApplyRunPhases(const v1::Run& run, DagGraph* graph) {
   graph->name = run.id();
+  // The root node is named after the run (the workflow's exit hook, "<run>.onExit", is the
+  // other node without a parent).
   std::string root;
   for (const v1::Node& node : run.nodes()) {
-    if (node.parent().empty()) root = node.name();
+    if (node.name() == run.id()) root = node.name();
   }
   std::map<std::string, v1::Phase> phases;
   for (const v1::Node& node : run.nodes()) {

@@ -1,10 +1,17 @@
 #include "engine/internal/resolve.h"
 
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "engine/status_macros.h"
 
 namespace dagd::engine::internal {
 namespace {
@@ -83,6 +90,15 @@ json AsJsonValue(const std::string& text) {
 }
 
 }  // namespace
+
+std::string Rfc3339(int64_t ms) {
+  const time_t seconds = static_cast<time_t>(ms / 1000);
+  struct tm utc {};
+  gmtime_r(&seconds, &utc);
+  char buffer[32];
+  std::strftime(buffer, sizeof(buffer), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return buffer;
+}
 
 TagScope WorkflowScope(const Workflow& workflow, const std::map<std::string, std::string>& params,
                        const std::string& run_name) {
@@ -209,6 +225,96 @@ FanIn AggregateOutputs(const std::vector<const NodeState*>& children) {
   for (const auto& [name, values] : per_name) fan_in.outputs.parameters[name] = values.dump();
   fan_in.parameter_maps = maps.dump();
   return fan_in;
+}
+
+namespace {
+
+absl::StatusOr<int64_t> SequenceNumber(const std::string& field, const std::string& text,
+                                       const TagScope& scope) {
+  absl::StatusOr<std::string> value = SubstituteTags(text, scope);
+  if (!value.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("withSequence.", field, ": ", value.status().message()));
+  }
+  int64_t number = 0;
+  auto [end, error] = std::from_chars(value->data(), value->data() + value->size(), number);
+  if (error != std::errc() || end != value->data() + value->size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("withSequence.", field, ": \"", *value, "\" is not an integer"));
+  }
+  return number;
+}
+
+// `format` checked to hold exactly one integer conversion (%d, %i, %x, %X, %o with flags and a
+// width), rewritten for an int64 argument. Anything else is refused rather than handed to
+// snprintf.
+absl::StatusOr<std::string> IntegerFormat(const std::string& format) {
+  std::string out;
+  int conversions = 0;
+  for (size_t i = 0; i < format.size(); ++i) {
+    out.push_back(format[i]);
+    if (format[i] != '%') continue;
+    if (i + 1 < format.size() && format[i + 1] == '%') {
+      out.push_back('%');
+      ++i;
+      continue;
+    }
+    size_t j = i + 1;
+    while (j < format.size() && std::strchr("-+ 0#", format[j]) != nullptr) ++j;
+    while (j < format.size() && std::isdigit(static_cast<unsigned char>(format[j])) != 0) ++j;
+    if (j >= format.size() || std::strchr("dixXo", format[j]) == nullptr || j - i > 8) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "withSequence.format: \"", format,
+          "\" must hold one integer conversion such as %d, %03d or %02X, and %% for a '%'"));
+    }
+    out.append(format, i + 1, j - i - 1);
+    out.append("ll");
+    out.push_back(format[j]);
+    ++conversions;
+    i = j;
+  }
+  if (conversions != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("withSequence.format: \"", format,
+                     "\" must hold exactly one integer conversion such as %d or %02X"));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<json>> ExpandSequence(const Sequence& sequence, const TagScope& scope) {
+  constexpr int64_t kMaxItems = 100000;
+  int64_t start = 0;
+  if (!sequence.start.empty()) {
+    ASSIGN_OR_RETURN(start, SequenceNumber("start", sequence.start, scope));
+  }
+  int64_t end = 0;
+  if (!sequence.end.empty()) {
+    ASSIGN_OR_RETURN(end, SequenceNumber("end", sequence.end, scope));
+  } else {
+    ASSIGN_OR_RETURN(const int64_t count, SequenceNumber("count", sequence.count, scope));
+    if (count < 0) return absl::InvalidArgumentError("withSequence.count: must not be negative");
+    if (count == 0) return std::vector<json>();
+    end = start + std::min(count, kMaxItems + 1) - 1;  // too many is refused below
+  }
+  if ((end > start ? end - start : start - end) >= kMaxItems) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("withSequence: more than ", kMaxItems, " items"));
+  }
+  ASSIGN_OR_RETURN(const std::string format,
+                   IntegerFormat(sequence.format.empty() ? "%d" : sequence.format));
+  std::vector<json> items;
+  const int64_t step = start <= end ? 1 : -1;
+  for (int64_t i = start;; i += step) {
+    char buffer[256];
+    const int length = std::snprintf(buffer, sizeof(buffer), format.c_str(),
+                                     static_cast<long long>(i));  // NOLINT(runtime/int)
+    items.emplace_back(
+        std::string(buffer, std::min<size_t>(std::max(length, 0), sizeof(buffer) - 1)));
+    if (i == end) break;
+  }
+  return items;
 }
 
 }  // namespace dagd::engine::internal

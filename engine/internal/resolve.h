@@ -21,6 +21,9 @@ namespace dagd::engine::internal {
 TagScope WorkflowScope(const Workflow& workflow, const std::map<std::string, std::string>& params,
                        const std::string& run_name);
 
+// `ms` since the epoch as RFC 3339 in UTC, to the second: "2026-11-26T21:05:00Z".
+std::string Rfc3339(int64_t ms);
+
 // `base` plus {{inputs.parameters.<p>}} for every entry of `inputs`.
 TagScope WithInputs(TagScope base, const std::map<std::string, std::string>& inputs);
 
@@ -54,6 +57,12 @@ struct FanIn {
   std::string parameter_maps;
 };
 FanIn AggregateOutputs(const std::vector<const NodeState*>& children);
+
+// The items of a withSequence (Argo's expandSequence): JSON strings, `format`ted, from start
+// counting up or down to end. Fields are read in `scope`. InvalidArgument names the field; a
+// format with anything but one integer conversion, or more than 100000 items, is refused.
+absl::StatusOr<std::vector<nlohmann::json>> ExpandSequence(const Sequence& sequence,
+                                                           const TagScope& scope);
 
 }  // namespace dagd::engine::internal
 

@@ -34,7 +34,7 @@ import time
 
 import yaml
 
-ROW_TIMEOUT_S = 120
+ROW_TIMEOUT_S = 200
 
 # What a row's `requires` column names that cannot run on this machine at all.
 NEEDS_A_CLUSTER = [

@@ -82,7 +82,8 @@ spec:
   EXPECT_EQ(wf->runner, "kubernetes");
   EXPECT_EQ(wf->parallelism, 3);
   EXPECT_EQ(wf->active_deadline_seconds, 600);
-  EXPECT_EQ(wf->on_exit, "cleanup");
+  ASSERT_TRUE(wf->exit_hook.has_value());
+  EXPECT_EQ(wf->exit_hook->template_name, "cleanup");
   ASSERT_EQ(wf->arguments.parameters.size(), 1u);
   EXPECT_EQ(wf->arguments.parameters[0].value, "staging");
   ASSERT_EQ(wf->templates.size(), 1u);
@@ -321,8 +322,10 @@ TEST(ParserTest, TasksReadEveryModelledField) {
   const DagTask& c = dag.tasks[2];
   EXPECT_EQ(c.depends, "a.Succeeded || b.Failed");
   EXPECT_EQ(c.unsupported["templateRef"]["name"], "lib");
-  EXPECT_EQ(c.unsupported["withSequence"]["count"], "3");
-  EXPECT_EQ(c.unsupported["onExit"], "cleanup");
+  ASSERT_TRUE(c.with_sequence.has_value());
+  EXPECT_EQ(c.with_sequence->count, "3");
+  ASSERT_TRUE(c.exit_hook.has_value());
+  EXPECT_EQ(c.exit_hook->template_name, "cleanup");
 }
 
 TEST(ParserTest, ReadsRetryStrategy) {
@@ -588,7 +591,14 @@ TEST(ParserTest, ReadsStepsSuspendAndUnsupportedTypes) {
 )"));
   ASSERT_TRUE(wf.ok()) << wf.status();
   EXPECT_EQ(wf->templates[0].type, TemplateType::kSteps);
-  EXPECT_EQ(wf->templates[0].kubernetes["steps"][1][1]["name"], "c");
+  ASSERT_TRUE(wf->templates[0].steps.has_value());
+  const std::vector<std::vector<DagTask>>& groups = wf->templates[0].steps->groups;
+  ASSERT_EQ(groups.size(), 2u);
+  ASSERT_EQ(groups[1].size(), 2u);
+  EXPECT_EQ(groups[0][0].arguments.parameters[0].value, "1");
+  EXPECT_EQ(groups[1][1].name, "c");
+  EXPECT_EQ(groups[1][1].template_name, "s");
+  EXPECT_EQ(groups[1][1].when, "{{steps.a.outputs.result}} == 1");
   EXPECT_EQ(wf->templates[1].type, TemplateType::kSuspend);
   EXPECT_EQ(wf->templates[1].kubernetes["suspend"]["duration"], "10s");
   EXPECT_EQ(wf->templates[2].type, TemplateType::kUnsupported);
@@ -611,6 +621,32 @@ TEST(ParserTest, ChecksFieldsInsideSteps) {
       ParseError(WithTemplates(
           "  - name: main\n    steps: [[{name: a, arguments: {parameters: [{nam: x}]}}]]\n")),
       HasSubstr("spec.templates[0].steps[0][0].arguments.parameters[0].nam: unknown field"));
+}
+
+TEST(ParserTest, ReadsExitHooks) {
+  absl::StatusOr<Workflow> wf = Parse(WithTemplates(R"(  - name: main
+    steps:
+    - - name: a
+        template: t
+        hooks:
+          exit:
+            template: bye
+            arguments: {parameters: [{name: m, value: "{{steps.a.outputs.result}}"}]}
+          running: {expression: "steps.a.status == 'Running'", template: t}
+  - name: t
+    container: {image: alpine}
+)"));
+  ASSERT_TRUE(wf.ok()) << wf.status();
+  const DagTask& a = wf->templates[0].steps->groups[0][0];
+  ASSERT_TRUE(a.exit_hook.has_value());
+  EXPECT_EQ(a.exit_hook->template_name, "bye");
+  EXPECT_EQ(a.exit_hook->arguments.parameters[0].value, "{{steps.a.outputs.result}}");
+  EXPECT_EQ(a.unsupported["hooks"]["running"]["template"], "t");
+  EXPECT_THAT(ParseError(WithTemplates(R"(  - name: main
+    steps:
+    - - {name: a, template: t, hooks: {exit: {arguments: {}}}}
+)")),
+              HasSubstr("steps[0][0].hooks.exit.template: missing"));
 }
 
 TEST(ParserTest, RecordsSourceLocations) {

@@ -149,9 +149,13 @@ TEST(ValidateTest, UnsupportedTaskFeaturesAreNamed) {
                          "is not supported by dagd yet"));
   EXPECT_THAT(CheckError(DagWorkflow("      - {name: a, inline: {container: {image: x}}}\n")),
               HasSubstr("inline templates are not supported by dagd yet"));
-  EXPECT_THAT(
-      CheckError(DagWorkflow("      - {name: a, template: noop, withSequence: {count: \"2\"}}\n")),
-      HasSubstr("withSequence is not supported by dagd yet; list the values with withItems"));
+  EXPECT_THAT(CheckError(DagWorkflow("      - {name: a, template: noop, hooks: {running: "
+                                     "{expression: \"true\", template: noop}}}\n")),
+              HasSubstr("lifecycle hooks other than `exit`"));
+  EXPECT_THAT(CheckError(DagWorkflow("      - {name: a, template: noop, withItems: [1], "
+                                     "withSequence: {count: \"2\"}}\n")),
+              HasSubstr("'a' has more than one loop; keep one of withItems, withParam and "
+                        "withSequence"));
 }
 
 TEST(ValidateTest, DependenciesMustNameTasksOfTheSameDag) {
@@ -459,7 +463,6 @@ TEST(TestdataTest, ArgoDagExamplesValidate) {
       {"dag-inline-workflowtemplate.yaml", "inline templates on tasks"},
       {"dag-inline-clusterworkflowtemplate.yaml", "kind ClusterWorkflowTemplate"},
       {"dag-inline-cronworkflow.yaml", "kind CronWorkflow"},
-      {"dag-daemon-retry-strategy.yaml", "withSequence"},
   };
   ASSERT_TRUE(fs::is_directory(kArgoExamples)) << kArgoExamples;
   int passed = 0;

@@ -522,6 +522,21 @@ TEST_F(SchedulerTest, TimeoutCancelsTheAttempt) {
   EXPECT_FALSE(fake_->Started("B"));
 }
 
+// spec.activeDeadlineSeconds stops the run once it has run that long: running attempts are
+// cancelled, nothing new starts, and the run fails saying why.
+TEST_F(SchedulerTest, WorkflowDeadlineStopsTheRun) {
+  fake_->Script("A", FakeAttempt::Hold());
+  auto run = Submit(Workflow(Task("A") + Task("B", "A"), "  activeDeadlineSeconds: 1\n"));
+  ASSERT_TRUE(run.ok()) << run.status();
+  RunRecord done = WaitFinished(run->id);
+  EXPECT_EQ(done.phase, NodePhase::kFailed);
+  EXPECT_EQ(done.message, "Workflow exceeded its deadline (activeDeadlineSeconds 1)");
+  ASSERT_EQ(fake_->cancels().size(), 1u);
+  EXPECT_EQ(fake_->cancels()[0].message, done.message);
+  EXPECT_GE(done.finished_at_ms - done.created_at_ms, 1000);
+  EXPECT_FALSE(fake_->Started("B"));
+}
+
 TEST_F(SchedulerTest, TimeoutThatIsNotADurationIsAnError) {
   auto run = Submit(Workflow(Task("A"), "", "    timeout: soon\n"));
   ASSERT_TRUE(run.ok()) << run.status();
