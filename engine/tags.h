@@ -9,7 +9,13 @@
 // Precisely: a dagd tag is `{{` + optional spaces + a reference + optional spaces + `}}`, where
 // the reference is one of the prefixes above, alone or followed by `.name` segments (letters,
 // digits, '-', '_'). So `{{ workflow.parameters.x }}` is dagd's, while `{{ item | default(1) }}`
-// (a Jinja2 filter) and `{{=expr}}` (Argo expressions, a later issue) are not and stay untouched.
+// (a Jinja2 filter) is not and stays untouched.
+//
+// `{{=expr}}` is an Argo expression (engine/expr.h), evaluated with the same scope and replaced by
+// ExpressionValueText of its value: `{{=asInt(inputs.parameters.n) * 10}}`. It may span lines and
+// contain braces: it ends at the first `}}` outside its string literals and outside braces it
+// opened (`{{=toJson(filter([1, 3], {# > 1}))}}`). An expression that fails is an error naming the
+// tag. Jinja2 has no `{{=`, so playbooks are not affected.
 //
 // `{{item}}` / `{{item.key}}` are dagd's only where an item is in scope (the scope has an "item"
 // key: the arguments of a fan-out child); everywhere else they are left for Jinja2, so a playbook
@@ -34,11 +40,13 @@ using TagScope = std::map<std::string, std::string>;
 // True if `name` (a tag's text) starts with one of dagd's prefixes.
 bool IsDagdTag(std::string_view name);
 
-// Replaces every dagd tag in `text`. NotFound-free: an unknown dagd tag is InvalidArgument
-// "unresolved tag {{tasks.x.outputs.result}}".
+// Replaces every dagd tag and every `{{=expr}}` in `text`. NotFound-free: an unknown dagd tag is
+// InvalidArgument "unresolved tag {{tasks.x.outputs.result}}", a failing expression
+// InvalidArgument "tag {{=a +}}: expression 'a +': unexpected end at column 4".
 absl::StatusOr<std::string> SubstituteTags(std::string_view text, const TagScope& scope);
 
-// The dagd tags that `text` mentions, in order (without braces, trimmed).
+// The dagd tags that `text` mentions, in order (without braces, trimmed). Expression tags are not
+// among them (the variables an expression reads are known only when it is evaluated).
 std::vector<std::string> FindDagdTags(std::string_view text);
 
 }  // namespace dagd::engine

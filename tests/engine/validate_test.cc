@@ -486,5 +486,16 @@ TEST(TestdataTest, ArgoDagExamplesValidate) {
   EXPECT_GE(passed, 14);
 }
 
+// Argo's examples that use {{=…}} expressions: the expression tags are not taken for unknown or
+// undeclared dagd tags.
+TEST(TestdataTest, ArgoExpressionExamplesValidate) {
+  for (const char* name :
+       {"expression-tag-template-workflow.yaml", "expression-destructure-json.yaml",
+        "expression-destructure-json-complex.yaml", "expression-reusing-verbose-snippets.yaml",
+        "skipped-output-defaults/expression-fallback.yaml"}) {
+    EXPECT_EQ(Check(ReadFile(kArgoExamples / name), name), absl::OkStatus()) << name;
+  }
+}
+
 }  // namespace
 }  // namespace dagd::engine
