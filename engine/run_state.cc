@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "engine/duration.h"
+#include "engine/expr.h"
 #include "engine/internal/dag_plan.h"
 #include "engine/internal/resolve.h"
 #include "engine/status_macros.h"
@@ -681,7 +682,18 @@ void RunState::SucceedWithOutputs(const std::string& name, const TagScope& scope
       }
       std::optional<std::string> value;
       absl::Status error;
-      if (text) {
+      if (output.value_from && !output.value_from->expression.empty()) {
+        absl::StatusOr<nlohmann::json> result =
+            EvaluateExpression(output.value_from->expression, scope);
+        if (result.ok() && !result->is_null()) {
+          value = ExpressionValueText(*result);
+        } else if (!result.ok()) {
+          error = result.status();
+        } else {
+          error = absl::InvalidArgumentError(
+              absl::StrCat("valueFrom.expression '", output.value_from->expression, "' gave nil"));
+        }
+      } else if (text) {
         absl::StatusOr<std::string> substituted = SubstituteTags(*text, scope);
         if (substituted.ok()) {
           value = *std::move(substituted);
@@ -1083,6 +1095,23 @@ void RunState::ApplyRetryStrategy(const std::string& name, int64_t now_ms) {
   auto bad_strategy = [&](absl::string_view field, absl::string_view why) {
     Finish(name, NodePhase::kError, absl::StrCat("retryStrategy.", field, ": ", why), now_ms);
   };
+  if (!strategy.expression.empty()) {
+    // Argo's lastRetry.* describe the attempt that just ended.
+    TagScope scope = BodyScope(node);
+    scope["lastRetry.exitCode"] = std::to_string(last.exit_code);
+    scope["lastRetry.status"] = NodePhaseName(last.phase);
+    scope["lastRetry.duration"] = std::to_string((last.finished_at_ms - last.started_at_ms) / 1000);
+    scope["lastRetry.message"] = last.message;
+    absl::StatusOr<nlohmann::json> retry = EvaluateExpression(strategy.expression, scope);
+    if (!retry.ok()) return bad_strategy("expression", retry.status().message());
+    if (!retry->is_boolean()) {
+      return bad_strategy("expression", absl::StrCat("gave ", retry->dump(), ", not a boolean"));
+    }
+    if (!retry->get<bool>()) {
+      Finish(name, last.phase, "retryStrategy.expression evaluated to false", now_ms);
+      return;
+    }
+  }
 
   std::optional<int64_t> limit;  // unset: Argo retries without end
   if (!strategy.limit.empty()) {

@@ -30,9 +30,9 @@ struct SourceLocation {
 
 // valueFrom of an output parameter.
 struct ValueFrom {
-  std::string path;                          // a file in the attempt's working directory
-  std::string stats;                         // dagd: a key the playbook sets with set_stats
-  std::string expression;                    // Argo expr (kept for later issues)
+  std::string path;        // a file in the attempt's working directory
+  std::string stats;       // dagd: a key the playbook sets with set_stats
+  std::string expression;  // a dag/steps template's output: an Argo expression (engine/expr.h)
   std::optional<std::string> default_value;  // `default:` used when the source is missing
   std::string parameter;  // a dag/steps template's output: a tag such as {{tasks.A.outputs.…}}
 };
@@ -76,7 +76,8 @@ struct RetryStrategy {
   std::string limit;  // IntOrString; may hold a {{…}} tag resolved at run time. Empty: unlimited
   RetryPolicy policy = RetryPolicy::kOnFailure;  // Argo's default when unset
   std::optional<Backoff> backoff;
-  std::string expression;  // kept for later issues
+  // Argo expression over lastRetry.{exitCode,status,duration,message}; false: no more retries.
+  std::string expression;
   SourceLocation location;
 };
 

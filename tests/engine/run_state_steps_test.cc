@@ -186,6 +186,61 @@ TEST(RunStateStepsTest, NestedStepsAndDagsAndOutputsOfASteps) {
   EXPECT_EQ(NodeOf(state, "run.B").inputs.at("x"), "42");
 }
 
+TEST(RunStateStepsTest, AnOutputExpressionPicksTheBranchThatRan) {
+  // Argo's conditional-parameters.yaml.
+  DagTask heads = Step("heads", "echo");
+  heads.when = "{{steps.flip-coin.outputs.result}} == heads";
+  DagTask tails = Step("tails", "echo");
+  tails.when = "{{steps.flip-coin.outputs.result}} == tails";
+  Template main = Steps("main", {{Step("flip-coin", "echo")}, {heads, tails}});
+  Parameter out = Param("stepresult");
+  out.value_from.emplace().expression =
+      "steps['flip-coin'].outputs.result == 'heads' ? steps.heads.outputs.result : "
+      "steps.tails.outputs.result";
+  main.outputs.parameters.push_back(out);
+  RunState state = MustCreate(MakeWorkflow({main, Leaf("echo")}));
+  Driver driver(&state);
+  driver.Script("flip-coin", {Ok("tails")});
+  driver.Script("tails", {Ok("it was tails")});
+  driver.Run();
+  EXPECT_EQ(state.phase(), NodePhase::kSucceeded);
+  EXPECT_EQ(NodeOf(state, "run").outputs.parameters.at("stepresult"), "it was tails");
+}
+
+TEST(RunStateStepsTest, AnOutputExpressionThatFailsIsAnErrorUnlessItHasADefault) {
+  Template main = Steps("main", {{Step("a", "echo")}});
+  Parameter bad = Param("bad");
+  bad.value_from.emplace().expression = "steps.a.outputs.result +";
+  main.outputs.parameters.push_back(bad);
+  RunState state = MustCreate(MakeWorkflow({main, Leaf("echo")}));
+  Driver(&state).Run();
+  EXPECT_EQ(state.phase(), NodePhase::kError);
+  EXPECT_THAT(state.message(), HasSubstr("outputs.parameters.bad: expression"));
+
+  main.outputs.parameters[0].value_from->default_value = "fallback";
+  RunState with_default = MustCreate(MakeWorkflow({main, Leaf("echo")}));
+  Driver(&with_default).Run();
+  EXPECT_EQ(with_default.phase(), NodePhase::kSucceeded);
+  EXPECT_EQ(NodeOf(with_default, "run").outputs.parameters.at("bad"), "fallback");
+}
+
+TEST(RunStateStepsTest, RetryExpressionReadsTheLastAttempt) {
+  // Argo's retry-conditional.yaml: retry while the exit code is above 1.
+  Template flaky = Leaf("flaky");
+  flaky.retry_strategy.emplace().limit = "10";
+  flaky.retry_strategy->expression = "asInt(lastRetry.exitCode) > 1 && lastRetry.status != 'Error'";
+  RunState state = MustCreate(MakeWorkflow({Steps("main", {{Step("a", "flaky")}}), flaky}));
+  Driver driver(&state);
+  AttemptResult three = Fail();
+  three.exit_code = 3;
+  driver.Script("a", {three, three, Fail()});  // exit 1 ends the retries
+  driver.Run();
+  EXPECT_EQ(state.phase(), NodePhase::kFailed);
+  const NodeState& a = NodeOf(state, "run[0].a");
+  EXPECT_EQ(a.attempts.size(), 3u);
+  EXPECT_EQ(a.message, "retryStrategy.expression evaluated to false");
+}
+
 TEST(RunStateStepsTest, RecursionStopsAtTheDepthLimit) {
   RunState state =
       MustCreate(MakeWorkflow({Steps("forever", {{Step("again", "forever")}}), Leaf("echo")}));
