@@ -686,6 +686,11 @@ absl::Status Parser::ParseTask(const YAML::Node& node, const std::string& path, 
           ASSIGN_OR_RETURN(task->when, String(value, field_path));
         } else if (key == "continueOn") {
           return ParseContinueOn(value, field_path, &task->continue_on);
+        } else if (key == "inline") {
+          auto inline_template = std::make_shared<Template>();
+          inline_template->name = "inline";  // named when it is hoisted (HoistInlineTemplates)
+          RETURN_IF_ERROR(ParseTemplate(value, field_path, inline_template.get()));
+          task->inline_template = std::move(inline_template);
         } else if (key == "onExit") {
           LifecycleHook& hook = task->exit_hook.emplace();
           hook.location = Where(value);
@@ -695,13 +700,18 @@ absl::Status Parser::ParseTask(const YAML::Node& node, const std::string& path, 
           RETURN_IF_ERROR(ParseHooks(value, field_path, &task->exit_hook, &others));
           Keep(&task->unsupported, key, std::move(others));
         } else {
-          // templateRef, inline: validation decides.
+          // templateRef: validation decides.
           Keep(&task->unsupported, key, ToJson(value));
         }
         return absl::OkStatus();
       }));
   if (task->name.empty()) {
     return Fail(node, absl::StrCat(path, ".name"), "missing", "every task needs a name");
+  }
+  if (task->inline_template && !task->template_name.empty()) {
+    return Fail(node, absl::StrCat(path, ".inline"),
+                absl::StrCat("'", task->name, "' has both `template` and `inline`"),
+                "keep one: `inline` is the template itself, `template` names one");
   }
   return absl::OkStatus();
 }
@@ -1104,6 +1114,41 @@ std::pair<int, int> UnclosedQuote(absl::string_view text, int error_line) {
 
 }  // namespace
 
+namespace {
+
+// Gives every `inline:` template of a task or step a place in workflow->templates, named
+// "<calling template>.<task>" (Argo's template names cannot hold a '.', so this never clashes),
+// and points the task at it. Inline templates inside inline templates are reached too: the
+// loop runs over the templates it appends.
+void HoistInlineTemplates(Workflow* workflow) {
+  for (size_t i = 0; i < workflow->templates.size(); ++i) {
+    std::vector<Template> hoisted;
+    const std::string caller = workflow->templates[i].name;
+    auto hoist = [&](DagTask& task) {
+      if (!task.inline_template) return;
+      Template tmpl = *task.inline_template;
+      tmpl.name = caller + "." + task.name;
+      task.template_name = tmpl.name;
+      task.inline_template.reset();
+      hoisted.push_back(std::move(tmpl));
+    };
+    Template& tmpl = workflow->templates[i];
+    if (tmpl.dag) {
+      for (DagTask& task : tmpl.dag->tasks) hoist(task);
+    }
+    if (tmpl.steps) {
+      for (std::vector<DagTask>& group : tmpl.steps->groups) {
+        for (DagTask& step : group) hoist(step);
+      }
+    }
+    for (Template& inline_template : hoisted) {
+      workflow->templates.push_back(std::move(inline_template));
+    }
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<Workflow> ParseWorkflow(std::string_view yaml_text, std::string_view file_name) {
   Workflow workflow;
   workflow.file = std::string(file_name);
@@ -1123,6 +1168,7 @@ absl::StatusOr<Workflow> ParseWorkflow(std::string_view yaml_text, std::string_v
                                      "submit each document separately");
     }
     RETURN_IF_ERROR(parser.ParseDocument(documents[0]));
+    HoistInlineTemplates(&workflow);
   } catch (const YAML::Exception& e) {
     SourceLocation where{workflow.file};
     if (!e.mark.is_null()) {

@@ -419,10 +419,6 @@ class Validator {
         return Fail(task_path + ".templateRef", "templateRef is not supported by dagd yet",
                     "copy the template into spec.templates and name it in `template`");
       }
-      if (task.unsupported.contains("inline")) {
-        return Fail(task_path + ".inline", "inline templates are not supported by dagd yet",
-                    "move the template into spec.templates and name it in `template`");
-      }
     }
     const int loops = (task.with_items.empty() ? 0 : 1) + (task.with_param.empty() ? 0 : 1) +
                       (task.with_sequence ? 1 : 0);

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -105,6 +106,8 @@ struct Sequence {
   std::string format;
 };
 
+struct Template;
+
 // One element of `dag.tasks`, or one step of a `steps` group (a step is a task without
 // `dependencies` / `depends`).
 struct DagTask {
@@ -119,6 +122,9 @@ struct DagTask {
   std::string when;                        // `when:` (evaluated in a later issue)
   ContinueOn continue_on;
   std::optional<LifecycleHook> exit_hook;  // `hooks.exit` or `onExit`
+  // `inline:` as parsed. ParseWorkflow() moves it into Workflow::templates under the name
+  // "<calling template>.<task>" and sets `template_name` to that, so this is null afterwards.
+  std::shared_ptr<Template> inline_template;
   // Argo fields dagd accepts but does not run yet (`templateRef`, `inline`, hooks other than
   // exit, `arguments.artifacts`), verbatim, at their path relative to the task.
   // Null if none. Validation rejects the ones a run cannot do without.

@@ -649,6 +649,29 @@ TEST(ParserTest, ReadsExitHooks) {
               HasSubstr("steps[0][0].hooks.exit.template: missing"));
 }
 
+TEST(ParserTest, InlineTemplatesAreHoistedUnderTheirCallersName) {
+  absl::StatusOr<Workflow> wf = Parse(WithTemplates(R"(  - name: main
+    steps:
+    - - name: a
+        inline:
+          dag:
+            tasks:
+            - name: deep
+              inline: {container: {image: alpine, command: [echo, deep]}}
+)"));
+  ASSERT_TRUE(wf.ok()) << wf.status();
+  ASSERT_EQ(wf->templates.size(), 3u);
+  const DagTask& a = wf->templates[0].steps->groups[0][0];
+  EXPECT_EQ(a.template_name, "main.a");
+  EXPECT_EQ(a.inline_template, nullptr);
+  const Template* hoisted = wf->FindTemplate("main.a");
+  ASSERT_NE(hoisted, nullptr);
+  EXPECT_EQ(hoisted->type, TemplateType::kDag);
+  EXPECT_EQ(hoisted->dag->tasks[0].template_name, "main.a.deep");
+  ASSERT_NE(wf->FindTemplate("main.a.deep"), nullptr);
+  EXPECT_EQ(wf->FindTemplate("main.a.deep")->container->command[1], "deep");
+}
+
 TEST(ParserTest, RecordsSourceLocations) {
   absl::StatusOr<Workflow> wf = Parse(WithTemplates(R"(  - name: main
     inputs:

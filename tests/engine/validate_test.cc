@@ -147,8 +147,9 @@ TEST(ValidateTest, UnsupportedTaskFeaturesAreNamed) {
   EXPECT_THAT(CheckError(DagWorkflow("      - {name: a, templateRef: {name: x, template: y}}\n")),
               StartsWith("wf.yaml:15:19: spec.templates[2].dag.tasks[0].templateRef: templateRef "
                          "is not supported by dagd yet"));
-  EXPECT_THAT(CheckError(DagWorkflow("      - {name: a, inline: {container: {image: x}}}\n")),
-              HasSubstr("inline templates are not supported by dagd yet"));
+  EXPECT_THAT(CheckError(DagWorkflow("      - {name: a, template: noop, inline: {container: "
+                                     "{image: x}}}\n")),
+              HasSubstr("'a' has both `template` and `inline`"));
   EXPECT_THAT(CheckError(DagWorkflow("      - {name: a, template: noop, hooks: {running: "
                                      "{expression: \"true\", template: noop}}}\n")),
               HasSubstr("lifecycle hooks other than `exit`"));
@@ -459,8 +460,6 @@ TEST(TestdataTest, ValidWorkflowsPass) {
 // dagd does not have yet — each listed with its reason.
 TEST(TestdataTest, ArgoDagExamplesValidate) {
   const std::map<std::string, std::string> kNotYet = {
-      {"dag-inline-workflow.yaml", "inline templates on tasks"},
-      {"dag-inline-workflowtemplate.yaml", "inline templates on tasks"},
       {"dag-inline-clusterworkflowtemplate.yaml", "kind ClusterWorkflowTemplate"},
       {"dag-inline-cronworkflow.yaml", "kind CronWorkflow"},
   };
