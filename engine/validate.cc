@@ -222,36 +222,50 @@ std::vector<std::string> ParameterNames(const std::vector<Parameter>& parameters
   return names;
 }
 
+constexpr char kSynchronizationNotYet[] =
+    "synchronization (mutexes and semaphores) is not supported by dagd yet";
+constexpr char kSynchronizationFix[] =
+    "remove it; `parallelism: 1` on the calling template serialises its steps within one run";
+
 class Validator {
  public:
   explicit Validator(const Workflow& workflow) : wf_(workflow) {
     for (const Template& t : wf_.templates) template_names_.push_back(t.name);
   }
 
-  absl::Status Run() {
-    RETURN_IF_ERROR(CheckTemplateNames());
-    RETURN_IF_ERROR(CheckEntrypoint());
+  // Every problem found, in the order of the file: each check goes on to the next template,
+  // task and step after one fails (a check stops at its first problem within one task).
+  std::vector<absl::Status> Run() {
+    Collect(CheckTemplateNames());
+    Collect(CheckEntrypoint());
     if (wf_.exit_hook) {
       const std::string path =
           wf_.field_locations.count("spec.onExit") > 0 ? "spec.onExit" : "spec.hooks.exit";
-      RETURN_IF_ERROR(CheckHook(*wf_.exit_hook, "the workflow", path));
+      Collect(CheckHook(*wf_.exit_hook, "the workflow", path));
+    }
+    // A lock silently not taken is worse than a refusal.
+    if (wf_.kubernetes.is_object() && wf_.kubernetes.contains("synchronization")) {
+      Collect(Fail("spec.synchronization", kSynchronizationNotYet, kSynchronizationFix));
     }
     if (wf_.kubernetes.is_object() && wf_.kubernetes.contains("hooks")) {
-      return Fail("spec.hooks",
-                  "lifecycle hooks other than `exit` (hooks that run on an expression) are not "
-                  "supported by dagd yet",
-                  "keep only `hooks.exit`, or run the work as a step");
+      Collect(Fail("spec.hooks",
+                   "lifecycle hooks other than `exit` (hooks that run on an expression) are not "
+                   "supported by dagd yet",
+                   "keep only `hooks.exit`, or run the work as a step"));
     }
     for (size_t i = 0; i < wf_.templates.size(); ++i) {
       const Template& tmpl = wf_.templates[i];
       const std::string path = absl::StrCat("spec.templates[", i, "]");
-      RETURN_IF_ERROR(CheckInputs(tmpl, path));
-      RETURN_IF_ERROR(CheckOutputSources(tmpl, path));
-      if (tmpl.ansible) RETURN_IF_ERROR(CheckCredentialRefs(*tmpl.ansible, path + ".ansible"));
-      if (tmpl.dag) RETURN_IF_ERROR(CheckDag(tmpl, path + ".dag"));
-      if (tmpl.steps) RETURN_IF_ERROR(CheckSteps(tmpl, path + ".steps"));
+      if (tmpl.kubernetes.is_object() && tmpl.kubernetes.contains("synchronization")) {
+        Collect(Fail(path + ".synchronization", kSynchronizationNotYet, kSynchronizationFix));
+      }
+      Collect(CheckInputs(tmpl, path));
+      Collect(CheckOutputSources(tmpl, path));
+      if (tmpl.ansible) Collect(CheckCredentialRefs(*tmpl.ansible, path + ".ansible"));
+      if (tmpl.dag) Collect(CheckDag(tmpl, path + ".dag"));
+      if (tmpl.steps) Collect(CheckSteps(tmpl, path + ".steps"));
     }
-    return absl::OkStatus();
+    return std::move(problems_);
   }
 
  private:
@@ -462,7 +476,7 @@ class Validator {
     return absl::OkStatus();
   }
 
-  absl::Status CheckDag(const Template& tmpl, const std::string& path) const {
+  absl::Status CheckDag(const Template& tmpl, const std::string& path) {
     const DagTemplate& dag = *tmpl.dag;
     std::map<std::string, size_t> index;
     std::vector<std::string> task_names;
@@ -481,7 +495,10 @@ class Validator {
     for (size_t j = 0; j < dag.tasks.size(); ++j) {
       const DagTask& task = dag.tasks[j];
       const std::string task_path = absl::StrCat(path, ".tasks[", j, "]");
-      RETURN_IF_ERROR(CheckTaskCall(task, task_path));
+      if (absl::Status call = CheckTaskCall(task, task_path); !call.ok()) {
+        Collect(std::move(call));
+        continue;
+      }
       if (!task.dependencies.empty() && !task.depends.empty()) {
         return Fail(task_path + ".depends",
                     absl::StrCat("task '", task.name, "' has both dependencies and depends"),
@@ -582,7 +599,7 @@ class Validator {
   // Every step calls a known template correctly, step names are unique in the template (Argo's
   // rule), and `{{steps.X.…}}` in a step's arguments, when and loop names a step of an earlier
   // group: only those have finished when the step starts.
-  absl::Status CheckSteps(const Template& tmpl, const std::string& path) const {
+  absl::Status CheckSteps(const Template& tmpl, const std::string& path) {
     std::map<std::string, std::string> first_path;  // step name -> where it is written
     std::set<std::string> earlier;                  // steps of the groups before this one
     std::set<std::string> all;
@@ -601,7 +618,10 @@ class Validator {
                                    "is at line ",
                                    Where(it->second).line));
         }
-        RETURN_IF_ERROR(CheckTaskCall(step, step_path));
+        if (absl::Status call = CheckTaskCall(step, step_path); !call.ok()) {
+          Collect(std::move(call));
+          continue;
+        }
         std::vector<Text> texts = {{step_path + ".when", step.when},
                                    {step_path + ".withParam", step.with_param}};
         for (size_t k = 0; k < step.arguments.parameters.size(); ++k) {
@@ -632,13 +652,25 @@ class Validator {
     return absl::OkStatus();
   }
 
+  void Collect(absl::Status status) {
+    if (!status.ok()) problems_.push_back(std::move(status));
+  }
+
   const Workflow& wf_;
   std::vector<std::string> template_names_;
+  std::vector<absl::Status> problems_;
 };
 
 }  // namespace
 
-absl::Status ValidateWorkflow(const Workflow& workflow) { return Validator(workflow).Run(); }
+std::vector<absl::Status> FindWorkflowProblems(const Workflow& workflow) {
+  return Validator(workflow).Run();
+}
+
+absl::Status ValidateWorkflow(const Workflow& workflow) {
+  std::vector<absl::Status> problems = FindWorkflowProblems(workflow);
+  return problems.empty() ? absl::OkStatus() : problems.front();
+}
 
 absl::StatusOr<std::map<std::string, std::string>> ResolveWorkflowArguments(
     const Workflow& workflow, const std::map<std::string, std::string>& submitted) {

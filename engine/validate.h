@@ -23,7 +23,13 @@
 
 namespace dagd::engine {
 
+// The first problem FindWorkflowProblems() finds, or OK.
 absl::Status ValidateWorkflow(const Workflow& workflow);
+
+// Every problem, the way `argo lint` lists them: one per template-level check, per task and per
+// step (a check stops at its first problem within one of those). Empty when the workflow is
+// valid.
+std::vector<absl::Status> FindWorkflowProblems(const Workflow& workflow);
 
 // Merges `submitted` over spec.arguments.parameters. Errors: a submitted name the workflow does
 // not declare; a declared parameter with neither a value nor a submitted one; a value outside a

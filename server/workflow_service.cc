@@ -100,8 +100,20 @@ grpc::ServerUnaryReactor* WorkflowServiceImpl::LintWorkflow(grpc::CallbackServer
                                                             const v1::LintWorkflowRequest* request,
                                                             v1::LintWorkflowResponse* response) {
   const std::string file = request->file_name().empty() ? "<request>" : request->file_name();
-  auto workflow = Check(request->yaml(), file);
-  if (!workflow.ok()) *response->add_diagnostics() = ToDiagnostic(workflow.status(), file);
+  // A parse error stops at the first (the rest of the file is not known); validation lists
+  // every problem it finds.
+  if (request->yaml().size() > kMaxSpecBytes) {
+    *response->add_diagnostics() = ToDiagnostic(Check(request->yaml(), file).status(), file);
+    return Done(context, absl::OkStatus());
+  }
+  absl::StatusOr<engine::Workflow> workflow = engine::ParseWorkflow(request->yaml(), file);
+  if (!workflow.ok()) {
+    *response->add_diagnostics() = ToDiagnostic(workflow.status(), file);
+    return Done(context, absl::OkStatus());
+  }
+  for (const absl::Status& problem : engine::FindWorkflowProblems(*workflow)) {
+    *response->add_diagnostics() = ToDiagnostic(problem, file);
+  }
   return Done(context, absl::OkStatus());
 }
 

@@ -186,6 +186,20 @@ TEST_F(WorkflowServiceTest, LintOfMalformedWorkflowNamesLineColumnAndField) {
   EXPECT_NE(d.message().find("dependencies"), std::string::npos) << d.message();
 }
 
+// Lint lists every problem, like `argo lint`, each at its line; submitting names the first.
+TEST_F(WorkflowServiceTest, LintListsEveryProblemOfAFile) {
+  const v1::LintWorkflowResponse response =
+      Lint(ReadTestdata("lint/three-problems.yaml"), "three.yaml");
+  ASSERT_EQ(response.diagnostics_size(), 3) << response.DebugString();
+  EXPECT_EQ(response.diagnostics(0).line(), 13);  // template: ech
+  EXPECT_NE(response.diagnostics(0).message().find("unknown template 'ech'"), std::string::npos);
+  EXPECT_EQ(response.diagnostics(1).line(), 17);  // colour
+  EXPECT_NE(response.diagnostics(1).message().find("no input parameter 'colour'"),
+            std::string::npos);
+  EXPECT_EQ(response.diagnostics(2).line(), 25);  // {{inputs.parameters.mesage}}
+  EXPECT_NE(response.diagnostics(2).message().find("did you mean 'message'"), std::string::npos);
+}
+
 // Every malformed test file: one diagnostic at the line its first line names ("# expect: <line>:
 // <text>"), with a column, a field path (or none, for YAML syntax errors) and the expected text.
 TEST_F(WorkflowServiceTest, LintOfEveryMalformedFileLocatesTheDefect) {
