@@ -299,6 +299,10 @@ class Validator {
   }
 
   absl::Status CheckEntrypoint() const {
+    if (wf_.kubernetes.is_object() && wf_.kubernetes.contains("workflowTemplateRef")) {
+      return Fail("spec.workflowTemplateRef", "workflowTemplateRef is not supported by dagd yet",
+                  "copy the WorkflowTemplate's templates and entrypoint into this workflow");
+    }
     if (wf_.entrypoint.empty()) {
       // A WorkflowTemplate may be a library of templates that other workflows call.
       if (wf_.kind == WorkflowKind::kWorkflowTemplate) return absl::OkStatus();
