@@ -253,12 +253,18 @@ class Validator {
                    "supported by dagd yet",
                    "keep only `hooks.exit`, or run the work as a step"));
     }
+    // Features dagd refuses come first: a submission is refused with the first problem, and
+    // "not supported yet" explains more than what follows from it.
+    for (size_t i = 0; i < wf_.templates.size(); ++i) {
+      const Template& tmpl = wf_.templates[i];
+      if (tmpl.kubernetes.is_object() && tmpl.kubernetes.contains("synchronization")) {
+        Collect(Fail(absl::StrCat("spec.templates[", i, "].synchronization"),
+                     kSynchronizationNotYet, kSynchronizationFix));
+      }
+    }
     for (size_t i = 0; i < wf_.templates.size(); ++i) {
       const Template& tmpl = wf_.templates[i];
       const std::string path = absl::StrCat("spec.templates[", i, "]");
-      if (tmpl.kubernetes.is_object() && tmpl.kubernetes.contains("synchronization")) {
-        Collect(Fail(path + ".synchronization", kSynchronizationNotYet, kSynchronizationFix));
-      }
       Collect(CheckInputs(tmpl, path));
       Collect(CheckOutputSources(tmpl, path));
       if (tmpl.ansible) Collect(CheckCredentialRefs(*tmpl.ansible, path + ".ansible"));
