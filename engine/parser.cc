@@ -318,6 +318,11 @@ class Parser {
   // `hooks`: the `exit` hook into `*exit`, the others verbatim into `*others`.
   absl::Status ParseHooks(const YAML::Node& node, const std::string& path,
                           std::optional<LifecycleHook>* exit, nlohmann::json* others);
+  // `onExit: TEMPLATE` or `hooks:` of the spec or a task into `*exit`; hooks other than `exit`
+  // are kept under "hooks" in `*unsupported`.
+  absl::Status ParseExitHookField(const std::string& key, const YAML::Node& value,
+                                  const std::string& path, std::optional<LifecycleHook>* exit,
+                                  nlohmann::json* unsupported);
   absl::Status ParseParameters(const YAML::Node& node, const std::string& path,
                                std::vector<Parameter>* parameters);
   absl::Status ParseParameter(const YAML::Node& node, const std::string& path, Parameter* param);
@@ -521,14 +526,8 @@ absl::Status Parser::ParseSpec(const YAML::Node& node, const std::string& path) 
           ASSIGN_OR_RETURN(wf_->parallelism, Integer(value, field_path));
         } else if (key == "activeDeadlineSeconds") {
           ASSIGN_OR_RETURN(wf_->active_deadline_seconds, Integer(value, field_path));
-        } else if (key == "onExit") {
-          LifecycleHook& hook = wf_->exit_hook.emplace();
-          hook.location = Where(value);
-          ASSIGN_OR_RETURN(hook.template_name, String(value, field_path));
-        } else if (key == "hooks") {
-          nlohmann::json others;
-          RETURN_IF_ERROR(ParseHooks(value, field_path, &wf_->exit_hook, &others));
-          Keep(&wf_->kubernetes, key, std::move(others));
+        } else if (key == "onExit" || key == "hooks") {
+          return ParseExitHookField(key, value, field_path, &wf_->exit_hook, &wf_->kubernetes);
         } else {
           // Kubernetes-only fields, and Argo features a later issue implements.
           Keep(&wf_->kubernetes, key, ToJson(value));
@@ -691,14 +690,8 @@ absl::Status Parser::ParseTask(const YAML::Node& node, const std::string& path, 
           inline_template->name = "inline";  // named when it is hoisted (HoistInlineTemplates)
           RETURN_IF_ERROR(ParseTemplate(value, field_path, inline_template.get()));
           task->inline_template = std::move(inline_template);
-        } else if (key == "onExit") {
-          LifecycleHook& hook = task->exit_hook.emplace();
-          hook.location = Where(value);
-          ASSIGN_OR_RETURN(hook.template_name, String(value, field_path));
-        } else if (key == "hooks") {
-          nlohmann::json others;
-          RETURN_IF_ERROR(ParseHooks(value, field_path, &task->exit_hook, &others));
-          Keep(&task->unsupported, key, std::move(others));
+        } else if (key == "onExit" || key == "hooks") {
+          return ParseExitHookField(key, value, field_path, &task->exit_hook, &task->unsupported);
         } else {
           // templateRef: validation decides.
           Keep(&task->unsupported, key, ToJson(value));
@@ -726,6 +719,21 @@ absl::Status Parser::ParseSteps(const YAML::Node& node, const std::string& path,
                             return ParseTask(step, step_path, kStepFields, &steps_of_group.back());
                           });
   });
+}
+
+absl::Status Parser::ParseExitHookField(const std::string& key, const YAML::Node& value,
+                                        const std::string& path, std::optional<LifecycleHook>* exit,
+                                        nlohmann::json* unsupported) {
+  if (key == "onExit") {
+    LifecycleHook& hook = exit->emplace();
+    hook.location = Where(value);
+    ASSIGN_OR_RETURN(hook.template_name, String(value, path));
+    return absl::OkStatus();
+  }
+  nlohmann::json others;
+  RETURN_IF_ERROR(ParseHooks(value, path, exit, &others));
+  Keep(unsupported, key, std::move(others));
+  return absl::OkStatus();
 }
 
 absl::Status Parser::ParseHooks(const YAML::Node& node, const std::string& path,

@@ -62,6 +62,15 @@ inline Template Dag(const std::string& name, std::vector<DagTask> tasks) {
   return t;
 }
 
+inline Template Steps(const std::string& name, std::vector<std::vector<DagTask>> groups) {
+  Template t;
+  t.name = name;
+  t.type = TemplateType::kSteps;
+  t.steps.emplace();
+  t.steps->groups = std::move(groups);
+  return t;
+}
+
 inline std::shared_ptr<const Workflow> MakeWorkflow(
     std::vector<Template> templates, std::optional<int64_t> parallelism = std::nullopt) {
   auto wf = std::make_shared<Workflow>();

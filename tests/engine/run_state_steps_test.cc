@@ -15,15 +15,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
 
-Template Steps(const std::string& name, std::vector<std::vector<DagTask>> groups) {
-  Template t;
-  t.name = name;
-  t.type = TemplateType::kSteps;
-  t.steps.emplace();
-  t.steps->groups = std::move(groups);
-  return t;
-}
-
 DagTask Step(const std::string& name, const std::string& tmpl,
              std::vector<std::pair<std::string, std::string>> arguments = {}) {
   return Task(name, tmpl, "", std::move(arguments));
@@ -418,13 +409,18 @@ TEST(RunStateExitHookTest, TheWorkflowHookSeesTheStatusAndFailures) {
   EXPECT_THAT(notified, HasSubstr("\"templateName\":\"intentional-fail\""));
 }
 
-TEST(RunStateExitHookTest, AFailedWorkflowHookFailsASucceededRun) {
+// A one-pod workflow whose exit hook runs the pod template "bye".
+std::shared_ptr<const Workflow> LeafWithExitHook() {
   auto wf = std::make_shared<Workflow>();
   wf->name = "wf";
   wf->entrypoint = "main";
   wf->exit_hook = Hook("bye");
   wf->templates = {Leaf("main"), Leaf("bye")};
-  RunState state = MustCreate(wf);
+  return wf;
+}
+
+TEST(RunStateExitHookTest, AFailedWorkflowHookFailsASucceededRun) {
+  RunState state = MustCreate(LeafWithExitHook());
   Driver driver(&state);
   driver.Script("run.onExit", {Fail("exit code 2")});
   driver.Run();
@@ -435,12 +431,7 @@ TEST(RunStateExitHookTest, AFailedWorkflowHookFailsASucceededRun) {
 }
 
 TEST(RunStateExitHookTest, NoHookStartsAfterStop) {
-  auto wf = std::make_shared<Workflow>();
-  wf->name = "wf";
-  wf->entrypoint = "main";
-  wf->exit_hook = Hook("bye");
-  wf->templates = {Leaf("main"), Leaf("bye")};
-  RunState state = MustCreate(wf);
+  RunState state = MustCreate(LeafWithExitHook());
   Driver driver(&state);
   EXPECT_THAT(driver.Advance(), ElementsAre("run"));
   state.Stop("Stopped by user", driver.now());
