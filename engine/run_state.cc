@@ -278,6 +278,16 @@ absl::StatusOr<RunState> RunState::Restore(std::shared_ptr<const Workflow> workf
 void RunState::BuildPlans() {
   const TagScope workflow_scope = internal::WorkflowScope(*workflow_, parameters_, run_name_);
   for (const Template& tmpl : workflow_->templates) {
+    if (tmpl.dag) {
+      for (const DagTask& task : tmpl.dag->tasks) has_task_hooks_ |= task.exit_hook.has_value();
+    }
+    if (tmpl.steps) {
+      for (const std::vector<DagTask>& group : tmpl.steps->groups) {
+        for (const DagTask& step : group) has_task_hooks_ |= step.exit_hook.has_value();
+      }
+    }
+  }
+  for (const Template& tmpl : workflow_->templates) {
     if (tmpl.type != TemplateType::kDag || !tmpl.dag) continue;
     // dag.target may name workflow parameters ("{{workflow.parameters.target}}", as in Argo's
     // dag-targets example). A target that does not resolve here stays as written, and the plan
@@ -901,7 +911,7 @@ const DagTask* RunState::TaskOf(const NodeState& node) const {
 bool RunState::Settled(const std::string& name) const {
   const NodeState& node = nodes_.at(name);
   if (!IsFinal(node.phase)) return false;
-  if (!Completed(node.phase)) return true;  // Skipped and Omitted nodes run no hook
+  if (!has_task_hooks_ || !Completed(node.phase)) return true;  // Skipped, Omitted: no hook
   const DagTask* task = TaskOf(node);
   if (task == nullptr || !task->exit_hook) return true;
   auto hook = nodes_.find(name + ".onExit");
@@ -910,6 +920,7 @@ bool RunState::Settled(const std::string& name) const {
 }
 
 void RunState::ProcessExitHook(const std::string& name, int depth, int64_t now_ms) {
+  if (!has_task_hooks_) return;
   const std::string hook_name = name + ".onExit";
   if (nodes_.count(hook_name) > 0) {
     ProcessChild(hook_name, depth, now_ms);
@@ -1000,7 +1011,8 @@ std::vector<DispatchRequest> RunState::Dispatch(int64_t now_ms) {
         } else if (Composite(node.type) && node.phase == NodePhase::kRunning) {
           ++active[boundary];
         }
-        // Final nodes too: an exit hook is the child of a node that has ended.
+        // Under a final node only an exit hook may still run.
+        if (IsFinal(node.phase) && !has_task_hooks_) return;
         const std::string& inner = Composite(node.type) ? name : boundary;
         for (const std::string& child : node.children) walk(child, inner);
       };

@@ -283,6 +283,8 @@ class RunState {
   std::string stop_message_;  // kept in the root node's message too, so Restore() recovers it
   // The plan of every dag template, by template name; built from workflow_ by Create/Restore.
   std::map<std::string, std::shared_ptr<const internal::DagPlan>> plans_;
+  // Whether any task or step of the workflow has an exit hook (Settled() is IsFinal() if not).
+  bool has_task_hooks_ = false;
 };
 
 }  // namespace dagd::engine
