@@ -236,6 +236,9 @@ absl::Status BuildAnsible(const AttemptSpec& spec, const LocalRunnerOptions& opt
   }
 
   (*env)["ANSIBLE_NOCOLOR"] = "1";
+  // On a host with cowsay installed Ansible draws every task header as a cow, and the task
+  // names dagd reads from the log (failure messages, recaps) are lost.
+  (*env)["ANSIBLE_NOCOWS"] = "1";
   (*env)["ANSIBLE_RETRY_FILES_ENABLED"] = "0";
   (*env)["ANSIBLE_LOCAL_TEMP"] = (work_dir / ".ansible-tmp").string();
   (*env)["ANSIBLE_HOST_KEY_CHECKING"] = a.host_key_checking ? "True" : "False";

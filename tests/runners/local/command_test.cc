@@ -134,8 +134,8 @@ TEST(BuildCommandTest, AnsibleCommandLineAndEnvironment) {
   EXPECT_EQ(Mode(vars), 0600);
   EXPECT_TRUE(command->is_ansible);
   for (const char* var :
-       {"ANSIBLE_NOCOLOR=1", "ANSIBLE_RETRY_FILES_ENABLED=0", "ANSIBLE_HOST_KEY_CHECKING=False",
-        "PYTHONUNBUFFERED=1", "ANSIBLE_STDOUT_CALLBACK=yaml",
+       {"ANSIBLE_NOCOLOR=1", "ANSIBLE_NOCOWS=1", "ANSIBLE_RETRY_FILES_ENABLED=0",
+        "ANSIBLE_HOST_KEY_CHECKING=False", "PYTHONUNBUFFERED=1", "ANSIBLE_STDOUT_CALLBACK=yaml",
         "ANSIBLE_INVENTORY_UNPARSED_FAILED=True"}) {
     EXPECT_THAT(command->env, Contains(var));
   }
