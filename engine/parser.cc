@@ -148,6 +148,8 @@ constexpr absl::string_view kStepFields[] = {
     "arguments", "continueOn",  "hooks", "inline",    "name",      "onExit",
     "template",  "templateRef", "when",  "withItems", "withParam", "withSequence"};
 constexpr absl::string_view kHookFields[] = {"arguments", "expression", "template", "templateRef"};
+constexpr absl::string_view kTemplateRefFields[] = {"clusterScope", "name", "template"};
+constexpr absl::string_view kWorkflowTemplateRefFields[] = {"clusterScope", "name"};
 constexpr absl::string_view kSequenceFields[] = {"count", "end", "format", "start"};
 constexpr absl::string_view kArgumentsFields[] = {"artifacts", "parameters"};
 constexpr absl::string_view kOutputsFields[] = {"artifacts", "exitCode", "parameters", "result"};
@@ -301,6 +303,9 @@ class Parser {
                                                       const std::string& path);
   absl::StatusOr<int64_t> Integer(const YAML::Node& node, const std::string& path) const;
   absl::StatusOr<bool> Bool(const YAML::Node& node, const std::string& path) const;
+  // `templateRef` (known: kTemplateRefFields) or `spec.workflowTemplateRef`.
+  absl::Status ParseTemplateRef(const YAML::Node& node, const std::string& path, Fields known,
+                                std::optional<TemplateRef>* ref);
   absl::StatusOr<double> Number(const YAML::Node& node, const std::string& path) const;
   // A parameter value: a scalar's text as written, a map or list as JSON text, null as unset.
   absl::StatusOr<std::optional<std::string>> ValueText(const YAML::Node& node,
@@ -458,9 +463,11 @@ absl::Status Parser::ParseDocument(const YAML::Node& root) {
     wf_->kind = WorkflowKind::kWorkflow;
   } else if (kind_text == "WorkflowTemplate") {
     wf_->kind = WorkflowKind::kWorkflowTemplate;
+  } else if (kind_text == "ClusterWorkflowTemplate") {
+    wf_->kind = WorkflowKind::kClusterWorkflowTemplate;
   } else {
     return Fail(kind, "kind", absl::StrCat("unsupported kind '", kind_text, "'"),
-                "dagd reads kind Workflow or WorkflowTemplate");
+                "dagd reads kind Workflow, WorkflowTemplate or ClusterWorkflowTemplate");
   }
   if (!root["spec"].IsDefined()) {
     return Fail(root, "spec", "missing", "add a `spec:` with entrypoint and templates");
@@ -528,6 +535,9 @@ absl::Status Parser::ParseSpec(const YAML::Node& node, const std::string& path) 
           ASSIGN_OR_RETURN(wf_->active_deadline_seconds, Integer(value, field_path));
         } else if (key == "onExit" || key == "hooks") {
           return ParseExitHookField(key, value, field_path, &wf_->exit_hook, &wf_->kubernetes);
+        } else if (key == "workflowTemplateRef") {
+          return ParseTemplateRef(value, field_path, kWorkflowTemplateRefFields,
+                                  &wf_->workflow_template_ref);
         } else {
           // Kubernetes-only fields, and Argo features a later issue implements.
           Keep(&wf_->kubernetes, key, ToJson(value));
@@ -692,19 +702,23 @@ absl::Status Parser::ParseTask(const YAML::Node& node, const std::string& path, 
           task->inline_template = std::move(inline_template);
         } else if (key == "onExit" || key == "hooks") {
           return ParseExitHookField(key, value, field_path, &task->exit_hook, &task->unsupported);
-        } else {
-          // templateRef: validation decides.
-          Keep(&task->unsupported, key, ToJson(value));
+        } else if (key == "templateRef") {
+          return ParseTemplateRef(value, field_path, kTemplateRefFields, &task->template_ref);
         }
         return absl::OkStatus();
       }));
   if (task->name.empty()) {
     return Fail(node, absl::StrCat(path, ".name"), "missing", "every task needs a name");
   }
-  if (task->inline_template && !task->template_name.empty()) {
-    return Fail(node, absl::StrCat(path, ".inline"),
-                absl::StrCat("'", task->name, "' has both `template` and `inline`"),
-                "keep one: `inline` is the template itself, `template` names one");
+  const int callees = (task->inline_template ? 1 : 0) + (task->template_name.empty() ? 0 : 1) +
+                      (task->template_ref ? 1 : 0);
+  if (callees > 1) {
+    return Fail(node, path,
+                absl::StrCat("'", task->name,
+                             "' names more than one of `template`, `templateRef` "
+                             "and `inline`"),
+                "keep one: `template` names a template of this workflow, `templateRef` one of a "
+                "WorkflowTemplate, `inline` is the template itself");
   }
   return absl::OkStatus();
 }
@@ -752,27 +766,59 @@ absl::Status Parser::ParseHooks(const YAML::Node& node, const std::string& path,
     LifecycleHook& hook = exit->emplace();
     hook.location = Where(entry.second);
     nlohmann::json extras;
-    RETURN_IF_ERROR(
-        ForEachField(entry.second, hook_path, kHookFields,
-                     [&](const std::string& key, const YAML::Node& value,
-                         const std::string& field_path) -> absl::Status {
-                       if (key == "template") {
-                         ASSIGN_OR_RETURN(hook.template_name, String(value, field_path));
-                       } else if (key == "arguments") {
-                         nlohmann::json artifacts;
-                         RETURN_IF_ERROR(ParseParameterHolder(
-                             value, field_path, &hook.arguments.parameters, &artifacts));
-                         Keep(&extras, key, std::move(artifacts));
-                       } else {  // templateRef, expression
-                         Keep(&extras, key, ToJson(value));
-                       }
-                       return absl::OkStatus();
-                     }));
-    if (hook.template_name.empty() && extras.is_null()) {
+    RETURN_IF_ERROR(ForEachField(
+        entry.second, hook_path, kHookFields,
+        [&](const std::string& key, const YAML::Node& value,
+            const std::string& field_path) -> absl::Status {
+          if (key == "template") {
+            ASSIGN_OR_RETURN(hook.template_name, String(value, field_path));
+          } else if (key == "arguments") {
+            nlohmann::json artifacts;
+            RETURN_IF_ERROR(
+                ParseParameterHolder(value, field_path, &hook.arguments.parameters, &artifacts));
+            Keep(&extras, key, std::move(artifacts));
+          } else if (key == "templateRef") {
+            return ParseTemplateRef(value, field_path, kTemplateRefFields, &hook.template_ref);
+          } else {  // expression
+            Keep(&extras, key, ToJson(value));
+          }
+          return absl::OkStatus();
+        }));
+    if (hook.template_name.empty() && !hook.template_ref && extras.is_null()) {
       return Fail(entry.second, hook_path + ".template", "missing",
                   "name the template the exit hook runs");
     }
     if (!extras.is_null()) Keep(others, name, std::move(extras));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Parser::ParseTemplateRef(const YAML::Node& node, const std::string& path, Fields known,
+                                      std::optional<TemplateRef>* ref) {
+  TemplateRef& parsed = ref->emplace();
+  parsed.path = path;
+  // Where the `templateRef:` key is, like every other field's error.
+  auto key = wf_->field_locations.find(path);
+  parsed.location = key != wf_->field_locations.end() ? key->second : Where(node);
+  RETURN_IF_ERROR(ForEachField(node, path, known,
+                               [&](const std::string& key, const YAML::Node& value,
+                                   const std::string& field_path) -> absl::Status {
+                                 if (key == "clusterScope") {
+                                   ASSIGN_OR_RETURN(parsed.cluster_scope, Bool(value, field_path));
+                                 } else if (key == "name") {
+                                   ASSIGN_OR_RETURN(parsed.name, String(value, field_path));
+                                 } else {
+                                   ASSIGN_OR_RETURN(parsed.template_name,
+                                                    String(value, field_path));
+                                 }
+                                 return absl::OkStatus();
+                               }));
+  if (parsed.name.empty()) {
+    return Fail(node, path + ".name", "missing", "name the WorkflowTemplate");
+  }
+  if (Contains(known, "template") && parsed.template_name.empty()) {
+    return Fail(node, path + ".template", "missing",
+                "name the template within the WorkflowTemplate");
   }
   return absl::OkStatus();
 }
@@ -1155,30 +1201,32 @@ void HoistInlineTemplates(Workflow* workflow) {
   }
 }
 
-}  // namespace
-
-absl::StatusOr<Workflow> ParseWorkflow(std::string_view yaml_text, std::string_view file_name) {
-  Workflow workflow;
-  workflow.file = std::string(file_name);
-  Parser parser(workflow.file, &workflow);
+// The non-empty documents of `yaml_text`, each parsed; at most `max_documents` of them.
+absl::StatusOr<std::vector<Workflow>> ParseDocuments(std::string_view yaml_text,
+                                                     std::string_view file_name,
+                                                     size_t max_documents) {
+  const std::string file(file_name);
+  std::vector<Workflow> workflows;
   // yaml-cpp reports errors by exception; they stop here (CONVENTIONS.md habit 4).
   try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
-    if (documents.empty() || IsNullValue(documents[0])) {
-      return internal::WorkflowError(SourceLocation{workflow.file}, "(document)",
-                                     "the file holds no workflow",
-                                     "write a Workflow with apiVersion, kind, metadata and spec");
+    for (const YAML::Node& document : YAML::LoadAll(std::string(yaml_text))) {
+      if (IsNullValue(document)) continue;  // `---` with nothing after it
+      if (workflows.size() == max_documents) {
+        return internal::WorkflowError(
+            SourceLocation{file, document.Mark().line + 1, document.Mark().column + 1},
+            absl::StrCat("(document ", max_documents + 1, ")"),
+            max_documents == 1 ? "a file holds one workflow"
+                               : absl::StrCat("a file holds at most ", max_documents, " documents"),
+            "submit each document separately");
+      }
+      Workflow& workflow = workflows.emplace_back();
+      workflow.file = file;
+      Parser parser(workflow.file, &workflow);
+      RETURN_IF_ERROR(parser.ParseDocument(document));
+      HoistInlineTemplates(&workflow);
     }
-    if (documents.size() > 1) {
-      return internal::WorkflowError(SourceLocation{workflow.file, documents[1].Mark().line + 1,
-                                                    documents[1].Mark().column + 1},
-                                     "(document 2)", "a file holds one workflow",
-                                     "submit each document separately");
-    }
-    RETURN_IF_ERROR(parser.ParseDocument(documents[0]));
-    HoistInlineTemplates(&workflow);
   } catch (const YAML::Exception& e) {
-    SourceLocation where{workflow.file};
+    SourceLocation where{file};
     if (!e.mark.is_null()) {
       where.line = e.mark.line + 1;
       where.column = e.mark.column + 1;
@@ -1187,14 +1235,64 @@ absl::StatusOr<Workflow> ParseWorkflow(std::string_view yaml_text, std::string_v
         UnclosedQuote(absl::string_view(yaml_text.data(), yaml_text.size()), where.line);
     if (quote_line != 0 && quote_line < where.line) {
       return absl::InvalidArgumentError(
-          absl::StrCat(workflow.file, ":", quote_line, ":", quote_column,
+          absl::StrCat(file, ":", quote_line, ":", quote_column,
                        ": malformed YAML: this double quote is never closed (the YAML parser "
                        "stopped at line ",
                        where.line, ": ", e.msg, "); add the closing quote"));
     }
     return absl::InvalidArgumentError(absl::StrCat(where.ToString(), ": malformed YAML: ", e.msg));
   }
-  return workflow;
+  if (workflows.empty()) {
+    return internal::WorkflowError(SourceLocation{file}, "(document)", "the file holds no workflow",
+                                   "write a Workflow with apiVersion, kind, metadata and spec");
+  }
+  return workflows;
+}
+
+}  // namespace
+
+absl::StatusOr<Workflow> ParseWorkflow(std::string_view yaml_text, std::string_view file_name) {
+  ASSIGN_OR_RETURN(std::vector<Workflow> workflows, ParseDocuments(yaml_text, file_name, 1));
+  return std::move(workflows.front());
+}
+
+absl::StatusOr<std::vector<Workflow>> ParseWorkflowDocuments(std::string_view yaml_text,
+                                                             std::string_view file_name) {
+  return ParseDocuments(yaml_text, file_name, kMaxWorkflowDocuments);
+}
+
+std::vector<YamlDocument> SplitYamlDocuments(std::string_view yaml_text) {
+  std::vector<YamlDocument> documents;
+  YamlDocument current;
+  bool has_content = false;  // something other than blank lines and comments
+  int line_number = 0;
+  auto flush = [&] {
+    if (has_content) documents.push_back(std::move(current));
+    current = YamlDocument{};
+    has_content = false;
+  };
+  size_t pos = 0;
+  while (pos < yaml_text.size()) {
+    size_t end = yaml_text.find('\n', pos);
+    end = end == std::string_view::npos ? yaml_text.size() : end + 1;
+    const absl::string_view line(yaml_text.data() + pos, end - pos);
+    pos = end;
+    ++line_number;
+    // A document marker: `---` or `...` at column 0, alone or followed by a space.
+    const bool marker = (absl::StartsWith(line, "---") || absl::StartsWith(line, "...")) &&
+                        (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\n' ||
+                         line[3] == '\r');
+    if (marker) {
+      flush();
+      continue;
+    }
+    if (current.text.empty()) current.first_line = line_number;
+    current.text.append(line.data(), line.size());
+    const absl::string_view stripped = absl::StripLeadingAsciiWhitespace(line);
+    if (!stripped.empty() && stripped.front() != '#') has_content = true;
+  }
+  flush();
+  return documents;
 }
 
 }  // namespace dagd::engine

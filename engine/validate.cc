@@ -248,10 +248,7 @@ class Validator {
       Collect(Fail("spec.synchronization", kSynchronizationNotYet, kSynchronizationFix));
     }
     if (wf_.kubernetes.is_object() && wf_.kubernetes.contains("hooks")) {
-      Collect(Fail("spec.hooks",
-                   "lifecycle hooks other than `exit` (hooks that run on an expression) are not "
-                   "supported by dagd yet",
-                   "keep only `hooks.exit`, or run the work as a step"));
+      Collect(RefuseHooks(wf_.kubernetes["hooks"], "spec.hooks"));
     }
     // Features dagd refuses come first: a submission is refused with the first problem, and
     // "not supported yet" explains more than what follows from it.
@@ -305,13 +302,10 @@ class Validator {
   }
 
   absl::Status CheckEntrypoint() const {
-    if (wf_.kubernetes.is_object() && wf_.kubernetes.contains("workflowTemplateRef")) {
-      return Fail("spec.workflowTemplateRef", "workflowTemplateRef is not supported by dagd yet",
-                  "copy the WorkflowTemplate's templates and entrypoint into this workflow");
-    }
+    if (wf_.workflow_template_ref) return Unresolved(*wf_.workflow_template_ref);
     if (wf_.entrypoint.empty()) {
       // A WorkflowTemplate may be a library of templates that other workflows call.
-      if (wf_.kind == WorkflowKind::kWorkflowTemplate) return absl::OkStatus();
+      if (wf_.kind != WorkflowKind::kWorkflow) return absl::OkStatus();
       return Fail("spec.entrypoint", "missing",
                   template_names_.empty()
                       ? std::string("add templates and name the first one in `entrypoint:`")
@@ -323,7 +317,9 @@ class Validator {
       return Fail("spec.entrypoint", absl::StrCat("unknown template '", wf_.entrypoint, "'"),
                   internal::SuggestFix(wf_.entrypoint, template_names_, "templates"));
     }
-    // Argo binds the workflow's arguments to the entrypoint's inputs by name.
+    // Argo binds the workflow's arguments to the entrypoint's inputs by name. A WorkflowTemplate
+    // gets its arguments where it is used (a Workflow's workflowTemplateRef).
+    if (wf_.kind != WorkflowKind::kWorkflow) return absl::OkStatus();
     for (const Parameter& input : entry->inputs.parameters) {
       if (!IsRequiredInput(input)) continue;
       bool declared = false;
@@ -414,9 +410,37 @@ class Validator {
     return absl::OkStatus();
   }
 
+  // `hooks` holds what dagd keeps of a hooks field but does not run: hooks other than `exit`,
+  // and an exit hook's `arguments.artifacts`.
+  absl::Status RefuseHooks(const nlohmann::json& hooks, const std::string& path) const {
+    for (const auto& [name, hook] : hooks.items()) {
+      if (name == "exit") continue;
+      return Fail(absl::StrCat(path, ".", name),
+                  absl::StrCat("lifecycle hook '", name,
+                               "': hooks other than `exit` (hooks that run on an expression) are "
+                               "not supported by dagd yet"),
+                  "keep only `hooks.exit`, or run the work as a step");
+    }
+    return Fail(path + ".exit.arguments.artifacts",
+                "artifacts in an exit hook's arguments are not supported by dagd yet",
+                "pass parameters instead");
+  }
+
+  // A templateRef is resolved (engine/template_refs.h) before validation, from the
+  // WorkflowTemplates dagd stores; one left means the workflow was checked without them.
+  absl::Status Unresolved(const TemplateRef& ref) const {
+    return Fail(ref.path,
+                absl::StrCat("refers to ",
+                             ref.cluster_scope ? "ClusterWorkflowTemplate '" : "WorkflowTemplate '",
+                             ref.name, "', which is only known to a dagd that stores it"),
+                "apply the template to dagd (dagctl apply -f FILE) and check this workflow there "
+                "(dagctl lint or submit)");
+  }
+
   // An exit hook calls a known template with the arguments it needs.
   absl::Status CheckHook(const LifecycleHook& hook, const std::string& owner,
                          const std::string& path) const {
+    if (hook.template_ref) return Unresolved(*hook.template_ref);
     DagTask call;
     call.name = "exit hook of " + owner;
     call.template_name = hook.template_name;
@@ -432,18 +456,10 @@ class Validator {
                                         : task_path + ".hooks.exit";
       RETURN_IF_ERROR(CheckHook(*task.exit_hook, "'" + task.name + "'", hook_path));
     }
-    if (task.unsupported.is_object()) {
-      if (task.unsupported.contains("hooks")) {
-        return Fail(task_path + ".hooks",
-                    "lifecycle hooks other than `exit` (hooks that run on an expression), and "
-                    "hooks with a templateRef, are not supported by dagd yet",
-                    "keep only `hooks.exit` with a `template`");
-      }
-      if (task.unsupported.contains("templateRef")) {
-        return Fail(task_path + ".templateRef", "templateRef is not supported by dagd yet",
-                    "copy the template into spec.templates and name it in `template`");
-      }
+    if (task.unsupported.is_object() && task.unsupported.contains("hooks")) {
+      return RefuseHooks(task.unsupported["hooks"], task_path + ".hooks");
     }
+    if (task.template_ref) return Unresolved(*task.template_ref);
     const int loops = (task.with_items.empty() ? 0 : 1) + (task.with_param.empty() ? 0 : 1) +
                       (task.with_sequence ? 1 : 0);
     if (loops > 1) {
@@ -462,14 +478,20 @@ class Validator {
     }
     const std::vector<std::string> inputs = ParameterNames(callee->inputs.parameters);
     const std::vector<Parameter>& args = task.arguments.parameters;
+    // Argo ignores an argument the template does not declare; dagd too, unless it looks like a
+    // misspelt input that the call does not pass (then the input would silently keep its
+    // default).
     for (size_t k = 0; k < args.size(); ++k) {
       if (std::find(inputs.begin(), inputs.end(), args[k].name) != inputs.end()) continue;
-      const std::string what =
-          absl::StrCat("template '", callee->name, "' has no input parameter '", args[k].name, "'");
-      const std::string arg_path = absl::StrCat(task_path, ".arguments.parameters[", k, "]");
-      if (inputs.empty()) return Fail(arg_path, what, "it declares no inputs; remove the argument");
-      return Fail(arg_path, what,
-                  internal::SuggestFix(args[k].name, inputs, "its input parameters"));
+      const std::string meant = internal::ClosestMatch(args[k].name, inputs);
+      if (meant.empty() || std::any_of(args.begin(), args.end(),
+                                       [&](const Parameter& a) { return a.name == meant; })) {
+        continue;
+      }
+      return Fail(
+          absl::StrCat(task_path, ".arguments.parameters[", k, "]"),
+          absl::StrCat("template '", callee->name, "' has no input parameter '", args[k].name, "'"),
+          absl::StrCat("did you mean '", meant, "'?"));
     }
     for (const Parameter& input : callee->inputs.parameters) {
       if (!IsRequiredInput(input)) continue;

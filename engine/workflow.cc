@@ -78,6 +78,18 @@ const char* TemplateTypeName(TemplateType type) {
   return "unknown";
 }
 
+const char* WorkflowKindName(WorkflowKind kind) {
+  switch (kind) {
+    case WorkflowKind::kWorkflow:
+      return "Workflow";
+    case WorkflowKind::kWorkflowTemplate:
+      return "WorkflowTemplate";
+    case WorkflowKind::kClusterWorkflowTemplate:
+      return "ClusterWorkflowTemplate";
+  }
+  return "Unknown";
+}
+
 bool IsCredentialName(std::string_view name) {
   auto alnum = [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');

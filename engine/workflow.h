@@ -88,10 +88,22 @@ struct ContinueOn {
   bool error = false;
 };
 
+// `templateRef` of a task, step or hook (or `spec.workflowTemplateRef`, with `template_name`
+// empty): a template of a stored WorkflowTemplate (`cluster_scope`: a ClusterWorkflowTemplate).
+// engine/template_refs.h resolves it before validation.
+struct TemplateRef {
+  std::string name;           // the WorkflowTemplate's metadata.name
+  std::string template_name;  // `template:`, the template within it
+  bool cluster_scope = false;
+  std::string path;  // its field path, e.g. "spec.templates[0].dag.tasks[1].templateRef"
+  SourceLocation location;
+};
+
 // A lifecycle hook: `hooks.exit` of a task, step or the spec, or the older `onExit: <template>`.
 // (Hooks other than `exit`, which run on an `expression`, are kept in `unsupported`.)
 struct LifecycleHook {
   std::string template_name;
+  std::optional<TemplateRef> template_ref;  // instead of template_name, until resolved
   Arguments arguments;
   SourceLocation location;
 };
@@ -112,9 +124,10 @@ struct Template;
 // `dependencies` / `depends`).
 struct DagTask {
   std::string name;
-  std::string template_name;              // `template:`
-  std::vector<std::string> dependencies;  // `dependencies:` (legacy form)
-  std::string depends;                    // `depends:` expression, empty if unset
+  std::string template_name;                // `template:`
+  std::optional<TemplateRef> template_ref;  // `templateRef:`, until resolved (template_refs.h)
+  std::vector<std::string> dependencies;    // `dependencies:` (legacy form)
+  std::string depends;                      // `depends:` expression, empty if unset
   Arguments arguments;
   std::vector<nlohmann::json> with_items;  // `withItems:` values (strings, numbers, maps)
   std::string with_param;                  // `withParam:` (a JSON list after substitution)
@@ -125,8 +138,8 @@ struct DagTask {
   // `inline:` as parsed. ParseWorkflow() moves it into Workflow::templates under the name
   // "<calling template>.<task>" and sets `template_name` to that, so this is null afterwards.
   std::shared_ptr<Template> inline_template;
-  // Argo fields dagd accepts but does not run yet (`templateRef`, `inline`, hooks other than
-  // exit, `arguments.artifacts`), verbatim, at their path relative to the task.
+  // Argo fields dagd accepts but does not run yet (hooks other than exit,
+  // `arguments.artifacts`), verbatim, at their path relative to the task.
   // Null if none. Validation rejects the ones a run cannot do without.
   nlohmann::json unsupported;
   SourceLocation location;
@@ -224,7 +237,10 @@ struct Template {
   SourceLocation location;
 };
 
-enum class WorkflowKind { kWorkflow, kWorkflowTemplate };
+enum class WorkflowKind { kWorkflow, kWorkflowTemplate, kClusterWorkflowTemplate };
+
+// "Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate".
+const char* WorkflowKindName(WorkflowKind kind);
 
 struct Workflow {
   WorkflowKind kind = WorkflowKind::kWorkflow;
@@ -239,8 +255,11 @@ struct Workflow {
   std::optional<int64_t> parallelism;
   std::optional<int64_t> active_deadline_seconds;
   std::optional<LifecycleHook> exit_hook;  // spec.onExit or spec.hooks.exit
-  nlohmann::json kubernetes;               // spec-level Kubernetes-only fields, verbatim
-  std::string file;                        // the file name errors refer to
+  // spec.workflowTemplateRef: the spec is that WorkflowTemplate's, with this one's fields over
+  // it; resolved (and cleared) by engine/template_refs.h.
+  std::optional<TemplateRef> workflow_template_ref;
+  nlohmann::json kubernetes;  // spec-level Kubernetes-only fields, verbatim
+  std::string file;           // the file name errors refer to
   // Where each field was written, keyed by its field path as errors spell it
   // ("spec.entrypoint", "spec.templates[1].dag.tasks[0].depends"; a list element's path is
   // that of its first line). Lets checks after parsing name the exact line.

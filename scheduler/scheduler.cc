@@ -18,6 +18,7 @@
 #include "engine/duration.h"
 #include "engine/parser.h"
 #include "engine/status_macros.h"
+#include "engine/template_refs.h"
 #include "engine/validate.h"
 #include "logging/log.h"
 
@@ -363,7 +364,7 @@ Scheduler::ActiveRun* Scheduler::Find(const std::string& run_id) {
 absl::Status Scheduler::Recover() {
   ASSIGN_OR_RETURN(std::vector<storage::RunRecord> unfinished, store_->ListUnfinishedRuns());
   for (storage::RunRecord& record : unfinished) {
-    auto parsed = engine::ParseWorkflow(record.workflow_yaml, record.file_name);
+    auto parsed = engine::ParseRunSpec(record.workflow_yaml, record.file_name);
     if (!parsed.ok()) {
       // The spec was valid when the run was stored; a parser that no longer accepts it is a
       // dagd upgrade problem. Keep the run as it is rather than guess.
@@ -434,8 +435,11 @@ absl::Status Scheduler::Recover() {
 void Scheduler::Submit(SubmitRequest request,
                        std::function<void(absl::StatusOr<storage::RunRecord>)> done) {
   // Parsing and validation need no run state: do them on the caller's thread.
-  auto parsed = engine::ParseWorkflow(request.workflow_yaml, request.file_name);
+  auto parsed = engine::ParseRunSpec(request.workflow_yaml, request.file_name);
   if (!parsed.ok()) return done(parsed.status());
+  // What runs is a Workflow, whatever kind of document it came from: validated as one (its
+  // entrypoint and the arguments the entrypoint needs).
+  parsed->kind = engine::WorkflowKind::kWorkflow;
   if (absl::Status valid = engine::ValidateWorkflow(*parsed); !valid.ok()) return done(valid);
   auto parameters = engine::ResolveWorkflowArguments(*parsed, request.parameters);
   if (!parameters.ok()) return done(parameters.status());

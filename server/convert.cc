@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_split.h"
+#include "engine/yaml_json.h"
 
 namespace dagd::server {
 namespace {
@@ -97,6 +98,12 @@ void ToProto(const storage::WorkflowRecord& record, v1::Workflow* out) {
   out->set_bundle_files(static_cast<int32_t>(record.bundle.file_count));
   out->set_bundle_bytes(record.bundle.total_bytes);
   SetTime(record.created_at_ms, out->mutable_create_time());
+  // Every stored version parsed when it was applied; the kind is read back from its YAML.
+  absl::StatusOr<nlohmann::json> document = engine::YamlToJson(record.yaml, record.name);
+  if (document.ok() && document->is_object() && document->contains("kind") &&
+      (*document)["kind"].is_string()) {
+    out->set_kind((*document)["kind"].get<std::string>());
+  }
 }
 
 void ToProto(const engine::NodeState& node, v1::Node* out) {

@@ -10,9 +10,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "engine/parser.h"
 #include "server/bundle_check.h"
 #include "server/convert.h"
 #include "server/polling_writer.h"
+#include "server/template_library.h"
 #include "server/workflow_service.h"
 
 namespace dagd::server {
@@ -208,6 +210,15 @@ grpc::ServerUnaryReactor* RunServiceImpl::SubmitRun(grpc::CallbackServerContext*
     default:
       return Done(context, absl::InvalidArgumentError(
                                "SubmitRun needs workflow_name (a stored workflow) or spec_yaml"));
+  }
+  // The WorkflowTemplates it refers to are stored with the run (engine/template_refs.h). Only a
+  // YAML that mentions one is parsed here (the scheduler parses every submission anyway).
+  if (absl::StrContains(submit.workflow_yaml, "emplateRef")) {
+    auto parsed = engine::ParseWorkflow(submit.workflow_yaml, submit.file_name);
+    if (!parsed.ok()) return Done(context, parsed.status());
+    auto spec = BuildRunSpec(store_, submit.workflow_yaml, *parsed);
+    if (!spec.ok()) return Done(context, spec.status());
+    submit.workflow_yaml = *std::move(spec);
   }
   for (const auto& [k, v] : request->parameters()) submit.parameters[k] = v;
   submit.request_id = request->request_id();

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/parser.h"
 #include "engine/task_graph.h"
+#include "engine/template_refs.h"
 
 namespace dagd::server {
 namespace {
@@ -402,7 +403,7 @@ absl::StatusOr<json> RunPageJson(storage::Store* store, const std::string& run_i
   json tasks = json::array();
   json edges = json::array();
   absl::StatusOr<engine::Workflow> workflow =
-      engine::ParseWorkflow(run->workflow_yaml, run->file_name);
+      engine::ParseRunSpec(run->workflow_yaml, run->file_name);
   absl::StatusOr<engine::TaskGraph> graph =
       workflow.ok() ? engine::BuildTaskGraph(*workflow)
                     : absl::StatusOr<engine::TaskGraph>(workflow.status());

@@ -3,30 +3,28 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "engine/parser.h"
 #include "engine/status_macros.h"
+#include "engine/template_refs.h"
 #include "engine/validate.h"
 #include "engine/yaml_json.h"
 #include "runners/argo/export.h"
 #include "server/bundle_check.h"
 #include "server/convert.h"
+#include "server/template_library.h"
 
 namespace dagd::server {
 namespace {
 
-// Parses and validates; the workflow on success.
-absl::StatusOr<engine::Workflow> Check(const std::string& yaml, const std::string& file) {
-  if (yaml.size() > kMaxSpecBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": the workflow is ", yaml.size(),
-                                                   " bytes; the limit is ", kMaxSpecBytes));
-  }
-  auto workflow = engine::ParseWorkflow(yaml, file);
-  if (!workflow.ok()) return workflow.status();
-  if (absl::Status valid = engine::ValidateWorkflow(*workflow); !valid.ok()) return valid;
-  return workflow;
+// InvalidArgument naming the file when `yaml` is over kMaxSpecBytes.
+absl::Status CheckSize(const std::string& yaml, const std::string& file) {
+  if (yaml.size() <= kMaxSpecBytes) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(file, ": the workflow is ", yaml.size(),
+                                                 " bytes; the limit is ", kMaxSpecBytes));
 }
 
 grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status) {
@@ -37,33 +35,95 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl:
 
 }  // namespace
 
+absl::Status WorkflowServiceImpl::Apply(const v1::CreateWorkflowRequest& request,
+                                        v1::CreateWorkflowResponse* response) {
+  const std::string file = request.file_name().empty() ? "<request>" : request.file_name();
+  RETURN_IF_ERROR(CheckSize(request.yaml(), file));
+  ASSIGN_OR_RETURN(std::vector<engine::Workflow> workflows,
+                   engine::ParseWorkflowDocuments(request.yaml(), file));
+  std::vector<engine::YamlDocument> texts;
+  if (workflows.size() == 1) {
+    texts.push_back(engine::YamlDocument{request.yaml(), 1});  // stored exactly as applied
+  } else {
+    texts = engine::SplitYamlDocuments(request.yaml());
+    if (texts.size() != workflows.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(file, ": the YAML parser finds ", workflows.size(),
+                       " documents, but dagd cuts the file "
+                       "into ",
+                       texts.size(), " at its `---` lines; put each `---` on a line of its own"));
+    }
+  }
+  std::map<std::string, TemplateDocument> same_file;
+  for (size_t i = 0; i < workflows.size(); ++i) {
+    const engine::Workflow& workflow = workflows[i];
+    const std::string where = absl::StrCat(file, ":", texts[i].first_line);
+    if (workflow.name.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where,
+                       ": metadata.name: a stored workflow needs a name; set "
+                       "metadata.name (generateName alone is for submitting runs)"));
+    }
+    if (!same_file.emplace(workflow.name, TemplateDocument{texts[i].text, workflow}).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": metadata.name: a document above is named \"", workflow.name,
+                       "\" too; names are unique"));
+    }
+    RETURN_IF_ERROR(CheckKindUnchanged(workflow, where));
+  }
+  ASSIGN_OR_RETURN(std::vector<storage::BundleFile> bundle,
+                   BundleFromProto(request.bundle(), bundle_limits_));
+  std::set<std::string> paths;
+  for (const storage::BundleFile& bundle_file : bundle) paths.insert(bundle_file.path);
+  std::vector<storage::WorkflowDocument> documents;
+  for (size_t i = 0; i < workflows.size(); ++i) {
+    ASSIGN_OR_RETURN(engine::Workflow resolved, Resolve(workflows[i], same_file));
+    RETURN_IF_ERROR(engine::ValidateWorkflow(resolved));
+    RETURN_IF_ERROR(CheckPlaybooksInBundle(resolved, paths, "apply with --bundle DIR"));
+    documents.push_back(
+        storage::WorkflowDocument{workflows[i].name, texts[i].text, workflows[i].entrypoint});
+  }
+  std::vector<bool> created;
+  ASSIGN_OR_RETURN(std::vector<storage::WorkflowRecord> records,
+                   store_->PutWorkflows(documents, std::move(bundle), clock_->NowMs(), &created));
+  for (size_t i = 0; i < records.size(); ++i) {
+    v1::AppliedDocument* applied = response->add_documents();
+    ToProto(records[i], applied->mutable_workflow());
+    applied->set_created(created[i]);
+  }
+  *response->mutable_workflow() = response->documents(0).workflow();
+  response->set_created(response->documents(0).created());
+  return absl::OkStatus();
+}
+
+absl::Status WorkflowServiceImpl::CheckKindUnchanged(const engine::Workflow& workflow,
+                                                     const std::string& where) {
+  auto stored = store_->GetWorkflow(workflow.name, 0);
+  if (absl::IsNotFound(stored.status())) return absl::OkStatus();
+  if (!stored.ok()) return stored.status();
+  auto parsed = engine::ParseWorkflow(stored->yaml, stored->name);
+  if (!parsed.ok() || parsed->kind == workflow.kind) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      where, ": kind: \"", workflow.name, "\" is stored as a ",
+      engine::WorkflowKindName(parsed->kind),
+      "; a name keeps its kind (templateRefs rely on "
+      "it): rename this ",
+      engine::WorkflowKindName(workflow.kind),
+      ", or delete the stored one first (dagctl delete workflow ", workflow.name, ")"));
+}
+
+absl::StatusOr<engine::Workflow> WorkflowServiceImpl::Resolve(
+    engine::Workflow workflow, const std::map<std::string, TemplateDocument>& same_file) {
+  ASSIGN_OR_RETURN(std::vector<TemplateDocument> documents,
+                   LoadReferencedDocuments(store_, workflow, same_file));
+  RETURN_IF_ERROR(engine::ResolveTemplateRefs(&workflow, ToLibrary(documents)));
+  return workflow;
+}
+
 grpc::ServerUnaryReactor* WorkflowServiceImpl::CreateWorkflow(
     grpc::CallbackServerContext* context, const v1::CreateWorkflowRequest* request,
     v1::CreateWorkflowResponse* response) {
-  const std::string file = request->file_name().empty() ? "<request>" : request->file_name();
-  auto workflow = Check(request->yaml(), file);
-  if (!workflow.ok()) return Done(context, workflow.status());
-  if (workflow->name.empty()) {
-    return Done(context, absl::InvalidArgumentError(absl::StrCat(
-                             file,
-                             ": metadata.name: a stored workflow needs a name; set "
-                             "metadata.name (generateName alone is for submitting runs)")));
-  }
-  auto bundle = BundleFromProto(request->bundle(), bundle_limits_);
-  if (!bundle.ok()) return Done(context, bundle.status());
-  std::set<std::string> paths;
-  for (const storage::BundleFile& file : *bundle) paths.insert(file.path);
-  if (absl::Status held = CheckPlaybooksInBundle(*workflow, paths, "apply with --bundle DIR");
-      !held.ok()) {
-    return Done(context, held);
-  }
-  bool created = false;
-  auto record = store_->PutWorkflow(workflow->name, request->yaml(), workflow->entrypoint,
-                                    *std::move(bundle), clock_->NowMs(), &created);
-  if (!record.ok()) return Done(context, record.status());
-  ToProto(*record, response->mutable_workflow());
-  response->set_created(created);
-  return Done(context, absl::OkStatus());
+  return Done(context, Apply(*request, response));
 }
 
 grpc::ServerUnaryReactor* WorkflowServiceImpl::GetWorkflow(grpc::CallbackServerContext* context,
@@ -103,16 +163,28 @@ grpc::ServerUnaryReactor* WorkflowServiceImpl::LintWorkflow(grpc::CallbackServer
   // A parse error stops at the first (the rest of the file is not known); validation lists
   // every problem it finds.
   if (request->yaml().size() > kMaxSpecBytes) {
-    *response->add_diagnostics() = ToDiagnostic(Check(request->yaml(), file).status(), file);
+    *response->add_diagnostics() = ToDiagnostic(CheckSize(request->yaml(), file), file);
     return Done(context, absl::OkStatus());
   }
-  absl::StatusOr<engine::Workflow> workflow = engine::ParseWorkflow(request->yaml(), file);
-  if (!workflow.ok()) {
-    *response->add_diagnostics() = ToDiagnostic(workflow.status(), file);
+  auto workflows = engine::ParseWorkflowDocuments(request->yaml(), file);
+  if (!workflows.ok()) {
+    *response->add_diagnostics() = ToDiagnostic(workflows.status(), file);
     return Done(context, absl::OkStatus());
   }
-  for (const absl::Status& problem : engine::FindWorkflowProblems(*workflow)) {
-    *response->add_diagnostics() = ToDiagnostic(problem, file);
+  std::map<std::string, TemplateDocument> same_file;
+  for (const engine::Workflow& workflow : *workflows) {
+    same_file.emplace(workflow.name, TemplateDocument{"", workflow});
+  }
+  for (const engine::Workflow& workflow : *workflows) {
+    // A reference that does not resolve hides what the template would have shown.
+    absl::StatusOr<engine::Workflow> resolved = Resolve(workflow, same_file);
+    if (!resolved.ok()) {
+      *response->add_diagnostics() = ToDiagnostic(resolved.status(), file);
+      continue;
+    }
+    for (const absl::Status& problem : engine::FindWorkflowProblems(*resolved)) {
+      *response->add_diagnostics() = ToDiagnostic(problem, file);
+    }
   }
   return Done(context, absl::OkStatus());
 }
@@ -168,8 +240,10 @@ absl::StatusOr<std::string> WorkflowServiceImpl::Export(const v1::ExportWorkflow
     ASSIGN_OR_RETURN(bundle, store_->GetBundle(run.bundle_digest));
   } else {
     export_request.file_name = request.file_name().empty() ? "<request>" : request.file_name();
-    RETURN_IF_ERROR(Check(request.yaml(), export_request.file_name).status());
-    export_request.yaml = request.yaml();
+    RETURN_IF_ERROR(CheckSize(request.yaml(), export_request.file_name));
+    ASSIGN_OR_RETURN(engine::Workflow workflow,
+                     engine::ParseWorkflow(request.yaml(), export_request.file_name));
+    ASSIGN_OR_RETURN(export_request.yaml, BuildRunSpec(store_, request.yaml(), workflow));
     export_request.parameters = {request.parameters().begin(), request.parameters().end()};
     ASSIGN_OR_RETURN(bundle, BundleFromProto(request.bundle(), bundle_limits_));
   }

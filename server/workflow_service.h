@@ -3,11 +3,14 @@
 #ifndef DAGD_SERVER_WORKFLOW_SERVICE_H_
 #define DAGD_SERVER_WORKFLOW_SERVICE_H_
 
+#include <map>
+#include <string>
 #include <utility>
 
 #include "dagd/v1/workflow.grpc.pb.h"
 #include "runners/argo/workflow_spec.h"
 #include "scheduler/clock.h"
+#include "server/template_library.h"
 #include "storage/bundle.h"
 #include "storage/store.h"
 
@@ -48,6 +51,15 @@ class WorkflowServiceImpl final : public v1::WorkflowService::CallbackService {
                                            v1::ExportWorkflowResponse* response) override;
 
  private:
+  // CreateWorkflow's work: every document of the file checked (templateRefs resolved against
+  // the file's other documents and the store), then all stored in one transaction.
+  absl::Status Apply(const v1::CreateWorkflowRequest& request,
+                     v1::CreateWorkflowResponse* response);
+  // InvalidArgument (at `where`) if `workflow.name` is stored with another kind.
+  absl::Status CheckKindUnchanged(const engine::Workflow& workflow, const std::string& where);
+  // `workflow` with its templateRefs resolved against `same_file`, then the store.
+  absl::StatusOr<engine::Workflow> Resolve(
+      engine::Workflow workflow, const std::map<std::string, TemplateDocument>& same_file);
   // ExportWorkflow's work: the YAML, or the status to answer.
   absl::StatusOr<std::string> Export(const v1::ExportWorkflowRequest& request);
 

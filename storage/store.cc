@@ -1,6 +1,20 @@
 #include "storage/store.h"
 
+#include <utility>
+
 namespace dagd::storage {
+
+absl::StatusOr<WorkflowRecord> Store::PutWorkflow(const std::string& name, const std::string& yaml,
+                                                  const std::string& entrypoint,
+                                                  std::vector<BundleFile> bundle, int64_t now_ms,
+                                                  bool* created) {
+  std::vector<bool> inserted;
+  auto records = PutWorkflows({WorkflowDocument{name, yaml, entrypoint}}, std::move(bundle), now_ms,
+                              &inserted);
+  if (!records.ok()) return records.status();
+  if (created != nullptr) *created = inserted.front();
+  return std::move(records->front());
+}
 
 const char* AnsibleResultStatus(const AnsibleEventRecord& event) {
   const std::string& kind = event.kind;

@@ -37,6 +37,13 @@ struct WorkflowRecord {
   int64_t created_at_ms = 0;
 };
 
+// One document to store as a workflow version (Store::PutWorkflows).
+struct WorkflowDocument {
+  std::string name;
+  std::string yaml;
+  std::string entrypoint;
+};
+
 struct RunRecord {
   std::string id;
   std::string workflow_name;
@@ -180,11 +187,17 @@ class Store {
   // Synchronous, through the writer; the contents are hashed on the calling thread.
   // InvalidArgument if `bundle` breaks the path rules of ValidateBundle (no size limits here:
   // those are the caller's policy).
-  virtual absl::StatusOr<WorkflowRecord> PutWorkflow(const std::string& name,
-                                                     const std::string& yaml,
-                                                     const std::string& entrypoint,
-                                                     std::vector<BundleFile> bundle, int64_t now_ms,
-                                                     bool* created) = 0;
+  absl::StatusOr<WorkflowRecord> PutWorkflow(const std::string& name, const std::string& yaml,
+                                             const std::string& entrypoint,
+                                             std::vector<BundleFile> bundle, int64_t now_ms,
+                                             bool* created);
+  // PutWorkflow for several documents of one file, sharing `bundle`: all of them in one
+  // transaction, or none. Returns a record per document, in order; (*created)[i] tells whether
+  // document i got a new version. InvalidArgument as PutWorkflow, or when two documents have
+  // the same name.
+  virtual absl::StatusOr<std::vector<WorkflowRecord>> PutWorkflows(
+      const std::vector<WorkflowDocument>& documents, std::vector<BundleFile> bundle,
+      int64_t now_ms, std::vector<bool>* created) = 0;
   // version 0 = latest. NotFound if missing or deleted.
   virtual absl::StatusOr<WorkflowRecord> GetWorkflow(const std::string& name, int64_t version) = 0;
   // Latest version of each live workflow, by name, starting after `after_name`.

@@ -19,10 +19,12 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "cmd/dagctl/graph.h"
 #include "dagd/v1/workflow.pb.h"
 #include "engine/parser.h"
+#include "engine/template_refs.h"
 #include "engine/validate.h"
 
 namespace dagd::dagctl {
@@ -183,13 +185,24 @@ int Apply(Context& context, const std::vector<std::string>& files, const std::st
       return RpcFailed(context, status);
     }
     if (IsText(context.format)) {
-      const v1::Workflow& workflow = response.workflow();
-      *context.out << "workflow " << workflow.name() << " version " << workflow.version() << " "
-                   << (response.created() ? "created" : "unchanged");
-      if (!workflow.bundle_digest().empty()) {
-        *context.out << ", bundle " << FormatBundle(workflow);
+      // One line per document: "workflowtemplate NAME version 2 created". A dagd older than
+      // multi-document files answers with `workflow` alone.
+      if (response.documents().empty()) {
+        v1::AppliedDocument* only = response.add_documents();
+        *only->mutable_workflow() = response.workflow();
+        only->set_created(response.created());
       }
-      *context.out << "\n";
+      for (const v1::AppliedDocument& document : response.documents()) {
+        const v1::Workflow& workflow = document.workflow();
+        *context.out << absl::AsciiStrToLower(workflow.kind().empty() ? "Workflow"
+                                                                      : workflow.kind())
+                     << " " << workflow.name() << " version " << workflow.version() << " "
+                     << (document.created() ? "created" : "unchanged");
+        if (!workflow.bundle_digest().empty()) {
+          *context.out << ", bundle " << FormatBundle(workflow);
+        }
+        *context.out << "\n";
+      }
     } else if (files.size() == 1) {
       PrintMessage(context, response);
     } else {
@@ -612,7 +625,9 @@ int Graph(Context& context, const GraphArgs& args) {
     yaml = run.spec_yaml();
     file_name = run.id();
   }
-  absl::StatusOr<engine::Workflow> workflow = engine::ParseWorkflow(yaml, file_name);
+  // A run's spec holds the WorkflowTemplates it refers to (engine/template_refs.h).
+  absl::StatusOr<engine::Workflow> workflow =
+      is_file ? engine::ParseWorkflow(yaml, file_name) : engine::ParseRunSpec(yaml, file_name);
   if (!workflow.ok()) return Fail(context, std::string(workflow.status().message()));
   if (absl::Status valid = engine::ValidateWorkflow(*workflow); !valid.ok()) {
     return Fail(context, std::string(valid.message()));

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "engine/parser.h"
 #include "engine/status_macros.h"
+#include "engine/template_refs.h"
 #include "engine/validate.h"
 #include "engine/yaml_json.h"
 #include "runners/kubernetes/ansible_pod.h"
@@ -99,9 +100,14 @@ void IntOrStringAsString(json* object, const char* key) {
 absl::StatusOr<json> ExportArgoWorkflow(const ExportRequest& request,
                                         const WorkflowSpecOptions& options) {
   ASSIGN_OR_RETURN(engine::Workflow workflow,
-                   engine::ParseWorkflow(request.yaml, request.file_name));
+                   engine::ParseRunSpec(request.yaml, request.file_name));
   RETURN_IF_ERROR(engine::ValidateWorkflow(workflow));
-  ASSIGN_OR_RETURN(json document, engine::YamlToJson(request.yaml, request.file_name));
+  // A run spec's further documents are the WorkflowTemplates it refers to: the export keeps
+  // its templateRefs, which Argo resolves from its own WorkflowTemplates.
+  const std::vector<engine::YamlDocument> documents = engine::SplitYamlDocuments(request.yaml);
+  ASSIGN_OR_RETURN(json document,
+                   engine::YamlToJson(documents.empty() ? request.yaml : documents.front().text,
+                                      request.file_name));
   json& spec = document["spec"];
   spec.erase("runner");
   RETURN_IF_ERROR(SetArguments(request.parameters, request.file_name, &spec));

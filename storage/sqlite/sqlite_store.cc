@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <utility>
 #include <variant>
 
@@ -713,17 +714,19 @@ absl::Status SqliteStore::Write(WriteBatch batch) {
 
 // --- workflows ----------------------------------------------------------------------------------
 
-absl::StatusOr<WorkflowRecord> SqliteStore::PutWorkflow(const std::string& name,
-                                                        const std::string& yaml,
-                                                        const std::string& entrypoint,
-                                                        std::vector<BundleFile> bundle,
-                                                        int64_t now_ms, bool* created) {
-  if (name.empty()) return absl::InvalidArgumentError("a workflow needs a name");
-  // Hashing up to the bundle limit takes a while: not on the writer thread.
-  ASSIGN_OR_RETURN(const HashedBundle hashed, PrepareBundle(bundle));
+namespace {
+
+// One document of PutWorkflows, inside its transaction: a new version unless the latest one is
+// the same. The bundle is inserted with the first new version (*bundle_stored).
+absl::StatusOr<WorkflowRecord> PutWorkflowVersion(Connection& db, const WorkflowDocument& document,
+                                                  const std::vector<BundleFile>& bundle,
+                                                  const HashedBundle& hashed, int64_t now_ms,
+                                                  bool* bundle_stored, bool* inserted) {
+  const std::string& name = document.name;
+  const std::string& yaml = document.yaml;
+  const std::string& entrypoint = document.entrypoint;
   WorkflowRecord record;
-  bool inserted = false;
-  RETURN_IF_ERROR(RunOnWriter([&](Connection& db) -> absl::Status {
+  {
     ASSIGN_OR_RETURN(Statement latest,
                      db.Prepare(absl::StrCat(
                          kSelectWorkflow, " WHERE w.name = ?1 ORDER BY w.version DESC LIMIT 1")));
@@ -736,12 +739,12 @@ absl::StatusOr<WorkflowRecord> SqliteStore::PutWorkflow(const std::string& name,
       const bool deleted = latest.Int(9) != 0;
       if (!deleted && previous.yaml == yaml && previous.entrypoint == entrypoint &&
           previous.bundle.digest == hashed.info.digest) {
-        record = std::move(previous);
-        return absl::OkStatus();
+        return previous;
       }
     }
     // The bundle first, in the same transaction: the version's foreign key needs it.
-    RETURN_IF_ERROR(InsertBundle(db, bundle, hashed, now_ms));
+    if (!*bundle_stored) RETURN_IF_ERROR(InsertBundle(db, bundle, hashed, now_ms));
+    *bundle_stored = true;
     // Versions are never reused, not even after a delete: runs name (workflow, version).
     record = WorkflowRecord{.name = name,
                             .version = last_version + 1,
@@ -762,11 +765,43 @@ absl::StatusOr<WorkflowRecord> SqliteStore::PutWorkflow(const std::string& name,
         .Bind(6, record.bundle.digest)
         .Bind(7, record.created_at_ms);
     RETURN_IF_ERROR(insert.Run());
-    inserted = true;
+  }
+  *inserted = true;
+  return record;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<WorkflowRecord>> SqliteStore::PutWorkflows(
+    const std::vector<WorkflowDocument>& documents, std::vector<BundleFile> bundle, int64_t now_ms,
+    std::vector<bool>* created) {
+  std::set<std::string> names;
+  for (const WorkflowDocument& document : documents) {
+    if (document.name.empty()) return absl::InvalidArgumentError("a workflow needs a name");
+    if (!names.insert(document.name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("two documents are named \"", document.name, "\""));
+    }
+  }
+  // Hashing up to the bundle limit takes a while: not on the writer thread.
+  ASSIGN_OR_RETURN(const HashedBundle hashed, PrepareBundle(bundle));
+  std::vector<WorkflowRecord> records;
+  std::vector<bool> inserted;
+  RETURN_IF_ERROR(RunOnWriter([&](Connection& db) -> absl::Status {
+    records.clear();
+    inserted.clear();
+    bool bundle_stored = false;
+    for (const WorkflowDocument& document : documents) {
+      bool added = false;
+      ASSIGN_OR_RETURN(WorkflowRecord record, PutWorkflowVersion(db, document, bundle, hashed,
+                                                                 now_ms, &bundle_stored, &added));
+      records.push_back(std::move(record));
+      inserted.push_back(added);
+    }
     return absl::OkStatus();
   }));
-  if (created != nullptr) *created = inserted;
-  return record;
+  if (created != nullptr) *created = std::move(inserted);
+  return records;
 }
 
 absl::Status SqliteStore::DeleteWorkflow(const std::string& name) {

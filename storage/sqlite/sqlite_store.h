@@ -1,7 +1,7 @@
 // SqliteStore: the Store (storage/store.h) on one SQLite file in WAL mode.
 //
 // Threads and connections:
-//   - One writer thread owns the only write connection. Submit(), PutWorkflow(), PutBundle() and
+//   - One writer thread owns the only write connection. Submit(), PutWorkflows(), PutBundle() and
 //     DeleteWorkflow() queue work for it; it takes everything queued (up to
 //     max_batches_per_commit) and applies it in ONE `BEGIN IMMEDIATE … COMMIT`, then runs every
 //     callback, in submission order, on the writer thread.
@@ -77,10 +77,9 @@ class SqliteStore : public Store {
   // Store. Submit() accepts an empty `done` (fire and forget).
   void Submit(WriteBatch batch, std::function<void(absl::Status)> done) override;
   absl::Status Write(WriteBatch batch) override;
-  absl::StatusOr<WorkflowRecord> PutWorkflow(const std::string& name, const std::string& yaml,
-                                             const std::string& entrypoint,
-                                             std::vector<BundleFile> bundle, int64_t now_ms,
-                                             bool* created) override;
+  absl::StatusOr<std::vector<WorkflowRecord>> PutWorkflows(
+      const std::vector<WorkflowDocument>& documents, std::vector<BundleFile> bundle,
+      int64_t now_ms, std::vector<bool>* created) override;
   absl::StatusOr<WorkflowRecord> GetWorkflow(const std::string& name, int64_t version) override;
   absl::StatusOr<std::vector<WorkflowRecord>> ListWorkflows(const std::string& after_name,
                                                             int limit) override;

@@ -321,7 +321,11 @@ TEST(ParserTest, TasksReadEveryModelledField) {
   EXPECT_EQ(b.unsupported["arguments"]["artifacts"][0]["name"], "art");
   const DagTask& c = dag.tasks[2];
   EXPECT_EQ(c.depends, "a.Succeeded || b.Failed");
-  EXPECT_EQ(c.unsupported["templateRef"]["name"], "lib");
+  ASSERT_TRUE(c.template_ref.has_value());
+  EXPECT_EQ(c.template_ref->name, "lib");
+  EXPECT_EQ(c.template_ref->template_name, "t");
+  EXPECT_FALSE(c.template_ref->cluster_scope);
+  EXPECT_EQ(c.template_ref->path, "spec.templates[0].dag.tasks[2].templateRef");
   ASSERT_TRUE(c.with_sequence.has_value());
   EXPECT_EQ(c.with_sequence->count, "3");
   ASSERT_TRUE(c.exit_hook.has_value());

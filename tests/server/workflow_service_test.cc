@@ -193,8 +193,8 @@ TEST_F(WorkflowServiceTest, LintListsEveryProblemOfAFile) {
   ASSERT_EQ(response.diagnostics_size(), 3) << response.DebugString();
   EXPECT_EQ(response.diagnostics(0).line(), 13);  // template: ech
   EXPECT_NE(response.diagnostics(0).message().find("unknown template 'ech'"), std::string::npos);
-  EXPECT_EQ(response.diagnostics(1).line(), 17);  // colour
-  EXPECT_NE(response.diagnostics(1).message().find("no input parameter 'colour'"),
+  EXPECT_EQ(response.diagnostics(1).line(), 17);  // mesage
+  EXPECT_NE(response.diagnostics(1).message().find("no input parameter 'mesage'"),
             std::string::npos);
   EXPECT_EQ(response.diagnostics(2).line(), 25);  // {{inputs.parameters.mesage}}
   EXPECT_NE(response.diagnostics(2).message().find("did you mean 'message'"), std::string::npos);
