@@ -603,17 +603,20 @@ absl::Status Parser::ParseTemplate(const YAML::Node& node, const std::string& pa
             tmpl->type = TemplateType::kSteps;
             return ParseSteps(value, field_path, &tmpl->steps.emplace());
           }
-          // Types whose body the model does not hold yet: kept verbatim for a later issue.
           if (key == "suspend") {
             tmpl->type = TemplateType::kSuspend;
-            if (!IsNullValue(value)) {
-              RETURN_IF_ERROR(ForEachField(value, field_path, kSuspendFields,
-                                           [](const std::string&, const YAML::Node&,
-                                              const std::string&) { return absl::OkStatus(); }));
-            }
-          } else {
-            tmpl->type = TemplateType::kUnsupported;
+            SuspendSpec& suspend = tmpl->suspend.emplace();
+            if (IsNullValue(value)) return absl::OkStatus();
+            return ForEachField(value, field_path, kSuspendFields,
+                                [&](const std::string&, const YAML::Node& duration,
+                                    const std::string& duration_path) -> absl::Status {
+                                  ASSIGN_OR_RETURN(suspend.duration,
+                                                   String(duration, duration_path));
+                                  return absl::OkStatus();
+                                });
           }
+          // Types whose body the model does not hold: kept verbatim.
+          tmpl->type = TemplateType::kUnsupported;
           tmpl->kubernetes[key] = ToJson(value);
         } else {
           Keep(&tmpl->kubernetes, key, ToJson(value));
@@ -925,6 +928,8 @@ absl::Status Parser::ParseValueFrom(const YAML::Node& node, const std::string& p
                           ASSIGN_OR_RETURN(from->parameter, String(value, field_path));
                         } else if (key == "default") {
                           ASSIGN_OR_RETURN(from->default_value, ValueText(value, field_path));
+                        } else if (key == "supplied") {
+                          from->supplied = true;  // `supplied: {}`: SuppliedValueFrom is empty
                         } else {
                           Keep(unsupported, key, ToJson(value));
                         }

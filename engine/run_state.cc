@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "engine/duration.h"
 #include "engine/expr.h"
@@ -52,6 +53,7 @@ NodeType TypeOf(const Template* tmpl) {
   if (tmpl == nullptr) return NodeType::kPod;
   if (tmpl->type == TemplateType::kDag) return NodeType::kDag;
   if (tmpl->type == TemplateType::kSteps) return NodeType::kSteps;
+  if (tmpl->type == TemplateType::kSuspend) return NodeType::kSuspend;
   return NodeType::kPod;
 }
 
@@ -65,8 +67,6 @@ bool SkippedOrOmitted(NodePhase phase) {
 // Why a template cannot run yet, or empty if it can.
 std::string UnsupportedReason(const Template& tmpl) {
   switch (tmpl.type) {
-    case TemplateType::kSuspend:
-      return "suspend templates arrive in a later issue";
     case TemplateType::kUnsupported:
       return absl::StrCat("template '", tmpl.name, "' is of a type dagd cannot run yet");
     default:
@@ -187,13 +187,15 @@ const char* NodeTypeName(NodeType type) {
       return "Steps";
     case NodeType::kStepGroup:
       return "StepGroup";
+    case NodeType::kSuspend:
+      return "Suspend";
   }
   return "Unknown";
 }
 
 bool ParseNodeType(const std::string& text, NodeType* type) {
   for (NodeType t : {NodeType::kDag, NodeType::kTaskGroup, NodeType::kPod, NodeType::kSteps,
-                     NodeType::kStepGroup}) {
+                     NodeType::kStepGroup, NodeType::kSuspend}) {
     if (text == NodeTypeName(t)) {
       *type = t;
       return true;
@@ -234,10 +236,19 @@ absl::StatusOr<RunState> RunState::Create(std::shared_ptr<const Workflow> workfl
     if (!body.ok()) error = std::string(body.status().message());
   }
   const NodeType type = TypeOf(entry);
-  NodeState& root =
-      state.AddNode(state.run_name_, state.run_name_, "", "", entry->name, type,
-                    Composite(type) ? NodePhase::kRunning : NodePhase::kPending, "", now_ms);
+  int64_t resume_at_ms = 0;
+  if (error.empty() && type == NodeType::kSuspend) {
+    absl::StatusOr<int64_t> until =
+        state.SuspendUntil(*entry, internal::WithInputs(workflow_scope, *inputs), now_ms);
+    if (until.ok()) resume_at_ms = *until;
+    if (!until.ok()) error = std::string(until.status().message());
+  }
+  NodeState& root = state.AddNode(
+      state.run_name_, state.run_name_, "", "", entry->name, type,
+      Composite(type) || type == NodeType::kSuspend ? NodePhase::kRunning : NodePhase::kPending, "",
+      now_ms);
   if (inputs.ok()) root.inputs = *inputs;
+  root.resume_at_ms = resume_at_ms;
   if (!error.empty()) state.Finish(state.run_name_, NodePhase::kError, error, now_ms);
   return state;
 }
@@ -355,6 +366,13 @@ void RunState::ProcessChild(const std::string& name, int depth, int64_t now_ms) 
   const NodeState& node = nodes_.at(name);
   if (IsFinal(node.phase)) {
     ProcessExitHook(name, depth, now_ms);
+    return;
+  }
+  if (node.type == NodeType::kSuspend) {
+    if (node.resume_at_ms > 0 && now_ms >= node.resume_at_ms) {
+      FinishSuspended(name, now_ms);
+      ProcessExitHook(name, depth, now_ms);
+    }
     return;
   }
   if (Composite(node.type) && node.phase == NodePhase::kPending) {
@@ -552,16 +570,26 @@ void RunState::CreateInstance(const std::string& name, const std::string& displa
         internal::ResolveTemplate(tmpl, internal::WithInputs(workflow_scope, *inputs), *inputs);
     if (!body.ok()) error = std::string(body.status().message());
   }
+  int64_t resume_at_ms = 0;
+  if (error.empty() && type == NodeType::kSuspend) {
+    absl::StatusOr<int64_t> until =
+        SuspendUntil(tmpl, internal::WithInputs(workflow_scope, *inputs), now_ms);
+    if (until.ok()) resume_at_ms = *until;
+    if (!until.ok()) error = std::string(until.status().message());
+  }
   // A dag or steps node starts Running, or Pending while its parent template is at its
-  // parallelism (ProcessChild starts it when a slot frees).
+  // parallelism (ProcessChild starts it when a slot frees). A suspend node is Running (waiting)
+  // at once.
   const bool waits = error.empty() && Composite(type) && !parent.empty() &&
                      BoundaryFull(Composite(nodes_.at(parent).type) ? parent : BoundaryOf(parent));
-  NodeState& node = AddNode(name, display_name, parent, task.name, tmpl.name, type,
-                            !error.empty()              ? NodePhase::kError
-                            : Composite(type) && !waits ? NodePhase::kRunning
-                                                        : NodePhase::kPending,
-                            error, now_ms);
+  NodeState& node =
+      AddNode(name, display_name, parent, task.name, tmpl.name, type,
+              !error.empty()                                              ? NodePhase::kError
+              : (Composite(type) && !waits) || type == NodeType::kSuspend ? NodePhase::kRunning
+                                                                          : NodePhase::kPending,
+              error, now_ms);
   node.item = item;
+  node.resume_at_ms = resume_at_ms;
   if (inputs.ok()) node.inputs = *inputs;
   if (error.empty() && Composite(type)) ProcessChild(name, depth, now_ms);
 }
@@ -1198,7 +1226,8 @@ void RunState::Stop(const std::string& message, int64_t now_ms) {
   std::vector<std::string> to_end;
   for (const auto& [name, node] : nodes_) {
     if (Queued(node) || WaitingForRetry(node) ||
-        (Composite(node.type) && node.phase == NodePhase::kPending)) {
+        (Composite(node.type) && node.phase == NodePhase::kPending) ||
+        (node.type == NodeType::kSuspend && node.phase == NodePhase::kRunning)) {
       to_end.push_back(name);
     }
   }
@@ -1209,6 +1238,132 @@ void RunState::Stop(const std::string& message, int64_t now_ms) {
            now_ms);
   }
   Propagate(now_ms);
+}
+
+// ---- suspend ------------------------------------------------------------------------------
+
+absl::StatusOr<int64_t> RunState::SuspendUntil(const Template& tmpl, const TagScope& scope,
+                                               int64_t now_ms) const {
+  if (!tmpl.suspend || tmpl.suspend->duration.empty()) return 0;
+  ASSIGN_OR_RETURN(const std::string text, SubstituteTags(tmpl.suspend->duration, scope));
+  absl::StatusOr<int64_t> ms = ParseDurationMs(text);
+  if (!ms.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("suspend.duration: ", ms.status().message()));
+  }
+  // At least 1 ms, so that resume_at_ms > 0 marks a timed suspend.
+  return now_ms + std::max<int64_t>(*ms, 1);
+}
+
+absl::Status RunState::CheckSuspended(const std::string& node_name) const {
+  auto it = nodes_.find(node_name);
+  if (it == nodes_.end()) {
+    return absl::NotFoundError(absl::StrCat("run ", run_name_, " has no node ", node_name));
+  }
+  if (it->second.type != NodeType::kSuspend) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("node ", it->second.display_name, " is a ", NodeTypeName(it->second.type),
+                     " node, not a suspend node; only suspend templates wait to be resumed"));
+  }
+  if (it->second.phase != NodePhase::kRunning) {
+    return absl::FailedPreconditionError(absl::StrCat("node ", it->second.display_name,
+                                                      " is not suspended: it is already ",
+                                                      NodePhaseName(it->second.phase)));
+  }
+  if (stopping_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("run ", run_name_, " is stopping; its suspended nodes end Failed"));
+  }
+  return absl::OkStatus();
+}
+
+void RunState::FinishSuspended(const std::string& name, int64_t now_ms) {
+  NodeState& node = Mutable(name);
+  const Template* tmpl = workflow_->FindTemplate(node.template_name);
+  if (tmpl != nullptr) {
+    for (const Parameter& output : tmpl->outputs.parameters) {
+      if (node.outputs.parameters.count(output.name) > 0) continue;  // supplied
+      std::optional<std::string> value;
+      if (output.value_from && output.value_from->default_value) {
+        value = output.value_from->default_value;
+      } else if (output.default_value) {
+        value = output.default_value;
+      } else if (output.value) {
+        value = output.value;
+      } else if (auto input = node.inputs.find(output.name); input != node.inputs.end()) {
+        value = input->second;
+      }
+      if (!value) {
+        Finish(name, NodePhase::kError,
+               absl::StrCat("output parameter '", output.name,
+                            "' was not supplied and has no default; supply it when resuming "
+                            "(dagctl set RUN NODE --output-parameter ",
+                            output.name, "=VALUE --phase Succeeded)"),
+               now_ms);
+        return;
+      }
+      node.outputs.parameters[output.name] = *std::move(value);
+    }
+  }
+  node.resume_at_ms = 0;
+  Finish(name, NodePhase::kSucceeded, "", now_ms);
+}
+
+absl::Status RunState::Resume(const std::string& node_name, int64_t now_ms) {
+  if (!node_name.empty()) {
+    RETURN_IF_ERROR(CheckSuspended(node_name));
+    FinishSuspended(node_name, now_ms);
+    return absl::OkStatus();
+  }
+  std::vector<std::string> suspended;
+  for (const auto& [name, node] : nodes_) {
+    if (node.type == NodeType::kSuspend && node.phase == NodePhase::kRunning) {
+      suspended.push_back(name);
+    }
+  }
+  if (suspended.empty() || stopping_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("run ", run_name_, " has no suspended node to resume"));
+  }
+  for (const std::string& name : suspended) FinishSuspended(name, now_ms);
+  return absl::OkStatus();
+}
+
+absl::Status RunState::SetSuspendedNode(const std::string& node_name,
+                                        const std::map<std::string, std::string>& outputs,
+                                        std::optional<NodePhase> phase, const std::string& message,
+                                        int64_t now_ms) {
+  RETURN_IF_ERROR(CheckSuspended(node_name));
+  if (phase && *phase != NodePhase::kSucceeded && *phase != NodePhase::kFailed &&
+      *phase != NodePhase::kError) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("phase: a suspended node can be set Succeeded, Failed or Error, not ",
+                     NodePhaseName(*phase)));
+  }
+  const Template* tmpl = workflow_->FindTemplate(nodes_.at(node_name).template_name);
+  std::vector<std::string> supplied;
+  if (tmpl != nullptr) {
+    for (const Parameter& output : tmpl->outputs.parameters) {
+      if (output.value_from && output.value_from->supplied) supplied.push_back(output.name);
+    }
+  }
+  for (const auto& [name, value] : outputs) {
+    if (std::find(supplied.begin(), supplied.end(), name) != supplied.end()) continue;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "output parameter '", name, "': template '", nodes_.at(node_name).template_name,
+        "' declares no such output with valueFrom.supplied",
+        supplied.empty() ? std::string("; it declares none")
+                         : absl::StrCat("; it has: ", absl::StrJoin(supplied, ", "))));
+  }
+  NodeState& node = Mutable(node_name);
+  for (const auto& [name, value] : outputs) node.outputs.parameters[name] = value;
+  if (!phase) return absl::OkStatus();
+  if (*phase == NodePhase::kSucceeded) {
+    FinishSuspended(node_name, now_ms);
+  } else {
+    node.resume_at_ms = 0;
+    Finish(node_name, *phase, message, now_ms);
+  }
+  return absl::OkStatus();
 }
 
 std::optional<int64_t> RunState::DeadlineMs() const {
@@ -1223,6 +1378,10 @@ std::optional<int64_t> RunState::NextWakeup() const {
   for (const auto& [name, node] : nodes_) {
     if (WaitingForRetry(node) && (!earliest || node.retry_at_ms < *earliest)) {
       earliest = node.retry_at_ms;
+    }
+    if (node.type == NodeType::kSuspend && node.phase == NodePhase::kRunning &&
+        node.resume_at_ms > 0 && (!earliest || node.resume_at_ms < *earliest)) {
+      earliest = node.resume_at_ms;
     }
   }
   return earliest;

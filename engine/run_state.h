@@ -25,8 +25,9 @@
 //   of targets never get a node, as in Argo.
 // - `when` is evaluated after substitution (engine/when.h), per item for a fan-out: false gives a
 //   Skipped node "when 'X' evaluated false", a condition that does not evaluate an Error node.
-//   Suspend templates: Create() returns Unimplemented for such an entrypoint, a task that calls
-//   one ends in Error.
+// - A suspend template's node (type Suspend) is Running from its creation until Resume() or
+//   SetSuspendedNode() ends it, or its `duration` has passed (then Succeeded); Stop() ends it
+//   Failed. Its outputs are the values supplied for them (valueFrom.supplied), or their defaults.
 // - Steps (Argo's executeSteps): group i+1 starts once every node of group i is final and none
 //   Failed or Errored without continueOn; otherwise the StepGroup and the Steps node fail and
 //   later groups never start. Nodes are named as Argo names them: "<steps>[i]" for a group,
@@ -75,8 +76,8 @@ namespace internal {
 struct DagPlan;
 }  // namespace internal
 
-enum class NodeType { kDag, kTaskGroup, kPod, kSteps, kStepGroup };
-// "DAG", "TaskGroup", "Pod", "Steps", "StepGroup"
+enum class NodeType { kDag, kTaskGroup, kPod, kSteps, kStepGroup, kSuspend };
+// "DAG", "TaskGroup", "Pod", "Steps", "StepGroup", "Suspend"
 const char* NodeTypeName(NodeType type);
 // Parses NodeTypeName()'s spelling; false if unknown.
 bool ParseNodeType(const std::string& text, NodeType* type);
@@ -115,7 +116,8 @@ struct NodeState {
   std::optional<nlohmann::json> item;   // the withItems/withParam value of a fan-out child
   int64_t started_at_ms = 0;
   int64_t finished_at_ms = 0;
-  int64_t retry_at_ms = 0;  // >0 while the node waits for a retry backoff to end
+  int64_t retry_at_ms = 0;   // >0 while the node waits for a retry backoff to end
+  int64_t resume_at_ms = 0;  // a suspend node with a duration: when it resumes by itself
 };
 
 // What a runner reports when an attempt ends.
@@ -176,7 +178,24 @@ class RunState {
   // run. Tasks that had no node get none. A second Stop() changes nothing.
   void Stop(const std::string& message, int64_t now_ms);
 
-  // Earliest retry_at_ms among waiting nodes, or the workflow's deadline, if any.
+  // Suspended nodes (type Suspend, Running) and what ends them. Resume(): the node `node_name`,
+  // or with "" every suspended node, ends Succeeded with its outputs: each output parameter takes
+  // the value supplied for it (SetSuspendedNode), else its default, else the node's input of the
+  // same name; one with none of these ends the node in Error naming it. NotFound for an unknown
+  // node; FailedPrecondition when it (or, for "", every node) is not suspended, or after Stop().
+  // Call Advance() after either, to move the run on.
+  absl::Status Resume(const std::string& node_name, int64_t now_ms);
+  // Argo's `node set`: stores `outputs` (only outputs declared `valueFrom.supplied`, else
+  // InvalidArgument naming the declared ones) on the suspended node `node_name`; then with
+  // `phase` Succeeded resumes it (as Resume), with Failed or Error ends it so with `message`
+  // (any other phase is InvalidArgument). Errors otherwise as Resume(); on error nothing changes.
+  absl::Status SetSuspendedNode(const std::string& node_name,
+                                const std::map<std::string, std::string>& outputs,
+                                std::optional<NodePhase> phase, const std::string& message,
+                                int64_t now_ms);
+
+  // Earliest retry_at_ms among waiting nodes or resume_at_ms among suspended ones, or the
+  // workflow's deadline, if any.
   std::optional<int64_t> NextWakeup() const;
 
   // When the run must end under spec.activeDeadlineSeconds (counted from the root node's start),
@@ -272,6 +291,13 @@ class RunState {
   bool BoundaryFull(const std::string& boundary) const;
 
   void ApplyRetryStrategy(const std::string& name, int64_t now_ms);
+  // A new suspend node: when it resumes by itself (its duration read in `scope`), or an error.
+  absl::StatusOr<int64_t> SuspendUntil(const Template& tmpl, const TagScope& scope,
+                                       int64_t now_ms) const;
+  // Checks that `node_name` is a suspended node.
+  absl::Status CheckSuspended(const std::string& node_name) const;
+  // Ends the suspended node Succeeded with its outputs (see Resume()).
+  void FinishSuspended(const std::string& name, int64_t now_ms);
   std::vector<DispatchRequest> Dispatch(int64_t now_ms);
 
   std::shared_ptr<const Workflow> workflow_;

@@ -372,6 +372,14 @@ class Validator {
   absl::Status CheckOutputSources(const Template& tmpl, const std::string& path) const {
     const std::vector<Parameter>& outputs = tmpl.outputs.parameters;
     for (size_t k = 0; k < outputs.size(); ++k) {
+      if (outputs[k].value_from && outputs[k].value_from->supplied &&
+          tmpl.type != TemplateType::kSuspend) {
+        return Fail(absl::StrCat(path, ".outputs.parameters[", k, "].valueFrom.supplied"),
+                    absl::StrCat("valueFrom.supplied is given when a suspended node is resumed, "
+                                 "but template '",
+                                 tmpl.name, "' is a ", TemplateTypeName(tmpl.type), " template"),
+                    "make it a suspend template, or read the value with valueFrom.path");
+      }
       if (!outputs[k].value_from || outputs[k].value_from->stats.empty()) continue;
       if (tmpl.type == TemplateType::kAnsible) continue;
       return Fail(absl::StrCat(path, ".outputs.parameters[", k, "].valueFrom.stats"),

@@ -36,6 +36,7 @@ struct ValueFrom {
   std::string expression;  // a dag/steps template's output: an Argo expression (engine/expr.h)
   std::optional<std::string> default_value;  // `default:` used when the source is missing
   std::string parameter;  // a dag/steps template's output: a tag such as {{tasks.A.outputs.…}}
+  bool supplied = false;  // a suspend template's output: given when the node is resumed
 };
 
 // One parameter: in `arguments.parameters`, `inputs.parameters` or `outputs.parameters`.
@@ -47,7 +48,7 @@ struct Parameter {
   std::vector<std::string> enum_values;      // `enum:`
   std::string description;
   // Argo fields dagd accepts but does not act on yet (`globalName`; valueFrom's
-  // `configMapKeyRef`, `supplied`, `parameter`, `jsonPath`, `jqFilter`, `event`), verbatim,
+  // `configMapKeyRef`, `jsonPath`, `jqFilter`, `event`), verbatim,
   // at their path relative to the parameter. Null if none.
   nlohmann::json unsupported;
   SourceLocation location;
@@ -177,6 +178,12 @@ struct ScriptSpec {
   std::string source;
 };
 
+// `suspend:`: the node waits until it is resumed (ResumeRun, `dagctl resume`), or until
+// `duration` has passed (Argo's duration: "20" seconds, "2m", "6h"; may hold tags).
+struct SuspendSpec {
+  std::string duration;  // empty: until resumed
+};
+
 // dagd's `ansible:` template type.
 struct AnsibleSpec {
   std::string playbook;   // a path inside the workflow's bundle directory
@@ -232,6 +239,7 @@ struct Template {
   std::optional<ContainerSpec> container;
   std::optional<ScriptSpec> script;
   std::optional<AnsibleSpec> ansible;
+  std::optional<SuspendSpec> suspend;
 
   nlohmann::json kubernetes;  // template-level Kubernetes-only fields, verbatim
   SourceLocation location;

@@ -938,43 +938,80 @@ void Scheduler::ArmWakeup(ActiveRun* run) {
       });
 }
 
+absl::StatusOr<Scheduler::ActiveRun*> Scheduler::FindUnfinished(const std::string& run_id) {
+  ActiveRun* run = Find(run_id);
+  if (run && run->state->Done()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("run ", run_id, " is already ", engine::NodePhaseName(run->state->phase())));
+  }
+  if (run) return run;
+  auto stored = store_->GetRun(run_id);
+  if (!stored.ok()) return stored.status();
+  return absl::FailedPreconditionError(
+      absl::StrCat("run ", run_id, " is already ", engine::NodePhaseName(stored->phase)));
+}
+
+void Scheduler::CommitRequest(ActiveRun* run, storage::WriteBatch batch, const std::string& type,
+                              const std::string& message, bool step_after,
+                              std::function<void(absl::StatusOr<storage::RunRecord>)> done) {
+  const std::string run_id = run->record.id;
+  batch.runs.clear();
+  storage::EventRecord e;
+  e.run_id = run_id;
+  e.sequence = run->next_sequence++;
+  e.time_ms = clock_->NowMs();
+  e.type = type;
+  e.phase = run->record.phase;
+  e.message = message;
+  batch.events.push_back(e);
+  run->record.last_sequence = run->next_sequence - 1;
+  batch.runs.push_back(run->record);
+  Commit(run_id, std::move(batch), [this, run_id, step_after, done] {
+    ActiveRun* r = Find(run_id);
+    if (!r) return done(store_->GetRun(run_id));
+    done(r->record);
+    // Not from inside the commit's callback, which may still hold queued changes: after it.
+    if (step_after) {
+      asio::post(io_, [this, alive = alive_, run_id] {
+        if (!*alive) return;
+        if (ActiveRun* again = Find(run_id)) Step(again);
+      });
+    }
+  });
+}
+
 void Scheduler::Stop(const std::string& run_id, const std::string& message, bool terminate,
                      std::function<void(absl::StatusOr<storage::RunRecord>)> done) {
   asio::post(io_, [this, run_id, message, terminate, done = std::move(done)] {
-    ActiveRun* run = Find(run_id);
-    if (run && run->state->Done()) {
-      return done(absl::FailedPreconditionError(absl::StrCat(
-          "run ", run_id, " is already ", engine::NodePhaseName(run->state->phase()))));
-    }
-    if (!run) {
-      auto stored = store_->GetRun(run_id);
-      if (!stored.ok()) return done(stored.status());
-      return done(absl::FailedPreconditionError(
-          absl::StrCat("run ", run_id, " is already ", engine::NodePhaseName(stored->phase))));
-    }
+    absl::StatusOr<ActiveRun*> run = FindUnfinished(run_id);
+    if (!run.ok()) return done(run.status());
     const std::string reason = !message.empty() ? message
                                                 : (terminate ? "Stopped with strategy 'Terminate'"
                                                              : "Stopped with strategy 'Stop'");
-    StopAndCancel(run, reason);
-    storage::WriteBatch batch = CollectChanges(run);
-    batch.runs.clear();
-    storage::EventRecord e;
-    e.run_id = run_id;
-    e.sequence = run->next_sequence++;
-    e.time_ms = clock_->NowMs();
-    e.type = terminate ? "RunTerminateRequested" : "RunStopRequested";
-    e.phase = run->record.phase;
-    e.message = reason;
-    batch.events.push_back(e);
-    run->record.stopping = true;
-    run->record.last_sequence = run->next_sequence - 1;
-    batch.runs.push_back(run->record);
-    Commit(run_id, std::move(batch), [this, run_id, done] {
-      ActiveRun* r = Find(run_id);
-      if (r) return done(r->record);
-      done(store_->GetRun(run_id));
-    });
+    StopAndCancel(*run, reason);
+    storage::WriteBatch batch = CollectChanges(*run);
+    (*run)->record.stopping = true;
+    // The runners report the cancelled attempts; that moves the run on.
+    CommitRequest(*run, std::move(batch), terminate ? "RunTerminateRequested" : "RunStopRequested",
+                  reason,
+                  /*step_after=*/false, std::move(done));
   });
+}
+
+void Scheduler::ChangeSuspended(
+    const std::string& run_id, const std::string& event_type, const std::string& message,
+    std::function<absl::Status(engine::RunState&, int64_t now_ms)> change,
+    std::function<void(absl::StatusOr<storage::RunRecord>)> done) {
+  asio::post(
+      io_, [this, run_id, event_type, message, change = std::move(change), done = std::move(done)] {
+        absl::StatusOr<ActiveRun*> run = FindUnfinished(run_id);
+        if (!run.ok()) return done(run.status());
+        if (absl::Status changed = change(*(*run)->state, clock_->NowMs()); !changed.ok()) {
+          return done(changed);
+        }
+        CommitRequest(*run, CollectChanges(*run), event_type, message, /*step_after=*/true,
+                      std::move(done));
+      });
 }
 
 void Scheduler::StopAndCancel(ActiveRun* run, const std::string& reason) {

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/run_state.h"
 #include "metrics/registry.h"
 #include "runners/runner.h"
 #include "scheduler/clock.h"
@@ -110,6 +111,16 @@ class Scheduler {
   void Stop(const std::string& run_id, const std::string& message, bool terminate,
             std::function<void(absl::StatusOr<storage::RunRecord>)> done);
 
+  // ResumeRun / SetNode: `change` alters the run's suspended nodes (engine::RunState::Resume or
+  // SetSuspendedNode, given the time); the change and an event `event_type` carrying `message`
+  // are committed in one batch before `done` gets the run record, then the run moves on.
+  // `done` gets change's error unchanged (nothing is committed), FailedPrecondition if the run
+  // is finished, NotFound if unknown.
+  void ChangeSuspended(const std::string& run_id, const std::string& event_type,
+                       const std::string& message,
+                       std::function<absl::Status(engine::RunState&, int64_t now_ms)> change,
+                       std::function<void(absl::StatusOr<storage::RunRecord>)> done);
+
   // Listeners are told of every committed change. Not owned; must outlive the scheduler.
   void AddListener(RunListener* listener);
 
@@ -136,6 +147,14 @@ class Scheduler {
   std::vector<engine::DispatchRequest> AdvanceAndAssign(ActiveRun* run);
   // Turns changed nodes into a WriteBatch with events; updates the run record.
   storage::WriteBatch CollectChanges(ActiveRun* run);
+  // The run in memory, or why a request to change it cannot be served: FailedPrecondition when
+  // it is finished (in memory or stored), the store's NotFound when unknown. Loop thread.
+  absl::StatusOr<ActiveRun*> FindUnfinished(const std::string& run_id);
+  // Commits `batch` plus an event of `type` with `message`, then answers `done` with the run
+  // and, with `step_after`, moves the run on.
+  void CommitRequest(ActiveRun* run, storage::WriteBatch batch, const std::string& type,
+                     const std::string& message, bool step_after,
+                     std::function<void(absl::StatusOr<storage::RunRecord>)> done);
   void Commit(const std::string& run_id, storage::WriteBatch batch,
               std::function<void()> after_commit);
   // Hands the attempt to its runner: Start(), or with `reattach` (Recover) Reattach() to an

@@ -29,6 +29,8 @@ v1::NodeType ToProtoType(engine::NodeType type) {
       return v1::NODE_TYPE_STEPS;
     case engine::NodeType::kStepGroup:
       return v1::NODE_TYPE_STEP_GROUP;
+    case engine::NodeType::kSuspend:
+      return v1::NODE_TYPE_SUSPEND;
   }
   return v1::NODE_TYPE_UNSPECIFIED;
 }

@@ -475,4 +475,64 @@ grpc::ServerUnaryReactor* RunServiceImpl::TerminateRun(grpc::CallbackServerConte
   return EndRun(context, request, response, /*terminate=*/true);
 }
 
+grpc::ServerUnaryReactor* RunServiceImpl::ResumeRun(grpc::CallbackServerContext* context,
+                                                    const v1::ResumeRunRequest* request,
+                                                    v1::Run* response) {
+  std::string node;
+  if (!request->node().empty()) {
+    absl::StatusOr<std::string> resolved = ResolveNode(store_, request->run_id(), request->node());
+    if (!resolved.ok()) return Done(context, resolved.status());
+    node = *std::move(resolved);
+  }
+  auto* reactor = context->DefaultReactor();
+  scheduler_->ChangeSuspended(
+      request->run_id(), "RunResumeRequested",
+      request->message().empty() ? (node.empty() ? "resume" : "resume " + request->node())
+                                 : request->message(),
+      [node](engine::RunState& state, int64_t now_ms) { return state.Resume(node, now_ms); },
+      [reactor, response](absl::StatusOr<storage::RunRecord> run) {
+        if (!run.ok()) return reactor->Finish(ToGrpcStatus(run.status()));
+        ToProto(*run, {}, response);
+        reactor->Finish(grpc::Status::OK);
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RunServiceImpl::SetNode(grpc::CallbackServerContext* context,
+                                                  const v1::SetNodeRequest* request,
+                                                  v1::Run* response) {
+  if (request->node().empty()) {
+    return Done(context, absl::InvalidArgumentError("node: name the suspended node to set"));
+  }
+  std::optional<engine::NodePhase> phase;
+  if (request->phase() != v1::PHASE_UNSPECIFIED) {
+    engine::NodePhase parsed;
+    if (!FromProtoPhase(request->phase(), &parsed)) {
+      return Done(context, absl::InvalidArgumentError("phase: unknown phase"));
+    }
+    phase = parsed;
+  }
+  absl::StatusOr<std::string> node = ResolveNode(store_, request->run_id(), request->node());
+  if (!node.ok()) return Done(context, node.status());
+  std::map<std::string, std::string> outputs(request->output_parameters().begin(),
+                                             request->output_parameters().end());
+  std::string what = absl::StrCat("set ", request->node());
+  for (const auto& [name, value] : outputs) absl::StrAppend(&what, " ", name, "=", value);
+  if (phase) absl::StrAppend(&what, " phase=", engine::NodePhaseName(*phase));
+  if (!request->message().empty()) absl::StrAppend(&what, ": ", request->message());
+  auto* reactor = context->DefaultReactor();
+  scheduler_->ChangeSuspended(
+      request->run_id(), "NodeSetRequested", what,
+      [node = *node, outputs = std::move(outputs), phase, message = request->message()](
+          engine::RunState& state, int64_t now_ms) {
+        return state.SetSuspendedNode(node, outputs, phase, message, now_ms);
+      },
+      [reactor, response](absl::StatusOr<storage::RunRecord> run) {
+        if (!run.ok()) return reactor->Finish(ToGrpcStatus(run.status()));
+        ToProto(*run, {}, response);
+        reactor->Finish(grpc::Status::OK);
+      });
+  return reactor;
+}
+
 }  // namespace dagd::server

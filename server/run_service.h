@@ -35,6 +35,11 @@ class RunServiceImpl final : public v1::RunService::CallbackService {
   grpc::ServerUnaryReactor* TerminateRun(grpc::CallbackServerContext* context,
                                          const v1::EndRunRequest* request,
                                          v1::Run* response) override;
+  grpc::ServerUnaryReactor* ResumeRun(grpc::CallbackServerContext* context,
+                                      const v1::ResumeRunRequest* request,
+                                      v1::Run* response) override;
+  grpc::ServerUnaryReactor* SetNode(grpc::CallbackServerContext* context,
+                                    const v1::SetNodeRequest* request, v1::Run* response) override;
   grpc::ServerWriteReactor<v1::LogChunk>* GetNodeLogs(
       grpc::CallbackServerContext* context, const v1::GetNodeLogsRequest* request) override;
   grpc::ServerUnaryReactor* ListAnsibleEvents(grpc::CallbackServerContext* context,

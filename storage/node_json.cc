@@ -73,7 +73,8 @@ json NodeStateToJson(const NodeState& node) {
               {"children", node.children},
               {"started_at_ms", node.started_at_ms},
               {"finished_at_ms", node.finished_at_ms},
-              {"retry_at_ms", node.retry_at_ms}};
+              {"retry_at_ms", node.retry_at_ms},
+              {"resume_at_ms", node.resume_at_ms}};
   if (node.item.has_value()) out["item"] = *node.item;
   return out;
 }
@@ -111,6 +112,7 @@ absl::StatusOr<NodeState> NodeStateFromJson(const json& object) {
     node.started_at_ms = object.value("started_at_ms", node.started_at_ms);
     node.finished_at_ms = object.value("finished_at_ms", node.finished_at_ms);
     node.retry_at_ms = object.value("retry_at_ms", node.retry_at_ms);
+    node.resume_at_ms = object.value("resume_at_ms", node.resume_at_ms);
     return node;
   } catch (const BadValue& e) {
     return absl::InvalidArgumentError(absl::StrCat("bad node JSON: ", e.message));

@@ -291,6 +291,42 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
                           : Examples({"dagctl stop diamond-x7k2p --message 'maintenance window'"}));
   }
 
+  ResumeArgs resume_args;
+  CLI::App* resume = app.add_subcommand("resume", "Resume a run's suspended nodes (ResumeRun)");
+  resume->add_option("run", resume_args.run_id, "Run id")->required();
+  resume->add_option("--node", resume_args.node,
+                     "Only this suspended node (name or display name; default: every one)");
+  resume->add_option("--message", resume_args.message, "Recorded with the change");
+  resume->callback(on_run([&](Context& c) { return Resume(c, resume_args); }));
+  resume->footer(
+      Examples({"dagctl resume release-x7k2p", "dagctl resume release-x7k2p --node approve"}));
+
+  SetNodeArgs set_args;
+  std::vector<std::string> set_outputs;
+  std::string set_phase;
+  CLI::App* set = app.add_subcommand(
+      "set", "Supply a suspended node's outputs, and optionally end it (SetNode, argo node set)");
+  set->add_option("run", set_args.run_id, "Run id")->required();
+  set->add_option("node", set_args.node, "The suspended node (name or display name)")->required();
+  set->add_option("--output-parameter", set_outputs,
+                  "Value of an output declared `valueFrom: {supplied: {}}`")
+      ->type_name("NAME=VALUE")
+      ->allow_extra_args(false)
+      ->check(Checked(ParseParameter));
+  set->add_option("--phase", set_phase,
+                  "End the node: Succeeded (resume it with these outputs), Failed or Error")
+      ->check(Checked(ParsePhase));
+  set->add_option("--message", set_args.message, "Recorded with the change");
+  set->callback(on_run([&](Context& c) {
+    set_args.output_parameters = *ParseParameters(set_outputs);
+    set_args.phase = set_phase.empty() ? v1::PHASE_UNSPECIFIED : *ParsePhase(set_phase);
+    return SetNode(c, set_args);
+  }));
+  set->footer(
+      Examples({"dagctl set release-x7k2p approve --output-parameter message='ship it'",
+                "dagctl set release-x7k2p approve --output-parameter approve=YES --phase Succeeded",
+                "dagctl set release-x7k2p approve --phase Failed --message 'not this week'"}));
+
   std::vector<std::string> lint_files;
   CLI::App* lint = app.add_subcommand("lint", "Check workflow files (LintWorkflow)");
   lint->add_option("files", lint_files, "Workflow YAML files")->required();

@@ -511,6 +511,48 @@ int EndRun(Context& context, const std::string& run_id, const std::string& messa
   return kExitOk;
 }
 
+int Resume(Context& context, const ResumeArgs& args) {
+  v1::ResumeRunRequest request;
+  request.set_run_id(args.run_id);
+  request.set_node(args.node);
+  request.set_message(args.message);
+  v1::Run run;
+  std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+  const grpc::Status status = context.client->runs().ResumeRun(rpc.get(), request, &run);
+  if (!status.ok()) return RpcFailed(context, status);
+  if (IsText(context.format)) {
+    *context.out << "run " << run.id() << " resumed"
+                 << (args.node.empty() ? "" : absl::StrCat(" (node ", args.node, ")")) << "\n";
+  } else {
+    PrintMessage(context, run);
+  }
+  return kExitOk;
+}
+
+int SetNode(Context& context, const SetNodeArgs& args) {
+  v1::SetNodeRequest request;
+  request.set_run_id(args.run_id);
+  request.set_node(args.node);
+  request.mutable_output_parameters()->insert(args.output_parameters.begin(),
+                                              args.output_parameters.end());
+  request.set_phase(args.phase);
+  request.set_message(args.message);
+  v1::Run run;
+  std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+  const grpc::Status status = context.client->runs().SetNode(rpc.get(), request, &run);
+  if (!status.ok()) return RpcFailed(context, status);
+  if (IsText(context.format)) {
+    *context.out << "run " << run.id() << " node " << args.node << " set"
+                 << (args.phase == v1::PHASE_UNSPECIFIED
+                         ? std::string(" (still suspended)")
+                         : absl::StrCat(" (", PhaseName(args.phase), ")"))
+                 << "\n";
+  } else {
+    PrintMessage(context, run);
+  }
+  return kExitOk;
+}
+
 int ExportArgo(Context& context, const ExportArgs& args) {
   v1::ExportWorkflowRequest request;
   request.set_format(v1::ExportWorkflowRequest::FORMAT_ARGO);

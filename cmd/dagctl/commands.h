@@ -141,6 +141,24 @@ struct EventsArgs {
 // host result (RenderAnsibleEventLine), or one JSON/YAML document per event.
 int Events(Context& context, const EventsArgs& args);
 
+struct ResumeArgs {
+  std::string run_id;
+  std::string node;  // "" : every suspended node
+  std::string message;
+};
+// `resume RUN [--node NODE]` (ResumeRun).
+int Resume(Context& context, const ResumeArgs& args);
+
+struct SetNodeArgs {
+  std::string run_id;
+  std::string node;
+  std::map<std::string, std::string> output_parameters;
+  v1::Phase phase = v1::PHASE_UNSPECIFIED;
+  std::string message;
+};
+// `set RUN NODE [--output-parameter k=v]… [--phase P]` (SetNode).
+int SetNode(Context& context, const SetNodeArgs& args);
+
 // `stop` (StopRun) or, with `terminate`, `terminate` (TerminateRun).
 int EndRun(Context& context, const std::string& run_id, const std::string& message, bool terminate);
 

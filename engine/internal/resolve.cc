@@ -106,6 +106,16 @@ TagScope WorkflowScope(const Workflow& workflow, const std::map<std::string, std
   scope["workflow.name"] = run_name;
   if (!workflow.namespace_name.empty()) scope["workflow.namespace"] = workflow.namespace_name;
   for (const auto& [name, value] : params) scope["workflow.parameters." + name] = value;
+  // Argo's {{workflow.parameters.json}}: every parameter as a JSON list of {name, value}, in the
+  // order declared (unless the workflow declares a parameter called json).
+  if (params.count("json") == 0) {
+    nlohmann::json all = nlohmann::json::array();
+    for (const Parameter& declared : workflow.arguments.parameters) {
+      auto it = params.find(declared.name);
+      if (it != params.end()) all.push_back({{"name", declared.name}, {"value", it->second}});
+    }
+    scope["workflow.parameters.json"] = all.dump();
+  }
   return scope;
 }
 

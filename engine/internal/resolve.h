@@ -16,8 +16,9 @@
 
 namespace dagd::engine::internal {
 
-// {{workflow.name}} (the run name), {{workflow.namespace}} (when set) and
-// {{workflow.parameters.<p>}}.
+// {{workflow.name}} (the run name), {{workflow.namespace}} (when set),
+// {{workflow.parameters.<p>}} and {{workflow.parameters.json}} (all of them, as Argo's JSON list
+// of {name, value}).
 TagScope WorkflowScope(const Workflow& workflow, const std::map<std::string, std::string>& params,
                        const std::string& run_name);
 

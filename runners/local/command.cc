@@ -96,7 +96,14 @@ absl::Status Finish(const engine::Template& t, const Environment& env, Command* 
 absl::Status BuildContainer(const engine::Template& t, const LocalRunnerOptions& options,
                             Command* command) {
   const engine::ContainerSpec& c = *t.container;
-  if (!c.command.empty()) {
+  auto own_program = options.image_programs.find(c.image);
+  auto stand_in = options.image_entrypoints.find(c.image);
+  if (!c.command.empty() && own_program != options.image_programs.end() &&
+      stand_in != options.image_entrypoints.end() && c.command.front() == own_program->second) {
+    // The image's own program, which only exists inside the image: its stand-in runs instead.
+    command->argv = stand_in->second;
+    command->argv.insert(command->argv.end(), c.command.begin() + 1, c.command.end());
+  } else if (!c.command.empty()) {
     command->argv = c.command;
   } else {
     auto it = options.image_entrypoints.find(c.image);

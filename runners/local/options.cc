@@ -59,4 +59,8 @@ std::map<std::string, std::vector<std::string>> DefaultImageEntrypoints() {
   return {{"argoproj/argosay:v2", {"/bin/sh", "-c", kArgosayScript, "argosay"}}};
 }
 
+std::map<std::string, std::string> DefaultImagePrograms() {
+  return {{"argoproj/argosay:v2", "/argosay"}};
+}
+
 }  // namespace dagd::runners::local

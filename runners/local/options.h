@@ -17,6 +17,9 @@ namespace dagd::runners::local {
 // (no arguments or `echo` prints "hello argo"; `echo MSG [FILE]`; `cat F…`; `exit N`;
 // `sleep D` with a Go duration; `assert_contains F S`; anything else exits 1).
 std::map<std::string, std::vector<std::string>> DefaultImageEntrypoints();
+// Where those images keep the program their stand-in replaces: "argoproj/argosay:v2" →
+// "/argosay", which some examples name in `command:`.
+std::map<std::string, std::string> DefaultImagePrograms();
 
 struct LocalRunnerOptions {
   // Program run for `ansible` templates; searched on PATH when it has no slash.
@@ -24,6 +27,10 @@ struct LocalRunnerOptions {
   // Image (exactly as written in the template) → the argv prefix run for a `container` template
   // that gives no `command`. An image not in this table, without a command, is an error.
   std::map<std::string, std::vector<std::string>> image_entrypoints = DefaultImageEntrypoints();
+  // Image → the path of its own program inside the image. A `command` that starts with it runs
+  // the image's image_entrypoints stand-in instead (`command: [/argosay]` with args [echo, hi]
+  // runs the argosay stand-in with echo hi); the host does not have the image's files.
+  std::map<std::string, std::string> image_programs = DefaultImagePrograms();
   // outputs.result keeps the last this many bytes of stdout, as Argo does (256 KiB).
   size_t max_result_bytes = 256 * 1024;
   // Once an attempt's process has exited and its group was killed, how long output pipes may

@@ -604,7 +604,8 @@ TEST(ParserTest, ReadsStepsSuspendAndUnsupportedTypes) {
   EXPECT_EQ(groups[1][1].template_name, "s");
   EXPECT_EQ(groups[1][1].when, "{{steps.a.outputs.result}} == 1");
   EXPECT_EQ(wf->templates[1].type, TemplateType::kSuspend);
-  EXPECT_EQ(wf->templates[1].kubernetes["suspend"]["duration"], "10s");
+  ASSERT_TRUE(wf->templates[1].suspend.has_value());
+  EXPECT_EQ(wf->templates[1].suspend->duration, "10s");
   EXPECT_EQ(wf->templates[2].type, TemplateType::kUnsupported);
   EXPECT_EQ(wf->templates[2].kubernetes["resource"]["action"], "create");
   EXPECT_EQ(wf->templates[3].type, TemplateType::kUnsupported);

@@ -441,5 +441,23 @@ TEST(RunStateExitHookTest, NoHookStartsAfterStop) {
   EXPECT_EQ(state.nodes().count("run.onExit"), 0u);
 }
 
+// conditionals.yaml: {{workflow.parameters.json}} lists every parameter, as in Argo.
+TEST(RunStateStepsTest, WorkflowParametersJsonListsEveryParameter) {
+  DagTask expr = Step("print-hello-expr-json", "echo");
+  expr.when = "{{=jsonpath(workflow.parameters.json, '$[0].value') == 'true'}}";
+  DagTask show = Step("show", "print");
+  show.arguments.parameters.push_back(Param("message", "{{workflow.parameters.json}}"));
+  auto wf = std::make_shared<Workflow>(
+      *MakeWorkflow({Steps("main", {{expr, show}}), Leaf("echo"), Leaf("print", {"message"})}));
+  wf->arguments.parameters = {Param("should-print", "true"), Param("count", "2")};
+  RunState state = MustCreate(wf, {{"should-print", "true"}, {"count", "2"}});
+  Driver driver(&state);
+  driver.Run();
+  EXPECT_EQ(state.phase(), NodePhase::kSucceeded);
+  EXPECT_EQ(NodeOf(state, "run[0].print-hello-expr-json").phase, NodePhase::kSucceeded);
+  EXPECT_EQ(NodeOf(state, "run[0].show").inputs.at("message"),
+            R"([{"name":"should-print","value":"true"},{"name":"count","value":"2"}])");
+}
+
 }  // namespace
 }  // namespace dagd::engine

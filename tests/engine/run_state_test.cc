@@ -720,17 +720,18 @@ TEST(RunStateTest, AWhenThatDoesNotEvaluateIsAnError) {
             "when 'run': 'run' is not a boolean; compare it, e.g. run == value");
 }
 
-TEST(RunStateTest, SuspendTemplatesAreUnimplemented) {
-  Template suspend;
-  suspend.name = "approve";
-  suspend.type = TemplateType::kSuspend;
-  absl::StatusOr<RunState> root = RunState::Create(MakeWorkflow({suspend}), {}, "run", 0);
+TEST(RunStateTest, TemplateTypesDagdCannotRunAreNamed) {
+  Template resource;
+  resource.name = "create-cm";
+  resource.type = TemplateType::kUnsupported;
+  absl::StatusOr<RunState> root = RunState::Create(MakeWorkflow({resource}), {}, "run", 0);
   EXPECT_EQ(root.status().code(), absl::StatusCode::kUnimplemented);
 
-  RunState state = MustCreate(MakeWorkflow({Dag("main", {Task("A", "approve")}), suspend}));
+  RunState state = MustCreate(MakeWorkflow({Dag("main", {Task("A", "create-cm")}), resource}));
   state.Advance(1000);
   EXPECT_EQ(NodeOf(state, "run.A").phase, NodePhase::kError);
-  EXPECT_EQ(NodeOf(state, "run.A").message, "suspend templates arrive in a later issue");
+  EXPECT_EQ(NodeOf(state, "run.A").message,
+            "template 'create-cm' is of a type dagd cannot run yet");
 }
 
 TEST(RunStateTest, ChangedNodesAreReportedOnce) {

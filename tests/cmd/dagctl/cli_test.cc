@@ -89,6 +89,20 @@ class FakeRunService final : public v1::RunService::Service {
     }
     return grpc::Status::OK;
   }
+  grpc::Status ResumeRun(grpc::ServerContext*, const v1::ResumeRunRequest* request,
+                         v1::Run* run) override {
+    std::lock_guard lock(mu_);
+    resumed_ = *request;
+    *run = run_;
+    return grpc::Status::OK;
+  }
+  grpc::Status SetNode(grpc::ServerContext*, const v1::SetNodeRequest* request,
+                       v1::Run* run) override {
+    std::lock_guard lock(mu_);
+    set_ = *request;
+    *run = run_;
+    return grpc::Status::OK;
+  }
   grpc::Status GetNodeLogs(grpc::ServerContext*, const v1::GetNodeLogsRequest* request,
                            grpc::ServerWriter<v1::LogChunk>* writer) override {
     for (const auto& [attempt, data] :
@@ -109,6 +123,8 @@ class FakeRunService final : public v1::RunService::Service {
 
   std::mutex mu_;
   v1::SubmitRunRequest submitted_;
+  v1::ResumeRunRequest resumed_;
+  v1::SetNodeRequest set_;
   std::vector<v1::ListRunsRequest> list_requests_;
   std::vector<int64_t> watch_afters_;
 };
@@ -394,6 +410,27 @@ TEST_F(CliTest, SubmitSendsLabels) {
   EXPECT_EQ(Run({"submit", "deploy", "-l", "novalue"}), kExitUsage);
 }
 
+TEST_F(CliTest, ResumeAndSetSendTheNodeOutputsAndPhase) {
+  runs_.run_.set_id("release-x");
+  EXPECT_EQ(Run({"resume", "release-x", "--node", "approve"}), kExitOk) << err_;
+  EXPECT_EQ(runs_.resumed_.run_id(), "release-x");
+  EXPECT_EQ(runs_.resumed_.node(), "approve");
+  EXPECT_EQ(out_, "run release-x resumed (node approve)\n");
+
+  EXPECT_EQ(Run({"set", "release-x", "approve", "--output-parameter", "message=ship it",
+                 "--output-parameter", "approve=YES", "--phase", "succeeded"}),
+            kExitOk)
+      << err_;
+  EXPECT_EQ(runs_.set_.node(), "approve");
+  EXPECT_EQ(runs_.set_.output_parameters().at("message"), "ship it");
+  EXPECT_EQ(runs_.set_.output_parameters().at("approve"), "YES");
+  EXPECT_EQ(runs_.set_.phase(), v1::PHASE_SUCCEEDED);
+  EXPECT_EQ(out_, "run release-x node approve set (Succeeded)\n");
+
+  EXPECT_EQ(Run({"set", "release-x", "approve", "--phase", "Sideways"}), kExitUsage);
+  EXPECT_EQ(Run({"set", "release-x", "approve", "--output-parameter", "novalue"}), kExitUsage);
+}
+
 TEST_F(CliTest, RunsGetIsPlainWhenPipedAndColoredOnRequest) {
   EXPECT_EQ(Run({"runs", "get", "r"}), kExitOk) << err_;
   EXPECT_EQ(out_.find('\x1b'), std::string::npos) << out_;
@@ -416,6 +453,8 @@ TEST_F(CliTest, EveryCommandsHelpHasExamples) {
                                              {"events"},
                                              {"stop"},
                                              {"terminate"},
+                                             {"resume"},
+                                             {"set"},
                                              {"lint"},
                                              {"graph"},
                                              {"completion"},

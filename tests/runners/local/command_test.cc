@@ -68,6 +68,25 @@ TEST(BuildCommandTest, ImageTableSuppliesAMissingCommand) {
   EXPECT_THAT(command->argv, ElementsAre("printf", "%s\\n", "echo", "hello"));
 }
 
+TEST(BuildCommandTest, ACommandNamingTheImagesOwnProgramRunsItsStandIn) {
+  TempDir dir;
+  // As intermediate-parameters.yaml: `command: [/argosay]`, `args: [echo, deploying]`.
+  engine::Template t = ContainerTemplate("deploy", {"/argosay"}, {"echo", "deploying"});
+  t.container->image = "argoproj/argosay:v2";
+  auto command = BuildCommand(MakeSpec(t, "a-1", dir.path()), LocalRunnerOptions{}, kBaseEnv);
+  ASSERT_TRUE(command.ok()) << command.status();
+  ASSERT_GE(command->argv.size(), 4u);
+  EXPECT_EQ(command->argv[0], "/bin/sh");
+  EXPECT_EQ(command->argv[3], "argosay");
+  EXPECT_THAT(std::vector<std::string>(command->argv.end() - 2, command->argv.end()),
+              ElementsAre("echo", "deploying"));
+  // Another program of the same image is run as written.
+  t.container->command = {"echo"};
+  command = BuildCommand(MakeSpec(t, "a-1", dir.path()), LocalRunnerOptions{}, kBaseEnv);
+  ASSERT_TRUE(command.ok()) << command.status();
+  EXPECT_THAT(command->argv, ElementsAre("echo", "echo", "deploying"));
+}
+
 TEST(BuildCommandTest, UnknownImageWithoutCommandNamesTemplateAndFix) {
   TempDir dir;
   engine::Template t = ContainerTemplate("whale", {}, {"hello"});
