@@ -149,6 +149,11 @@ constexpr absl::string_view kStepFields[] = {
     "template",  "templateRef", "when",  "withItems", "withParam", "withSequence"};
 constexpr absl::string_view kHookFields[] = {"arguments", "expression", "template", "templateRef"};
 constexpr absl::string_view kTemplateRefFields[] = {"clusterScope", "name", "template"};
+constexpr absl::string_view kSynchronizationFields[] = {"mutex", "mutexes", "semaphore",
+                                                        "semaphores"};
+constexpr absl::string_view kMutexFields[] = {"database", "name", "namespace"};
+constexpr absl::string_view kSemaphoreFields[] = {"configMapKeyRef", "database", "namespace"};
+constexpr absl::string_view kConfigMapKeyFields[] = {"key", "name", "optional"};
 constexpr absl::string_view kWorkflowTemplateRefFields[] = {"clusterScope", "name"};
 constexpr absl::string_view kSequenceFields[] = {"count", "end", "format", "start"};
 constexpr absl::string_view kArgumentsFields[] = {"artifacts", "parameters"};
@@ -303,6 +308,8 @@ class Parser {
                                                       const std::string& path);
   absl::StatusOr<int64_t> Integer(const YAML::Node& node, const std::string& path) const;
   absl::StatusOr<bool> Bool(const YAML::Node& node, const std::string& path) const;
+  absl::Status ParseSynchronization(const YAML::Node& node, const std::string& path,
+                                    Synchronization* sync);
   // `templateRef` (known: kTemplateRefFields) or `spec.workflowTemplateRef`.
   absl::Status ParseTemplateRef(const YAML::Node& node, const std::string& path, Fields known,
                                 std::optional<TemplateRef>* ref);
@@ -538,6 +545,8 @@ absl::Status Parser::ParseSpec(const YAML::Node& node, const std::string& path) 
         } else if (key == "workflowTemplateRef") {
           return ParseTemplateRef(value, field_path, kWorkflowTemplateRefFields,
                                   &wf_->workflow_template_ref);
+        } else if (key == "synchronization") {
+          return ParseSynchronization(value, field_path, &wf_->synchronization.emplace());
         } else {
           // Kubernetes-only fields, and Argo features a later issue implements.
           Keep(&wf_->kubernetes, key, ToJson(value));
@@ -578,6 +587,8 @@ absl::Status Parser::ParseTemplate(const YAML::Node& node, const std::string& pa
           ASSIGN_OR_RETURN(tmpl->active_deadline_seconds, Integer(value, field_path));
         } else if (key == "parallelism") {
           ASSIGN_OR_RETURN(tmpl->parallelism, Integer(value, field_path));
+        } else if (key == "synchronization") {
+          return ParseSynchronization(value, field_path, &tmpl->synchronization.emplace());
         } else if (Contains(kTemplateTypeFields, key)) {
           type_keys.emplace_back(key, value);
           if (key == "dag") {
@@ -824,6 +835,64 @@ absl::Status Parser::ParseTemplateRef(const YAML::Node& node, const std::string&
                 "name the template within the WorkflowTemplate");
   }
   return absl::OkStatus();
+}
+
+absl::Status Parser::ParseSynchronization(const YAML::Node& node, const std::string& path,
+                                          Synchronization* sync) {
+  // One mutex or semaphore: its name into `names`, fields dagd does not act on kept.
+  auto lock = [&](const YAML::Node& value, const std::string& lock_path, bool mutex,
+                  const std::string& unsupported_key) -> absl::Status {
+    std::string name;
+    RETURN_IF_ERROR(ForEachField(
+        value, lock_path, mutex ? Fields(kMutexFields) : Fields(kSemaphoreFields),
+        [&](const std::string& key, const YAML::Node& field,
+            const std::string& field_path) -> absl::Status {
+          if (key == "name") {
+            ASSIGN_OR_RETURN(name, String(field, field_path));
+          } else if (key == "configMapKeyRef") {
+            std::string map, map_key;
+            RETURN_IF_ERROR(
+                ForEachField(field, field_path, kConfigMapKeyFields,
+                             [&](const std::string& ref_key, const YAML::Node& ref_value,
+                                 const std::string& ref_path) -> absl::Status {
+                               if (ref_key == "optional") return absl::OkStatus();
+                               ASSIGN_OR_RETURN((ref_key == "name" ? map : map_key),
+                                                String(ref_value, ref_path));
+                               return absl::OkStatus();
+                             }));
+            if (map.empty() || map_key.empty()) {
+              return Fail(field, field_path, "needs name and key",
+                          "write `configMapKeyRef: {name: CONFIGMAP, key: KEY}`");
+            }
+            name = absl::StrCat(map, "/", map_key);
+          } else {  // database, namespace
+            Keep(&sync->unsupported, absl::StrCat(unsupported_key, ".", key), ToJson(field));
+          }
+          return absl::OkStatus();
+        }));
+    if (name.empty() && !sync->unsupported.is_object()) {
+      return Fail(value, lock_path,
+                  mutex ? "a mutex needs a name"
+                        : "a semaphore needs a "
+                          "configMapKeyRef",
+                  mutex ? "write `name: NAME`" : "write `configMapKeyRef: {name: CM, key: KEY}`");
+    }
+    if (!name.empty()) (mutex ? sync->mutexes : sync->semaphores).push_back(std::move(name));
+    return absl::OkStatus();
+  };
+  return ForEachField(node, path, kSynchronizationFields,
+                      [&](const std::string& key, const YAML::Node& value,
+                          const std::string& field_path) -> absl::Status {
+                        const bool mutex = key == "mutex" || key == "mutexes";
+                        if (key == "mutex" || key == "semaphore") {
+                          return lock(value, field_path, mutex, key);
+                        }
+                        return ForEachElement(
+                            value, field_path,
+                            [&](const YAML::Node& element, const std::string& element_path) {
+                              return lock(element, element_path, mutex, key);
+                            });
+                      });
 }
 
 absl::Status Parser::ParseSequence(const YAML::Node& node, const std::string& path,

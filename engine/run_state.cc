@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -282,6 +283,9 @@ absl::StatusOr<RunState> RunState::Restore(std::shared_ptr<const Workflow> workf
     }
   }
   if (stopping) state.stop_message_ = root->second.message;
+  // Anything under the root, or a started root pod, means the run took its workflow locks.
+  state.workflow_locks_held_ = !root->second.children.empty() || !root->second.attempts.empty() ||
+                               IsFinal(root->second.phase);
   state.BuildPlans();
   return state;
 }
@@ -360,6 +364,8 @@ void RunState::Finish(const std::string& name, NodePhase phase, std::string mess
 void RunState::Propagate(int64_t now_ms) {
   ProcessChild(run_name_, -1, now_ms);
   ProcessWorkflowExitHook(now_ms);
+  // The run's spec.synchronization locks go with its end.
+  if (Done() && workflow_locks_held_ && locks_ != nullptr) locks_->Release(run_name_);
 }
 
 void RunState::ProcessChild(const std::string& name, int depth, int64_t now_ms) {
@@ -1006,6 +1012,8 @@ void RunState::ProcessWorkflowExitHook(int64_t now_ms) {
 
 std::vector<DispatchRequest> RunState::Advance(int64_t now_ms) {
   std::vector<DispatchRequest> requests;
+  waiting_for_locks_ = false;
+  if (!HoldWorkflowLocks(now_ms)) return requests;
   // Dispatch() may settle nodes (an Error at launch), which may create new ones (an exit hook, a
   // dependent task): go round until a pass creates no node.
   for (size_t known = 0; known != nodes_.size();) {
@@ -1014,6 +1022,66 @@ std::vector<DispatchRequest> RunState::Advance(int64_t now_ms) {
     for (DispatchRequest& request : Dispatch(now_ms)) requests.push_back(std::move(request));
   }
   return requests;
+}
+
+absl::StatusOr<std::vector<std::string>> RunState::LockKeysOf(const Synchronization& sync,
+                                                              const TagScope& scope) const {
+  std::vector<std::string> mutexes, semaphores;
+  for (const std::string& name : sync.mutexes) {
+    ASSIGN_OR_RETURN(mutexes.emplace_back(), SubstituteTags(name, scope));
+  }
+  for (const std::string& name : sync.semaphores) {
+    ASSIGN_OR_RETURN(semaphores.emplace_back(), SubstituteTags(name, scope));
+  }
+  std::vector<std::string> keys = LockKeys(mutexes, semaphores);
+  for (const std::string& key : keys) {
+    if (std::string unknown = locks_->Unknown(key); !unknown.empty()) {
+      return absl::FailedPreconditionError(unknown);
+    }
+  }
+  return keys;
+}
+
+bool RunState::HoldWorkflowLocks(int64_t now_ms) {
+  if (workflow_locks_held_ || !workflow_->synchronization || locks_ == nullptr || Done()) {
+    return true;
+  }
+  absl::StatusOr<std::vector<std::string>> keys =
+      LockKeysOf(*workflow_->synchronization, RunScope());
+  if (!keys.ok()) {
+    Finish(run_name_, NodePhase::kError,
+           absl::StrCat("spec.synchronization: ", keys.status().message()), now_ms);
+    return false;
+  }
+  if (std::string busy = locks_->FirstBusy(run_name_, *keys); !busy.empty()) {
+    const std::string message = "Waiting for lock: " + locks_->Describe(busy);
+    if (nodes_.at(run_name_).message != message) Mutable(run_name_).message = message;
+    waiting_for_locks_ = true;
+    return false;
+  }
+  locks_->Hold(run_name_, *keys);
+  workflow_locks_held_ = true;
+  if (absl::StartsWith(nodes_.at(run_name_).message, "Waiting for lock")) {
+    Mutable(run_name_).message.clear();
+  }
+  return true;
+}
+
+std::vector<std::pair<std::string, std::vector<std::string>>> RunState::HeldLocks() const {
+  std::vector<std::pair<std::string, std::vector<std::string>>> held;
+  if (locks_ == nullptr) return held;
+  if (workflow_locks_held_ && workflow_->synchronization && !Done()) {
+    auto keys = LockKeysOf(*workflow_->synchronization, RunScope());
+    if (keys.ok()) held.emplace_back(run_name_, *std::move(keys));
+  }
+  for (const auto& [name, node] : nodes_) {
+    if (!AttemptRunning(node)) continue;
+    const Template* tmpl = workflow_->FindTemplate(node.template_name);
+    if (tmpl == nullptr || !tmpl->synchronization) continue;
+    auto keys = LockKeysOf(*tmpl->synchronization, BodyScope(node));
+    if (keys.ok()) held.emplace_back(name, *std::move(keys));
+  }
+  return held;
 }
 
 std::vector<DispatchRequest> RunState::Dispatch(int64_t now_ms) {
@@ -1052,6 +1120,25 @@ std::vector<DispatchRequest> RunState::Dispatch(int64_t now_ms) {
     if (run_limit && *run_limit > 0 && running_total >= *run_limit) break;
     const std::optional<int64_t> limit = ParallelismOf(candidate.boundary);
     if (limit && active[candidate.boundary] >= *limit) continue;
+    const Template* sync_template =
+        workflow_->FindTemplate(nodes_.at(candidate.name).template_name);
+    if (sync_template != nullptr && sync_template->synchronization && locks_ != nullptr) {
+      const NodeState& waiting = nodes_.at(candidate.name);
+      absl::StatusOr<std::vector<std::string>> keys =
+          LockKeysOf(*sync_template->synchronization, BodyScope(waiting));
+      if (!keys.ok()) {
+        Finish(candidate.name, NodePhase::kError,
+               absl::StrCat("synchronization: ", keys.status().message()), now_ms);
+        continue;
+      }
+      if (std::string busy = locks_->FirstBusy(candidate.name, *keys); !busy.empty()) {
+        const std::string message = "Waiting for lock: " + locks_->Describe(busy);
+        if (waiting.message != message) Mutable(candidate.name).message = message;
+        waiting_for_locks_ = true;
+        continue;
+      }
+      locks_->Hold(candidate.name, *keys);
+    }
     NodeState& node = Mutable(candidate.name);
     const Template* tmpl = workflow_->FindTemplate(node.template_name);
     if (tmpl == nullptr) {
@@ -1062,6 +1149,7 @@ std::vector<DispatchRequest> RunState::Dispatch(int64_t now_ms) {
     absl::StatusOr<Template> resolved =
         internal::ResolveTemplate(*tmpl, BodyScope(node), node.inputs);
     if (!resolved.ok()) {
+      if (locks_ != nullptr) locks_->Release(candidate.name);
       Finish(candidate.name, NodePhase::kError, std::string(resolved.status().message()), now_ms);
       continue;
     }
@@ -1088,6 +1176,7 @@ bool RunState::OnAttemptFinished(const std::string& node_name, int attempt,
       attempt != static_cast<int>(it->second.attempts.size())) {
     return false;
   }
+  if (locks_ != nullptr) locks_->Release(node_name);  // a retry takes its locks again
   NodeState& node = Mutable(node_name);
   AttemptRecord& record = node.attempts.back();
   // A runner reports Succeeded, Failed or Error; anything else is treated as an Error.
@@ -1223,6 +1312,10 @@ void RunState::Stop(const std::string& message, int64_t now_ms) {
   stopping_ = true;
   stop_message_ = message;
   Mutable(run_name_).message = message;
+  if (!workflow_locks_held_ && workflow_->synchronization && locks_ != nullptr) {
+    Finish(run_name_, NodePhase::kFailed, message, now_ms);  // it never started
+    return;
+  }
   std::vector<std::string> to_end;
   for (const auto& [name, node] : nodes_) {
     if (Queued(node) || WaitingForRetry(node) ||

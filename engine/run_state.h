@@ -67,6 +67,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/locks.h"
 #include "engine/tags.h"
 #include "engine/workflow.h"
 
@@ -194,6 +195,20 @@ class RunState {
                                 std::optional<NodePhase> phase, const std::string& message,
                                 int64_t now_ms);
 
+  // The table of `synchronization` locks shared with other runs (not owned; must outlive this
+  // run). Without one, synchronization is not enforced. A pod whose template has locks starts
+  // only once it holds all of them (until its attempt ends; a retry takes them again); a
+  // workflow with spec.synchronization starts nothing until the run holds its locks (until the
+  // run is done). Waiting nodes keep their phase with the message "Waiting for lock: …"; a
+  // semaphore the table has no limit for ends the node (or run) in Error naming the fix.
+  void SetLockTable(LockTable* locks) { locks_ = locks; }
+  // Whether the last Advance() left something waiting for a lock: call Advance() again when
+  // the table has released one.
+  bool waiting_for_locks() const { return waiting_for_locks_; }
+  // The locks this run holds by its state (holder, lock keys): for rebuilding the table after
+  // Restore() (LockTable::Hold).
+  std::vector<std::pair<std::string, std::vector<std::string>>> HeldLocks() const;
+
   // Earliest retry_at_ms among waiting nodes or resume_at_ms among suspended ones, or the
   // workflow's deadline, if any.
   std::optional<int64_t> NextWakeup() const;
@@ -291,6 +306,11 @@ class RunState {
   bool BoundaryFull(const std::string& boundary) const;
 
   void ApplyRetryStrategy(const std::string& name, int64_t now_ms);
+  // The lock keys of `sync` with tags read in `scope`; Error message on failure.
+  absl::StatusOr<std::vector<std::string>> LockKeysOf(const Synchronization& sync,
+                                                      const TagScope& scope) const;
+  // spec.synchronization: false while the run waits for its workflow-level locks.
+  bool HoldWorkflowLocks(int64_t now_ms);
   // A new suspend node: when it resumes by itself (its duration read in `scope`), or an error.
   absl::StatusOr<int64_t> SuspendUntil(const Template& tmpl, const TagScope& scope,
                                        int64_t now_ms) const;
@@ -311,6 +331,10 @@ class RunState {
   std::map<std::string, std::shared_ptr<const internal::DagPlan>> plans_;
   // Whether any task or step of the workflow has an exit hook (Settled() is IsFinal() if not).
   bool has_task_hooks_ = false;
+  LockTable* locks_ = nullptr;
+  bool waiting_for_locks_ = false;
+  // The run holds its spec.synchronization locks (derived from its nodes after Restore()).
+  bool workflow_locks_held_ = false;
 };
 
 }  // namespace dagd::engine

@@ -223,9 +223,10 @@ std::vector<std::string> ParameterNames(const std::vector<Parameter>& parameters
 }
 
 constexpr char kSynchronizationNotYet[] =
-    "synchronization (mutexes and semaphores) is not supported by dagd yet";
+    "database-backed and namespaced locks (synchronization `database`, `namespace`) are not "
+    "supported by dagd yet";
 constexpr char kSynchronizationFix[] =
-    "remove it; `parallelism: 1` on the calling template serialises its steps within one run";
+    "remove them: dagd's mutexes and semaphores are shared by every run of this dagd";
 
 class Validator {
  public:
@@ -244,7 +245,7 @@ class Validator {
       Collect(CheckHook(*wf_.exit_hook, "the workflow", path));
     }
     // A lock silently not taken is worse than a refusal.
-    if (wf_.kubernetes.is_object() && wf_.kubernetes.contains("synchronization")) {
+    if (wf_.synchronization && wf_.synchronization->unsupported.is_object()) {
       Collect(Fail("spec.synchronization", kSynchronizationNotYet, kSynchronizationFix));
     }
     if (wf_.kubernetes.is_object() && wf_.kubernetes.contains("hooks")) {
@@ -254,7 +255,7 @@ class Validator {
     // "not supported yet" explains more than what follows from it.
     for (size_t i = 0; i < wf_.templates.size(); ++i) {
       const Template& tmpl = wf_.templates[i];
-      if (tmpl.kubernetes.is_object() && tmpl.kubernetes.contains("synchronization")) {
+      if (tmpl.synchronization && tmpl.synchronization->unsupported.is_object()) {
         Collect(Fail(absl::StrCat("spec.templates[", i, "].synchronization"),
                      kSynchronizationNotYet, kSynchronizationFix));
       }

@@ -178,6 +178,16 @@ struct ScriptSpec {
   std::string source;
 };
 
+// `synchronization` of the workflow or a template (Argo's mutexes and semaphores): locks that
+// every run of this dagd shares, held while the template's attempt (or the whole run) runs.
+// Lock names may hold tags, read when the node starts.
+struct Synchronization {
+  std::vector<std::string> mutexes;     // `mutex.name`, `mutexes[].name`
+  std::vector<std::string> semaphores;  // `configMapKeyRef` of `semaphore(s)`: "CONFIGMAP/KEY"
+  // Fields dagd does not act on (`database`, `namespace`), verbatim; validation refuses them.
+  nlohmann::json unsupported;
+};
+
 // `suspend:`: the node waits until it is resumed (ResumeRun, `dagctl resume`), or until
 // `duration` has passed (Argo's duration: "20" seconds, "2m", "6h"; may hold tags).
 struct SuspendSpec {
@@ -240,6 +250,7 @@ struct Template {
   std::optional<ScriptSpec> script;
   std::optional<AnsibleSpec> ansible;
   std::optional<SuspendSpec> suspend;
+  std::optional<Synchronization> synchronization;
 
   nlohmann::json kubernetes;  // template-level Kubernetes-only fields, verbatim
   SourceLocation location;
@@ -266,8 +277,9 @@ struct Workflow {
   // spec.workflowTemplateRef: the spec is that WorkflowTemplate's, with this one's fields over
   // it; resolved (and cleared) by engine/template_refs.h.
   std::optional<TemplateRef> workflow_template_ref;
-  nlohmann::json kubernetes;  // spec-level Kubernetes-only fields, verbatim
-  std::string file;           // the file name errors refer to
+  std::optional<Synchronization> synchronization;  // spec.synchronization: held by the whole run
+  nlohmann::json kubernetes;                       // spec-level Kubernetes-only fields, verbatim
+  std::string file;                                // the file name errors refer to
   // Where each field was written, keyed by its field path as errors spell it
   // ("spec.entrypoint", "spec.templates[1].dag.tasks[0].depends"; a list element's path is
   // that of its first line). Lets checks after parsing name the exact line.

@@ -253,7 +253,8 @@ Scheduler::Scheduler(asio::io_context& io, storage::Store* store, runners::Runne
       runners_(runners),
       clock_(clock),
       options_(std::move(options)),
-      alive_(std::make_shared<std::atomic<bool>>(true)) {
+      alive_(std::make_shared<std::atomic<bool>>(true)),
+      locks_(options_.semaphore_limits) {
   if (options_.metrics == nullptr) return;
   metrics_ = std::make_unique<SchedulerMetrics>(options_.metrics);
   // Run state belongs to the io_context thread: sample there, waiting a little when the scrape
@@ -387,6 +388,8 @@ absl::Status Scheduler::Recover() {
       continue;
     }
     run->state.emplace(std::move(state).value());
+    run->state->SetLockTable(&locks_);
+    for (const auto& [holder, keys] : run->state->HeldLocks()) locks_.Hold(holder, keys);
     run->workflow = workflow;
     run->next_sequence = record.last_sequence + 1;
     run->record = std::move(record);
@@ -440,6 +443,9 @@ void Scheduler::Submit(SubmitRequest request,
   // What runs is a Workflow, whatever kind of document it came from: validated as one (its
   // entrypoint and the arguments the entrypoint needs).
   parsed->kind = engine::WorkflowKind::kWorkflow;
+  if (absl::Status known = CheckSemaphores(*parsed, request.file_name); !known.ok()) {
+    return done(known);
+  }
   if (absl::Status valid = engine::ValidateWorkflow(*parsed); !valid.ok()) return done(valid);
   auto parameters = engine::ResolveWorkflowArguments(*parsed, request.parameters);
   if (!parameters.ok()) return done(parameters.status());
@@ -496,6 +502,7 @@ void Scheduler::Submit(SubmitRequest request,
     auto state = engine::RunState::Create(workflow, parameters, record.id, now);
     if (!state.ok()) return done(state.status());
     run->state.emplace(std::move(state).value());
+    run->state->SetLockTable(&locks_);
     run->workflow = workflow;
     if (!record.request_id.empty()) inflight_request_ids_[record.request_id] = record.id;
     StartRun(std::move(run), std::move(done));
@@ -647,6 +654,40 @@ storage::WriteBatch Scheduler::CollectChanges(ActiveRun* run) {
   return batch;
 }
 
+absl::Status Scheduler::CheckSemaphores(const engine::Workflow& workflow,
+                                        const std::string& file_name) const {
+  auto check = [&](const std::optional<engine::Synchronization>& sync,
+                   const std::string& path) -> absl::Status {
+    if (!sync) return absl::OkStatus();
+    for (const std::string& name : sync->semaphores) {
+      if (name.find("{{") != std::string::npos) continue;  // known when the node starts
+      if (options_.semaphore_limits.count(name) > 0) continue;
+      const std::string unknown = engine::LockTable(options_.semaphore_limits)
+                                      .Unknown(engine::LockKeys({}, {name}).front());
+      return absl::InvalidArgumentError(absl::StrCat(file_name, ": ", path, ": ", unknown));
+    }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(check(workflow.synchronization, "spec.synchronization"));
+  for (size_t i = 0; i < workflow.templates.size(); ++i) {
+    RETURN_IF_ERROR(check(workflow.templates[i].synchronization,
+                          absl::StrCat("spec.templates[", i, "].synchronization")));
+  }
+  return absl::OkStatus();
+}
+
+void Scheduler::WakeLockWaiters(const std::string& except) {
+  if (locks_.releases() == locks_released_seen_) return;
+  locks_released_seen_ = locks_.releases();
+  for (const auto& [run_id, run] : runs_) {
+    if (run_id == except || !run->state || !run->state->waiting_for_locks()) continue;
+    asio::post(io_, [this, alive = alive_, id = run_id] {
+      if (!*alive) return;
+      if (ActiveRun* r = Find(id)) Step(r);
+    });
+  }
+}
+
 void Scheduler::Step(ActiveRun* run) {
   const std::string run_id = run->record.id;
   if (std::optional<int64_t> deadline = run->state->DeadlineMs();
@@ -655,6 +696,7 @@ void Scheduler::Step(ActiveRun* run) {
                                     *run->workflow->active_deadline_seconds, ")"));
   }
   std::vector<engine::DispatchRequest> dispatches = AdvanceAndAssign(run);
+  WakeLockWaiters(run_id);
   storage::WriteBatch batch = CollectChanges(run);
   ArmWakeup(run);
   if (batch.empty() && dispatches.empty()) {

@@ -54,6 +54,9 @@ struct SchedulerOptions {
   int64_t grace_period_ms = 10000;
   // How long log output may wait before it is committed in one batch.
   int64_t log_flush_interval_ms = 200;
+  // Semaphores of `synchronization` (configMapKeyRef "CONFIGMAP/KEY") → how many may hold each
+  // at once (`dagd --semaphore CONFIGMAP/KEY=N`). A workflow naming another is refused.
+  std::map<std::string, int64_t> semaphore_limits;
   // Where the scheduler declares its metrics (docs/metrics.md: runs, nodes, attempts, queue,
   // Ansible results); null for none. Not owned; must outlive the scheduler.
   metrics::Registry* metrics = nullptr;
@@ -147,6 +150,12 @@ class Scheduler {
   std::vector<engine::DispatchRequest> AdvanceAndAssign(ActiveRun* run);
   // Turns changed nodes into a WriteBatch with events; updates the run record.
   storage::WriteBatch CollectChanges(ActiveRun* run);
+  // InvalidArgument naming the template when `workflow` uses a semaphore without a limit.
+  absl::Status CheckSemaphores(const engine::Workflow& workflow,
+                               const std::string& file_name) const;
+  // Once the lock table has released a lock since the last call, moves on every run (but
+  // `except`) that waits for one.
+  void WakeLockWaiters(const std::string& except);
   // The run in memory, or why a request to change it cannot be served: FailedPrecondition when
   // it is finished (in memory or stored), the store's NotFound when unknown. Loop thread.
   absl::StatusOr<ActiveRun*> FindUnfinished(const std::string& run_id);
@@ -202,6 +211,10 @@ class Scheduler {
   std::unique_ptr<SchedulerMetrics> metrics_;  // null without SchedulerOptions.metrics
   std::atomic<bool> healthy_{true};
   std::atomic<int> active_runs_{0};
+  // Argo's synchronization locks of every run; io thread only. A release wakes the runs waiting
+  // for one (Step()).
+  engine::LockTable locks_;
+  int64_t locks_released_seen_ = 0;
   std::shared_ptr<std::atomic<bool>> alive_;  // guards callbacks that outlive the scheduler
 };
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "logging/log.h"
 #include "metrics/process.h"
@@ -43,6 +44,7 @@ struct Flags {
   std::string metrics_listen = "127.0.0.1:7234";
   std::string metrics_port_file;
   std::vector<std::string> local_images;  // IMAGE=PROGRAM [ARG...]
+  std::vector<std::string> semaphores;    // CONFIGMAP/KEY=N
   std::string credentials_dir;            // empty: <data_dir>/credentials
   int64_t grace_period_ms = 10000;
   dagd::storage::BundleLimits bundle_limits;
@@ -115,6 +117,11 @@ int main(int argc, char** argv) {
                  "--local-image 'docker/whalesay=/usr/games/cowsay'). argoproj/argosay:v2 is "
                  "built in")
       ->type_name("IMAGE=COMMAND");
+  app.add_option("--semaphore", flags.semaphores,
+                 "CONFIGMAP/KEY=N: how many may hold the synchronization semaphore with "
+                 "configMapKeyRef {name: CONFIGMAP, key: KEY} at once, across every run "
+                 "(repeatable; a workflow naming an unknown semaphore is refused)")
+      ->type_name("CONFIGMAP/KEY=N");
   app.add_flag("--kube-in-cluster", flags.kubernetes.in_cluster,
                "Run the kubernetes runner on the cluster dagd runs in (its service account)");
   app.add_option("--kubeconfig", flags.kubernetes.kubeconfig,
@@ -214,6 +221,17 @@ int main(int argc, char** argv) {
   scheduler_options.data_dir = data_dir;
   scheduler_options.default_runner = flags.default_runner;
   scheduler_options.grace_period_ms = flags.grace_period_ms;
+  for (const std::string& entry : flags.semaphores) {
+    const size_t eq = entry.rfind('=');
+    int64_t limit = 0;
+    const std::string name = eq == std::string::npos ? "" : entry.substr(0, eq);
+    if (name.find('/') == std::string::npos || name.front() == '/' || name.back() == '/' ||
+        !absl::SimpleAtoi(entry.substr(eq + 1), &limit) || limit < 1) {
+      return Fail("--semaphore \"" + entry +
+                  "\" is not CONFIGMAP/KEY=N with N >= 1 (e.g. --semaphore my-config/template=3)");
+    }
+    scheduler_options.semaphore_limits[name] = limit;
+  }
   scheduler_options.metrics = &metrics;
   dagd::scheduler::Scheduler scheduler(io, store->get(), &registry, dagd::scheduler::SystemClock(),
                                        scheduler_options);

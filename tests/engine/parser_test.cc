@@ -567,7 +567,8 @@ spec:
   EXPECT_EQ(wf->kubernetes["arguments"]["artifacts"][0]["raw"]["data"], "x");
   const Template& t = wf->templates[0];
   EXPECT_EQ(t.kubernetes["nodeSelector"]["disk"], "ssd");
-  EXPECT_EQ(t.kubernetes["synchronization"]["mutex"]["name"], "m");
+  ASSERT_TRUE(t.synchronization.has_value());
+  EXPECT_EQ(t.synchronization->mutexes, std::vector<std::string>{"m"});
   const ContainerSpec& c = *t.container;
   EXPECT_EQ(c.working_dir, "/work");
   ASSERT_EQ(c.env.size(), 1u);  // SECRET exists only on Kubernetes
@@ -736,6 +737,46 @@ TEST(ParserTest, ArgoExamplesParse) {
   }
   std::cout << "argo examples: " << parsed << "/" << workflows << " Workflow files parse\n";
   EXPECT_GE(parsed, 170);
+}
+
+TEST(ParserTest, ReadsEveryShapeOfSynchronization) {
+  absl::StatusOr<Workflow> wf = Parse(R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: sync-}
+spec:
+  entrypoint: main
+  synchronization:
+    mutex: {name: whole-run}
+    semaphores:
+    - configMapKeyRef: {name: my-config, key: workflow}
+  templates:
+  - name: main
+    synchronization:
+      mutexes: [{name: a}, {name: "{{workflow.parameters.lock}}"}]
+      semaphore:
+        configMapKeyRef: {name: my-config, key: template}
+    container: {image: alpine, command: ["true"]}
+)");
+  ASSERT_TRUE(wf.ok()) << wf.status();
+  EXPECT_EQ(wf->synchronization->mutexes, std::vector<std::string>{"whole-run"});
+  EXPECT_EQ(wf->synchronization->semaphores, std::vector<std::string>{"my-config/workflow"});
+  const Synchronization& t = *wf->templates[0].synchronization;
+  EXPECT_EQ(t.mutexes, (std::vector<std::string>{"a", "{{workflow.parameters.lock}}"}));
+  EXPECT_EQ(t.semaphores, std::vector<std::string>{"my-config/template"});
+  EXPECT_TRUE(t.unsupported.is_null());
+  absl::StatusOr<Workflow> bad = Parse(R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: sync-}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    synchronization:
+      semaphores: [{configMapKeyRef: {name: my-config}}]
+    container: {image: alpine, command: ["true"]}
+)");
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("configMapKeyRef: needs name and key"));
 }
 
 }  // namespace

@@ -186,6 +186,29 @@ TEST_F(RunServiceTest, SubmitWithUnknownParameterIsInvalidArgument) {
   EXPECT_NE(status.error_message().find("colour"), std::string::npos) << status.error_message();
 }
 
+TEST_F(RunServiceTest, SubmitWithASemaphoreWithoutALimitIsRefused) {
+  v1::SubmitRunRequest request;
+  request.set_spec_yaml(R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: sem-}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    synchronization:
+      semaphores: [{configMapKeyRef: {name: my-config, key: template}}]
+    container: {image: alpine, command: ["true"]}
+)");
+  request.set_file_name("sem.yaml");
+  v1::Run run;
+  grpc::Status status = Submit(request, &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "sem.yaml: spec.templates[0].synchronization: semaphore my-config/template has no "
+            "limit in dagd's configuration; start dagd with --semaphore my-config/template=N (N: "
+            "how many may hold it at once)");
+}
+
 TEST_F(RunServiceTest, SubmitOfUnknownWorkflowIsNotFound) {
   v1::SubmitRunRequest request;
   request.set_workflow_name("nope");
