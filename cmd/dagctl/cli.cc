@@ -282,7 +282,8 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
   for (const bool terminate : {false, true}) {
     CLI::App* end = app.add_subcommand(
         terminate ? "terminate" : "stop",
-        terminate ? "End a run now, without exit handlers" : "End a run; exit handlers run");
+        terminate ? "End a run now, without exit handlers"
+                  : "End a run (its exit handlers do not run yet: as terminate)");
     end->add_option("run", end_run, "Run id")->required();
     end->add_option("--message", end_message, "Recorded with the change");
     end->callback(
