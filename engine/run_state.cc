@@ -1120,12 +1120,18 @@ std::vector<DispatchRequest> RunState::Dispatch(int64_t now_ms) {
     if (run_limit && *run_limit > 0 && running_total >= *run_limit) break;
     const std::optional<int64_t> limit = ParallelismOf(candidate.boundary);
     if (limit && active[candidate.boundary] >= *limit) continue;
-    const Template* sync_template =
-        workflow_->FindTemplate(nodes_.at(candidate.name).template_name);
-    if (sync_template != nullptr && sync_template->synchronization && locks_ != nullptr) {
-      const NodeState& waiting = nodes_.at(candidate.name);
+    const NodeState& waiting = nodes_.at(candidate.name);
+    const Template* tmpl = workflow_->FindTemplate(waiting.template_name);
+    if (tmpl == nullptr) {
+      Finish(candidate.name, NodePhase::kError,
+             absl::StrCat("template '", waiting.template_name, "' not found"), now_ms);
+      continue;
+    }
+    // A node waiting for a lock is left as it is (no change to commit) unless its message
+    // changes.
+    if (tmpl->synchronization && locks_ != nullptr) {
       absl::StatusOr<std::vector<std::string>> keys =
-          LockKeysOf(*sync_template->synchronization, BodyScope(waiting));
+          LockKeysOf(*tmpl->synchronization, BodyScope(waiting));
       if (!keys.ok()) {
         Finish(candidate.name, NodePhase::kError,
                absl::StrCat("synchronization: ", keys.status().message()), now_ms);
@@ -1140,12 +1146,6 @@ std::vector<DispatchRequest> RunState::Dispatch(int64_t now_ms) {
       locks_->Hold(candidate.name, *keys);
     }
     NodeState& node = Mutable(candidate.name);
-    const Template* tmpl = workflow_->FindTemplate(node.template_name);
-    if (tmpl == nullptr) {
-      Finish(candidate.name, NodePhase::kError,
-             absl::StrCat("template '", node.template_name, "' not found"), now_ms);
-      continue;
-    }
     absl::StatusOr<Template> resolved =
         internal::ResolveTemplate(*tmpl, BodyScope(node), node.inputs);
     if (!resolved.ok()) {

@@ -39,6 +39,15 @@ TEST(LockTableTest, AMutexHasOneHolderAndASemaphoreItsLimit) {
                         "with --semaphore other/key=N"));
 }
 
+// A second run "other" of `wf`, sharing `locks` with `first`.
+RunState SecondRun(std::shared_ptr<const Workflow> wf, LockTable* locks, RunState* first) {
+  absl::StatusOr<RunState> second = RunState::Create(std::move(wf), {}, "other", 1000);
+  EXPECT_TRUE(second.ok()) << second.status();
+  first->SetLockTable(locks);
+  second->SetLockTable(locks);
+  return *std::move(second);
+}
+
 Template Locked(const std::string& name, std::vector<std::string> mutexes,
                 std::vector<std::string> semaphores = {}) {
   Template t = Leaf(name);
@@ -73,11 +82,7 @@ TEST(RunStateLocksTest, AMutexIsSharedByRuns) {
   LockTable locks;
   auto wf = MakeWorkflow({Dag("main", {Task("A", "locked")}), Locked("locked", {"welcome"})});
   RunState first = MustCreate(wf);
-  absl::StatusOr<RunState> second_or = RunState::Create(wf, {}, "other", 1000);
-  ASSERT_TRUE(second_or.ok());
-  RunState second = *std::move(second_or);
-  first.SetLockTable(&locks);
-  second.SetLockTable(&locks);
+  RunState second = SecondRun(wf, &locks, &first);
   Driver one(&first), two(&second);
   EXPECT_EQ(one.Advance().size(), 1u);
   EXPECT_TRUE(two.Advance().empty());
@@ -99,11 +104,7 @@ TEST(RunStateLocksTest, AWorkflowLevelLockHoldsTheWholeRun) {
   wf->synchronization.emplace();
   wf->synchronization->mutexes = {"test"};
   RunState first = MustCreate(wf);
-  absl::StatusOr<RunState> second_or = RunState::Create(wf, {}, "other", 1000);
-  ASSERT_TRUE(second_or.ok());
-  RunState second = *std::move(second_or);
-  first.SetLockTable(&locks);
-  second.SetLockTable(&locks);
+  RunState second = SecondRun(wf, &locks, &first);
   Driver one(&first), two(&second);
   EXPECT_EQ(one.Advance().size(), 1u);
   EXPECT_TRUE(two.Advance().empty());
