@@ -149,6 +149,7 @@ enum class RunOrder {
   kCreated,   // created_at_ms
   kFinished,  // finished_at_ms; unfinished runs (0) first ascending, last descending
   kDuration,  // finished_at_ms - started_at_ms; unfinished runs count as -1
+  // (Both change when a run finishes: a page walk across a finish may repeat or miss it.)
 };
 
 struct RunFilter {
