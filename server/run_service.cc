@@ -196,6 +196,13 @@ grpc::ServerUnaryReactor* RunServiceImpl::SubmitRun(grpc::CallbackServerContext*
       }
       submit.workflow_yaml = request->spec_yaml();
       submit.file_name = request->file_name().empty() ? "<request>" : request->file_name();
+      // One workflow: further documents of a run's spec are the WorkflowTemplates dagd adds.
+      if (engine::SplitYamlDocuments(submit.workflow_yaml).size() > 1) {
+        auto parsed = engine::ParseWorkflow(submit.workflow_yaml, submit.file_name);
+        return Done(context, parsed.ok() ? absl::InvalidArgumentError(absl::StrCat(
+                                               submit.file_name, ": a file holds one workflow"))
+                                         : parsed.status());
+      }
       {
         auto bundle = BundleFromProto(request->bundle(), bundle_limits_);
         if (!bundle.ok()) return Done(context, bundle.status());

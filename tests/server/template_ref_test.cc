@@ -218,6 +218,16 @@ TEST_F(TemplateRefTest, AReferenceToNothingStoredIsRefusedNamingItsLine) {
       << status.error_message();
 }
 
+TEST_F(TemplateRefTest, ASubmittedSpecIsOneDocument) {
+  // Further documents of a run's spec are dagd's to add: a submission carries one workflow.
+  v1::Run run;
+  grpc::Status status = Submit(std::string(kCaller) + "---\n" + kLibrary, &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(status.error_message(),
+                                "caller.yaml:24:1: (document 2): a file holds one workflow"))
+      << status.error_message();
+}
+
 TEST_F(TemplateRefTest, WorkflowTemplateRefRunsTheTemplateWithTheWorkflowsArguments) {
   v1::CreateWorkflowResponse applied;
   ASSERT_TRUE(Apply(kLibrary, &applied).ok());
