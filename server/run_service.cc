@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include <functional>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -26,6 +27,15 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl:
   auto* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
+}
+
+// The scheduler's answer with a run record, as the reply `response` of `reactor`.
+std::function<void(absl::StatusOr<storage::RunRecord>)> AnswerWithRun(
+    grpc::ServerUnaryReactor* reactor, v1::Run* response) {
+  return [reactor, response](absl::StatusOr<storage::RunRecord> run) {
+    if (run.ok()) ToProto(*run, {}, response);
+    reactor->Finish(ToGrpcStatus(run.status()));
+  };
 }
 
 // Label keys and values that a selector can name: Kubernetes' characters, no ',', '=' or '!'.
@@ -240,11 +250,7 @@ grpc::ServerUnaryReactor* RunServiceImpl::SubmitRun(grpc::CallbackServerContext*
   }
 
   auto* reactor = context->DefaultReactor();
-  scheduler_->Submit(std::move(submit),
-                     [reactor, response](absl::StatusOr<storage::RunRecord> run) {
-                       if (run.ok()) ToProto(*run, {}, response);
-                       reactor->Finish(ToGrpcStatus(run.status()));
-                     });
+  scheduler_->Submit(std::move(submit), AnswerWithRun(reactor, response));
   return reactor;
 }
 
@@ -462,11 +468,7 @@ grpc::ServerUnaryReactor* RunServiceImpl::EndRun(grpc::CallbackServerContext* co
                                                  v1::Run* response, bool terminate) {
   auto* reactor = context->DefaultReactor();
   scheduler_->Stop(request->run_id(), request->message(), terminate,
-                   [reactor, response](absl::StatusOr<storage::RunRecord> run) {
-                     if (!run.ok()) return reactor->Finish(ToGrpcStatus(run.status()));
-                     ToProto(*run, {}, response);
-                     reactor->Finish(grpc::Status::OK);
-                   });
+                   AnswerWithRun(reactor, response));
   return reactor;
 }
 
@@ -497,11 +499,7 @@ grpc::ServerUnaryReactor* RunServiceImpl::ResumeRun(grpc::CallbackServerContext*
       request->message().empty() ? (node.empty() ? "resume" : "resume " + request->node())
                                  : request->message(),
       [node](engine::RunState& state, int64_t now_ms) { return state.Resume(node, now_ms); },
-      [reactor, response](absl::StatusOr<storage::RunRecord> run) {
-        if (!run.ok()) return reactor->Finish(ToGrpcStatus(run.status()));
-        ToProto(*run, {}, response);
-        reactor->Finish(grpc::Status::OK);
-      });
+      AnswerWithRun(reactor, response));
   return reactor;
 }
 
@@ -534,11 +532,7 @@ grpc::ServerUnaryReactor* RunServiceImpl::SetNode(grpc::CallbackServerContext* c
           engine::RunState& state, int64_t now_ms) {
         return state.SetSuspendedNode(node, outputs, phase, message, now_ms);
       },
-      [reactor, response](absl::StatusOr<storage::RunRecord> run) {
-        if (!run.ok()) return reactor->Finish(ToGrpcStatus(run.status()));
-        ToProto(*run, {}, response);
-        reactor->Finish(grpc::Status::OK);
-      });
+      AnswerWithRun(reactor, response));
   return reactor;
 }
 
