@@ -158,6 +158,14 @@ constexpr absl::string_view kWorkflowTemplateRefFields[] = {"clusterScope", "nam
 constexpr absl::string_view kSequenceFields[] = {"count", "end", "format", "start"};
 constexpr absl::string_view kArgumentsFields[] = {"artifacts", "parameters"};
 constexpr absl::string_view kOutputsFields[] = {"artifacts", "exitCode", "parameters", "result"};
+constexpr absl::string_view kArtifactFields[] = {
+    "archive",     "archiveLogs", "artifactGC",     "artifactory", "azure",
+    "deleted",     "from",        "fromExpression", "gcs",         "git",
+    "globalName",  "hdfs",        "http",           "mode",        "name",
+    "optional",    "oss",         "path",           "plugin",      "raw",
+    "recurseMode", "s3",          "subPath"};
+constexpr absl::string_view kArchiveFields[] = {"none", "tar", "zip"};
+constexpr absl::string_view kRawFields[] = {"data"};
 constexpr absl::string_view kParameterFields[] = {
     "default", "description", "enum", "globalName", "name", "value", "valueFrom"};
 constexpr absl::string_view kValueFromFields[] = {
@@ -340,9 +348,11 @@ class Parser {
   absl::Status ParseParameter(const YAML::Node& node, const std::string& path, Parameter* param);
   absl::Status ParseValueFrom(const YAML::Node& node, const std::string& path, ValueFrom* from,
                               nlohmann::json* unsupported);
-  // `arguments` and `inputs` (same fields); artifacts go to `*extras`.
+  // `arguments` and `inputs` (same fields).
   absl::Status ParseParameterHolder(const YAML::Node& node, const std::string& path,
-                                    std::vector<Parameter>* parameters, nlohmann::json* extras);
+                                    std::vector<Parameter>* parameters,
+                                    std::vector<Artifact>* artifacts);
+  absl::Status ParseArtifact(const YAML::Node& node, const std::string& path, Artifact* artifact);
   absl::Status ParseOutputs(const YAML::Node& node, const std::string& path, Outputs* outputs,
                             nlohmann::json* extras);
   absl::Status ParseRetryStrategy(const YAML::Node& node, const std::string& path,
@@ -524,10 +534,8 @@ absl::Status Parser::ParseSpec(const YAML::Node& node, const std::string& path) 
         if (key == "entrypoint") {
           ASSIGN_OR_RETURN(wf_->entrypoint, String(value, field_path));
         } else if (key == "arguments") {
-          nlohmann::json extras;
-          RETURN_IF_ERROR(
-              ParseParameterHolder(value, field_path, &wf_->arguments.parameters, &extras));
-          Keep(&wf_->kubernetes, key, std::move(extras));
+          return ParseParameterHolder(value, field_path, &wf_->arguments.parameters,
+                                      &wf_->arguments.artifacts);
         } else if (key == "templates") {
           return ForEachElement(
               value, field_path, [&](const YAML::Node& element, const std::string& element_path) {
@@ -566,10 +574,8 @@ absl::Status Parser::ParseTemplate(const YAML::Node& node, const std::string& pa
         if (key == "name") {
           ASSIGN_OR_RETURN(tmpl->name, String(value, field_path));
         } else if (key == "inputs") {
-          nlohmann::json extras;
-          RETURN_IF_ERROR(
-              ParseParameterHolder(value, field_path, &tmpl->inputs.parameters, &extras));
-          Keep(&tmpl->kubernetes, key, std::move(extras));
+          return ParseParameterHolder(value, field_path, &tmpl->inputs.parameters,
+                                      &tmpl->inputs.artifacts);
         } else if (key == "outputs") {
           nlohmann::json extras;
           RETURN_IF_ERROR(ParseOutputs(value, field_path, &tmpl->outputs, &extras));
@@ -692,10 +698,8 @@ absl::Status Parser::ParseTask(const YAML::Node& node, const std::string& path, 
         } else if (key == "depends") {
           ASSIGN_OR_RETURN(task->depends, String(value, field_path));
         } else if (key == "arguments") {
-          nlohmann::json extras;
-          RETURN_IF_ERROR(
-              ParseParameterHolder(value, field_path, &task->arguments.parameters, &extras));
-          Keep(&task->unsupported, key, std::move(extras));
+          return ParseParameterHolder(value, field_path, &task->arguments.parameters,
+                                      &task->arguments.artifacts);
         } else if (key == "withItems") {
           if (!value.IsSequence()) {
             return Fail(value, field_path, "must be a list", "write one `- ` per item");
@@ -787,10 +791,8 @@ absl::Status Parser::ParseHooks(const YAML::Node& node, const std::string& path,
           if (key == "template") {
             ASSIGN_OR_RETURN(hook.template_name, String(value, field_path));
           } else if (key == "arguments") {
-            nlohmann::json artifacts;
-            RETURN_IF_ERROR(
-                ParseParameterHolder(value, field_path, &hook.arguments.parameters, &artifacts));
-            Keep(&extras, key, std::move(artifacts));
+            return ParseParameterHolder(value, field_path, &hook.arguments.parameters,
+                                        &hook.arguments.artifacts);
           } else if (key == "templateRef") {
             return ParseTemplateRef(value, field_path, kTemplateRefFields, &hook.template_ref);
           } else {  // expression
@@ -916,29 +918,97 @@ absl::Status Parser::ParseSequence(const YAML::Node& node, const std::string& pa
 
 absl::Status Parser::ParseParameterHolder(const YAML::Node& node, const std::string& path,
                                           std::vector<Parameter>* parameters,
-                                          nlohmann::json* extras) {
+                                          std::vector<Artifact>* artifacts) {
   return ForEachField(node, path, kArgumentsFields,
                       [&](const std::string& key, const YAML::Node& value,
                           const std::string& field_path) -> absl::Status {
-                        if (key == "parameters") {
+                        if (key == "parameters")
                           return ParseParameters(value, field_path, parameters);
-                        }
-                        Keep(extras, key, ToJson(value));  // artifacts
-                        return absl::OkStatus();
+                        return ForEachElement(
+                            value, field_path,  // artifacts
+                            [&](const YAML::Node& element, const std::string& element_path) {
+                              artifacts->emplace_back();
+                              return ParseArtifact(element, element_path, &artifacts->back());
+                            });
                       });
+}
+
+absl::Status Parser::ParseArtifact(const YAML::Node& node, const std::string& path,
+                                   Artifact* artifact) {
+  artifact->location = Where(node);
+  RETURN_IF_ERROR(ForEachField(
+      node, path, kArtifactFields,
+      [&](const std::string& key, const YAML::Node& value,
+          const std::string& field_path) -> absl::Status {
+        if (key == "name") {
+          ASSIGN_OR_RETURN(artifact->name, String(value, field_path));
+        } else if (key == "path") {
+          ASSIGN_OR_RETURN(artifact->path, String(value, field_path));
+        } else if (key == "from") {
+          ASSIGN_OR_RETURN(artifact->from, String(value, field_path));
+        } else if (key == "fromExpression") {
+          ASSIGN_OR_RETURN(artifact->from_expression, String(value, field_path));
+        } else if (key == "subPath") {
+          ASSIGN_OR_RETURN(artifact->sub_path, String(value, field_path));
+        } else if (key == "globalName") {
+          ASSIGN_OR_RETURN(artifact->global_name, String(value, field_path));
+        } else if (key == "optional") {
+          ASSIGN_OR_RETURN(artifact->optional, Bool(value, field_path));
+        } else if (key == "raw") {
+          return ForEachField(value, field_path, kRawFields,
+                              [&](const std::string&, const YAML::Node& data,
+                                  const std::string& data_path) -> absl::Status {
+                                ASSIGN_OR_RETURN(artifact->raw, String(data, data_path));
+                                return absl::OkStatus();
+                              });
+        } else if (key == "archive") {
+          return ForEachField(value, field_path, kArchiveFields,
+                              [&](const std::string& kind, const YAML::Node& settings,
+                                  const std::string& kind_path) -> absl::Status {
+                                // tar's compressionLevel only changes the size.
+                                if (kind == "none") artifact->archive_none = true;
+                                if (kind == "zip")
+                                  Keep(&artifact->unsupported, "archive", ToJson(value));
+                                return absl::OkStatus();
+                              });
+        } else if ((key == "s3" || key == "gcs" || key == "oss" || key == "azure") &&
+                   value.IsMap() && value.size() == 1 &&
+                   value[key == "azure" ? "blob" : "key"].IsDefined()) {
+          // A key-only artifact: its place in the artifact repository, which is dagd's store.
+          ASSIGN_OR_RETURN(artifact->key,
+                           String(value[key == "azure" ? "blob" : "key"], field_path));
+        } else {
+          // Other repositories (and settings of a repository besides its key), `mode`,
+          // `recurseMode`, `archiveLogs`, `artifactGC`, `deleted`.
+          Keep(&artifact->unsupported, key, ToJson(value));
+        }
+        return absl::OkStatus();
+      }));
+  if (artifact->name.empty()) {
+    return Fail(node, absl::StrCat(path, ".name"), "missing", "every artifact needs a name");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Parser::ParseOutputs(const YAML::Node& node, const std::string& path, Outputs* outputs,
                                   nlohmann::json* extras) {
-  return ForEachField(node, path, kOutputsFields,
-                      [&](const std::string& key, const YAML::Node& value,
-                          const std::string& field_path) -> absl::Status {
-                        if (key == "parameters") {
-                          return ParseParameters(value, field_path, &outputs->parameters);
-                        }
-                        Keep(extras, key, ToJson(value));  // artifacts, result, exitCode
-                        return absl::OkStatus();
-                      });
+  return ForEachField(
+      node, path, kOutputsFields,
+      [&](const std::string& key, const YAML::Node& value,
+          const std::string& field_path) -> absl::Status {
+        if (key == "parameters") {
+          return ParseParameters(value, field_path, &outputs->parameters);
+        }
+        if (key == "artifacts") {
+          return ForEachElement(
+              value, field_path, [&](const YAML::Node& element, const std::string& element_path) {
+                outputs->artifacts.emplace_back();
+                return ParseArtifact(element, element_path, &outputs->artifacts.back());
+              });
+        }
+        Keep(extras, key, ToJson(value));  // result, exitCode
+        return absl::OkStatus();
+      });
 }
 
 absl::Status Parser::ParseParameters(const YAML::Node& node, const std::string& path,
@@ -972,7 +1042,7 @@ absl::Status Parser::ParseParameter(const YAML::Node& node, const std::string& p
                                                       &param->value_from.emplace(), &unsupported));
                        Keep(&param->unsupported, key, std::move(unsupported));
                      } else {  // globalName
-                       Keep(&param->unsupported, key, ToJson(value));
+                       ASSIGN_OR_RETURN(param->global_name, String(value, field_path));
                      }
                      return absl::OkStatus();
                    }));

@@ -174,6 +174,72 @@ bool HasDefault(const Template& tmpl, const std::string& input) {
   return false;
 }
 
+// The input artifacts of a pod node of `tmpl` (see the header): an argument's `from` or key is
+// read in the caller's `caller_scope`, the input's own key in the template's `body_scope`.
+absl::StatusOr<std::map<std::string, ArtifactRef>> ResolveInputArtifacts(
+    const Template& tmpl, const std::vector<Artifact>& arguments, const TagScope& caller_scope,
+    const TagScope& body_scope) {
+  std::map<std::string, ArtifactRef> resolved;
+  for (const Artifact& input : tmpl.inputs.artifacts) {
+    const Artifact* argument = nullptr;
+    for (const Artifact& candidate : arguments) {
+      if (candidate.name == input.name) argument = &candidate;
+    }
+    std::string text;
+    const TagScope* scope = &caller_scope;
+    std::string field = absl::StrCat("arguments.artifacts.", input.name);
+    if (argument != nullptr && !argument->from.empty()) {
+      text = argument->from;
+    } else if (argument != nullptr && !argument->key.empty()) {
+      text = argument->key;
+    } else if (argument != nullptr && argument->raw) {
+      absl::StatusOr<std::string> data = SubstituteTags(*argument->raw, caller_scope);
+      if (!data.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(field, ": ", data.status().message()));
+      }
+      resolved[input.name].raw = *std::move(data);
+      continue;
+    } else if (!input.key.empty()) {
+      text = input.key;
+      scope = &body_scope;
+      field = absl::StrCat("inputs.artifacts.", input.name);
+    } else if (input.raw || input.optional) {
+      continue;  // raw data stays in the template; an optional input may be absent
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("inputs.artifacts.", input.name, " was not supplied"));
+    }
+    absl::StatusOr<std::string> key = SubstituteTags(text, *scope);
+    if (!key.ok()) {
+      if (input.optional) continue;  // e.g. an optional output its producer did not leave
+      return absl::InvalidArgumentError(absl::StrCat(field, ": ", key.status().message()));
+    }
+    ArtifactRef& ref = resolved[input.name];
+    ref.key = *std::move(key);
+    ref.sub_path =
+        argument != nullptr && !argument->sub_path.empty() ? argument->sub_path : input.sub_path;
+  }
+  return resolved;
+}
+
+// A node's directory in the artifact store: its name made safe for a path, and a hash of the
+// name so that two names that read the same there stay apart.
+std::string ArtifactNodeDir(const std::string& run_name, const std::string& node_name) {
+  std::string safe = node_name.substr(std::min(node_name.size(), run_name.size()));
+  if (!safe.empty() && safe.front() == '.') safe.erase(0, 1);  // "run.A" → "A"
+  if (safe.empty()) safe = "root";
+  for (char& c : safe) {
+    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '.' && c != '-' && c != '_') {
+      c = '_';
+    }
+  }
+  uint32_t hash = 2166136261u;  // FNV-1a
+  for (unsigned char c : node_name) hash = (hash ^ c) * 16777619u;
+  char hex[9];
+  std::snprintf(hex, sizeof(hex), "%08x", hash);
+  return absl::StrCat(safe.substr(0, 100), "-", hex);
+}
+
 }  // namespace
 
 const char* NodeTypeName(NodeType type) {
@@ -236,6 +302,13 @@ absl::StatusOr<RunState> RunState::Create(std::shared_ptr<const Workflow> workfl
         internal::ResolveTemplate(*entry, internal::WithInputs(workflow_scope, *inputs), *inputs);
     if (!body.ok()) error = std::string(body.status().message());
   }
+  absl::StatusOr<std::map<std::string, ArtifactRef>> input_artifacts;
+  if (error.empty() && TypeOf(entry) == NodeType::kPod) {
+    input_artifacts =
+        ResolveInputArtifacts(*entry, state.workflow_->arguments.artifacts, workflow_scope,
+                              internal::WithInputs(workflow_scope, *inputs));
+    if (!input_artifacts.ok()) error = std::string(input_artifacts.status().message());
+  }
   const NodeType type = TypeOf(entry);
   int64_t resume_at_ms = 0;
   if (error.empty() && type == NodeType::kSuspend) {
@@ -249,6 +322,7 @@ absl::StatusOr<RunState> RunState::Create(std::shared_ptr<const Workflow> workfl
       Composite(type) || type == NodeType::kSuspend ? NodePhase::kRunning : NodePhase::kPending, "",
       now_ms);
   if (inputs.ok()) root.inputs = *inputs;
+  if (input_artifacts.ok()) root.input_artifacts = *std::move(input_artifacts);
   root.resume_at_ms = resume_at_ms;
   if (!error.empty()) state.Finish(state.run_name_, NodePhase::kError, error, now_ms);
   return state;
@@ -283,6 +357,14 @@ absl::StatusOr<RunState> RunState::Restore(std::shared_ptr<const Workflow> workf
     }
   }
   if (stopping) state.stop_message_ = root->second.message;
+  std::vector<const NodeState*> succeeded;
+  for (const auto& [name, node] : state.nodes_) {
+    if (node.phase == NodePhase::kSucceeded) succeeded.push_back(&node);
+  }
+  std::stable_sort(succeeded.begin(), succeeded.end(), [](const NodeState* a, const NodeState* b) {
+    return a->finished_at_ms < b->finished_at_ms;
+  });
+  for (const NodeState* node : succeeded) state.RecordGlobalOutputs(*node);
   // Anything under the root, or a started root pod, means the run took its workflow locks.
   state.workflow_locks_held_ = !root->second.children.empty() || !root->second.attempts.empty() ||
                                IsFinal(root->second.phase);
@@ -357,6 +439,24 @@ void RunState::Finish(const std::string& name, NodePhase phase, std::string mess
   node.message = std::move(message);
   node.finished_at_ms = now_ms;
   node.retry_at_ms = 0;
+  if (phase == NodePhase::kSucceeded) RecordGlobalOutputs(node);
+}
+
+void RunState::RecordGlobalOutputs(const NodeState& node) {
+  const Template* tmpl = workflow_->FindTemplate(node.template_name);
+  if (tmpl == nullptr) return;
+  for (const Parameter& output : tmpl->outputs.parameters) {
+    auto it = node.outputs.parameters.find(output.name);
+    if (!output.global_name.empty() && it != node.outputs.parameters.end()) {
+      global_outputs_["parameters." + output.global_name] = it->second;
+    }
+  }
+  for (const Artifact& output : tmpl->outputs.artifacts) {
+    auto it = node.outputs.artifacts.find(output.name);
+    if (!output.global_name.empty() && it != node.outputs.artifacts.end()) {
+      global_outputs_["artifacts." + output.global_name] = it->second;
+    }
+  }
 }
 
 // ---- the DAG walk -------------------------------------------------------------------------
@@ -569,12 +669,17 @@ void RunState::CreateInstance(const std::string& name, const std::string& displa
     inputs = internal::ResolveInputs(tmpl, arguments, workflow_scope);
     if (!inputs.ok()) error = std::string(inputs.status().message());
   }
+  std::map<std::string, ArtifactRef> input_artifacts;
   if (error.empty() && type == NodeType::kPod) {
     // Checked now so that a bad body fails the node before it is queued; Dispatch() resolves
     // it again from the stored inputs, which also works after a restart.
-    absl::StatusOr<Template> body =
-        internal::ResolveTemplate(tmpl, internal::WithInputs(workflow_scope, *inputs), *inputs);
+    const TagScope body_scope = internal::WithInputs(workflow_scope, *inputs);
+    absl::StatusOr<Template> body = internal::ResolveTemplate(tmpl, body_scope, *inputs);
     if (!body.ok()) error = std::string(body.status().message());
+    absl::StatusOr<std::map<std::string, ArtifactRef>> artifacts =
+        ResolveInputArtifacts(tmpl, task.arguments.artifacts, scope, body_scope);
+    if (error.empty() && !artifacts.ok()) error = std::string(artifacts.status().message());
+    if (artifacts.ok()) input_artifacts = *std::move(artifacts);
   }
   int64_t resume_at_ms = 0;
   if (error.empty() && type == NodeType::kSuspend) {
@@ -597,6 +702,7 @@ void RunState::CreateInstance(const std::string& name, const std::string& displa
   node.item = item;
   node.resume_at_ms = resume_at_ms;
   if (inputs.ok()) node.inputs = *inputs;
+  node.input_artifacts = std::move(input_artifacts);
   if (error.empty() && Composite(type)) ProcessChild(name, depth, now_ms);
 }
 
@@ -755,6 +861,30 @@ void RunState::SucceedWithOutputs(const std::string& name, const TagScope& scope
       }
       outputs.parameters[output.name] = *std::move(value);
     }
+    for (const Artifact& output : tmpl->outputs.artifacts) {
+      absl::StatusOr<std::string> key = absl::NotFoundError("no `from` or `fromExpression`");
+      if (!output.from.empty()) {
+        key = SubstituteTags(output.from, scope);
+      } else if (!output.from_expression.empty()) {
+        absl::StatusOr<nlohmann::json> chosen = EvaluateExpression(output.from_expression, scope);
+        if (!chosen.ok()) {
+          key = chosen.status();
+        } else if (chosen->is_string()) {
+          key = chosen->get<std::string>();
+        } else {
+          key = absl::InvalidArgumentError(absl::StrCat("fromExpression '", output.from_expression,
+                                                        "' does not name an artifact"));
+        }
+      }
+      if (key.ok()) {
+        outputs.artifacts[output.name] = *std::move(key);
+      } else if (!output.optional) {
+        Finish(name, NodePhase::kError,
+               absl::StrCat("outputs.artifacts.", output.name, ": ", key.status().message()),
+               now_ms);
+        return;
+      }
+    }
   }
   Mutable(name).outputs = std::move(outputs);
   Finish(name, NodePhase::kSucceeded, "", now_ms);
@@ -835,6 +965,9 @@ void RunState::AddToScope(const std::string& prefix, const NodeState& node,
   for (const auto& [param, value] : node.outputs.parameters) {
     out[prefix + ".outputs.parameters." + param] = value;
   }
+  for (const auto& [artifact, key] : node.outputs.artifacts) {
+    out[prefix + ".outputs.artifacts." + artifact] = key;
+  }
   if (!node.attempts.empty()) {
     out[prefix + ".exitCode"] = std::to_string(node.attempts.back().exit_code);
   }
@@ -847,6 +980,7 @@ TagScope RunState::BodyScope(const NodeState& node) const {
 TagScope RunState::RunScope() const {
   TagScope scope = internal::WorkflowScope(*workflow_, parameters_, run_name_);
   scope["workflow.uid"] = run_name_;
+  for (const auto& [name, value] : global_outputs_) scope["workflow.outputs." + name] = value;
   auto root = nodes_.find(run_name_);
   if (root == nodes_.end() || !IsFinal(root->second.phase)) {
     scope["workflow.status"] = NodePhaseName(NodePhase::kRunning);
@@ -1153,6 +1287,19 @@ std::vector<DispatchRequest> RunState::Dispatch(int64_t now_ms) {
       Finish(candidate.name, NodePhase::kError, std::string(resolved.status().message()), now_ms);
       continue;
     }
+    // Artifacts: where the inputs come from (resolved when the node was created) and where the
+    // outputs go.
+    for (Artifact& input : resolved->inputs.artifacts) {
+      auto ref = node.input_artifacts.find(input.name);
+      input.key = ref == node.input_artifacts.end() ? "" : ref->second.key;
+      input.sub_path = ref == node.input_artifacts.end() ? "" : ref->second.sub_path;
+      if (ref != node.input_artifacts.end() && ref->second.raw) input.raw = ref->second.raw;
+    }
+    for (Artifact& output : resolved->outputs.artifacts) {
+      if (!output.key.empty()) continue;
+      output.key = absl::StrCat(run_name_, "/", ArtifactNodeDir(run_name_, candidate.name), "/",
+                                output.name, output.archive_none ? "" : ".tgz");
+    }
     AttemptRecord attempt;
     attempt.number = static_cast<int>(node.attempts.size()) + 1;
     attempt.started_at_ms = now_ms;
@@ -1189,6 +1336,7 @@ bool RunState::OnAttemptFinished(const std::string& node_name, int attempt,
   if (record.phase == NodePhase::kSucceeded) {
     node.outputs.result = result.result;
     node.outputs.parameters = result.parameters;
+    node.outputs.artifacts = result.artifacts;
     if (const Template* tmpl = workflow_->FindTemplate(node.template_name)) {
       for (const Parameter& output : tmpl->outputs.parameters) {
         if (node.outputs.parameters.count(output.name) > 0) continue;

@@ -47,6 +47,14 @@
 //   After Stop() no hook starts (Argo's terminate; Argo's stop would still run them).
 // - A dag or steps template's outputs.parameters (valueFrom.parameter, value, default) are read
 //   when its node succeeds, from its tasks' or steps' outputs.
+// - Artifacts are keys into dagd's artifact store (the runner moves the files). A pod node's
+//   input artifacts are resolved when the node is created: the argument's `from` (a tag naming
+//   an output artifact), key or raw data (spec.arguments.artifacts for the entrypoint), else
+//   the input's own key or raw data; a missing one is an Error unless `optional`. Output artifacts
+//   without a key are stored at
+//   "<run>/<node id>/<name>[.tgz]"; {{tasks.X.outputs.artifacts.Y}} is that key. A dag or
+//   steps template's output artifacts come from `from` or `fromExpression` when it succeeds.
+//   Outputs with a `globalName` are also {{workflow.outputs.parameters|artifacts.<name>}}.
 // - dag.failFast (default true) does not stop tasks from starting while anything in the DAG
 //   still runs — Argo's actual behaviour (argoproj/argo-workflows#5223); the DAG's phase is
 //   decided by its targets once nothing in it is unfinished (Argo's assessDAGPhase).
@@ -95,9 +103,19 @@ struct AttemptRecord {
   int64_t finished_at_ms = 0;
 };
 
+// Where an input artifact comes from: its key in dagd's artifact store and, optionally, a path
+// inside it (`subPath`); or, for raw data passed as an argument, that data.
+struct ArtifactRef {
+  std::string key;
+  std::string sub_path;
+  std::optional<std::string> raw;
+  bool operator==(const ArtifactRef&) const = default;
+};
+
 struct NodeOutputs {
   std::map<std::string, std::string> parameters;
   std::optional<std::string> result;
+  std::map<std::string, std::string> artifacts;  // by name: the key in dagd's artifact store
   // Fan-out groups aggregate their children's outputs as JSON lists (Argo's fan-in).
 };
 
@@ -110,7 +128,8 @@ struct NodeState {
   NodeType type = NodeType::kPod;
   NodePhase phase = NodePhase::kPending;
   std::string message;
-  std::map<std::string, std::string> inputs;  // resolved input parameters
+  std::map<std::string, std::string> inputs;           // resolved input parameters
+  std::map<std::string, ArtifactRef> input_artifacts;  // resolved input artifacts, by name
   NodeOutputs outputs;
   std::vector<AttemptRecord> attempts;  // leaf nodes only, oldest first
   std::vector<std::string> children;    // child node names, in creation order
@@ -128,6 +147,7 @@ struct AttemptResult {
   std::string message;
   std::optional<std::string> result;              // outputs.result (stdout, trimmed)
   std::map<std::string, std::string> parameters;  // outputs.parameters, by name
+  std::map<std::string, std::string> artifacts;   // outputs.artifacts saved, by name: their keys
 };
 
 // A leaf attempt to launch. `resolved` is the node's template with every dagd tag substituted
@@ -318,6 +338,8 @@ class RunState {
   absl::Status CheckSuspended(const std::string& node_name) const;
   // Ends the suspended node Succeeded with its outputs (see Resume()).
   void FinishSuspended(const std::string& name, int64_t now_ms);
+  // Keeps `node`'s outputs that have a globalName in global_outputs_.
+  void RecordGlobalOutputs(const NodeState& node);
   std::vector<DispatchRequest> Dispatch(int64_t now_ms);
 
   std::shared_ptr<const Workflow> workflow_;
@@ -335,6 +357,10 @@ class RunState {
   bool waiting_for_locks_ = false;
   // The run holds its spec.synchronization locks (derived from its nodes after Restore()).
   bool workflow_locks_held_ = false;
+  // {{workflow.outputs.parameters.X}} / {{workflow.outputs.artifacts.X}} ("parameters.X",
+  // "artifacts.X" → value): outputs with a globalName, set when their node succeeds (the
+  // latest wins), rebuilt from the nodes by Restore().
+  std::map<std::string, std::string> global_outputs_;
 };
 
 }  // namespace dagd::engine

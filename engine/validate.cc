@@ -169,6 +169,12 @@ std::vector<Text> TemplateStrings(const Template& tmpl, const std::string& path)
       out.push_back({absl::StrCat(task_path, ".arguments.parameters[", k, "].value"),
                      args[k].value.value_or("")});
     }
+    const std::vector<Artifact>& artifacts = task.arguments.artifacts;
+    for (size_t k = 0; k < artifacts.size(); ++k) {
+      const std::string artifact_path = absl::StrCat(task_path, ".arguments.artifacts[", k, "]");
+      out.push_back({artifact_path + ".from", artifacts[k].from});
+      out.push_back({artifact_path + ".s3.key", artifacts[k].key});
+    }
     out.push_back({task_path + ".when", task.when});
     out.push_back({task_path + ".withParam", task.with_param});
     for (size_t k = 0; k < task.with_items.size(); ++k) {
@@ -248,6 +254,10 @@ class Validator {
     if (wf_.synchronization && wf_.synchronization->unsupported.is_object()) {
       Collect(Fail("spec.synchronization", kSynchronizationNotYet, kSynchronizationFix));
     }
+    for (size_t k = 0; k < wf_.arguments.artifacts.size(); ++k) {
+      Collect(CheckArtifact(wf_.arguments.artifacts[k], nullptr, "arguments",
+                            absl::StrCat("spec.arguments.artifacts[", k, "]")));
+    }
     if (wf_.kubernetes.is_object() && wf_.kubernetes.contains("hooks")) {
       Collect(RefuseHooks(wf_.kubernetes["hooks"], "spec.hooks"));
     }
@@ -265,6 +275,7 @@ class Validator {
       const std::string path = absl::StrCat("spec.templates[", i, "]");
       Collect(CheckInputs(tmpl, path));
       Collect(CheckOutputSources(tmpl, path));
+      Collect(CheckArtifacts(tmpl, path));
       if (tmpl.ansible) Collect(CheckCredentialRefs(*tmpl.ansible, path + ".ansible"));
       if (tmpl.dag) Collect(CheckDag(tmpl, path + ".dag"));
       if (tmpl.steps) Collect(CheckSteps(tmpl, path + ".steps"));
@@ -419,8 +430,7 @@ class Validator {
     return absl::OkStatus();
   }
 
-  // `hooks` holds what dagd keeps of a hooks field but does not run: hooks other than `exit`,
-  // and an exit hook's `arguments.artifacts`.
+  // `hooks` holds what dagd keeps of a hooks field but does not run: hooks other than `exit`.
   absl::Status RefuseHooks(const nlohmann::json& hooks, const std::string& path) const {
     for (const auto& [name, hook] : hooks.items()) {
       if (name == "exit") continue;
@@ -430,9 +440,88 @@ class Validator {
                                "not supported by dagd yet"),
                   "keep only `hooks.exit`, or run the work as a step");
     }
-    return Fail(path + ".exit.arguments.artifacts",
-                "artifacts in an exit hook's arguments are not supported by dagd yet",
-                "pass parameters instead");
+    return absl::OkStatus();
+  }
+
+  // Settings of an artifact that change nothing for dagd's store.
+  static bool IgnoredArtifactField(const std::string& field) {
+    return field == "mode" || field == "recurseMode" || field == "archiveLogs" ||
+           field == "artifactGC" || field == "deleted";
+  }
+
+  // Whether `artifact` names a repository other than dagd's store (refused by CheckArtifact).
+  static bool NamesOtherRepository(const Artifact& artifact) {
+    if (!artifact.unsupported.is_object()) return false;
+    for (const auto& [field, value] : artifact.unsupported.items()) {
+      if (!IgnoredArtifactField(field) && field != "archive") return true;
+    }
+    return false;
+  }
+
+  // One artifact: only dagd's own store, and what it needs where it is used (`role`: "inputs",
+  // "outputs" or "arguments").
+  absl::Status CheckArtifact(const Artifact& artifact, const Template* tmpl,
+                             const std::string& role, const std::string& path) const {
+    if (artifact.unsupported.is_object()) {
+      for (const auto& [field, value] : artifact.unsupported.items()) {
+        if (IgnoredArtifactField(field)) continue;
+        if (field == "archive") {
+          return Fail(path + ".archive", "zip archives are not supported by dagd",
+                      "use the default (tar) or `archive: {none: {}}`");
+        }
+        return Fail(absl::StrCat(path, ".", field),
+                    absl::StrCat("artifact '", artifact.name, "': ", field,
+                                 " repositories are not supported by dagd, which keeps artifacts "
+                                 "in its own store"),
+                    "pass the artifact with `from:`, or give only a key (s3: {key: …}) to name "
+                    "its place in dagd's store");
+      }
+    }
+    if (role == "arguments") {
+      if (artifact.from.empty() && artifact.key.empty() && !artifact.raw) {
+        return Fail(path, absl::StrCat("argument artifact '", artifact.name, "' has no source"),
+                    "give `from: \"{{steps.X.outputs.artifacts.Y}}\"` or a key (s3: {key: …})");
+      }
+      return absl::OkStatus();
+    }
+    const bool composite = tmpl->type == TemplateType::kDag || tmpl->type == TemplateType::kSteps;
+    if (role == "outputs" && composite) {
+      if (artifact.from.empty() && artifact.from_expression.empty()) {
+        return Fail(
+            path,
+            absl::StrCat("output artifact '", artifact.name, "' of ", TemplateTypeName(tmpl->type),
+                         " template '", tmpl->name, "' has no source"),
+            "give `from: \"{{tasks.X.outputs.artifacts.Y}}\"` or `fromExpression`");
+      }
+      return absl::OkStatus();
+    }
+    if (tmpl->type != TemplateType::kContainer && tmpl->type != TemplateType::kScript) {
+      return Fail(path,
+                  absl::StrCat("artifacts on ", TemplateTypeName(tmpl->type),
+                               " templates are not supported by dagd yet"),
+                  "pass the data as parameters, or move the files in a container or script "
+                  "template");
+    }
+    if (artifact.path.empty()) {
+      return Fail(path,
+                  absl::StrCat(role == "inputs" ? "input" : "output", " artifact '", artifact.name,
+                               "' has no path"),
+                  role == "inputs" ? "give the path the container reads it from"
+                                   : "give the path the container writes it to");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status CheckArtifacts(const Template& tmpl, const std::string& path) const {
+    for (size_t k = 0; k < tmpl.inputs.artifacts.size(); ++k) {
+      RETURN_IF_ERROR(CheckArtifact(tmpl.inputs.artifacts[k], &tmpl, "inputs",
+                                    absl::StrCat(path, ".inputs.artifacts[", k, "]")));
+    }
+    for (size_t k = 0; k < tmpl.outputs.artifacts.size(); ++k) {
+      RETURN_IF_ERROR(CheckArtifact(tmpl.outputs.artifacts[k], &tmpl, "outputs",
+                                    absl::StrCat(path, ".outputs.artifacts[", k, "]")));
+    }
+    return absl::OkStatus();
   }
 
   // A templateRef is resolved (engine/template_refs.h) before validation, from the
@@ -512,6 +601,26 @@ class Validator {
             absl::StrCat("task '", task.name, "' does not pass input parameter '", input.name,
                          "' of template '", callee->name, "'"),
             absl::StrCat("add it under arguments.parameters: {name: ", input.name, ", value: …}"));
+      }
+    }
+    const std::vector<Artifact>& artifacts = task.arguments.artifacts;
+    for (size_t k = 0; k < artifacts.size(); ++k) {
+      RETURN_IF_ERROR(CheckArtifact(artifacts[k], callee, "arguments",
+                                    absl::StrCat(task_path, ".arguments.artifacts[", k, "]")));
+    }
+    for (const Artifact& input : callee->inputs.artifacts) {
+      if (input.optional || input.raw || !input.key.empty() || NamesOtherRepository(input)) {
+        continue;
+      }
+      const bool passed = std::any_of(artifacts.begin(), artifacts.end(),
+                                      [&](const Artifact& a) { return a.name == input.name; });
+      if (!passed) {
+        return Fail(task_path + ".arguments",
+                    absl::StrCat("task '", task.name, "' does not pass input artifact '",
+                                 input.name, "' of template '", callee->name, "'"),
+                    absl::StrCat("add it under arguments.artifacts: {name: ", input.name,
+                                 ", from: \"{{tasks.X.outputs.artifacts.Y}}\"} (steps.X in a "
+                                 "steps template), or mark the input optional"));
       }
     }
     return absl::OkStatus();
@@ -599,6 +708,10 @@ class Validator {
       for (size_t k = 0; k < task.arguments.parameters.size(); ++k) {
         texts.push_back({absl::StrCat(task_path, ".arguments.parameters[", k, "].value"),
                          task.arguments.parameters[k].value.value_or("")});
+      }
+      for (size_t k = 0; k < task.arguments.artifacts.size(); ++k) {
+        texts.push_back({absl::StrCat(task_path, ".arguments.artifacts[", k, "].from"),
+                         task.arguments.artifacts[k].from});
       }
       std::set<size_t> ancestors;
       std::vector<size_t> pending = {j};

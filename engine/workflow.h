@@ -47,23 +47,53 @@ struct Parameter {
   std::optional<ValueFrom> value_from;       // outputs only
   std::vector<std::string> enum_values;      // `enum:`
   std::string description;
-  // Argo fields dagd accepts but does not act on yet (`globalName`; valueFrom's
-  // `configMapKeyRef`, `jsonPath`, `jqFilter`, `event`), verbatim,
-  // at their path relative to the parameter. Null if none.
+  // An output's `globalName`: its value is also {{workflow.outputs.parameters.<name>}}.
+  std::string global_name;
+  // Argo fields dagd accepts but does not act on yet (valueFrom's `configMapKeyRef`,
+  // `jsonPath`, `jqFilter`, `event`), verbatim, at their path relative to the parameter. Null if
+  // none.
+  nlohmann::json unsupported;
+  SourceLocation location;
+};
+
+// One artifact: in `arguments.artifacts`, `inputs.artifacts` or `outputs.artifacts`. dagd keeps
+// artifacts in its own artifact store (a directory under its data directory), addressed by key.
+struct Artifact {
+  std::string name;
+  std::string path;  // where the pod finds (inputs) or leaves (outputs) the file or directory
+  // arguments: a tag naming an output artifact ("{{steps.X.outputs.artifacts.Y}}",
+  // "{{workflow.outputs.artifacts.Z}}"); a dag or steps template's outputs: the same, read
+  // when the node succeeds.
+  std::string from;
+  std::string from_expression;  // a dag or steps template's outputs: an expression naming one
+  // A key-only artifact: `s3.key` (or the key of another repository), the artifact's place in
+  // dagd's store. May hold tags.
+  std::string key;
+  std::optional<std::string> raw;  // `raw.data`: the content, given inline
+  std::string sub_path;            // `subPath`: a path inside the artifact
+  bool optional = false;
+  bool archive_none = false;  // `archive: {none: {}}`: stored as it is, not as a tgz
+  std::string global_name;    // also {{workflow.outputs.artifacts.<name>}}
+  // Fields dagd does not act on (`mode`, `recurseMode`, `archiveLogs`, repository settings
+  // other than the key), verbatim. Null if none. Repositories other than a key are refused by
+  // validation.
   nlohmann::json unsupported;
   SourceLocation location;
 };
 
 struct Arguments {
   std::vector<Parameter> parameters;
+  std::vector<Artifact> artifacts;
 };
 
 struct Inputs {
   std::vector<Parameter> parameters;
+  std::vector<Artifact> artifacts;
 };
 
 struct Outputs {
   std::vector<Parameter> parameters;
+  std::vector<Artifact> artifacts;
 };
 
 enum class RetryPolicy { kAlways, kOnFailure, kOnError, kOnTransientError };
@@ -139,8 +169,8 @@ struct DagTask {
   // `inline:` as parsed. ParseWorkflow() moves it into Workflow::templates under the name
   // "<calling template>.<task>" and sets `template_name` to that, so this is null afterwards.
   std::shared_ptr<Template> inline_template;
-  // Argo fields dagd accepts but does not run yet (hooks other than exit,
-  // `arguments.artifacts`), verbatim, at their path relative to the task.
+  // Argo fields dagd accepts but does not run yet (hooks other than exit), verbatim, at their
+  // path relative to the task.
   // Null if none. Validation rejects the ones a run cannot do without.
   nlohmann::json unsupported;
   SourceLocation location;

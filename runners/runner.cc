@@ -6,6 +6,17 @@
 
 namespace dagd::runners {
 
+absl::Status RefuseArtifacts(const AttemptSpec& spec, std::string_view runner_name) {
+  if (spec.resolved.inputs.artifacts.empty() && spec.resolved.outputs.artifacts.empty()) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "template \"", spec.resolved.name, "\" passes artifacts, which the ",
+      std::string(runner_name),
+      " runner does not move yet (only the local runner does); run it with `runner: local` or "
+      "pass the data as parameters"));
+}
+
 absl::Status RunnerRegistry::Register(const std::string& name, std::unique_ptr<Runner> runner) {
   if (name.empty()) return absl::InvalidArgumentError("a runner needs a name");
   if (runner == nullptr) {

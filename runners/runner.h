@@ -83,6 +83,11 @@ class Runner {
   virtual void KillAll() = 0;
 };
 
+// FailedPrecondition naming the template and the fix if its attempt passes artifacts, which only
+// the local runner moves (into and out of dagd's artifact store) so far; OK otherwise. For the
+// cluster runners' Start().
+absl::Status RefuseArtifacts(const AttemptSpec& spec, std::string_view runner_name);
+
 // Runners by name ("local", "kubernetes", "argo"), filled explicitly at start-up.
 class RunnerRegistry {
  public:

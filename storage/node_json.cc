@@ -59,6 +59,12 @@ json NodeStateToJson(const NodeState& node) {
   for (const AttemptRecord& attempt : node.attempts) attempts.push_back(AttemptToJson(attempt));
   json outputs = {{"parameters", node.outputs.parameters}};
   if (node.outputs.result.has_value()) outputs["result"] = *node.outputs.result;
+  if (!node.outputs.artifacts.empty()) outputs["artifacts"] = node.outputs.artifacts;
+  json input_artifacts = json::object();
+  for (const auto& [name, ref] : node.input_artifacts) {
+    input_artifacts[name] = {{"key", ref.key}, {"sub_path", ref.sub_path}};
+    if (ref.raw) input_artifacts[name]["raw"] = *ref.raw;
+  }
   json out = {{"name", node.name},
               {"display_name", node.display_name},
               {"parent", node.parent},
@@ -68,6 +74,7 @@ json NodeStateToJson(const NodeState& node) {
               {"phase", engine::NodePhaseName(node.phase)},
               {"message", node.message},
               {"inputs", node.inputs},
+              {"input_artifacts", std::move(input_artifacts)},
               {"outputs", std::move(outputs)},
               {"attempts", std::move(attempts)},
               {"children", node.children},
@@ -101,6 +108,15 @@ absl::StatusOr<NodeState> NodeStateFromJson(const json& object) {
       const json& outputs = object.at("outputs");
       node.outputs.parameters = outputs.value("parameters", node.outputs.parameters);
       if (outputs.contains("result")) node.outputs.result = outputs.at("result").get<std::string>();
+      node.outputs.artifacts = outputs.value("artifacts", node.outputs.artifacts);
+    }
+    if (object.contains("input_artifacts")) {
+      for (const auto& [name, ref] : object.at("input_artifacts").items()) {
+        engine::ArtifactRef& artifact = node.input_artifacts[name];
+        artifact.key = ref.value("key", "");
+        artifact.sub_path = ref.value("sub_path", "");
+        if (ref.contains("raw")) artifact.raw = ref.at("raw").get<std::string>();
+      }
     }
     if (object.contains("attempts")) {
       for (const json& attempt : object.at("attempts")) {

@@ -23,6 +23,7 @@
 #include "metrics/registry.h"
 #include "runners/builtin.h"
 #include "runners/local/credentials.h"
+#include "runners/local/pod_filesystem.h"
 #include "runners/runner.h"
 #include "scheduler/scheduler.h"
 #include "server/http_server.h"
@@ -46,6 +47,7 @@ struct Flags {
   std::vector<std::string> local_images;  // IMAGE=PROGRAM [ARG...]
   std::vector<std::string> semaphores;    // CONFIGMAP/KEY=N
   std::string credentials_dir;            // empty: <data_dir>/credentials
+  std::string pod_filesystem = "auto";    // auto, overlay, host
   int64_t grace_period_ms = 10000;
   dagd::storage::BundleLimits bundle_limits;
   dagd::runners::KubernetesRunnerSettings kubernetes;
@@ -117,6 +119,14 @@ int main(int argc, char** argv) {
                  "--local-image 'docker/whalesay=/usr/games/cowsay'). argoproj/argosay:v2 is "
                  "built in")
       ->type_name("IMAGE=COMMAND");
+  app.add_option("--pod-filesystem", flags.pod_filesystem,
+                 "What container and script templates on the local runner see: overlay (their "
+                 "own, as a pod's: the host's root filesystem read-only under their writes, a "
+                 "private /tmp; needs root or unprivileged user namespaces), host (the host's "
+                 "files, working directory the attempt's directory), or auto (overlay where "
+                 "this host allows it, else host with a warning)")
+      ->check(CLI::IsMember({"auto", "overlay", "host"}))
+      ->capture_default_str();
   app.add_option("--semaphore", flags.semaphores,
                  "CONFIGMAP/KEY=N: how many may hold the synchronization semaphore with "
                  "configMapKeyRef {name: CONFIGMAP, key: KEY} at once, across every run "
@@ -193,6 +203,25 @@ int main(int argc, char** argv) {
   dagd::runners::BuiltinRunnerOptions runner_options;
   runner_options.io_context = &io;
   runner_options.local.credentials_dir = credentials_dir;
+  runner_options.local.artifact_dir = data_dir + "/artifacts";
+  if (flags.pod_filesystem != "host") {
+    using dagd::runners::local::PodFilesystemMode;
+    absl::Status probe = dagd::runners::local::ProbePodFilesystem(data_dir);
+    if (probe.ok()) {
+      runner_options.local.pod_filesystem = PodFilesystemMode::kOverlay;
+      spdlog::info("container and script templates get their own filesystem (overlay)");
+    } else if (flags.pod_filesystem == "overlay") {
+      return Fail("--pod-filesystem=overlay: this host cannot give pods their own filesystem (" +
+                  std::string(probe.message()) +
+                  "); run dagd as root, allow unprivileged user namespaces, or use "
+                  "--pod-filesystem=host");
+    } else {
+      spdlog::warn(
+          "container and script templates run on the host's filesystem: {} "
+          "(--pod-filesystem=host silences this)",
+          std::string(probe.message()));
+    }
+  }
   for (const std::string& entry : flags.local_images) {
     const size_t eq = entry.find('=');
     std::vector<std::string> argv;

@@ -187,6 +187,17 @@ absl::StatusOr<Template> ResolveTemplate(const Template& tmpl, const TagScope& s
     }
     if (status.ok()) status = SubstituteEnv("ansible.env", scope, &a.env);
   }
+  // Where artifacts are in the pod and in the store (map-reduce keys its parts by input).
+  for (auto [field, artifacts] : {std::pair{"inputs.artifacts", &out.inputs.artifacts},
+                                  std::pair{"outputs.artifacts", &out.outputs.artifacts}}) {
+    for (Artifact& artifact : *artifacts) {
+      const std::string base = absl::StrCat(field, ".", artifact.name);
+      if (status.ok()) status = Substitute(base + ".path", scope, &artifact.path);
+      if (status.ok()) status = Substitute(base + ".key", scope, &artifact.key);
+      if (status.ok()) status = Substitute(base + ".subPath", scope, &artifact.sub_path);
+      if (status.ok() && artifact.raw) status = Substitute(base + ".raw", scope, &*artifact.raw);
+    }
+  }
   // Argo substitutes a template's timeout too ("{{inputs.parameters.timeout}}").
   if (status.ok()) status = Substitute("timeout", scope, &out.timeout);
   if (status.ok()) status = SubstituteJson("template", scope, &out.kubernetes);

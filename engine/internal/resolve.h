@@ -36,8 +36,9 @@ absl::StatusOr<std::map<std::string, std::string>> ResolveInputs(
     const TagScope& workflow_scope);
 
 // `tmpl` with dagd tags substituted in everything a runner reads (container / script / ansible
-// fields, env values, extraVars strings at any depth, the Kubernetes-only JSON) and the inputs'
-// values filled in. InvalidArgument names the field: "container.args[1]: unresolved tag {{…}}".
+// fields, env values, extraVars strings at any depth, artifacts' path, key, subPath and raw data,
+// the Kubernetes-only JSON) and the inputs' values filled in. InvalidArgument names the field:
+// "container.args[1]: unresolved tag {{…}}".
 absl::StatusOr<Template> ResolveTemplate(const Template& tmpl, const TagScope& body_scope,
                                          const std::map<std::string, std::string>& inputs);
 

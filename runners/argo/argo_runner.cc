@@ -21,6 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "engine/status_macros.h"
 #include "logging/log.h"
 #include "runners/kubernetes/ansible_pod.h"
 #include "runners/kubernetes/client/errors.h"
@@ -808,6 +809,7 @@ ArgoRunner::ArgoRunner(asio::io_context& io, std::shared_ptr<KubeClient> client,
 ArgoRunner::~ArgoRunner() { impl_->Shutdown(); }
 
 absl::Status ArgoRunner::Start(const AttemptSpec& spec, AttemptCallbacks callbacks) {
+  RETURN_IF_ERROR(RefuseArtifacts(spec, "argo"));
   return impl_->Start(spec, std::move(callbacks), /*reattach=*/false);
 }
 

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "engine/status_macros.h"
 #include "logging/log.h"
 #include "runners/kubernetes/client/errors.h"
 #include "runners/kubernetes/client/kube_client.h"
@@ -588,6 +589,7 @@ KubernetesRunner::KubernetesRunner(asio::io_context& io, std::shared_ptr<KubeCli
 KubernetesRunner::~KubernetesRunner() { impl_->Shutdown(); }
 
 absl::Status KubernetesRunner::Start(const AttemptSpec& spec, AttemptCallbacks callbacks) {
+  RETURN_IF_ERROR(RefuseArtifacts(spec, "kubernetes"));
   return impl_->Start(spec, std::move(callbacks), /*reattach=*/false);
 }
 

@@ -42,6 +42,9 @@ std::string Where(const engine::Template& t) {
 // dagd's own files in a working directory; bundles may not use this name.
 constexpr char kDagdDir[] = ".dagd";
 
+// Where a script's source is in its pod, as Argo's executor puts it.
+constexpr char kPodScriptPath[] = "/argo/staging/script";
+
 // An input parameter as an extra var: JSON objects and lists (a set_stats output, a fan-in) as
 // their structure, everything else as the string it is.
 nlohmann::json ExtraVarValue(const std::string& value) {
@@ -130,12 +133,56 @@ absl::Status BuildScript(const engine::Template& t, Command* command) {
                      "command: [python3], [bash] or [sh]"));
   }
   std::string script_path = (fs::path(command->work_dir) / kDagdDir / "script").string();
-  RETURN_IF_ERROR(WriteFile(script_path, s.source, 0755));
+  if (command->pod.has_value()) {
+    script_path = kPodScriptPath;
+    ASSIGN_OR_RETURN(const std::string staged, command->pod->StagingPath(script_path));
+    RETURN_IF_ERROR(WriteFile(staged, s.source, 0755));
+  } else {
+    RETURN_IF_ERROR(WriteFile(script_path, s.source, 0755));
+  }
   command->argv = s.container.command;
   // Argo's python images call it `python`; on a host that is python3.
   if (command->argv[0] == "python") command->argv[0] = "python3";
   command->argv.insert(command->argv.end(), s.container.args.begin(), s.container.args.end());
   command->argv.push_back(script_path);
+  return absl::OkStatus();
+}
+
+// The container's volumeMounts of hostPath volumes (the template's `volumes`, then the
+// workflow's), bind-mounted into its pod; other volume types need nothing on the local runner
+// (the pod's own filesystem is writable).
+absl::Status MountHostPaths(const engine::Template& t, const engine::ContainerSpec& c,
+                            const nlohmann::json& workflow_kubernetes, PodFilesystem* pod) {
+  const nlohmann::json* mounts = c.kubernetes.is_object() && c.kubernetes.contains("volumeMounts")
+                                     ? &c.kubernetes["volumeMounts"]
+                                     : nullptr;
+  if (mounts == nullptr || !mounts->is_array()) return absl::OkStatus();
+  auto find_volume = [](const nlohmann::json& holder,
+                        const std::string& name) -> const nlohmann::json* {
+    if (!holder.is_object() || !holder.contains("volumes") || !holder["volumes"].is_array()) {
+      return nullptr;
+    }
+    for (const nlohmann::json& volume : holder["volumes"]) {
+      if (volume.is_object() && volume.value("name", "") == name) return &volume;
+    }
+    return nullptr;
+  };
+  for (const nlohmann::json& mount : *mounts) {
+    if (!mount.is_object()) continue;
+    const std::string name = mount.value("name", "");
+    const nlohmann::json* volume = find_volume(t.kubernetes, name);
+    if (volume == nullptr) volume = find_volume(workflow_kubernetes, name);
+    if (volume == nullptr || !volume->contains("hostPath")) continue;
+    std::string host_path = (*volume)["hostPath"].value("path", "");
+    const std::string sub_path = mount.value("subPath", "");
+    if (!sub_path.empty()) host_path = (fs::path(host_path) / sub_path).string();
+    absl::Status added =
+        pod->AddHostMount(host_path, mount.value("mountPath", ""), mount.value("readOnly", false));
+    if (!added.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(Where(t), ": volume \"", name, "\": ", added.message()));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -323,6 +370,21 @@ absl::StatusOr<Command> BuildCommand(const AttemptSpec& spec, const LocalRunnerO
         absl::StrCat("cannot create ", spec.work_dir, "/", kDagdDir, ": ", mkdir_error.message()));
   }
   Environment env = ParseEnvironment(base_env);
+  const bool runs_in_pod =
+      t.type == engine::TemplateType::kContainer || t.type == engine::TemplateType::kScript;
+  if (runs_in_pod && options.pod_filesystem == PodFilesystemMode::kOverlay) {
+    command.pod.emplace(spec.work_dir);
+    RETURN_IF_ERROR(command.pod->Create());
+    const engine::ContainerSpec* c = t.container.has_value() ? &*t.container
+                                     : t.script.has_value()  ? &t.script->container
+                                                             : nullptr;
+    // A pod starts in its image's working directory: "/" for the images Argo's examples use.
+    command.work_dir = c != nullptr && !c->working_dir.empty() ? c->working_dir : "/";
+    if (command.work_dir[0] != '/') command.work_dir = "/" + command.work_dir;
+    if (c != nullptr) {
+      RETURN_IF_ERROR(MountHostPaths(t, *c, spec.workflow_kubernetes, &*command.pod));
+    }
+  }
   switch (t.type) {
     case engine::TemplateType::kContainer:
       if (!t.container.has_value()) break;
@@ -354,7 +416,7 @@ absl::StatusOr<Command> BuildCommand(const AttemptSpec& spec, const LocalRunnerO
     return absl::InvalidArgumentError(absl::StrCat(
         Where(t), ": the ", engine::TemplateTypeName(t.type), " template has no body"));
   }
-  env["PWD"] = spec.work_dir;
+  env["PWD"] = command.work_dir;
   RETURN_IF_ERROR(Finish(t, env, &command));
   return command;
 }

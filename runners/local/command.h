@@ -7,11 +7,13 @@
 #ifndef DAGD_RUNNERS_LOCAL_COMMAND_H_
 #define DAGD_RUNNERS_LOCAL_COMMAND_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "runners/local/options.h"
+#include "runners/local/pod_filesystem.h"
 #include "runners/runner.h"
 
 namespace dagd::runners::local {
@@ -20,8 +22,12 @@ struct Command {
   std::string program;            // absolute path of the executable
   std::vector<std::string> argv;  // argv[0] as the template wrote it
   std::vector<std::string> env;   // "NAME=value", the complete environment
-  std::string work_dir;           // the process's working directory
-  bool is_ansible = false;        // output is ansible-playbook's (failure messages name the task)
+  std::string work_dir;           // the process's working directory (in the pod, if any)
+  // Set when the command runs in its own filesystem (PodFilesystemMode::kOverlay): spawn.h
+  // mounts it before chdir(work_dir) and execve(program); `program` is a host path on the root
+  // filesystem, which the pod sees as it is.
+  std::optional<PodFilesystem> pod;
+  bool is_ansible = false;  // output is ansible-playbook's (failure messages name the task)
   // The command gets a pipe at fd kSpawnEventsFd for one JSON event per line (runners/local/
   // spawn.h); set for ansible, whose dagd_events callback plugin writes there.
   bool events_channel = false;
@@ -42,6 +48,11 @@ inline constexpr int kSpawnEventsFd = 4;
 //
 // container: command + args; with no command, options.image_entrypoints[image] + args.
 // script:    command + args + [work_dir/.dagd/script]; `python` means python3.
+// With options.pod_filesystem kOverlay, both run in their own PodFilesystem (created here), in the
+// container's workingDir (default "/"), and the script is at /argo/staging/script in the pod, as
+// Argo puts it. The container's volumeMounts of hostPath volumes (template `volumes`, then
+// spec.volumes) are bind-mounted from the host (readOnly and subPath honoured): that is how a
+// pod writes to the host. A hostPath that does not exist is InvalidArgument.
 // ansible:   ansible-playbook [-i INVENTORY] [-e @work_dir/.dagd/extra-vars.json] [--limit L]
 //            [--check] [--diff] [--tags T] [--skip-tags T] [--forks N] [-v…] [--become]
 //            [--become-user U] PLAYBOOK, with ANSIBLE_NOCOLOR, no retry files, its own

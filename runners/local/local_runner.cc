@@ -24,8 +24,10 @@
 #include "engine/status_macros.h"
 #include "logging/log.h"
 #include "runners/local/ansible_output.h"
+#include "runners/local/artifacts.h"
 #include "runners/local/command.h"
 #include "runners/local/credentials.h"
+#include "runners/local/files.h"
 #include "runners/local/secret_mask.h"
 #include "runners/local/spawn.h"
 
@@ -85,6 +87,62 @@ void TrimOneNewline(std::string* s) {
   if (!s->empty() && s->back() == '\n') s->pop_back();
 }
 
+// The host path of an artifact key in the store: relative, without "..".
+absl::StatusOr<std::string> StorePath(const std::string& artifact_dir, const std::string& key) {
+  if (artifact_dir.empty()) {
+    return absl::FailedPreconditionError("this runner has no artifact store configured");
+  }
+  std::string relative = key;
+  while (!relative.empty() && relative.front() == '/') relative.erase(0, 1);
+  while (!relative.empty() && relative.back() == '/') relative.pop_back();
+  const std::filesystem::path path(relative);
+  bool escapes = relative.empty();
+  for (const auto& part : path) escapes |= part == "..";
+  if (escapes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("artifact key \"", key, "\" is not a path inside the artifact store"));
+  }
+  return absl::StrCat(artifact_dir, "/", relative);
+}
+
+// Where the command finds `path` (absolute in the pod or on the host; relative to `cwd`).
+std::string CommandPath(const std::string& cwd, const std::string& path) {
+  std::filesystem::path full(path);
+  if (full.is_relative()) full = std::filesystem::path(cwd) / full;
+  return full.lexically_normal().string();
+}
+
+// Places the attempt's input artifacts before it starts (see the header).
+absl::Status StageInputArtifacts(const AttemptSpec& spec, const Command& command,
+                                 const std::string& artifact_dir) {
+  for (const engine::Artifact& input : spec.resolved.inputs.artifacts) {
+    if (input.key.empty() && !input.raw) continue;  // optional, not supplied
+    const std::string where = absl::StrCat("input artifact \"", input.name, "\"");
+    if (input.path.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, " has no path"));
+    }
+    const std::string path = CommandPath(command.work_dir, input.path);
+    absl::StatusOr<std::string> target = command.pod.has_value()
+                                             ? command.pod->StagingPath(path)
+                                             : absl::StatusOr<std::string>(path);
+    if (!target.ok())
+      return absl::InvalidArgumentError(absl::StrCat(where, ": ", target.status().message()));
+    if (!input.key.empty()) {
+      ASSIGN_OR_RETURN(const std::string stored, StorePath(artifact_dir, input.key));
+      absl::Status loaded = LoadArtifact(stored, input.sub_path, *target);
+      if (loaded.ok() || (input.optional && absl::IsNotFound(loaded))) continue;
+      return absl::Status(loaded.code(),
+                          absl::StrCat(where, " (key \"", input.key, "\"): ", loaded.message()));
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(*target).parent_path(), ec);
+    absl::Status written = WriteFile(*target, *input.raw, 0644);
+    if (!written.ok())
+      return absl::Status(written.code(), absl::StrCat(where, ": ", written.message()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 struct LocalRunner::Attempt {
@@ -117,6 +175,8 @@ struct LocalRunner::Attempt {
   std::string template_name;
   std::string program;
   std::string work_dir;
+  std::optional<PodFilesystem> pod;  // the attempt's own filesystem, if it has one
+  std::string cwd;                   // the command's working directory (in the pod, if any)
   engine::Outputs outputs;
   bool is_ansible = false;
   int64_t grace_period_ms = 0;
@@ -179,6 +239,7 @@ absl::Status LocalRunner::Start(const AttemptSpec& spec, AttemptCallbacks callba
     RemoveStagedCredentials(spec.work_dir).IgnoreError();
   };
   ASSIGN_OR_RETURN(Command command, BuildCommand(spec, options_, base_env_));
+  RETURN_IF_ERROR(StageInputArtifacts(spec, command, options_.artifact_dir));
   ASSIGN_OR_RETURN(SpawnedProcess process, SpawnSupervised(command));
 
   auto attempt = std::make_shared<Attempt>(io_);
@@ -189,6 +250,8 @@ absl::Status LocalRunner::Start(const AttemptSpec& spec, AttemptCallbacks callba
   attempt->template_name = spec.resolved.name;
   attempt->program = command.program;
   attempt->work_dir = spec.work_dir;
+  attempt->pod = command.pod;
+  attempt->cwd = command.work_dir;
   attempt->outputs = spec.resolved.outputs;
   attempt->is_ansible = command.is_ansible;
   attempt->grace_period_ms = std::max<int64_t>(0, spec.grace_period_ms);
@@ -456,13 +519,21 @@ engine::AttemptResult LocalRunner::Outcome(Attempt& a) const {
       break;
     case SpawnReport::Stage::kChdir:
       result.phase = engine::NodePhase::kError;
-      result.message = absl::StrCat("cannot enter the working directory ", a.work_dir, ": ",
+      result.message = absl::StrCat("cannot enter the working directory ", a.cwd, ": ",
                                     std::strerror(report.failed_errno));
       return result;
     case SpawnReport::Stage::kExec:
       result.phase = engine::NodePhase::kError;
       result.message =
           absl::StrCat("cannot execute ", a.program, ": ", std::strerror(report.failed_errno));
+      return result;
+    case SpawnReport::Stage::kPod:
+      result.phase = engine::NodePhase::kError;
+      result.message = absl::StrCat(
+          "cannot give the pod its own filesystem (", PodMountStepName(report.failed_pod_step),
+          ": ", std::strerror(report.failed_errno),
+          "); dagd needs root or unprivileged user namespaces and overlayfs for this, or start "
+          "dagd with --pod-filesystem=host to run containers on the host's filesystem");
       return result;
     case SpawnReport::Stage::kFork:
       result.phase = engine::NodePhase::kError;
@@ -541,8 +612,11 @@ void LocalRunner::CollectOutputs(const Attempt& a, engine::AttemptResult* result
     if (param.value_from->path.empty()) continue;
     const std::string& path = param.value_from->path;
     std::filesystem::path full(path);
-    if (full.is_relative()) full = std::filesystem::path(a.work_dir) / full;
-    absl::StatusOr<std::string> value = ReadWholeFile(full.string());
+    if (full.is_relative()) full = std::filesystem::path(a.cwd) / full;
+    absl::StatusOr<std::string> host_path = full.lexically_normal().string();
+    if (a.pod.has_value()) host_path = a.pod->Resolve(*host_path, a.work_dir + "/.dagd/outputs");
+    absl::StatusOr<std::string> value =
+        host_path.ok() ? ReadWholeFile(*host_path) : host_path.status();
     if (!value.ok()) {
       if (!param.value_from->default_value.has_value()) {
         result->phase = engine::NodePhase::kError;
@@ -555,6 +629,36 @@ void LocalRunner::CollectOutputs(const Attempt& a, engine::AttemptResult* result
     }
     TrimOneNewline(&*value);
     result->parameters[param.name] = *std::move(value);
+  }
+
+  for (const engine::Artifact& artifact : a.outputs.artifacts) {
+    const std::string where = absl::StrCat("output artifact \"", artifact.name, "\"");
+    const std::string path = CommandPath(a.cwd, artifact.path);
+    absl::StatusOr<std::string> source = a.pod.has_value()
+                                             ? a.pod->Resolve(path, a.work_dir + "/.dagd/outputs")
+                                             : absl::StatusOr<std::string>(path);
+    struct stat st;
+    if (source.ok() && !a.pod.has_value() && lstat(source->c_str(), &st) != 0) {
+      source = absl::NotFoundError(absl::StrCat(path, ": ", std::strerror(errno)));
+    }
+    absl::Status saved = source.status();
+    absl::StatusOr<std::string> stored = StorePath(options_.artifact_dir, artifact.key);
+    if (saved.ok()) saved = stored.status();
+    if (saved.ok()) {
+      saved = SaveArtifact(
+          *source, artifact.archive_none ? ArtifactArchive::kNone : ArtifactArchive::kTgz, *stored);
+    }
+    if (saved.ok()) {
+      result->artifacts[artifact.name] = artifact.key;
+    } else if (!(artifact.optional && absl::IsNotFound(saved))) {
+      result->phase = engine::NodePhase::kError;
+      result->message = absl::StrCat(
+          where, ": ", saved.message(),
+          absl::IsNotFound(saved) ? "; write it there, or mark the artifact optional" : "");
+      result->parameters.clear();
+      result->artifacts.clear();
+      return;
+    }
   }
 }
 

@@ -18,6 +18,14 @@
 // copies in <work_dir>/.dagd/credentials are removed before on_finished, when Start() fails, and
 // in KillAll().
 //
+// Artifacts (runners/local/artifacts.h), in options.artifact_dir by key: before the process
+// starts, every input artifact with a key is placed at its path (in the pod's filesystem, or on
+// the host with PodFilesystemMode::kHost; relative paths in the working directory), raw ones
+// written there; a missing stored artifact fails the start unless the input is optional. After
+// a successful exit every output artifact is saved from its path under its key (tgz unless
+// `archive: none`) and reported in AttemptResult::artifacts; a path the command did not leave
+// makes the attempt an Error unless the output is optional.
+//
 // Outcomes (AttemptResult):
 //   exit 0            → Succeeded; result = stdout without one trailing newline (last
 //                       max_result_bytes, as Argo) — for ansible, the playbook's run-wide

@@ -21,6 +21,16 @@ std::map<std::string, std::vector<std::string>> DefaultImageEntrypoints();
 // "/argosay", which some examples name in `command:`.
 std::map<std::string, std::string> DefaultImagePrograms();
 
+// How container and script attempts see files (runners/local/pod_filesystem.h). Ansible attempts
+// always run on the host's filesystem: they configure hosts.
+enum class PodFilesystemMode {
+  // The host's filesystem; the working directory is the attempt's work_dir.
+  kHost,
+  // Their own, as a pod's: an overlay of the host's root filesystem whose writes stay with the
+  // attempt, and a private /tmp; the working directory is the container's workingDir, else "/".
+  kOverlay,
+};
+
 struct LocalRunnerOptions {
   // Program run for `ansible` templates; searched on PATH when it has no slash.
   std::string ansible_playbook = "ansible-playbook";
@@ -40,6 +50,12 @@ struct LocalRunnerOptions {
   // owned by dagd's user with mode 0700 (runners/local/credentials.h). Empty: none configured,
   // and a template naming a credential fails to start. dagd sets <data_dir>/credentials.
   std::string credentials_dir;
+  // dagd's artifact store: artifacts are files and directories here, by key
+  // (runners/local/artifacts.h). dagd sets <data_dir>/artifacts; empty: a template with
+  // artifacts fails to start.
+  std::string artifact_dir;
+  // dagd chooses kOverlay where the host allows it (ProbePodFilesystem()).
+  PodFilesystemMode pod_filesystem = PodFilesystemMode::kHost;
 };
 
 }  // namespace dagd::runners::local

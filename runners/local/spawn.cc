@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -20,6 +21,7 @@ namespace {
 // Report pipe records: three native int32s. Writes of 12 bytes are atomic (< PIPE_BUF).
 constexpr int32_t kRecordStartFailed = 1;  // {kind, stage, errno}
 constexpr int32_t kRecordExited = 2;       // {kind, wait status, 0}
+constexpr int32_t kRecordPodFailed = 3;    // {kind, PodMountStep, errno}
 struct Record {
   int32_t kind;
   int32_t a;
@@ -40,6 +42,7 @@ struct ChildArgs {
   char* const* argv;
   char* const* envp;
   const char* work_dir;
+  const PodMounts* pod;  // null: the host's filesystem
   // Become 0..4: /dev/null, stdout write end, stderr write end, report write end, events write
   // end (-1: none, and fd 4 stays closed).
   int fds[5];
@@ -63,6 +66,14 @@ void WriteRecord(int32_t kind, int32_t a, int32_t b) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (args.pod != nullptr) {
+    PodMountStep step = EnterPodRoot(*args.pod);
+    if (step != PodMountStep::kNone) {
+      int err = errno;
+      WriteRecord(kRecordPodFailed, static_cast<int32_t>(step), err);
+      _exit(127);
+    }
+  }
   if (chdir(args.work_dir) != 0) {
     int err = errno;
     WriteRecord(kRecordStartFailed, static_cast<int32_t>(SpawnReport::Stage::kChdir), err);
@@ -174,10 +185,13 @@ absl::StatusOr<SpawnedProcess> SpawnSupervised(const Command& command) {
     to_close.insert(to_close.end(), {events[0], events[1]});
   }
 
+  std::optional<PodMounts> pod;
+  if (command.pod.has_value()) pod = PreparePodMounts(*command.pod);
   ChildArgs args{command.program.c_str(),
                  argv.data(),
                  envp.data(),
                  command.work_dir.c_str(),
+                 pod.has_value() ? &*pod : nullptr,
                  {devnull, out[1], err[1], report[1], events[1]},
                  command.events_channel ? 5 : 4,
                  getpid()};
@@ -221,6 +235,11 @@ SpawnReport ParseSpawnReport(std::string_view bytes) {
     std::memcpy(&record, bytes.data() + at, sizeof(record));
     if (record.kind == kRecordStartFailed && report.failed_stage == SpawnReport::Stage::kNone) {
       report.failed_stage = static_cast<SpawnReport::Stage>(record.a);
+      report.failed_errno = record.b;
+    } else if (record.kind == kRecordPodFailed &&
+               report.failed_stage == SpawnReport::Stage::kNone) {
+      report.failed_stage = SpawnReport::Stage::kPod;
+      report.failed_pod_step = static_cast<PodMountStep>(record.a);
       report.failed_errno = record.b;
     } else if (record.kind == kRecordExited) {
       report.wait_status = record.a;

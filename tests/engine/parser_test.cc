@@ -261,7 +261,12 @@ TEST(ParserTest, OutputParametersReadValueFrom) {
         globalName: shared
         valueFrom: {expression: "1 + 1", configMapKeyRef: {name: cm, key: k}}
       artifacts:
-      - {name: log, path: /tmp/log}
+      - {name: log, path: /tmp/log, globalName: the-log, optional: true, archive: {none: {}}}
+      - name: part
+        path: /mnt/out/part.json
+        s3: {key: "{{workflow.name}}/results/part.json"}
+        archive: {tar: {compressionLevel: 0}}
+        mode: 493
     container: {image: alpine}
 )"));
   ASSERT_TRUE(wf.ok()) << wf.status();
@@ -271,10 +276,64 @@ TEST(ParserTest, OutputParametersReadValueFrom) {
   EXPECT_EQ(out[0].value_from->default_value, "none");
   EXPECT_EQ(out[1].value_from->stats, "hosts");
   EXPECT_EQ(out[2].value_from->expression, "1 + 1");
-  EXPECT_EQ(out[2].unsupported["globalName"], "shared");
+  EXPECT_EQ(out[2].global_name, "shared");
   EXPECT_EQ(out[2].unsupported["valueFrom"]["configMapKeyRef"]["key"], "k");
   EXPECT_TRUE(out[0].unsupported.is_null());
-  EXPECT_EQ(wf->templates[0].kubernetes["outputs"]["artifacts"][0]["path"], "/tmp/log");
+  const std::vector<Artifact>& artifacts = wf->templates[0].outputs.artifacts;
+  ASSERT_EQ(artifacts.size(), 2u);
+  EXPECT_EQ(artifacts[0].path, "/tmp/log");
+  EXPECT_EQ(artifacts[0].global_name, "the-log");
+  EXPECT_TRUE(artifacts[0].optional);
+  EXPECT_TRUE(artifacts[0].archive_none);
+  EXPECT_TRUE(artifacts[0].unsupported.is_null());
+  EXPECT_EQ(artifacts[1].key, "{{workflow.name}}/results/part.json");  // a key-only artifact
+  EXPECT_FALSE(artifacts[1].archive_none);
+  EXPECT_EQ(artifacts[1].unsupported["mode"], 493);
+  EXPECT_TRUE(wf->templates[0].kubernetes.is_null()) << wf->templates[0].kubernetes;
+}
+
+TEST(ParserTest, ArtifactSourcesAndRepositories) {
+  absl::StatusOr<Workflow> wf = Parse(WithTemplates(R"(  - name: main
+    inputs:
+      artifacts:
+      - {name: text, path: /tmp/text, raw: {data: "hello"}}
+      - {name: code, path: /src, git: {repo: "https://example.com/x.git"}}
+    steps:
+    - - name: use
+        template: main
+        arguments:
+          artifacts:
+          - {name: text, from: "{{steps.gen.outputs.artifacts.out}}", subPath: a/b.txt}
+          - {name: code, s3: {key: my-file}}
+)"));
+  ASSERT_TRUE(wf.ok()) << wf.status();
+  const std::vector<Artifact>& inputs = wf->templates[0].inputs.artifacts;
+  ASSERT_EQ(inputs.size(), 2u);
+  EXPECT_EQ(inputs[0].raw, "hello");
+  EXPECT_EQ(inputs[1].unsupported["git"]["repo"], "https://example.com/x.git");
+  EXPECT_TRUE(inputs[1].key.empty());
+  const std::vector<Artifact>& args = wf->templates[0].steps->groups[0][0].arguments.artifacts;
+  ASSERT_EQ(args.size(), 2u);
+  EXPECT_EQ(args[0].from, "{{steps.gen.outputs.artifacts.out}}");
+  EXPECT_EQ(args[0].sub_path, "a/b.txt");
+  EXPECT_EQ(args[1].key, "my-file");
+  // An s3 block with more than a key names a bucket elsewhere: kept for validation to refuse.
+  absl::StatusOr<Workflow> bucket = Parse(WithTemplates(R"(  - name: main
+    outputs:
+      artifacts: [{name: a, path: /a, s3: {key: k, bucket: b}}]
+    container: {image: alpine}
+)"));
+  ASSERT_TRUE(bucket.ok()) << bucket.status();
+  EXPECT_TRUE(bucket->templates[0].outputs.artifacts[0].key.empty());
+  EXPECT_EQ(bucket->templates[0].outputs.artifacts[0].unsupported["s3"]["bucket"], "b");
+  // A misspelt field is named.
+  absl::StatusOr<Workflow> typo = Parse(WithTemplates(R"(  - name: main
+    outputs:
+      artifacts: [{name: a, pathh: /a}]
+    container: {image: alpine}
+)"));
+  ASSERT_FALSE(typo.ok());
+  EXPECT_THAT(typo.status().message(), HasSubstr("outputs.artifacts[0].pathh: unknown field"));
 }
 
 TEST(ParserTest, TasksReadEveryModelledField) {
@@ -318,7 +377,9 @@ TEST(ParserTest, TasksReadEveryModelledField) {
   EXPECT_FALSE(b.continue_on.error);
   EXPECT_EQ(b.with_param, "{{tasks.a.outputs.result}}");
   EXPECT_EQ(b.arguments.parameters[0].value, "{{item}}");
-  EXPECT_EQ(b.unsupported["arguments"]["artifacts"][0]["name"], "art");
+  EXPECT_EQ(b.arguments.artifacts[0].name, "art");
+  EXPECT_EQ(b.arguments.artifacts[0].from, "x");
+  EXPECT_TRUE(b.unsupported.is_null()) << b.unsupported;
   const DagTask& c = dag.tasks[2];
   EXPECT_EQ(c.depends, "a.Succeeded || b.Failed");
   ASSERT_TRUE(c.template_ref.has_value());
@@ -564,7 +625,7 @@ spec:
   EXPECT_EQ(wf->kubernetes["serviceAccountName"], "runner");
   EXPECT_EQ(wf->kubernetes["volumes"][0]["emptyDir"], nlohmann::json::object());
   EXPECT_EQ(wf->kubernetes["podGC"]["strategy"], "OnPodSuccess");
-  EXPECT_EQ(wf->kubernetes["arguments"]["artifacts"][0]["raw"]["data"], "x");
+  EXPECT_EQ(wf->arguments.artifacts[0].raw, "x");
   const Template& t = wf->templates[0];
   EXPECT_EQ(t.kubernetes["nodeSelector"]["disk"], "ssd");
   ASSERT_TRUE(t.synchronization.has_value());

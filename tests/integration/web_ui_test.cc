@@ -14,7 +14,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A waits for nothing, B until the file `gate` exists, C after both.
+// A waits for nothing, B until the file `gate` exists (its directory mounted into B's pod as a
+// hostPath volume), C after both.
 std::string GatedWorkflow(const std::string& gate) {
   return "apiVersion: argoproj.io/v1alpha1\n"
          "kind: Workflow\n"
@@ -31,10 +32,14 @@ std::string GatedWorkflow(const std::string& gate) {
          "  - name: quick\n"
          "    container: {image: alpine, command: [echo, quick step done]}\n"
          "  - name: gated\n"
+         "    volumes: [{name: gate, hostPath: {path: '" +
+         fs::path(gate).parent_path().string() +
+         "'}}]\n"
          "    container:\n"
          "      image: alpine\n"
-         "      command: [sh, -c, 'while [ ! -f " +
-         gate + " ]; do sleep 0.05; done; echo gate open, B done']\n";
+         "      volumeMounts: [{name: gate, mountPath: /gate, readOnly: true}]\n"
+         "      command: [sh, -c, 'while [ ! -f /gate/" +
+         fs::path(gate).filename().string() + " ]; do sleep 0.05; done; echo gate open, B done']\n";
 }
 
 class WebUiTest : public ::testing::Test {

@@ -22,6 +22,9 @@ NodeState FullNode() {
   node.inputs = {{"host", "a"}};
   node.outputs.parameters = {{"ip", "10.0.0.1"}};
   node.outputs.result = "";
+  node.outputs.artifacts = {{"log", "run/deploy-0a1b2c3d/log.tgz"}};
+  node.input_artifacts = {{"code", {"run/build-00000000/code", "src", std::nullopt}},
+                          {"note", {"", "", "hello"}}};
   engine::AttemptRecord attempt;
   attempt.number = 1;
   attempt.phase = NodePhase::kError;
@@ -55,6 +58,8 @@ TEST(NodeJsonTest, RoundTripsEveryField) {
   EXPECT_EQ(back->inputs, node.inputs);
   EXPECT_EQ(back->outputs.parameters, node.outputs.parameters);
   EXPECT_EQ(back->outputs.result, std::optional<std::string>(""));
+  EXPECT_EQ(back->outputs.artifacts, node.outputs.artifacts);
+  EXPECT_EQ(back->input_artifacts, node.input_artifacts);
   ASSERT_EQ(back->attempts.size(), 1u);
   const engine::AttemptRecord& attempt = back->attempts[0];
   EXPECT_EQ(attempt.number, 1);
