@@ -165,6 +165,9 @@ constexpr absl::string_view kArtifactFields[] = {
     "optional",    "oss",         "path",           "plugin",      "raw",
     "recurseMode", "s3",          "subPath"};
 constexpr absl::string_view kArchiveFields[] = {"none", "tar", "zip"};
+constexpr absl::string_view kMemoizeFields[] = {"cache", "key", "maxAge"};
+constexpr absl::string_view kMemoizeCacheFields[] = {"configMap"};
+constexpr absl::string_view kConfigMapRefFields[] = {"key", "name"};
 constexpr absl::string_view kRawFields[] = {"data"};
 constexpr absl::string_view kParameterFields[] = {
     "default", "description", "enum", "globalName", "name", "value", "valueFrom"};
@@ -316,6 +319,7 @@ class Parser {
                                                       const std::string& path);
   absl::StatusOr<int64_t> Integer(const YAML::Node& node, const std::string& path) const;
   absl::StatusOr<bool> Bool(const YAML::Node& node, const std::string& path) const;
+  absl::Status ParseMemoize(const YAML::Node& node, const std::string& path, Memoize* memoize);
   absl::Status ParseSynchronization(const YAML::Node& node, const std::string& path,
                                     Synchronization* sync);
   // `templateRef` (known: kTemplateRefFields) or `spec.workflowTemplateRef`.
@@ -595,6 +599,8 @@ absl::Status Parser::ParseTemplate(const YAML::Node& node, const std::string& pa
           ASSIGN_OR_RETURN(tmpl->parallelism, Integer(value, field_path));
         } else if (key == "synchronization") {
           return ParseSynchronization(value, field_path, &tmpl->synchronization.emplace());
+        } else if (key == "memoize") {
+          return ParseMemoize(value, field_path, &tmpl->memoize.emplace());
         } else if (Contains(kTemplateTypeFields, key)) {
           type_keys.emplace_back(key, value);
           if (key == "dag") {
@@ -835,6 +841,44 @@ absl::Status Parser::ParseTemplateRef(const YAML::Node& node, const std::string&
   if (Contains(known, "template") && parsed.template_name.empty()) {
     return Fail(node, path + ".template", "missing",
                 "name the template within the WorkflowTemplate");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Parser::ParseMemoize(const YAML::Node& node, const std::string& path,
+                                  Memoize* memoize) {
+  memoize->location = Where(node);
+  RETURN_IF_ERROR(ForEachField(
+      node, path, kMemoizeFields,
+      [&](const std::string& key, const YAML::Node& value,
+          const std::string& field_path) -> absl::Status {
+        if (key == "key") {
+          ASSIGN_OR_RETURN(memoize->key, String(value, field_path));
+        } else if (key == "maxAge") {
+          ASSIGN_OR_RETURN(memoize->max_age, String(value, field_path));
+        } else {  // cache
+          return ForEachField(value, field_path, kMemoizeCacheFields,
+                              [&](const std::string&, const YAML::Node& config_map,
+                                  const std::string& config_map_path) -> absl::Status {
+                                return ForEachField(
+                                    config_map, config_map_path, kConfigMapRefFields,
+                                    [&](const std::string& ref_key, const YAML::Node& ref_value,
+                                        const std::string& ref_path) -> absl::Status {
+                                      if (ref_key != "name") return absl::OkStatus();
+                                      ASSIGN_OR_RETURN(memoize->cache, String(ref_value, ref_path));
+                                      return absl::OkStatus();
+                                    });
+                              });
+        }
+        return absl::OkStatus();
+      }));
+  if (memoize->key.empty()) {
+    return Fail(node, path + ".key", "missing",
+                "give the key results are cached under, e.g. key: \"{{inputs.parameters.x}}\"");
+  }
+  if (memoize->cache.empty()) {
+    return Fail(node, path + ".cache", "missing",
+                "name the cache: `cache: {configMap: {name: my-cache}}`");
   }
   return absl::OkStatus();
 }

@@ -16,6 +16,7 @@
 #include "engine/expr.h"
 #include "engine/internal/dag_plan.h"
 #include "engine/internal/resolve.h"
+#include "engine/memo.h"
 #include "engine/status_macros.h"
 #include "engine/tags.h"
 #include "engine/when.h"
@@ -439,7 +440,68 @@ void RunState::Finish(const std::string& name, NodePhase phase, std::string mess
   node.message = std::move(message);
   node.finished_at_ms = now_ms;
   node.retry_at_ms = 0;
-  if (phase == NodePhase::kSucceeded) RecordGlobalOutputs(node);
+  if (phase == NodePhase::kSucceeded) {
+    RecordGlobalOutputs(node);
+    SaveToCache(node, now_ms);
+  }
+}
+
+namespace {
+
+// A memoized node's cache key and maxAge (-1: none), read in its template's scope.
+absl::StatusOr<std::pair<std::string, int64_t>> MemoLookupOf(const Memoize& memoize,
+                                                             const TagScope& scope) {
+  absl::StatusOr<std::string> key = SubstituteTags(memoize.key, scope);
+  if (!key.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("memoize.key: ", key.status().message()));
+  }
+  int64_t max_age_ms = -1;
+  if (!memoize.max_age.empty()) {
+    absl::StatusOr<std::string> text = SubstituteTags(memoize.max_age, scope);
+    absl::StatusOr<int64_t> age = text.ok() ? ParseDurationMs(*text) : text.status();
+    if (!age.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("memoize.maxAge: ", age.status().message()));
+    }
+    max_age_ms = *age;
+  }
+  return std::make_pair(*std::move(key), max_age_ms);
+}
+
+}  // namespace
+
+bool RunState::FinishFromCache(const std::string& name, int64_t now_ms) {
+  if (memo_ == nullptr) return false;
+  const NodeState& node = nodes_.at(name);
+  const Template* tmpl = workflow_->FindTemplate(node.template_name);
+  if (tmpl == nullptr || !tmpl->memoize) return false;
+  absl::StatusOr<std::pair<std::string, int64_t>> lookup =
+      MemoLookupOf(*tmpl->memoize, BodyScope(node));
+  if (!lookup.ok()) {
+    Finish(name, NodePhase::kError, std::string(lookup.status().message()), now_ms);
+    return true;
+  }
+  const MemoCache::Entry* entry =
+      memo_->Find(tmpl->memoize->cache, lookup->first, now_ms, lookup->second);
+  if (entry == nullptr) return false;
+  NodeState& hit = Mutable(name);
+  hit.outputs = entry->outputs;
+  hit.phase = NodePhase::kSucceeded;
+  hit.message = absl::StrCat("Memoized: cache ", tmpl->memoize->cache, ", key ", lookup->first,
+                             ", from ", entry->node);
+  hit.finished_at_ms = now_ms;
+  RecordGlobalOutputs(hit);
+  return true;
+}
+
+void RunState::SaveToCache(const NodeState& node, int64_t now_ms) {
+  if (memo_ == nullptr) return;
+  const Template* tmpl = workflow_->FindTemplate(node.template_name);
+  if (tmpl == nullptr || !tmpl->memoize) return;
+  absl::StatusOr<std::pair<std::string, int64_t>> lookup =
+      MemoLookupOf(*tmpl->memoize, BodyScope(node));
+  if (!lookup.ok()) return;  // checked when the node started
+  memo_->Put(tmpl->memoize->cache, lookup->first,
+             {node.outputs, now_ms, absl::StrCat(run_name_, "/", node.name)});
 }
 
 void RunState::RecordGlobalOutputs(const NodeState& node) {
@@ -488,6 +550,11 @@ void RunState::ProcessChild(const std::string& name, int depth, int64_t now_ms) 
     NodeState& started = Mutable(name);
     started.phase = NodePhase::kRunning;
     started.started_at_ms = now_ms;
+  }
+  if ((node.type == NodeType::kDag || node.type == NodeType::kSteps) && node.children.empty() &&
+      node.phase == NodePhase::kRunning && FinishFromCache(name, now_ms)) {
+    ProcessExitHook(name, depth, now_ms);
+    return;
   }
   if (node.type == NodeType::kDag) {
     ProcessDag(name, depth + 1, now_ms);
@@ -1261,6 +1328,7 @@ std::vector<DispatchRequest> RunState::Dispatch(int64_t now_ms) {
              absl::StrCat("template '", waiting.template_name, "' not found"), now_ms);
       continue;
     }
+    if (waiting.attempts.empty() && FinishFromCache(candidate.name, now_ms)) continue;
     // A node waiting for a lock is left as it is (no change to commit) unless its message
     // changes.
     if (tmpl->synchronization && locks_ != nullptr) {

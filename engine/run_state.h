@@ -55,6 +55,11 @@
 //   "<run>/<node id>/<name>[.tgz]"; {{tasks.X.outputs.artifacts.Y}} is that key. A dag or
 //   steps template's output artifacts come from `from` or `fromExpression` when it succeeds.
 //   Outputs with a `globalName` are also {{workflow.outputs.parameters|artifacts.<name>}}.
+// - Memoization (`memoize`, with SetMemoCache()): a pod node is looked up when it is about to
+//   launch its first attempt, a dag or steps node before it creates its first child; a hit ends
+//   it Succeeded with the cached outputs and the message "Memoized: …"; a node that succeeds is
+//   stored under its key (a hit is not stored again, so maxAge counts from the run that
+//   computed it, as in Argo).
 // - dag.failFast (default true) does not stop tasks from starting while anything in the DAG
 //   still runs — Argo's actual behaviour (argoproj/argo-workflows#5223); the DAG's phase is
 //   decided by its targets once nothing in it is unfinished (Argo's assessDAGPhase).
@@ -84,6 +89,7 @@ namespace dagd::engine {
 namespace internal {
 struct DagPlan;
 }  // namespace internal
+class MemoCache;
 
 enum class NodeType { kDag, kTaskGroup, kPod, kSteps, kStepGroup, kSuspend };
 // "DAG", "TaskGroup", "Pod", "Steps", "StepGroup", "Suspend"
@@ -222,6 +228,9 @@ class RunState {
   // run is done). Waiting nodes keep their phase with the message "Waiting for lock: …"; a
   // semaphore the table has no limit for ends the node (or run) in Error naming the fix.
   void SetLockTable(LockTable* locks) { locks_ = locks; }
+  // The memoization caches every run of this dagd shares (engine/memo.h); may stay null (then
+  // `memoize` is ignored). Not owned; must outlive this run.
+  void SetMemoCache(MemoCache* memo) { memo_ = memo; }
   // Whether the last Advance() left something waiting for a lock: call Advance() again when
   // the table has released one.
   bool waiting_for_locks() const { return waiting_for_locks_; }
@@ -340,6 +349,12 @@ class RunState {
   void FinishSuspended(const std::string& name, int64_t now_ms);
   // Keeps `node`'s outputs that have a globalName in global_outputs_.
   void RecordGlobalOutputs(const NodeState& node);
+  // A node of a memoized template about to start: if its key has a fresh cache entry it ends
+  // Succeeded with the stored outputs (true); a key or maxAge that does not resolve ends it in
+  // Error (true); otherwise false and it runs.
+  bool FinishFromCache(const std::string& name, int64_t now_ms);
+  // A memoized node that succeeded: its outputs go into the cache.
+  void SaveToCache(const NodeState& node, int64_t now_ms);
   std::vector<DispatchRequest> Dispatch(int64_t now_ms);
 
   std::shared_ptr<const Workflow> workflow_;
@@ -354,6 +369,7 @@ class RunState {
   // Whether any task or step of the workflow has an exit hook (Settled() is IsFinal() if not).
   bool has_task_hooks_ = false;
   LockTable* locks_ = nullptr;
+  MemoCache* memo_ = nullptr;
   bool waiting_for_locks_ = false;
   // The run holds its spec.synchronization locks (derived from its nodes after Restore()).
   bool workflow_locks_held_ = false;

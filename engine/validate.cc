@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "engine/depends.h"
+#include "engine/duration.h"
 #include "engine/internal/diagnostics.h"
 #include "engine/status_macros.h"
 #include "engine/tags.h"
@@ -213,6 +214,7 @@ std::vector<Text> TemplateStrings(const Template& tmpl, const std::string& path)
     out.push_back({path + ".retryStrategy.limit", tmpl.retry_strategy->limit});
   }
   out.push_back({path + ".timeout", tmpl.timeout});
+  if (tmpl.memoize) out.push_back({path + ".memoize.key", tmpl.memoize->key});
   CollectJsonStrings(tmpl.kubernetes, path, &out);
   return out;
 }
@@ -276,6 +278,14 @@ class Validator {
       Collect(CheckInputs(tmpl, path));
       Collect(CheckOutputSources(tmpl, path));
       Collect(CheckArtifacts(tmpl, path));
+      if (tmpl.memoize && !tmpl.memoize->max_age.empty() &&
+          !absl::StrContains(tmpl.memoize->max_age, "{{")) {
+        if (absl::StatusOr<int64_t> age = ParseDurationMs(tmpl.memoize->max_age); !age.ok()) {
+          Collect(Fail(path + ".memoize.maxAge",
+                       absl::StrCat("'", tmpl.memoize->max_age, "' is not a duration"),
+                       "write it as Argo does: \"10s\", \"5m\", \"1h\" or seconds"));
+        }
+      }
       if (tmpl.ansible) Collect(CheckCredentialRefs(*tmpl.ansible, path + ".ansible"));
       if (tmpl.dag) Collect(CheckDag(tmpl, path + ".dag"));
       if (tmpl.steps) Collect(CheckSteps(tmpl, path + ".steps"));

@@ -218,6 +218,16 @@ struct Synchronization {
   nlohmann::json unsupported;
 };
 
+// `memoize:` (Argo's memoization): a node of the template whose `key` (tags substituted) has an
+// entry in the cache younger than `max_age` succeeds at once with the outputs stored there;
+// otherwise it runs, and its outputs are stored when it succeeds.
+struct Memoize {
+  std::string key;
+  std::string max_age;  // Argo duration ("10s", "1h"); empty: entries never expire
+  std::string cache;    // `cache.configMap.name`
+  SourceLocation location;
+};
+
 // `suspend:`: the node waits until it is resumed (ResumeRun, `dagctl resume`), or until
 // `duration` has passed (Argo's duration: "20" seconds, "2m", "6h"; may hold tags).
 struct SuspendSpec {
@@ -281,6 +291,7 @@ struct Template {
   std::optional<AnsibleSpec> ansible;
   std::optional<SuspendSpec> suspend;
   std::optional<Synchronization> synchronization;
+  std::optional<Memoize> memoize;
 
   nlohmann::json kubernetes;  // template-level Kubernetes-only fields, verbatim
   SourceLocation location;

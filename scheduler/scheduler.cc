@@ -76,6 +76,7 @@ void MergeBatch(storage::WriteBatch& dst, storage::WriteBatch src) {
   for (auto& e : src.events) dst.events.push_back(std::move(e));
   for (auto& l : src.logs) dst.logs.push_back(std::move(l));
   for (auto& a : src.ansible_events) dst.ansible_events.push_back(std::move(a));
+  for (auto& m : src.memo_entries) dst.memo_entries.push_back(std::move(m));
 }
 
 // An Ansible event's stored JSON is capped: a module that returns megabytes (a slurped file, a
@@ -363,6 +364,11 @@ Scheduler::ActiveRun* Scheduler::Find(const std::string& run_id) {
 }
 
 absl::Status Scheduler::Recover() {
+  ASSIGN_OR_RETURN(std::vector<storage::MemoRecord> memo_entries, store_->ListMemoEntries());
+  for (storage::MemoRecord& entry : memo_entries) {
+    memo_.Load(entry.cache, entry.key,
+               {std::move(entry.outputs), entry.saved_at_ms, std::move(entry.node)});
+  }
   ASSIGN_OR_RETURN(std::vector<storage::RunRecord> unfinished, store_->ListUnfinishedRuns());
   for (storage::RunRecord& record : unfinished) {
     auto parsed = engine::ParseRunSpec(record.workflow_yaml, record.file_name);
@@ -389,6 +395,7 @@ absl::Status Scheduler::Recover() {
     }
     run->state.emplace(std::move(state).value());
     run->state->SetLockTable(&locks_);
+    run->state->SetMemoCache(&memo_);
     for (const auto& [holder, keys] : run->state->HeldLocks()) locks_.Hold(holder, keys);
     run->workflow = workflow;
     run->next_sequence = record.last_sequence + 1;
@@ -503,6 +510,7 @@ void Scheduler::Submit(SubmitRequest request,
     if (!state.ok()) return done(state.status());
     run->state.emplace(std::move(state).value());
     run->state->SetLockTable(&locks_);
+    run->state->SetMemoCache(&memo_);
     run->workflow = workflow;
     if (!record.request_id.empty()) inflight_request_ids_[record.request_id] = record.id;
     StartRun(std::move(run), std::move(done));
@@ -576,6 +584,12 @@ std::vector<engine::DispatchRequest> Scheduler::AdvanceAndAssign(ActiveRun* run)
 storage::WriteBatch Scheduler::CollectChanges(ActiveRun* run) {
   storage::WriteBatch batch;
   batch.node_run_id = run->record.id;
+  // Cache entries the run's last step stored: committed with the nodes that produced them.
+  for (engine::MemoCache::Write& write : memo_.TakeWrites()) {
+    batch.memo_entries.push_back({std::move(write.cache), std::move(write.key),
+                                  std::move(write.entry.outputs), write.entry.saved_at_ms,
+                                  std::move(write.entry.node)});
+  }
   const int64_t now = clock_->NowMs();
   auto add_event = [&](const std::string& node, const std::string& type, NodePhase phase,
                        const std::string& message, int attempt) {

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/memo.h"
 #include "engine/run_state.h"
 #include "metrics/registry.h"
 #include "runners/runner.h"
@@ -215,6 +216,9 @@ class Scheduler {
   // for one (Step()).
   engine::LockTable locks_;
   int64_t locks_released_seen_ = 0;
+  // Memoization caches of every run (`memoize`); io thread only. Loaded from the store by
+  // Recover(); new entries are committed with the nodes that produced them (CollectChanges).
+  engine::MemoCache memo_;
   std::shared_ptr<std::atomic<bool>> alive_;  // guards callbacks that outlive the scheduler
 };
 

@@ -120,6 +120,12 @@ void ToProto(const engine::NodeState& node, v1::Node* out) {
   SetTime(node.finished_at_ms, out->mutable_finish_time());
   for (const auto& [k, v] : node.inputs) (*out->mutable_inputs())[k] = v;
   for (const auto& [k, v] : node.outputs.parameters) (*out->mutable_output_parameters())[k] = v;
+  for (const auto& [name, ref] : node.input_artifacts) {
+    (*out->mutable_input_artifacts())[name] = ref.raw                ? "raw"
+                                              : ref.sub_path.empty() ? ref.key
+                                                                     : ref.key + ":" + ref.sub_path;
+  }
+  for (const auto& [k, v] : node.outputs.artifacts) (*out->mutable_output_artifacts())[k] = v;
   if (node.outputs.result) out->set_result(*node.outputs.result);
   for (const auto& a : node.attempts) {
     v1::Attempt* attempt = out->add_attempts();

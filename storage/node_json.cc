@@ -54,12 +54,30 @@ AttemptRecord AttemptFromJson(const json& object) {
 
 }  // namespace
 
+json NodeOutputsToJson(const engine::NodeOutputs& node_outputs) {
+  json outputs = {{"parameters", node_outputs.parameters}};
+  if (node_outputs.result.has_value()) outputs["result"] = *node_outputs.result;
+  if (!node_outputs.artifacts.empty()) outputs["artifacts"] = node_outputs.artifacts;
+  return outputs;
+}
+
+absl::StatusOr<engine::NodeOutputs> NodeOutputsFromJson(const json& outputs) {
+  if (!outputs.is_object()) return absl::InvalidArgumentError("outputs: not a JSON object");
+  try {
+    engine::NodeOutputs out;
+    out.parameters = outputs.value("parameters", out.parameters);
+    if (outputs.contains("result")) out.result = outputs.at("result").get<std::string>();
+    out.artifacts = outputs.value("artifacts", out.artifacts);
+    return out;
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("outputs: ", e.what()));
+  }
+}
+
 json NodeStateToJson(const NodeState& node) {
   json attempts = json::array();
   for (const AttemptRecord& attempt : node.attempts) attempts.push_back(AttemptToJson(attempt));
-  json outputs = {{"parameters", node.outputs.parameters}};
-  if (node.outputs.result.has_value()) outputs["result"] = *node.outputs.result;
-  if (!node.outputs.artifacts.empty()) outputs["artifacts"] = node.outputs.artifacts;
+  json outputs = NodeOutputsToJson(node.outputs);
   json input_artifacts = json::object();
   for (const auto& [name, ref] : node.input_artifacts) {
     input_artifacts[name] = {{"key", ref.key}, {"sub_path", ref.sub_path}};
@@ -105,10 +123,9 @@ absl::StatusOr<NodeState> NodeStateFromJson(const json& object) {
     node.message = object.value("message", node.message);
     node.inputs = object.value("inputs", node.inputs);
     if (object.contains("outputs")) {
-      const json& outputs = object.at("outputs");
-      node.outputs.parameters = outputs.value("parameters", node.outputs.parameters);
-      if (outputs.contains("result")) node.outputs.result = outputs.at("result").get<std::string>();
-      node.outputs.artifacts = outputs.value("artifacts", node.outputs.artifacts);
+      absl::StatusOr<engine::NodeOutputs> outputs = NodeOutputsFromJson(object.at("outputs"));
+      if (!outputs.ok()) throw BadValue{std::string(outputs.status().message())};
+      node.outputs = *std::move(outputs);
     }
     if (object.contains("input_artifacts")) {
       for (const auto& [name, ref] : object.at("input_artifacts").items()) {

@@ -16,6 +16,10 @@ namespace dagd::storage {
 
 nlohmann::json NodeStateToJson(const engine::NodeState& node);
 
+// A node's outputs alone (as NodeStateToJson writes them; memoization cache entries).
+nlohmann::json NodeOutputsToJson(const engine::NodeOutputs& outputs);
+absl::StatusOr<engine::NodeOutputs> NodeOutputsFromJson(const nlohmann::json& json);
+
 // InvalidArgument naming the field if `json` is not a NodeState written by NodeStateToJson().
 absl::StatusOr<engine::NodeState> NodeStateFromJson(const nlohmann::json& json);
 

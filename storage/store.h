@@ -122,6 +122,15 @@ struct AnsibleEventFilter {
   std::string kind;  // e.g. "stats"
 };
 
+// One entry of a memoization cache (engine/memo.h): outputs by cache name and key.
+struct MemoRecord {
+  std::string cache;
+  std::string key;
+  engine::NodeOutputs outputs;
+  int64_t saved_at_ms = 0;
+  std::string node;  // "<run>/<node name>" that produced it
+};
+
 // A set of changes committed atomically (and grouped with other batches).
 struct WriteBatch {
   std::vector<RunRecord> runs;                     // insert or replace by id
@@ -130,9 +139,10 @@ struct WriteBatch {
   std::vector<EventRecord> events;                 // insert
   std::vector<LogChunkRecord> logs;                // insert
   std::vector<AnsibleEventRecord> ansible_events;  // insert; sequences assigned on commit
+  std::vector<MemoRecord> memo_entries;            // insert or replace by (cache, key)
   bool empty() const {
     return runs.empty() && nodes.empty() && events.empty() && logs.empty() &&
-           ansible_events.empty();
+           ansible_events.empty() && memo_entries.empty();
   }
 };
 
@@ -228,6 +238,8 @@ class Store {
   virtual absl::StatusOr<RunPage> ListRuns(const RunFilter& filter) = 0;
   // Runs whose phase is not final (to resume after a restart).
   virtual absl::StatusOr<std::vector<RunRecord>> ListUnfinishedRuns() = 0;
+  // Every memoization cache entry (loaded into the scheduler's MemoCache at start-up).
+  virtual absl::StatusOr<std::vector<MemoRecord>> ListMemoEntries() = 0;
   virtual absl::StatusOr<std::vector<engine::NodeState>> GetNodes(const std::string& run_id) = 0;
 
   // Events with sequence > after_sequence, oldest first, at most `limit`.

@@ -176,11 +176,24 @@ ALTER TABLE runs ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
 CREATE INDEX runs_by_finished ON runs (finished_at_ms DESC, id DESC);
 )sql";
 
+// Version 5: memoization caches (`memoize`): a template's outputs by cache name and key.
+constexpr char kSchemaV5[] = R"sql(
+CREATE TABLE memo_cache (
+  cache       TEXT NOT NULL,
+  key         TEXT NOT NULL,
+  outputs     TEXT NOT NULL,
+  saved_at_ms INTEGER NOT NULL,
+  node        TEXT NOT NULL,
+  PRIMARY KEY (cache, key)
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "workflows, runs, nodes, attempts, events, log chunks", kSchemaV1},
     {2, "ansible_events", kSchemaV2},
     {3, "bundles: blobs, bundles, bundle_files; bundle_digest replaces bundle_dir", kSchemaV3},
     {4, "run labels; runs by finish time", kSchemaV4},
+    {5, "memoization caches", kSchemaV5},
 };
 
 }  // namespace

@@ -425,6 +425,22 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
   return absl::OkStatus();
 }
 
+absl::Status UpsertMemoEntries(Connection& db, const std::vector<MemoRecord>& entries) {
+  for (const MemoRecord& entry : entries) {
+    ASSIGN_OR_RETURN(Statement stmt, db.Prepare(R"sql(
+INSERT OR REPLACE INTO memo_cache (cache, key, outputs, saved_at_ms, node)
+VALUES (?1, ?2, ?3, ?4, ?5)
+)sql"));
+    stmt.Bind(1, entry.cache)
+        .Bind(2, entry.key)
+        .Bind(3, JsonText(NodeOutputsToJson(entry.outputs)))
+        .Bind(4, entry.saved_at_ms)
+        .Bind(5, entry.node);
+    RETURN_IF_ERROR(stmt.Run());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ApplyBatch(Connection& db, const WriteBatch& batch) {
   if (!batch.nodes.empty() && batch.node_run_id.empty()) {
     return absl::InvalidArgumentError("a batch with nodes needs node_run_id");
@@ -435,7 +451,8 @@ absl::Status ApplyBatch(Connection& db, const WriteBatch& batch) {
   }
   RETURN_IF_ERROR(InsertEvents(db, batch.events));
   RETURN_IF_ERROR(InsertLogs(db, batch.logs));
-  return InsertAnsibleEvents(db, batch.ansible_events);
+  RETURN_IF_ERROR(InsertAnsibleEvents(db, batch.ansible_events));
+  return UpsertMemoEntries(db, batch.memo_entries);
 }
 
 // --- ListRuns order and page tokens
@@ -1109,6 +1126,32 @@ absl::StatusOr<std::vector<LogChunkRecord>> SqliteStore::GetLogs(const std::stri
     chunk.data = stmt.Blob(5);
     chunk.time_ms = stmt.Int(6);
     logs.push_back(std::move(chunk));
+  }
+}
+
+absl::StatusOr<std::vector<MemoRecord>> SqliteStore::ListMemoEntries() {
+  ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
+  ASSIGN_OR_RETURN(Statement stmt,
+                   db->Prepare("SELECT cache, key, outputs, saved_at_ms, node FROM memo_cache "
+                               "ORDER BY cache, key"));
+  std::vector<MemoRecord> entries;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return entries;
+    MemoRecord entry;
+    entry.cache = stmt.Text(0);
+    entry.key = stmt.Text(1);
+    nlohmann::json outputs = nlohmann::json::parse(stmt.Text(2), nullptr, false);
+    absl::StatusOr<engine::NodeOutputs> parsed = NodeOutputsFromJson(outputs);
+    if (!parsed.ok()) {
+      return absl::DataLossError(absl::StrCat("memo_cache entry ", entry.cache, "/", entry.key,
+                                              " in ", options_.path, ": ",
+                                              parsed.status().message()));
+    }
+    entry.outputs = *std::move(parsed);
+    entry.saved_at_ms = stmt.Int(3);
+    entry.node = stmt.Text(4);
+    entries.push_back(std::move(entry));
   }
 }
 

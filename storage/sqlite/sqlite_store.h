@@ -91,6 +91,7 @@ class SqliteStore : public Store {
   absl::StatusOr<RunRecord> GetRunByRequestId(const std::string& request_id) override;
   absl::StatusOr<RunPage> ListRuns(const RunFilter& filter) override;
   absl::StatusOr<std::vector<RunRecord>> ListUnfinishedRuns() override;
+  absl::StatusOr<std::vector<MemoRecord>> ListMemoEntries() override;
   absl::StatusOr<std::vector<engine::NodeState>> GetNodes(const std::string& run_id) override;
   absl::StatusOr<std::vector<EventRecord>> GetEvents(const std::string& run_id,
                                                      int64_t after_sequence, int limit) override;

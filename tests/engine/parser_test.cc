@@ -292,6 +292,22 @@ TEST(ParserTest, OutputParametersReadValueFrom) {
   EXPECT_TRUE(wf->templates[0].kubernetes.is_null()) << wf->templates[0].kubernetes;
 }
 
+TEST(ParserTest, MemoizeReadsKeyMaxAgeAndCache) {
+  absl::StatusOr<Workflow> wf = Parse(WithTemplates(R"(  - name: main
+    memoize:
+      key: "{{inputs.parameters.n}}"
+      maxAge: "120s"
+      cache: {configMap: {name: fibonacci-m}}
+    container: {image: alpine}
+)"));
+  ASSERT_TRUE(wf.ok()) << wf.status();
+  ASSERT_TRUE(wf->templates[0].memoize.has_value());
+  EXPECT_EQ(wf->templates[0].memoize->key, "{{inputs.parameters.n}}");
+  EXPECT_EQ(wf->templates[0].memoize->max_age, "120s");
+  EXPECT_EQ(wf->templates[0].memoize->cache, "fibonacci-m");
+  EXPECT_TRUE(wf->templates[0].kubernetes.is_null());
+}
+
 TEST(ParserTest, ArtifactSourcesAndRepositories) {
   absl::StatusOr<Workflow> wf = Parse(WithTemplates(R"(  - name: main
     inputs:

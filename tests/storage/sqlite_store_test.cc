@@ -244,6 +244,38 @@ TEST_F(SqliteStoreTest, EverythingSurvivesAReopen) {
   EXPECT_EQ((*logs)[3].sequence, 4);
 }
 
+TEST_F(SqliteStoreTest, MemoEntriesAreReplacedByKeyAndSurviveAReopen) {
+  {
+    std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
+    ASSERT_NE(store, nullptr);
+    engine::NodeOutputs outputs;
+    outputs.parameters = {{"hello", "world"}};
+    outputs.result = "world";
+    outputs.artifacts = {{"file", "run/a-00000000/file.tgz"}};
+    WriteBatch batch;
+    batch.memo_entries = {{"cache-config", "cache-key", outputs, 5, "run/run"},
+                          {"cache-config", "other", {}, 6, "run/run.b"}};
+    DAGD_ASSERT_OK(store->Write(batch));
+    outputs.result = "newer";
+    WriteBatch newer;
+    newer.memo_entries = {{"cache-config", "cache-key", outputs, 9, "run2/run2"}};
+    DAGD_ASSERT_OK(store->Write(newer));
+  }
+  std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<std::vector<MemoRecord>> entries = store->ListMemoEntries();
+  DAGD_ASSERT_OK(entries);
+  ASSERT_EQ(entries->size(), 2u);
+  const MemoRecord& entry = (*entries)[0];
+  EXPECT_EQ(entry.key, "cache-key");
+  EXPECT_EQ(entry.outputs.result, "newer");
+  EXPECT_EQ(entry.outputs.parameters.at("hello"), "world");
+  EXPECT_EQ(entry.outputs.artifacts.at("file"), "run/a-00000000/file.tgz");
+  EXPECT_EQ(entry.saved_at_ms, 9);
+  EXPECT_EQ(entry.node, "run2/run2");
+  EXPECT_EQ((*entries)[1].key, "other");
+}
+
 TEST_F(SqliteStoreTest, ReadsRunConcurrentlyWithWrites) {
   std::unique_ptr<SqliteStore> store = OpenOrDie(Path());
   ASSERT_NE(store, nullptr);
@@ -650,7 +682,7 @@ VALUES ('old', 'deploy', 0, 'spec: 1', 'f.yaml', '{}', 'Succeeded', '', '', 0, 1
   }
   std::unique_ptr<SqliteStore> store = OpenOrDie(path);
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), 4);
+  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), sqlite::LatestSchemaVersion());
   absl::StatusOr<RunRecord> run = store->GetRun("old");
   DAGD_ASSERT_OK(run);
   EXPECT_TRUE(run->labels.empty());
