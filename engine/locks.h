@@ -36,6 +36,11 @@ class LockTable {
   bool TryAcquire(const std::string& holder, const std::vector<std::string>& locks);
   // Takes `locks` for `holder` whatever the limits (rebuilding the table after a restart).
   void Hold(const std::string& holder, const std::vector<std::string>& locks);
+  // Sets the limit of semaphore "CONFIGMAP/KEY" (a stored ConfigMap's value, read when a run
+  // naming it is submitted or restored). Holders over a lowered limit keep what they hold.
+  void SetLimit(const std::string& semaphore, int64_t limit) {
+    semaphore_limits_[semaphore] = limit;
+  }
   // Gives back every lock of `holder`; counts a release if it held any.
   void Release(const std::string& holder);
 

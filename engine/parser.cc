@@ -28,6 +28,7 @@ using Fields = absl::Span<const absl::string_view>;
 // which are marked. A key outside its object's list is an "unknown field" error.
 constexpr absl::string_view kWorkflowFields[] = {"apiVersion", "kind", "metadata", "spec",
                                                  "status"};
+constexpr absl::string_view kConfigMapFields[] = {"apiVersion", "data", "kind", "metadata"};
 constexpr absl::string_view kMetadataFields[] = {"annotations",
                                                  "creationTimestamp",
                                                  "deletionGracePeriodSeconds",
@@ -320,6 +321,7 @@ class Parser {
   absl::StatusOr<int64_t> Integer(const YAML::Node& node, const std::string& path) const;
   absl::StatusOr<bool> Bool(const YAML::Node& node, const std::string& path) const;
   absl::Status ParseMemoize(const YAML::Node& node, const std::string& path, Memoize* memoize);
+  absl::Status ParseConfigMap(const YAML::Node& root);
   absl::Status ParseSynchronization(const YAML::Node& node, const std::string& path,
                                     Synchronization* sync);
   // `templateRef` (known: kTemplateRefFields) or `spec.workflowTemplateRef`.
@@ -471,11 +473,15 @@ absl::Status Parser::ParseDocument(const YAML::Node& root) {
   if (!api_version.IsDefined()) {
     return Fail(root, "apiVersion", "missing", "add `apiVersion: argoproj.io/v1alpha1`");
   }
+  if (api_version.IsScalar() && api_version.Scalar() == "v1" && root["kind"].IsScalar() &&
+      root["kind"].Scalar() == "ConfigMap") {
+    return ParseConfigMap(root);
+  }
   if (!api_version.IsScalar() || api_version.Scalar() != "argoproj.io/v1alpha1") {
     return Fail(api_version, "apiVersion",
                 absl::StrCat("unsupported apiVersion '",
                              api_version.IsScalar() ? api_version.Scalar() : "", "'"),
-                "dagd reads argoproj.io/v1alpha1");
+                "dagd reads argoproj.io/v1alpha1 (and ConfigMaps of apiVersion v1)");
   }
   const YAML::Node kind = root["kind"];
   if (!kind.IsDefined()) return Fail(root, "kind", "missing", "add `kind: Workflow`");
@@ -502,6 +508,29 @@ absl::Status Parser::ParseDocument(const YAML::Node& root) {
                         // record and means nothing in a submission.
                         return absl::OkStatus();
                       });
+}
+
+absl::Status Parser::ParseConfigMap(const YAML::Node& root) {
+  wf_->kind = WorkflowKind::kConfigMap;
+  return ForEachField(
+      root, "", kConfigMapFields,
+      [&](const std::string& key, const YAML::Node& value,
+          const std::string& path) -> absl::Status {
+        if (key == "metadata") return ParseMetadata(value, path);
+        if (key != "data") return absl::OkStatus();
+        if (IsNullValue(value)) return absl::OkStatus();
+        if (!value.IsMap()) {
+          return Fail(value, path, "must be a mapping of keys to strings", "write `key: \"3\"`");
+        }
+        for (const auto& entry : value) {
+          const std::string data_path = absl::StrCat(path, ".", entry.first.Scalar());
+          if (!entry.second.IsScalar()) {
+            return Fail(entry.second, data_path, "must be a string", "quote the value");
+          }
+          wf_->config_data[entry.first.Scalar()] = entry.second.Scalar();
+        }
+        return absl::OkStatus();
+      });
 }
 
 absl::Status Parser::ParseMetadata(const YAML::Node& node, const std::string& path) {

@@ -1549,6 +1549,146 @@ void RunState::Stop(const std::string& message, int64_t now_ms) {
   Propagate(now_ms);
 }
 
+// ---- retry --------------------------------------------------------------------------------
+
+absl::Status RunState::Retry(const std::set<std::string>& restart, int64_t now_ms) {
+  const std::string exit_node = WorkflowExitNodeName();
+  const auto exit_it = nodes_.find(exit_node);
+  if (!Done() || (exit_it != nodes_.end() && !IsFinal(exit_it->second.phase))) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("run ", run_name_, " is still running; stop it first, or wait for its end"));
+  }
+  for (const std::string& name : restart) {
+    if (nodes_.count(name) == 0) {
+      return absl::NotFoundError(absl::StrCat("run ", run_name_, " has no node ", name));
+    }
+  }
+  if (nodes_.at(run_name_).phase == NodePhase::kSucceeded && restart.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "run ", run_name_, " succeeded: there is nothing to retry (name nodes to run again)"));
+  }
+  // Which nodes go: those that did not succeed, the restarted ones, and everything under them.
+  std::set<std::string> removed;
+  std::function<void(const std::string&)> remove_tree = [&](const std::string& name) {
+    if (!removed.insert(name).second) return;
+    for (const std::string& child : nodes_.at(name).children) remove_tree(child);
+  };
+  for (const auto& [name, node] : nodes_) {
+    const bool kept = node.phase == NodePhase::kSucceeded || node.phase == NodePhase::kSkipped;
+    if (restart.count(name) > 0 || (!kept && (!Composite(node.type) || node.children.empty()))) {
+      remove_tree(name);
+    }
+  }
+  if (exit_it != nodes_.end()) remove_tree(exit_node);
+  // A fan-out's group or a steps group creates its children all at once: one that lost any goes
+  // as a whole, and runs again.
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const std::string& name : std::set<std::string>(removed)) {
+      for (std::string parent = nodes_.at(name).parent; !parent.empty();
+           parent = nodes_.at(parent).parent) {
+        const NodeType type = nodes_.at(parent).type;
+        if ((type == NodeType::kTaskGroup || type == NodeType::kStepGroup) &&
+            removed.count(parent) == 0) {
+          remove_tree(parent);
+          grew = true;
+        }
+      }
+    }
+  }
+  // The dag and steps nodes above what goes, and those that did not succeed, run again.
+  std::set<std::string> reopened;
+  for (const std::string& name : std::set<std::string>(removed)) {
+    for (std::string parent = nodes_.at(name).parent; !parent.empty();
+         parent = nodes_.at(parent).parent) {
+      if (removed.count(parent) == 0) reopened.insert(parent);
+    }
+  }
+  for (const auto& [name, node] : nodes_) {
+    if (Composite(node.type) && removed.count(name) == 0 && !IsFinal(node.phase)) continue;
+    if (Composite(node.type) && removed.count(name) == 0 && node.phase != NodePhase::kSucceeded &&
+        node.phase != NodePhase::kSkipped) {
+      reopened.insert(name);
+    }
+  }
+  // The root stays, and runs again (a root pod takes a next attempt rather than being removed).
+  removed.erase(run_name_);
+  reopened.insert(run_name_);
+  for (const std::string& name : reopened) {
+    NodeState& node = Mutable(name);
+    std::vector<std::string> children;
+    for (const std::string& child : node.children) {
+      if (removed.count(child) == 0) children.push_back(child);
+    }
+    node.children = std::move(children);
+    // A root pod with attempts waits for its next one, as between retries.
+    node.phase =
+        Composite(node.type) || !node.attempts.empty() ? NodePhase::kRunning : NodePhase::kPending;
+    node.message.clear();
+    node.finished_at_ms = 0;
+    node.retry_at_ms = 0;
+  }
+  for (const std::string& name : removed) {
+    nodes_.erase(name);
+    changed_.erase(name);
+    removed_.insert(name);
+  }
+  stopping_ = false;
+  stop_message_.clear();
+  global_outputs_.clear();
+  std::vector<const NodeState*> succeeded;
+  for (const auto& [name, node] : nodes_) {
+    if (node.phase == NodePhase::kSucceeded) succeeded.push_back(&node);
+  }
+  std::stable_sort(succeeded.begin(), succeeded.end(), [](const NodeState* a, const NodeState* b) {
+    return a->finished_at_ms < b->finished_at_ms;
+  });
+  for (const NodeState* node : succeeded) RecordGlobalOutputs(*node);
+  (void)now_ms;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RunState> RunState::ResubmitFrom(std::shared_ptr<const Workflow> workflow,
+                                                std::map<std::string, std::string> parameters,
+                                                std::string run_name, const std::string& from_run,
+                                                std::vector<NodeState> nodes, int64_t now_ms) {
+  // "<from_run>", "<from_run>.x", "<from_run>[0].x" → the same under the new name.
+  auto rename = [&](std::string* name) {
+    if (*name == from_run) {
+      *name = run_name;
+    } else if (absl::StartsWith(*name, from_run) &&
+               ((*name)[from_run.size()] == '.' || (*name)[from_run.size()] == '[')) {
+      *name = run_name + name->substr(from_run.size());
+    }
+  };
+  for (const NodeState& node : nodes) {
+    if (node.name == from_run && node.phase == NodePhase::kSucceeded) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("run ", from_run,
+                       " succeeded: a memoized resubmit would run nothing; resubmit it without "
+                       "memoized"));
+    }
+  }
+  for (NodeState& node : nodes) {
+    if (node.display_name == node.name) rename(&node.display_name);  // root, workflow hook
+    rename(&node.name);
+    rename(&node.parent);
+    for (std::string& child : node.children) rename(&child);
+  }
+  ASSIGN_OR_RETURN(RunState state, Restore(std::move(workflow), std::move(parameters),
+                                           std::move(run_name), std::move(nodes), false));
+  RETURN_IF_ERROR(state.Retry({}, now_ms));
+  state.removed_.clear();  // never stored
+  for (const auto& [name, node] : state.nodes_) state.changed_.insert(name);
+  return state;
+}
+
+std::vector<std::string> RunState::TakeRemovedNodes() {
+  std::vector<std::string> names(removed_.begin(), removed_.end());
+  removed_.clear();
+  return names;
+}
+
 // ---- suspend ------------------------------------------------------------------------------
 
 absl::StatusOr<int64_t> RunState::SuspendUntil(const Template& tmpl, const TagScope& scope,

@@ -205,6 +205,28 @@ class RunState {
   // run. Tasks that had no node get none. A second Stop() changes nothing.
   void Stop(const std::string& message, int64_t now_ms);
 
+  // Argo's retry of a finished run: every node that did not succeed (Failed, Error, Omitted, and
+  // nodes stopped before they ran) is removed, together with what is under it, and so is the
+  // workflow's exit hook; the dag, steps and group nodes above them are Running again, and a
+  // root pod that failed waits for a next attempt (its attempts kept, numbering on). Succeeded and
+  // Skipped nodes keep their outputs and are not run again, except those named in `restart`
+  // (node names), which are removed too. Advance() then runs what is missing.
+  // FailedPrecondition if the run is not finished, or Succeeded and `restart` is empty;
+  // NotFound for a name in `restart` that is no node of the run. Nothing changes on error.
+  absl::Status Retry(const std::set<std::string>& restart, int64_t now_ms);
+
+  // Names of nodes Retry() removed since the last call: the caller deletes them from the store
+  // with the changed nodes.
+  std::vector<std::string> TakeRemovedNodes();
+
+  // Argo's `resubmit --memoized`: a new run `run_name` of `workflow` that starts from the nodes
+  // of the finished run `from_run` (renamed into the new run), less what Retry() would run
+  // again. Every node is reported by TakeChangedNodes(). Errors as Restore() and Retry().
+  static absl::StatusOr<RunState> ResubmitFrom(std::shared_ptr<const Workflow> workflow,
+                                               std::map<std::string, std::string> parameters,
+                                               std::string run_name, const std::string& from_run,
+                                               std::vector<NodeState> nodes, int64_t now_ms);
+
   // Suspended nodes (type Suspend, Running) and what ends them. Resume(): the node `node_name`,
   // or with "" every suspended node, ends Succeeded with its outputs: each output parameter takes
   // the value supplied for it (SetSuspendedNode), else its default, else the node's input of the
@@ -362,6 +384,7 @@ class RunState {
   std::string run_name_;
   std::map<std::string, NodeState> nodes_;
   std::set<std::string> changed_;
+  std::set<std::string> removed_;
   bool stopping_ = false;
   std::string stop_message_;  // kept in the root node's message too, so Restore() recovers it
   // The plan of every dag template, by template name; built from workflow_ by Create/Restore.

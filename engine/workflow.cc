@@ -86,6 +86,8 @@ const char* WorkflowKindName(WorkflowKind kind) {
       return "WorkflowTemplate";
     case WorkflowKind::kClusterWorkflowTemplate:
       return "ClusterWorkflowTemplate";
+    case WorkflowKind::kConfigMap:
+      return "ConfigMap";
   }
   return "Unknown";
 }

@@ -297,9 +297,11 @@ struct Template {
   SourceLocation location;
 };
 
-enum class WorkflowKind { kWorkflow, kWorkflowTemplate, kClusterWorkflowTemplate };
+// kConfigMap: a Kubernetes ConfigMap (apiVersion v1), stored beside the workflows for the
+// semaphores whose sizes it holds (`synchronization` configMapKeyRef); it has no spec.
+enum class WorkflowKind { kWorkflow, kWorkflowTemplate, kClusterWorkflowTemplate, kConfigMap };
 
-// "Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate".
+// "Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "ConfigMap".
 const char* WorkflowKindName(WorkflowKind kind);
 
 struct Workflow {
@@ -320,6 +322,7 @@ struct Workflow {
   std::optional<TemplateRef> workflow_template_ref;
   std::optional<Synchronization> synchronization;  // spec.synchronization: held by the whole run
   nlohmann::json kubernetes;                       // spec-level Kubernetes-only fields, verbatim
+  std::map<std::string, std::string> config_data;  // a ConfigMap's `data`
   std::string file;                                // the file name errors refer to
   // Where each field was written, keyed by its field path as errors spell it
   // ("spec.entrypoint", "spec.templates[1].dag.tasks[0].depends"; a list element's path is

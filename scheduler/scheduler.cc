@@ -14,6 +14,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "engine/duration.h"
 #include "engine/parser.h"
@@ -77,6 +78,11 @@ void MergeBatch(storage::WriteBatch& dst, storage::WriteBatch src) {
   for (auto& l : src.logs) dst.logs.push_back(std::move(l));
   for (auto& a : src.ansible_events) dst.ansible_events.push_back(std::move(a));
   for (auto& m : src.memo_entries) dst.memo_entries.push_back(std::move(m));
+  for (std::string& removed : src.removed_nodes) {
+    // A node removed after it was queued for an upsert: the removal wins.
+    std::erase_if(dst.nodes, [&](const engine::NodeState& n) { return n.name == removed; });
+    dst.removed_nodes.push_back(std::move(removed));
+  }
 }
 
 // An Ansible event's stored JSON is capped: a module that returns megabytes (a slurped file, a
@@ -371,35 +377,16 @@ absl::Status Scheduler::Recover() {
   }
   ASSIGN_OR_RETURN(std::vector<storage::RunRecord> unfinished, store_->ListUnfinishedRuns());
   for (storage::RunRecord& record : unfinished) {
-    auto parsed = engine::ParseRunSpec(record.workflow_yaml, record.file_name);
-    if (!parsed.ok()) {
+    const std::string run_id = record.id;
+    absl::StatusOr<std::unique_ptr<ActiveRun>> loaded = LoadRun(std::move(record));
+    if (!loaded.ok()) {
       // The spec was valid when the run was stored; a parser that no longer accepts it is a
       // dagd upgrade problem. Keep the run as it is rather than guess.
-      Log()->error("{}stored spec no longer parses: {}", logging::RunTag(record.id),
-                   parsed.status().ToString());
+      if (!absl::IsInternal(loaded.status())) return loaded.status();  // the store failed
+      Log()->error("{}{}", logging::RunTag(run_id), loaded.status().ToString());
       continue;
     }
-    auto workflow = std::make_shared<const engine::Workflow>(std::move(parsed).value());
-    ASSIGN_OR_RETURN(std::vector<engine::NodeState> nodes, store_->GetNodes(record.id));
-    auto run = std::make_unique<ActiveRun>(io_);
-    for (const engine::NodeState& node : nodes) {
-      SeenNode seen{node.phase, {}};
-      for (const auto& a : node.attempts) seen.attempts.push_back(a.phase);
-      run->seen[node.name] = std::move(seen);
-    }
-    auto state = engine::RunState::Restore(workflow, record.parameters, record.id, std::move(nodes),
-                                           record.stopping);
-    if (!state.ok()) {
-      Log()->error("{}cannot restore: {}", logging::RunTag(record.id), state.status().ToString());
-      continue;
-    }
-    run->state.emplace(std::move(state).value());
-    run->state->SetLockTable(&locks_);
-    run->state->SetMemoCache(&memo_);
-    for (const auto& [holder, keys] : run->state->HeldLocks()) locks_.Hold(holder, keys);
-    run->workflow = workflow;
-    run->next_sequence = record.last_sequence + 1;
-    run->record = std::move(record);
+    std::unique_ptr<ActiveRun> run = *std::move(loaded);
     const int64_t now = clock_->NowMs();
     // Cluster runners pick their attempts up again by name (DESIGN.md §3, rule 2); local
     // attempts died with dagd and end in Error, to be retried under their retry strategy.
@@ -442,6 +429,91 @@ absl::Status Scheduler::Recover() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::unique_ptr<Scheduler::ActiveRun>> Scheduler::LoadRun(
+    storage::RunRecord record) {
+  auto parsed = engine::ParseRunSpec(record.workflow_yaml, record.file_name);
+  if (!parsed.ok()) {
+    return absl::InternalError(
+        absl::StrCat("stored spec no longer parses: ", parsed.status().message()));
+  }
+  // Semaphores sized by stored ConfigMaps, as they are now (one since removed: its nodes wait
+  // with a message naming it).
+  if (absl::StatusOr<std::map<std::string, int64_t>> limits =
+          SemaphoreLimits(*parsed, record.file_name);
+      limits.ok()) {
+    for (const auto& [name, limit] : *limits) locks_.SetLimit(name, limit);
+  }
+  auto workflow = std::make_shared<const engine::Workflow>(std::move(parsed).value());
+  ASSIGN_OR_RETURN(std::vector<engine::NodeState> nodes, store_->GetNodes(record.id));
+  auto run = std::make_unique<ActiveRun>(io_);
+  for (const engine::NodeState& node : nodes) {
+    SeenNode seen{node.phase, {}};
+    for (const auto& a : node.attempts) seen.attempts.push_back(a.phase);
+    run->seen[node.name] = std::move(seen);
+  }
+  auto state = engine::RunState::Restore(workflow, record.parameters, record.id, std::move(nodes),
+                                         record.stopping);
+  if (!state.ok()) {
+    return absl::InternalError(absl::StrCat("cannot restore: ", state.status().message()));
+  }
+  run->state.emplace(std::move(state).value());
+  run->state->SetLockTable(&locks_);
+  run->state->SetMemoCache(&memo_);
+  for (const auto& [holder, keys] : run->state->HeldLocks()) locks_.Hold(holder, keys);
+  run->workflow = workflow;
+  run->next_sequence = record.last_sequence + 1;
+  run->record = std::move(record);
+  return run;
+}
+
+void Scheduler::Retry(const std::string& run_id, std::set<std::string> restart,
+                      const std::string& message,
+                      std::function<void(absl::StatusOr<storage::RunRecord>)> done) {
+  asio::post(io_, [this, run_id, restart = std::move(restart), message, done = std::move(done)] {
+    if (Find(run_id) != nullptr) {
+      return done(absl::FailedPreconditionError(
+          absl::StrCat("run ", run_id, " is still running; stop it first, or wait for its end")));
+    }
+    absl::StatusOr<storage::RunRecord> record = store_->GetRun(run_id);
+    if (!record.ok()) return done(record.status());
+    absl::StatusOr<std::unique_ptr<ActiveRun>> loaded = LoadRun(*std::move(record));
+    if (!loaded.ok()) return done(loaded.status());
+    std::unique_ptr<ActiveRun> run = *std::move(loaded);
+    if (absl::Status retried = run->state->Retry(restart, clock_->NowMs()); !retried.ok()) {
+      return done(retried);
+    }
+    ActiveRun* raw = run.get();
+    runs_[run_id] = std::move(run);
+    active_runs_ = static_cast<int>(runs_.size());
+    raw->record.finished_at_ms = 0;
+    storage::WriteBatch batch = CollectChanges(raw);
+    batch.removed_nodes = raw->state->TakeRemovedNodes();
+    for (const std::string& name : batch.removed_nodes) raw->seen.erase(name);
+    Log()->info("{}retried ({} node(s) to run again)", logging::RunTag(run_id),
+                batch.removed_nodes.size());
+    CommitRequest(raw, std::move(batch), "RunRetried", message.empty() ? "retry" : message,
+                  /*step_after=*/true, std::move(done));
+  });
+}
+
+void Scheduler::Resubmit(const std::string& run_id, bool memoized,
+                         std::map<std::string, std::string> parameters,
+                         std::function<void(absl::StatusOr<storage::RunRecord>)> done) {
+  absl::StatusOr<storage::RunRecord> old = store_->GetRun(run_id);
+  if (!old.ok()) return done(old.status());
+  SubmitRequest request;
+  request.workflow_yaml = old->workflow_yaml;
+  request.file_name = old->file_name;
+  request.workflow_name = old->workflow_version > 0 ? old->workflow_name : "";
+  request.workflow_version = old->workflow_version;
+  request.bundle_digest = old->bundle_digest;
+  request.parameters = old->parameters;
+  for (auto& [name, value] : parameters) request.parameters[name] = std::move(value);
+  request.labels = old->labels;
+  if (memoized) request.memoized_from = run_id;
+  Submit(std::move(request), std::move(done));
+}
+
 void Scheduler::Submit(SubmitRequest request,
                        std::function<void(absl::StatusOr<storage::RunRecord>)> done) {
   // Parsing and validation need no run state: do them on the caller's thread.
@@ -449,10 +521,15 @@ void Scheduler::Submit(SubmitRequest request,
   if (!parsed.ok()) return done(parsed.status());
   // What runs is a Workflow, whatever kind of document it came from: validated as one (its
   // entrypoint and the arguments the entrypoint needs).
-  parsed->kind = engine::WorkflowKind::kWorkflow;
-  if (absl::Status known = CheckSemaphores(*parsed, request.file_name); !known.ok()) {
-    return done(known);
+  if (parsed->kind == engine::WorkflowKind::kConfigMap) {
+    return done(absl::InvalidArgumentError(absl::StrCat(
+        request.file_name, ": kind: a ConfigMap is not a workflow; store it with dagctl apply -f ",
+        request.file_name, " (semaphores read their sizes from it)")));
   }
+  parsed->kind = engine::WorkflowKind::kWorkflow;
+  absl::StatusOr<std::map<std::string, int64_t>> semaphore_limits =
+      SemaphoreLimits(*parsed, request.file_name);
+  if (!semaphore_limits.ok()) return done(semaphore_limits.status());
   if (absl::Status valid = engine::ValidateWorkflow(*parsed); !valid.ok()) return done(valid);
   auto parameters = engine::ResolveWorkflowArguments(*parsed, request.parameters);
   if (!parameters.ok()) return done(parameters.status());
@@ -476,45 +553,61 @@ void Scheduler::Submit(SubmitRequest request,
   }
   auto workflow = std::make_shared<const engine::Workflow>(std::move(parsed).value());
 
-  asio::post(io_, [this, request = std::move(request), workflow,
-                   parameters = std::move(parameters).value(), done = std::move(done)]() mutable {
-    if (!request.request_id.empty()) {
-      auto inflight = inflight_request_ids_.find(request.request_id);
-      if (inflight != inflight_request_ids_.end()) {
-        if (ActiveRun* run = Find(inflight->second)) return done(run->record);
-      }
-      auto existing = store_->GetRunByRequestId(request.request_id);
-      if (existing.ok()) return done(std::move(existing).value());
-      if (!absl::IsNotFound(existing.status())) return done(existing.status());
-    }
-    const int64_t now = clock_->NowMs();
-    auto run = std::make_unique<ActiveRun>(io_);
-    storage::RunRecord& record = run->record;
-    // Run ids are random; a clash with a run in memory or on record would overwrite it.
-    do {
-      record.id = NewRunId(*workflow);
-    } while (Find(record.id) || store_->GetRun(record.id).ok());
-    record.workflow_name =
-        !request.workflow_name.empty() ? request.workflow_name : workflow->DisplayName();
-    record.workflow_version = request.workflow_version;
-    record.workflow_yaml = std::move(request.workflow_yaml);
-    record.file_name = std::move(request.file_name);
-    record.bundle_digest = std::move(request.bundle_digest);
-    record.parameters = parameters;
-    record.request_id = request.request_id;
-    record.labels = workflow->labels;
-    for (const auto& [key, value] : request.labels) record.labels[key] = value;
-    record.created_at_ms = now;
-    record.started_at_ms = now;
-    auto state = engine::RunState::Create(workflow, parameters, record.id, now);
-    if (!state.ok()) return done(state.status());
-    run->state.emplace(std::move(state).value());
-    run->state->SetLockTable(&locks_);
-    run->state->SetMemoCache(&memo_);
-    run->workflow = workflow;
-    if (!record.request_id.empty()) inflight_request_ids_[record.request_id] = record.id;
-    StartRun(std::move(run), std::move(done));
-  });
+  asio::post(
+      io_,
+      [this, request = std::move(request), workflow, parameters = std::move(parameters).value(),
+       semaphore_limits = *std::move(semaphore_limits), done = std::move(done)]() mutable {
+        for (const auto& [name, limit] : semaphore_limits) locks_.SetLimit(name, limit);
+        if (!request.request_id.empty()) {
+          auto inflight = inflight_request_ids_.find(request.request_id);
+          if (inflight != inflight_request_ids_.end()) {
+            if (ActiveRun* run = Find(inflight->second)) return done(run->record);
+          }
+          auto existing = store_->GetRunByRequestId(request.request_id);
+          if (existing.ok()) return done(std::move(existing).value());
+          if (!absl::IsNotFound(existing.status())) return done(existing.status());
+        }
+        const int64_t now = clock_->NowMs();
+        auto run = std::make_unique<ActiveRun>(io_);
+        storage::RunRecord& record = run->record;
+        // Run ids are random; a clash with a run in memory or on record would overwrite it.
+        do {
+          record.id = NewRunId(*workflow);
+        } while (Find(record.id) || store_->GetRun(record.id).ok());
+        record.workflow_name =
+            !request.workflow_name.empty() ? request.workflow_name : workflow->DisplayName();
+        record.workflow_version = request.workflow_version;
+        record.workflow_yaml = std::move(request.workflow_yaml);
+        record.file_name = std::move(request.file_name);
+        record.bundle_digest = std::move(request.bundle_digest);
+        record.parameters = parameters;
+        record.request_id = request.request_id;
+        record.labels = workflow->labels;
+        for (const auto& [key, value] : request.labels) record.labels[key] = value;
+        record.created_at_ms = now;
+        record.started_at_ms = now;
+        absl::StatusOr<engine::RunState> state;
+        if (request.memoized_from.empty()) {
+          state = engine::RunState::Create(workflow, parameters, record.id, now);
+        } else if (Find(request.memoized_from) != nullptr) {
+          return done(absl::FailedPreconditionError(
+              absl::StrCat("run ", request.memoized_from,
+                           " is still running; a memoized resubmit starts from a finished run")));
+        } else {
+          absl::StatusOr<std::vector<engine::NodeState>> nodes =
+              store_->GetNodes(request.memoized_from);
+          if (!nodes.ok()) return done(nodes.status());
+          state = engine::RunState::ResubmitFrom(workflow, parameters, record.id,
+                                                 request.memoized_from, *std::move(nodes), now);
+        }
+        if (!state.ok()) return done(state.status());
+        run->state.emplace(std::move(state).value());
+        run->state->SetLockTable(&locks_);
+        run->state->SetMemoCache(&memo_);
+        run->workflow = workflow;
+        if (!record.request_id.empty()) inflight_request_ids_[record.request_id] = record.id;
+        StartRun(std::move(run), std::move(done));
+      });
 }
 
 void Scheduler::StartRun(std::unique_ptr<ActiveRun> run,
@@ -668,17 +761,42 @@ storage::WriteBatch Scheduler::CollectChanges(ActiveRun* run) {
   return batch;
 }
 
-absl::Status Scheduler::CheckSemaphores(const engine::Workflow& workflow,
-                                        const std::string& file_name) const {
+absl::StatusOr<std::map<std::string, int64_t>> Scheduler::SemaphoreLimits(
+    const engine::Workflow& workflow, const std::string& file_name) const {
+  std::map<std::string, int64_t> limits;
   auto check = [&](const std::optional<engine::Synchronization>& sync,
                    const std::string& path) -> absl::Status {
     if (!sync) return absl::OkStatus();
     for (const std::string& name : sync->semaphores) {
       if (name.find("{{") != std::string::npos) continue;  // known when the node starts
-      if (options_.semaphore_limits.count(name) > 0) continue;
-      const std::string unknown = engine::LockTable(options_.semaphore_limits)
-                                      .Unknown(engine::LockKeys({}, {name}).front());
-      return absl::InvalidArgumentError(absl::StrCat(file_name, ": ", path, ": ", unknown));
+      if (options_.semaphore_limits.count(name) > 0 || limits.count(name) > 0) continue;
+      const size_t slash = name.find('/');
+      const std::string config_map = name.substr(0, slash);
+      const std::string key = slash == std::string::npos ? "" : name.substr(slash + 1);
+      auto fail = [&](const std::string& why) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            file_name, ": ", path, ": semaphore ", name, ": ", why, "; store a ConfigMap ",
+            config_map, " with data ", key,
+            ": \"N\" (dagctl apply -f FILE), or start dagd with --semaphore ", name, "=N"));
+      };
+      absl::StatusOr<storage::WorkflowRecord> stored = store_->GetWorkflow(config_map, 0);
+      if (absl::IsNotFound(stored.status()))
+        return fail("no ConfigMap " + config_map + " is stored");
+      if (!stored.ok()) return stored.status();
+      absl::StatusOr<engine::Workflow> parsed = engine::ParseWorkflow(stored->yaml, stored->name);
+      if (!parsed.ok() || parsed->kind != engine::WorkflowKind::kConfigMap) {
+        return fail("the stored \"" + config_map + "\" is not a ConfigMap");
+      }
+      auto value = parsed->config_data.find(key);
+      int64_t limit = 0;
+      if (value == parsed->config_data.end()) {
+        return fail("ConfigMap " + config_map + " has no key " + key);
+      }
+      if (!absl::SimpleAtoi(value->second, &limit) || limit < 1) {
+        return fail("ConfigMap " + config_map + " gives " + key + " = \"" + value->second +
+                    "\", not a whole number >= 1");
+      }
+      limits[name] = limit;
     }
     return absl::OkStatus();
   };
@@ -687,7 +805,7 @@ absl::Status Scheduler::CheckSemaphores(const engine::Workflow& workflow,
     RETURN_IF_ERROR(check(workflow.templates[i].synchronization,
                           absl::StrCat("spec.templates[", i, "].synchronization")));
   }
-  return absl::OkStatus();
+  return limits;
 }
 
 void Scheduler::WakeLockWaiters(const std::string& except) {

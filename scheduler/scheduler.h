@@ -33,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,8 @@ struct SubmitRequest {
   std::string request_id;
   // Added to the spec's metadata.labels, replacing them per key; the run record keeps both.
   std::map<std::string, std::string> labels;
+  // ResubmitRun --memoized: the finished run whose succeeded nodes the new run starts from.
+  std::string memoized_from;
 };
 
 // The scheduler's metric families (scheduler.cc declares them; docs/metrics.md describes them).
@@ -125,6 +128,20 @@ class Scheduler {
                        std::function<absl::Status(engine::RunState&, int64_t now_ms)> change,
                        std::function<void(absl::StatusOr<storage::RunRecord>)> done);
 
+  // RetryRun (engine::RunState::Retry): a finished run that did not succeed (or whose `restart`
+  // nodes, by name, are named) runs again from where it failed, under its own id. The change and
+  // a RunRetried event are committed before `done` gets the run record. FailedPrecondition if
+  // the run is still running or succeeded with nothing named; NotFound if unknown.
+  void Retry(const std::string& run_id, std::set<std::string> restart, const std::string& message,
+             std::function<void(absl::StatusOr<storage::RunRecord>)> done);
+
+  // ResubmitRun: a new run of the stored run's spec, bundle, labels and parameters (with
+  // `parameters` over them), as Submit(); with `memoized` it starts from the old run's succeeded
+  // nodes (RunState::ResubmitFrom), which must be finished and not Succeeded.
+  void Resubmit(const std::string& run_id, bool memoized,
+                std::map<std::string, std::string> parameters,
+                std::function<void(absl::StatusOr<storage::RunRecord>)> done);
+
   // Listeners are told of every committed change. Not owned; must outlive the scheduler.
   void AddListener(RunListener* listener);
 
@@ -152,8 +169,12 @@ class Scheduler {
   // Turns changed nodes into a WriteBatch with events; updates the run record.
   storage::WriteBatch CollectChanges(ActiveRun* run);
   // InvalidArgument naming the template when `workflow` uses a semaphore without a limit.
-  absl::Status CheckSemaphores(const engine::Workflow& workflow,
-                               const std::string& file_name) const;
+  // The limits of the semaphores `workflow` names that dagd's configuration does not size, from
+  // the stored ConfigMaps (data KEY of ConfigMap CONFIGMAP, a whole number >= 1). InvalidArgument
+  // naming the semaphore and the fix when one is unknown or its value is no such number; the
+  // store's error if it cannot be read. Names with tags are read when their node starts.
+  absl::StatusOr<std::map<std::string, int64_t>> SemaphoreLimits(
+      const engine::Workflow& workflow, const std::string& file_name) const;
   // Once the lock table has released a lock since the last call, moves on every run (but
   // `except`) that waits for one.
   void WakeLockWaiters(const std::string& except);
@@ -162,6 +183,9 @@ class Scheduler {
   absl::StatusOr<ActiveRun*> FindUnfinished(const std::string& run_id);
   // Commits `batch` plus an event of `type` with `message`, then answers `done` with the run
   // and, with `step_after`, moves the run on.
+  // A stored run rebuilt in memory (spec parsed, nodes restored, tables attached); not yet in
+  // runs_.
+  absl::StatusOr<std::unique_ptr<ActiveRun>> LoadRun(storage::RunRecord record);
   void CommitRequest(ActiveRun* run, storage::WriteBatch batch, const std::string& type,
                      const std::string& message, bool step_after,
                      std::function<void(absl::StatusOr<storage::RunRecord>)> done);

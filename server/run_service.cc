@@ -503,6 +503,37 @@ grpc::ServerUnaryReactor* RunServiceImpl::ResumeRun(grpc::CallbackServerContext*
   return reactor;
 }
 
+grpc::ServerUnaryReactor* RunServiceImpl::RetryRun(grpc::CallbackServerContext* context,
+                                                   const v1::RetryRunRequest* request,
+                                                   v1::Run* response) {
+  std::set<std::string> restart;
+  for (const std::string& node : request->restart_nodes()) {
+    absl::StatusOr<std::string> resolved = ResolveNode(store_, request->run_id(), node);
+    if (!resolved.ok()) return Done(context, resolved.status());
+    restart.insert(*std::move(resolved));
+  }
+  std::string message = request->message();
+  if (message.empty()) {
+    message = "retry";
+    for (const std::string& node : request->restart_nodes()) absl::StrAppend(&message, " ", node);
+  }
+  auto* reactor = context->DefaultReactor();
+  scheduler_->Retry(request->run_id(), std::move(restart), message,
+                    AnswerWithRun(reactor, response));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RunServiceImpl::ResubmitRun(grpc::CallbackServerContext* context,
+                                                      const v1::ResubmitRunRequest* request,
+                                                      v1::Run* response) {
+  auto* reactor = context->DefaultReactor();
+  scheduler_->Resubmit(request->run_id(), request->memoized(),
+                       std::map<std::string, std::string>(request->parameters().begin(),
+                                                          request->parameters().end()),
+                       AnswerWithRun(reactor, response));
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* RunServiceImpl::SetNode(grpc::CallbackServerContext* context,
                                                   const v1::SetNodeRequest* request,
                                                   v1::Run* response) {

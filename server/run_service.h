@@ -40,6 +40,12 @@ class RunServiceImpl final : public v1::RunService::CallbackService {
                                       v1::Run* response) override;
   grpc::ServerUnaryReactor* SetNode(grpc::CallbackServerContext* context,
                                     const v1::SetNodeRequest* request, v1::Run* response) override;
+  grpc::ServerUnaryReactor* RetryRun(grpc::CallbackServerContext* context,
+                                     const v1::RetryRunRequest* request,
+                                     v1::Run* response) override;
+  grpc::ServerUnaryReactor* ResubmitRun(grpc::CallbackServerContext* context,
+                                        const v1::ResubmitRunRequest* request,
+                                        v1::Run* response) override;
   grpc::ServerWriteReactor<v1::LogChunk>* GetNodeLogs(
       grpc::CallbackServerContext* context, const v1::GetNodeLogsRequest* request) override;
   grpc::ServerUnaryReactor* ListAnsibleEvents(grpc::CallbackServerContext* context,

@@ -136,13 +136,14 @@ struct WriteBatch {
   std::vector<RunRecord> runs;                     // insert or replace by id
   std::vector<engine::NodeState> nodes;            // insert or replace by (node_run_id, name)
   std::string node_run_id;                         // the run `nodes` belong to
+  std::vector<std::string> removed_nodes;          // delete (with attempts) from node_run_id
   std::vector<EventRecord> events;                 // insert
   std::vector<LogChunkRecord> logs;                // insert
   std::vector<AnsibleEventRecord> ansible_events;  // insert; sequences assigned on commit
   std::vector<MemoRecord> memo_entries;            // insert or replace by (cache, key)
   bool empty() const {
-    return runs.empty() && nodes.empty() && events.empty() && logs.empty() &&
-           ansible_events.empty() && memo_entries.empty();
+    return runs.empty() && nodes.empty() && removed_nodes.empty() && events.empty() &&
+           logs.empty() && ansible_events.empty() && memo_entries.empty();
   }
 };
 

@@ -302,6 +302,43 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
   resume->footer(
       Examples({"dagctl resume release-x7k2p", "dagctl resume release-x7k2p --node approve"}));
 
+  RetryArgs retry_args;
+  CLI::App* retry = app.add_subcommand(
+      "retry", "Run a finished run again from where it failed, under its own id (RetryRun)");
+  retry->add_option("run", retry_args.run_id, "Run id")->required();
+  retry
+      ->add_option("--restart", retry_args.restart_nodes,
+                   "Also run this succeeded node again, with what is under it (name or display "
+                   "name; repeatable)")
+      ->type_name("NODE")
+      ->allow_extra_args(false);
+  retry->add_option("--message", retry_args.message, "Recorded with the change");
+  retry->add_flag("-w,--watch", retry_args.watch,
+                  "Watch the run until it ends (the exit status is its outcome)");
+  retry->callback(on_run([&](Context& c) { return Retry(c, retry_args); }));
+  retry->footer(Examples(
+      {"dagctl retry diamond-x7k2p --watch", "dagctl retry diamond-x7k2p --restart configure"}));
+
+  ResubmitArgs resubmit_args;
+  std::vector<std::string> resubmit_parameters;
+  CLI::App* resubmit = app.add_subcommand(
+      "resubmit", "Start a new run of a run's spec, bundle and parameters (ResubmitRun)");
+  resubmit->add_option("run", resubmit_args.run_id, "Run id")->required();
+  resubmit->add_flag("--memoized", resubmit_args.memoized,
+                     "Start from the old run's succeeded nodes (the old run must have failed)");
+  resubmit->add_option("-p,--parameter", resubmit_parameters, "Parameter, over the old run's")
+      ->type_name("KEY=VALUE")
+      ->allow_extra_args(false)
+      ->check(Checked(ParseParameter));
+  resubmit->add_flag("-w,--watch", resubmit_args.watch,
+                     "Watch the new run until it ends (the exit status is its outcome)");
+  resubmit->callback(on_run([&](Context& c) {
+    resubmit_args.parameters = *ParseParameters(resubmit_parameters);
+    return Resubmit(c, resubmit_args);
+  }));
+  resubmit->footer(Examples({"dagctl resubmit diamond-x7k2p -p env=staging",
+                             "dagctl resubmit diamond-x7k2p --memoized --watch"}));
+
   SetNodeArgs set_args;
   std::vector<std::string> set_outputs;
   std::string set_phase;

@@ -529,6 +529,48 @@ int Resume(Context& context, const ResumeArgs& args) {
   return kExitOk;
 }
 
+int Retry(Context& context, const RetryArgs& args) {
+  v1::RetryRunRequest request;
+  request.set_run_id(args.run_id);
+  for (const std::string& node : args.restart_nodes) request.add_restart_nodes(node);
+  request.set_message(args.message);
+  v1::Run run;
+  std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+  const grpc::Status status = context.client->runs().RetryRun(rpc.get(), request, &run);
+  if (!status.ok()) return RpcFailed(context, status);
+  if (IsText(context.format)) {
+    *context.out << "run " << run.id() << " retried (phase: " << PhaseName(run.phase()) << ")\n";
+  } else if (args.watch) {
+    *context.out << RenderStreamValue(ToJsonValue(run), context.format);
+  } else {
+    PrintMessage(context, run);
+  }
+  context.out->flush();
+  // Only what happens from now on: the run's history is already on screen elsewhere.
+  return args.watch ? Watch(context, run.id(), run.last_sequence(), /*ansible=*/false) : kExitOk;
+}
+
+int Resubmit(Context& context, const ResubmitArgs& args) {
+  v1::ResubmitRunRequest request;
+  request.set_run_id(args.run_id);
+  request.set_memoized(args.memoized);
+  request.mutable_parameters()->insert(args.parameters.begin(), args.parameters.end());
+  v1::Run run;
+  std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+  const grpc::Status status = context.client->runs().ResubmitRun(rpc.get(), request, &run);
+  if (!status.ok()) return RpcFailed(context, status);
+  if (IsText(context.format)) {
+    *context.out << "run " << run.id() << " submitted (resubmit of " << args.run_id
+                 << (args.memoized ? ", memoized" : "") << ")\n";
+  } else if (args.watch) {
+    *context.out << RenderStreamValue(ToJsonValue(run), context.format);
+  } else {
+    PrintMessage(context, run);
+  }
+  context.out->flush();
+  return args.watch ? Watch(context, run.id(), 0, /*ansible=*/false) : kExitOk;
+}
+
 int SetNode(Context& context, const SetNodeArgs& args) {
   v1::SetNodeRequest request;
   request.set_run_id(args.run_id);

@@ -149,6 +149,24 @@ struct ResumeArgs {
 // `resume RUN [--node NODE]` (ResumeRun).
 int Resume(Context& context, const ResumeArgs& args);
 
+struct RetryArgs {
+  std::string run_id;
+  std::vector<std::string> restart_nodes;  // succeeded nodes to run again
+  std::string message;
+  bool watch = false;
+};
+// `retry RUN [--restart NODE]... [--watch]` (RetryRun).
+int Retry(Context& context, const RetryArgs& args);
+
+struct ResubmitArgs {
+  std::string run_id;
+  bool memoized = false;
+  std::map<std::string, std::string> parameters;
+  bool watch = false;
+};
+// `resubmit RUN [--memoized] [-p K=V]... [--watch]` (ResubmitRun): prints the new run's id.
+int Resubmit(Context& context, const ResubmitArgs& args);
+
 struct SetNodeArgs {
   std::string run_id;
   std::string node;

@@ -442,10 +442,18 @@ VALUES (?1, ?2, ?3, ?4, ?5)
 }
 
 absl::Status ApplyBatch(Connection& db, const WriteBatch& batch) {
-  if (!batch.nodes.empty() && batch.node_run_id.empty()) {
+  if ((!batch.nodes.empty() || !batch.removed_nodes.empty()) && batch.node_run_id.empty()) {
     return absl::InvalidArgumentError("a batch with nodes needs node_run_id");
   }
   for (const RunRecord& run : batch.runs) RETURN_IF_ERROR(UpsertRun(db, run));
+  for (const std::string& name : batch.removed_nodes) {
+    for (const char* sql : {"DELETE FROM attempts WHERE run_id = ?1 AND node_name = ?2",
+                            "DELETE FROM nodes WHERE run_id = ?1 AND name = ?2"}) {
+      ASSIGN_OR_RETURN(Statement stmt, db.Prepare(sql));
+      stmt.Bind(1, batch.node_run_id).Bind(2, name);
+      RETURN_IF_ERROR(stmt.Run());
+    }
+  }
   for (const engine::NodeState& node : batch.nodes) {
     RETURN_IF_ERROR(UpsertNode(db, batch.node_run_id, node));
   }

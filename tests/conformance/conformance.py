@@ -41,8 +41,9 @@ ROW_TIMEOUT_S = 330
 # Rows that take minutes by design; they start first, so the others run beside them.
 SLOW_ROWS = ["argo-examples/synchronization-mutex-tmpl-level.yaml"]
 
-# The semaphores Argo's examples name, with the limits their comments give (dagd --semaphore).
-SEMAPHORES = ["my-config/template=3", "my-config/workflow=3"]
+# The ConfigMap that sizes the semaphores Argo's examples name, as their comments give it; stored
+# in dagd (dagctl apply) before any run.
+SEMAPHORE_CONFIG_MAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "my-config.yaml")
 
 # What a row's `requires` column names that cannot run on this machine at all.
 NEEDS_A_CLUSTER = [
@@ -69,8 +70,7 @@ class Dagd:
              port_file, "--metrics-listen", "", "--grace-period-ms", "1000",
              # Pods of their own, as Argo's examples assume (parallel pods writing /tmp/even);
              # dagd refuses to start if this host cannot give them.
-             "--pod-filesystem", "overlay"] +
-            [arg for s in SEMAPHORES for arg in ("--semaphore", s)],
+             "--pod-filesystem", "overlay"],
             stdout=self.log, stderr=self.log, env=env)
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -242,8 +242,11 @@ def resume_waiting_nodes(run, path, supply, args, address):
 
 def lock_limits(path):
     """{template name: (lock, limit)} for the templates of `path` with synchronization: a mutex
-    admits 1, a semaphore the limit SEMAPHORES gives it."""
-    limits = {s.split("=")[0]: int(s.split("=")[1]) for s in SEMAPHORES}
+    admits 1, a semaphore the limit SEMAPHORE_CONFIG_MAP gives it."""
+    with open(SEMAPHORE_CONFIG_MAP) as f:
+        config_map = yaml.safe_load(f)
+    limits = {config_map["metadata"]["name"] + "/" + key: int(value)
+              for key, value in config_map["data"].items()}
     with open(path) as f:
         doc = yaml.safe_load(f)
     out = {}
@@ -362,6 +365,9 @@ def main():
     dagd = Dagd(args.dagd, work)
     results = {}
     try:
+        code, out, err = dagctl(["apply", "-f", SEMAPHORE_CONFIG_MAP], args.dagctl, dagd.address)
+        if code != 0:
+            raise RuntimeError("dagctl apply " + SEMAPHORE_CONFIG_MAP + ": " + err + out)
         # Every library, also with --only: the rows that refer to them need them.
         registered = register_templates(read_rows(args.conformance), args, dagd.address)
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs) as pool:

@@ -292,6 +292,30 @@ TEST(ParserTest, OutputParametersReadValueFrom) {
   EXPECT_TRUE(wf->templates[0].kubernetes.is_null()) << wf->templates[0].kubernetes;
 }
 
+TEST(ParserTest, ConfigMapsAreReadForTheirData) {
+  absl::StatusOr<Workflow> cm = ParseWorkflow(R"(apiVersion: v1
+kind: ConfigMap
+metadata: {name: my-config}
+data:
+  template: "3"
+  workflow: 2
+)",
+                                              "cm.yaml");
+  ASSERT_TRUE(cm.ok()) << cm.status();
+  EXPECT_EQ(cm->kind, WorkflowKind::kConfigMap);
+  EXPECT_EQ(cm->name, "my-config");
+  EXPECT_EQ(cm->config_data,
+            (std::map<std::string, std::string>{{"template", "3"}, {"workflow", "2"}}));
+  EXPECT_THAT(ParseWorkflow("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"
+                            "data: {a: [1]}\n",
+                            "cm.yaml")
+                  .status()
+                  .message(),
+              HasSubstr("cm.yaml:4:11: data.a: must be a string"));
+  EXPECT_THAT(ParseWorkflow("apiVersion: v1\nkind: Secret\n", "s.yaml").status().message(),
+              HasSubstr("unsupported apiVersion 'v1'"));
+}
+
 TEST(ParserTest, MemoizeReadsKeyMaxAgeAndCache) {
   absl::StatusOr<Workflow> wf = Parse(WithTemplates(R"(  - name: main
     memoize:

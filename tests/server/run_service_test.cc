@@ -1,5 +1,6 @@
 // RunService over real gRPC on loopback: the real scheduler, local runner and SQLite store run
 // tiny host commands.
+#include <gmock/gmock.h>
 #include <google/protobuf/util/time_util.h>
 #include <gtest/gtest.h>
 
@@ -17,6 +18,7 @@ namespace {
 
 using google::protobuf::util::TimeUtil;
 using std::chrono::seconds;
+using ::testing::HasSubstr;
 
 const std::vector<std::string> kEchoHi = {"sh", "-c", "echo hi"};
 const std::vector<std::string> kExit3 = {"sh", "-c", "exit 3"};
@@ -186,7 +188,7 @@ TEST_F(RunServiceTest, SubmitWithUnknownParameterIsInvalidArgument) {
   EXPECT_NE(status.error_message().find("colour"), std::string::npos) << status.error_message();
 }
 
-TEST_F(RunServiceTest, SubmitWithASemaphoreWithoutALimitIsRefused) {
+TEST_F(RunServiceTest, SemaphoresAreSizedByDagdsConfigurationOrAStoredConfigMap) {
   v1::SubmitRunRequest request;
   request.set_spec_yaml(R"(apiVersion: argoproj.io/v1alpha1
 kind: Workflow
@@ -204,9 +206,36 @@ spec:
   grpc::Status status = Submit(request, &run);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(status.error_message(),
-            "sem.yaml: spec.templates[0].synchronization: semaphore my-config/template has no "
-            "limit in dagd's configuration; start dagd with --semaphore my-config/template=N (N: "
-            "how many may hold it at once)");
+            "sem.yaml: spec.templates[0].synchronization: semaphore my-config/template: no "
+            "ConfigMap my-config is stored; store a ConfigMap my-config with data template: \"N\" "
+            "(dagctl apply -f FILE), or start dagd with --semaphore my-config/template=N");
+
+  // A stored ConfigMap sizes it, as a ConfigMap does in Argo; a value that is no count is named.
+  auto apply = [&](const std::string& value) {
+    v1::CreateWorkflowRequest create;
+    create.set_yaml(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: my-config}\ndata:\n"
+        "  template: \"" +
+        value + "\"\n");
+    v1::CreateWorkflowResponse response;
+    auto context = ContextWithDeadline();
+    return stack_.workflows()->CreateWorkflow(context.get(), create, &response);
+  };
+  ASSERT_TRUE(apply("many").ok());
+  status = Submit(request, &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("ConfigMap my-config gives template = \"many\", not a whole number >= 1"));
+  ASSERT_TRUE(apply("2").ok());
+  status = Submit(request, &run);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+
+  // A ConfigMap is not a run.
+  v1::SubmitRunRequest config_map;
+  config_map.set_workflow_name("my-config");
+  status = Submit(config_map, &run);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("a ConfigMap is not a workflow"));
 }
 
 TEST_F(RunServiceTest, SubmitOfUnknownWorkflowIsNotFound) {
