@@ -1551,7 +1551,7 @@ void RunState::Stop(const std::string& message, int64_t now_ms) {
 
 // ---- retry --------------------------------------------------------------------------------
 
-absl::Status RunState::Retry(const std::set<std::string>& restart, int64_t now_ms) {
+absl::Status RunState::Retry(const std::set<std::string>& restart) {
   const std::string exit_node = WorkflowExitNodeName();
   const auto exit_it = nodes_.find(exit_node);
   if (!Done() || (exit_it != nodes_.end() && !IsFinal(exit_it->second.phase))) {
@@ -1635,6 +1635,8 @@ absl::Status RunState::Retry(const std::set<std::string>& restart, int64_t now_m
   }
   stopping_ = false;
   stop_message_.clear();
+  // The run gave its workflow locks back when it ended: it takes them again before going on.
+  workflow_locks_held_ = false;
   global_outputs_.clear();
   std::vector<const NodeState*> succeeded;
   for (const auto& [name, node] : nodes_) {
@@ -1644,14 +1646,13 @@ absl::Status RunState::Retry(const std::set<std::string>& restart, int64_t now_m
     return a->finished_at_ms < b->finished_at_ms;
   });
   for (const NodeState* node : succeeded) RecordGlobalOutputs(*node);
-  (void)now_ms;
   return absl::OkStatus();
 }
 
 absl::StatusOr<RunState> RunState::ResubmitFrom(std::shared_ptr<const Workflow> workflow,
                                                 std::map<std::string, std::string> parameters,
                                                 std::string run_name, const std::string& from_run,
-                                                std::vector<NodeState> nodes, int64_t now_ms) {
+                                                std::vector<NodeState> nodes) {
   // "<from_run>", "<from_run>.x", "<from_run>[0].x" → the same under the new name.
   auto rename = [&](std::string* name) {
     if (*name == from_run) {
@@ -1677,7 +1678,7 @@ absl::StatusOr<RunState> RunState::ResubmitFrom(std::shared_ptr<const Workflow> 
   }
   ASSIGN_OR_RETURN(RunState state, Restore(std::move(workflow), std::move(parameters),
                                            std::move(run_name), std::move(nodes), false));
-  RETURN_IF_ERROR(state.Retry({}, now_ms));
+  RETURN_IF_ERROR(state.Retry({}));
   state.removed_.clear();  // never stored
   for (const auto& [name, node] : state.nodes_) state.changed_.insert(name);
   return state;

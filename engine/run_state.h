@@ -213,7 +213,8 @@ class RunState {
   // (node names), which are removed too. Advance() then runs what is missing.
   // FailedPrecondition if the run is not finished, or Succeeded and `restart` is empty;
   // NotFound for a name in `restart` that is no node of the run. Nothing changes on error.
-  absl::Status Retry(const std::set<std::string>& restart, int64_t now_ms);
+  // The run takes its workflow-level locks again before it goes on.
+  absl::Status Retry(const std::set<std::string>& restart);
 
   // Names of nodes Retry() removed since the last call: the caller deletes them from the store
   // with the changed nodes.
@@ -225,7 +226,7 @@ class RunState {
   static absl::StatusOr<RunState> ResubmitFrom(std::shared_ptr<const Workflow> workflow,
                                                std::map<std::string, std::string> parameters,
                                                std::string run_name, const std::string& from_run,
-                                               std::vector<NodeState> nodes, int64_t now_ms);
+                                               std::vector<NodeState> nodes);
 
   // Suspended nodes (type Suspend, Running) and what ends them. Resume(): the node `node_name`,
   // or with "" every suspended node, ends Succeeded with its outputs: each output parameter takes

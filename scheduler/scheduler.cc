@@ -479,7 +479,7 @@ void Scheduler::Retry(const std::string& run_id, std::set<std::string> restart,
     absl::StatusOr<std::unique_ptr<ActiveRun>> loaded = LoadRun(*std::move(record));
     if (!loaded.ok()) return done(loaded.status());
     std::unique_ptr<ActiveRun> run = *std::move(loaded);
-    if (absl::Status retried = run->state->Retry(restart, clock_->NowMs()); !retried.ok()) {
+    if (absl::Status retried = run->state->Retry(restart); !retried.ok()) {
       return done(retried);
     }
     ActiveRun* raw = run.get();
@@ -598,7 +598,7 @@ void Scheduler::Submit(SubmitRequest request,
               store_->GetNodes(request.memoized_from);
           if (!nodes.ok()) return done(nodes.status());
           state = engine::RunState::ResubmitFrom(workflow, parameters, record.id,
-                                                 request.memoized_from, *std::move(nodes), now);
+                                                 request.memoized_from, *std::move(nodes));
         }
         if (!state.ok()) return done(state.status());
         run->state.emplace(std::move(state).value());

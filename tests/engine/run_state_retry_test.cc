@@ -20,7 +20,7 @@ TEST(RunStateRetryTest, OnlyWhatDidNotSucceedRunsAgain) {
   EXPECT_EQ(NodeOf(state, "run.D").phase, NodePhase::kOmitted);
   state.TakeChangedNodes();
 
-  ASSERT_TRUE(state.Retry({}, driver.now()).ok());
+  ASSERT_TRUE(state.Retry({}).ok());
   EXPECT_THAT(state.TakeRemovedNodes(), UnorderedElementsAre("run.B", "run.D"));
   EXPECT_EQ(state.nodes().count("run.B"), 0u);
   EXPECT_EQ(NodeOf(state, "run").phase, NodePhase::kRunning);
@@ -37,18 +37,17 @@ TEST(RunStateRetryTest, RefusesWhatCannotBeRetriedAndChangesNothing) {
   RunState state = MustCreate(Diamond());
   Driver driver(&state);
   driver.Advance();
-  EXPECT_THAT(state.Retry({}, driver.now()).message(), HasSubstr("is still running"));
+  EXPECT_THAT(state.Retry({}).message(), HasSubstr("is still running"));
   driver.Run();
   ASSERT_EQ(state.phase(), NodePhase::kSucceeded);
   state.TakeChangedNodes();
-  EXPECT_THAT(state.Retry({}, driver.now()).message(),
-              HasSubstr("succeeded: there is nothing to retry"));
-  EXPECT_EQ(state.Retry({"run.Z"}, driver.now()).code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(state.Retry({}).message(), HasSubstr("succeeded: there is nothing to retry"));
+  EXPECT_EQ(state.Retry({"run.Z"}).code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(state.TakeChangedNodes().empty());
   EXPECT_TRUE(state.TakeRemovedNodes().empty());
 
   // Naming succeeded nodes runs them again (Argo's --restart-successful with a selector).
-  ASSERT_TRUE(state.Retry({"run.C"}, driver.now()).ok());
+  ASSERT_TRUE(state.Retry({"run.C"}).ok());
   EXPECT_THAT(state.TakeRemovedNodes(), UnorderedElementsAre("run.C"));
   EXPECT_EQ(driver.Run(), (std::vector<std::vector<std::string>>{{"run.C"}}));
   EXPECT_EQ(state.phase(), NodePhase::kSucceeded);
@@ -60,7 +59,7 @@ TEST(RunStateRetryTest, ARootPodRunsAgainWithItsAttemptsNumberedOn) {
   driver.Script("run", {Fail(), Ok("fine")});
   driver.Run();
   ASSERT_EQ(state.phase(), NodePhase::kFailed);
-  ASSERT_TRUE(state.Retry({}, driver.now()).ok());
+  ASSERT_TRUE(state.Retry({}).ok());
   EXPECT_EQ(NodeOf(state, "run").phase, NodePhase::kRunning);
   driver.Run();
   EXPECT_EQ(state.phase(), NodePhase::kSucceeded);
@@ -77,13 +76,34 @@ TEST(RunStateRetryTest, AStepGroupThatLostAStepRunsAgainAsAWhole) {
   driver.Script("fan(1:b)", {Fail()});
   driver.Run();
   ASSERT_EQ(state.phase(), NodePhase::kFailed);
-  ASSERT_TRUE(state.Retry({}, driver.now()).ok());
+  ASSERT_TRUE(state.Retry({}).ok());
   EXPECT_THAT(state.TakeRemovedNodes(),
               UnorderedElementsAre("run[1]", "run[1].fan(0:a)", "run[1].fan(1:b)"));
   EXPECT_EQ(NodeOf(state, "run[0]").phase, NodePhase::kSucceeded);
   driver.Run();
   EXPECT_EQ(state.phase(), NodePhase::kSucceeded);
   EXPECT_EQ(NodeOf(state, "run[0].first").attempts.size(), 1u);
+}
+
+TEST(RunStateRetryTest, ARetriedRunTakesItsWorkflowLocksAgain) {
+  Workflow locked = *Diamond();
+  locked.synchronization.emplace();
+  locked.synchronization->mutexes = {"deploy"};
+  LockTable locks;
+  RunState state = MustCreate(std::make_shared<const Workflow>(locked));
+  state.SetLockTable(&locks);
+  Driver driver(&state);
+  driver.Script("B", {Fail()});
+  driver.Run();
+  ASSERT_EQ(state.phase(), NodePhase::kFailed);
+  const std::vector<std::string> mutex = LockKeys({"deploy"}, {});
+  EXPECT_EQ(locks.FirstBusy("other", mutex), "") << "an ended run holds no lock";
+
+  ASSERT_TRUE(state.Retry({}).ok());
+  driver.Advance();
+  EXPECT_EQ(locks.FirstBusy("other", mutex), "mutex/deploy") << "the retried run holds it again";
+  driver.Run();
+  EXPECT_EQ(state.phase(), NodePhase::kSucceeded);
 }
 
 }  // namespace
