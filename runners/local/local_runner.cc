@@ -611,9 +611,7 @@ void LocalRunner::CollectOutputs(const Attempt& a, engine::AttemptResult* result
     }
     if (param.value_from->path.empty()) continue;
     const std::string& path = param.value_from->path;
-    std::filesystem::path full(path);
-    if (full.is_relative()) full = std::filesystem::path(a.cwd) / full;
-    absl::StatusOr<std::string> host_path = full.lexically_normal().string();
+    absl::StatusOr<std::string> host_path = CommandPath(a.cwd, path);
     if (a.pod.has_value()) host_path = a.pod->Resolve(*host_path, a.work_dir + "/.dagd/outputs");
     absl::StatusOr<std::string> value =
         host_path.ok() ? ReadWholeFile(*host_path) : host_path.status();
