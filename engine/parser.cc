@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -341,14 +342,10 @@ class Parser {
                          DagTask* task);
   absl::Status ParseSteps(const YAML::Node& node, const std::string& path, StepsTemplate* steps);
   absl::Status ParseSequence(const YAML::Node& node, const std::string& path, Sequence* sequence);
-  // `hooks`: the `exit` hook into `*exit`, the others verbatim into `*others`.
-  absl::Status ParseHooks(const YAML::Node& node, const std::string& path,
-                          std::optional<LifecycleHook>* exit, nlohmann::json* others);
-  // `onExit: TEMPLATE` or `hooks:` of the spec or a task into `*exit`; hooks other than `exit`
-  // are kept under "hooks" in `*unsupported`.
-  absl::Status ParseExitHookField(const std::string& key, const YAML::Node& value,
-                                  const std::string& path, std::optional<LifecycleHook>* exit,
-                                  nlohmann::json* unsupported);
+  // `onExit: TEMPLATE` or `hooks:` of the spec or a task: the `exit` hook into `*exit`, the
+  // others into `*hooks`.
+  absl::Status ParseHooks(const std::string& key, const YAML::Node& value, const std::string& path,
+                          std::optional<LifecycleHook>* exit, std::vector<LifecycleHook>* hooks);
   absl::Status ParseParameters(const YAML::Node& node, const std::string& path,
                                std::vector<Parameter>* parameters);
   absl::Status ParseParameter(const YAML::Node& node, const std::string& path, Parameter* param);
@@ -582,7 +579,7 @@ absl::Status Parser::ParseSpec(const YAML::Node& node, const std::string& path) 
         } else if (key == "activeDeadlineSeconds") {
           ASSIGN_OR_RETURN(wf_->active_deadline_seconds, Integer(value, field_path));
         } else if (key == "onExit" || key == "hooks") {
-          return ParseExitHookField(key, value, field_path, &wf_->exit_hook, &wf_->kubernetes);
+          return ParseHooks(key, value, field_path, &wf_->exit_hook, &wf_->hooks);
         } else if (key == "workflowTemplateRef") {
           return ParseTemplateRef(value, field_path, kWorkflowTemplateRefFields,
                                   &wf_->workflow_template_ref);
@@ -754,7 +751,7 @@ absl::Status Parser::ParseTask(const YAML::Node& node, const std::string& path, 
           RETURN_IF_ERROR(ParseTemplate(value, field_path, inline_template.get()));
           task->inline_template = std::move(inline_template);
         } else if (key == "onExit" || key == "hooks") {
-          return ParseExitHookField(key, value, field_path, &task->exit_hook, &task->unsupported);
+          return ParseHooks(key, value, field_path, &task->exit_hook, &task->hooks);
         } else if (key == "templateRef") {
           return ParseTemplateRef(value, field_path, kTemplateRefFields, &task->template_ref);
         }
@@ -788,58 +785,75 @@ absl::Status Parser::ParseSteps(const YAML::Node& node, const std::string& path,
   });
 }
 
-absl::Status Parser::ParseExitHookField(const std::string& key, const YAML::Node& value,
-                                        const std::string& path, std::optional<LifecycleHook>* exit,
-                                        nlohmann::json* unsupported) {
+absl::Status Parser::ParseHooks(const std::string& key, const YAML::Node& value,
+                                const std::string& path, std::optional<LifecycleHook>* exit,
+                                std::vector<LifecycleHook>* hooks) {
   if (key == "onExit") {
+    if (exit->has_value()) {
+      return Fail(value, path, "a second exit hook (hooks.exit is one too)",
+                  "keep either `onExit` or `hooks.exit`");
+    }
     LifecycleHook& hook = exit->emplace();
+    hook.name = "exit";
     hook.location = Where(value);
     ASSIGN_OR_RETURN(hook.template_name, String(value, path));
     return absl::OkStatus();
   }
-  nlohmann::json others;
-  RETURN_IF_ERROR(ParseHooks(value, path, exit, &others));
-  Keep(unsupported, key, std::move(others));
-  return absl::OkStatus();
-}
-
-absl::Status Parser::ParseHooks(const YAML::Node& node, const std::string& path,
-                                std::optional<LifecycleHook>* exit, nlohmann::json* others) {
-  if (!node.IsMap()) {
-    return Fail(node, path, "must be a mapping of hook names to hooks",
-                "write `exit: {template: NAME}`");
+  if (!value.IsMap()) {
+    return Fail(value, path, "must be a mapping of hook names to hooks",
+                "write `exit: {template: NAME}`, or `NAME: {expression: EXPR, template: NAME}`");
   }
-  for (const auto& entry : node) {
+  // Hook names are the user's: any key goes, each once.
+  std::set<std::string> names;
+  for (const auto& entry : value) {
     const std::string name = entry.first.Scalar();
     const std::string hook_path = absl::StrCat(path, ".", name);
-    if (name != "exit") {
-      Keep(others, name, ToJson(entry.second));
-      continue;
+    const YAML::Node& node = entry.second;
+    if (!names.insert(name).second) {
+      return Fail(entry.first, hook_path, "duplicate hook", "write each hook once");
     }
-    LifecycleHook& hook = exit->emplace();
-    hook.location = Where(entry.second);
-    nlohmann::json extras;
-    RETURN_IF_ERROR(ForEachField(
-        entry.second, hook_path, kHookFields,
-        [&](const std::string& key, const YAML::Node& value,
-            const std::string& field_path) -> absl::Status {
-          if (key == "template") {
-            ASSIGN_OR_RETURN(hook.template_name, String(value, field_path));
-          } else if (key == "arguments") {
-            return ParseParameterHolder(value, field_path, &hook.arguments.parameters,
-                                        &hook.arguments.artifacts);
-          } else if (key == "templateRef") {
-            return ParseTemplateRef(value, field_path, kTemplateRefFields, &hook.template_ref);
-          } else {  // expression
-            Keep(&extras, key, ToJson(value));
-          }
-          return absl::OkStatus();
-        }));
-    if (hook.template_name.empty() && !hook.template_ref && extras.is_null()) {
-      return Fail(entry.second, hook_path + ".template", "missing",
-                  "name the template the exit hook runs");
-    }
-    if (!extras.is_null()) Keep(others, name, std::move(extras));
+    wf_->field_locations[hook_path] = Where(entry.first);
+    RETURN_IF_ERROR([&]() -> absl::Status {
+      if (name == "exit" && exit->has_value()) {
+        return Fail(node, hook_path, "a second exit hook (onExit is one too)",
+                    "keep either `onExit` or `hooks.exit`");
+      }
+      LifecycleHook hook;
+      hook.name = name;
+      hook.location = Where(node);
+      RETURN_IF_ERROR(ForEachField(
+          node, hook_path, kHookFields,
+          [&](const std::string& field, const YAML::Node& field_value,
+              const std::string& field_path) -> absl::Status {
+            if (field == "template") {
+              ASSIGN_OR_RETURN(hook.template_name, String(field_value, field_path));
+            } else if (field == "arguments") {
+              return ParseParameterHolder(field_value, field_path, &hook.arguments.parameters,
+                                          &hook.arguments.artifacts);
+            } else if (field == "templateRef") {
+              return ParseTemplateRef(field_value, field_path, kTemplateRefFields,
+                                      &hook.template_ref);
+            } else {  // expression
+              ASSIGN_OR_RETURN(hook.expression, String(field_value, field_path));
+            }
+            return absl::OkStatus();
+          }));
+      if (hook.template_name.empty() && !hook.template_ref) {
+        return Fail(entry.first, hook_path + ".template", "missing",
+                    "name the template the hook runs (`template: NAME`)");
+      }
+      if (name != "exit" && hook.expression.empty()) {
+        return Fail(entry.first, hook_path + ".expression", "missing",
+                    "say when the hook runs, e.g. `expression: workflow.status == \"Running\"`; "
+                    "a hook that runs when its owner ends is named `exit`");
+      }
+      if (name == "exit") {
+        *exit = std::move(hook);
+      } else {
+        hooks->push_back(std::move(hook));
+      }
+      return absl::OkStatus();
+    }());
   }
   return absl::OkStatus();
 }

@@ -78,6 +78,12 @@ std::string UnsupportedReason(const Template& tmpl) {
 
 // The message a DAG or task group takes when `culprit` fails it. Messages name the leaf that
 // failed, not every level in between.
+// Why a DAG, a step group or the run failed because of `hook`, which ended in Error.
+std::string HookFailureMessage(const NodeState& hook) {
+  return absl::StrCat("hook '", hook.name, "' errored", hook.message.empty() ? "" : ": ",
+                      hook.message);
+}
+
 std::string ChildFailureMessage(const NodeState& culprit) {
   if (culprit.type != NodeType::kPod && !culprit.children.empty() && !culprit.message.empty()) {
     return culprit.message;
@@ -376,15 +382,20 @@ absl::StatusOr<RunState> RunState::Restore(std::shared_ptr<const Workflow> workf
 void RunState::BuildPlans() {
   const TagScope workflow_scope = internal::WorkflowScope(*workflow_, parameters_, run_name_);
   for (const Template& tmpl : workflow_->templates) {
+    auto note_hooks = [&](const DagTask& task) {
+      has_task_hooks_ |= task.exit_hook.has_value() || !task.hooks.empty();
+      has_lifecycle_hooks_ |= !task.hooks.empty();
+    };
     if (tmpl.dag) {
-      for (const DagTask& task : tmpl.dag->tasks) has_task_hooks_ |= task.exit_hook.has_value();
+      for (const DagTask& task : tmpl.dag->tasks) note_hooks(task);
     }
     if (tmpl.steps) {
       for (const std::vector<DagTask>& group : tmpl.steps->groups) {
-        for (const DagTask& step : group) has_task_hooks_ |= step.exit_hook.has_value();
+        for (const DagTask& step : group) note_hooks(step);
       }
     }
   }
+  has_lifecycle_hooks_ |= !workflow_->hooks.empty();
   for (const Template& tmpl : workflow_->templates) {
     if (tmpl.type != TemplateType::kDag || !tmpl.dag) continue;
     // dag.target may name workflow parameters ("{{workflow.parameters.target}}", as in Argo's
@@ -525,22 +536,22 @@ void RunState::RecordGlobalOutputs(const NodeState& node) {
 
 void RunState::Propagate(int64_t now_ms) {
   ProcessChild(run_name_, -1, now_ms);
+  ProcessWorkflowHooks(now_ms);
   ProcessWorkflowExitHook(now_ms);
   // The run's spec.synchronization locks go with its end.
   if (Done() && workflow_locks_held_ && locks_ != nullptr) locks_->Release(run_name_);
 }
 
 void RunState::ProcessChild(const std::string& name, int depth, int64_t now_ms) {
+  ProcessNode(name, depth, now_ms);
+  ProcessHooks(name, depth, now_ms);
+}
+
+void RunState::ProcessNode(const std::string& name, int depth, int64_t now_ms) {
   const NodeState& node = nodes_.at(name);
-  if (IsFinal(node.phase)) {
-    ProcessExitHook(name, depth, now_ms);
-    return;
-  }
+  if (IsFinal(node.phase)) return;
   if (node.type == NodeType::kSuspend) {
-    if (node.resume_at_ms > 0 && now_ms >= node.resume_at_ms) {
-      FinishSuspended(name, now_ms);
-      ProcessExitHook(name, depth, now_ms);
-    }
+    if (node.resume_at_ms > 0 && now_ms >= node.resume_at_ms) FinishSuspended(name, now_ms);
     return;
   }
   if (Composite(node.type) && node.phase == NodePhase::kPending) {
@@ -553,7 +564,6 @@ void RunState::ProcessChild(const std::string& name, int depth, int64_t now_ms) 
   }
   if ((node.type == NodeType::kDag || node.type == NodeType::kSteps) && node.children.empty() &&
       node.phase == NodePhase::kRunning && FinishFromCache(name, now_ms)) {
-    ProcessExitHook(name, depth, now_ms);
     return;
   }
   if (node.type == NodeType::kDag) {
@@ -622,7 +632,7 @@ void RunState::ProcessDag(const std::string& name, int depth, int64_t now_ms) {
     }
     std::set<std::string> ancestors = plan->ancestors.at(task->name);
     StartTask(name, *task, DagScope(name, ancestors), /*in_steps=*/false, depth, now_ms);
-    // A task that ended at once (an Error) may have an exit hook to start.
+    // A task that ended at once (an Error) may have hooks to start.
     if (nodes_.count(task_node) > 0) ProcessChild(task_node, depth, now_ms);
   }
   AssessDag(name, *plan, now_ms);
@@ -819,6 +829,15 @@ void RunState::AssessDag(const std::string& name, const DagPlan& plan, int64_t n
     }
   }
   if (result == NodePhase::kRunning) return;
+  if (result == NodePhase::kSucceeded && has_task_hooks_) {
+    // A hook that ended in Error fails the DAG, whatever continueOn says (Argo v4.2).
+    for (const std::string& child : dag.children) {
+      if (const NodeState* hook = ErroredHook(nodes_.at(child)); hook != nullptr) {
+        Finish(name, NodePhase::kFailed, HookFailureMessage(*hook), now_ms);
+        return;
+      }
+    }
+  }
   if (result == NodePhase::kSucceeded) {
     std::set<std::string> tasks;
     for (const auto& [task, unused] : plan.tasks) tasks.insert(task);
@@ -882,6 +901,13 @@ void RunState::AssessStepGroup(const std::string& name, const std::vector<DagTas
     if (step != steps.end() && ContinuesOn(*step, child.phase)) continue;
     Finish(name, NodePhase::kFailed, ChildFailureMessage(child), now_ms);
     return;
+  }
+  // A hook that ended in Error fails the group, whatever continueOn says (Argo v4.2).
+  for (const std::string& child : group.children) {
+    if (const NodeState* hook = has_task_hooks_ ? ErroredHook(nodes_.at(child)) : nullptr) {
+      Finish(name, NodePhase::kFailed, HookFailureMessage(*hook), now_ms);
+      return;
+    }
   }
   Finish(name, NodePhase::kSucceeded, "", now_ms);
 }
@@ -1143,48 +1169,163 @@ const DagTask* RunState::TaskOf(const NodeState& node) const {
   return nullptr;
 }
 
+namespace {
+
+// Whether a hook's `expression` holds in `scope`, read after substitution as Argo does.
+absl::StatusOr<bool> HookDue(const LifecycleHook& hook, const TagScope& scope) {
+  if (hook.expression.empty()) return true;
+  absl::StatusOr<std::string> text = SubstituteTags(hook.expression, scope);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<nlohmann::json> value = EvaluateExpression(*text, scope);
+  if (!value.ok()) return value.status();
+  if (!value->is_boolean()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "expression '", *text, "' gave ", ExpressionValueText(*value), ", not true or false"));
+  }
+  return value->get<bool>();
+}
+
+}  // namespace
+
 bool RunState::Settled(const std::string& name) const {
   const NodeState& node = nodes_.at(name);
   if (!IsFinal(node.phase)) return false;
-  if (!has_task_hooks_ || !Completed(node.phase)) return true;  // Skipped, Omitted: no hook
+  if (!has_task_hooks_) return true;
   const DagTask* task = TaskOf(node);
-  if (task == nullptr || !task->exit_hook) return true;
-  auto hook = nodes_.find(name + ".onExit");
-  if (hook == nodes_.end()) return stopping_;  // none starts after Stop()
-  return IsFinal(hook->second.phase);
+  if (task == nullptr) return true;
+  for (const LifecycleHook& hook : task->hooks) {
+    auto started = nodes_.find(HookNodeName(name, hook.name));
+    if (started != nodes_.end() && !IsFinal(started->second.phase)) return false;
+  }
+  if (!task->exit_hook || !Completed(node.phase)) return true;  // Skipped, Omitted: no exit hook
+  auto exit = nodes_.find(name + ".onExit");
+  if (exit != nodes_.end()) return IsFinal(exit->second.phase);
+  if (stopping_) return true;  // none starts after Stop()
+  if (task->exit_hook->expression.empty()) return false;
+  absl::StatusOr<bool> due = HookDue(*task->exit_hook, HookScope(node));
+  return due.ok() && !*due;  // one that does not evaluate starts, as an Error node
 }
 
-void RunState::ProcessExitHook(const std::string& name, int depth, int64_t now_ms) {
+TagScope RunState::HookScope(const NodeState& node) const {
+  const NodeState* owner = &nodes_.at(node.parent);
+  while (!Composite(owner->type)) owner = &nodes_.at(owner->parent);
+  const Template* tmpl = workflow_->FindTemplate(owner->template_name);
+  const std::string prefix =
+      absl::StrCat(owner->type == NodeType::kDag ? "tasks." : "steps.", node.task_name);
+  TagScope scope;
+  if (tmpl != nullptr && tmpl->dag) {
+    std::set<std::string> tasks;
+    for (const DagTask& task : tmpl->dag->tasks) tasks.insert(task.name);
+    scope = DagScope(owner->name, tasks);
+  } else if (tmpl != nullptr && tmpl->steps) {
+    scope = StepsScope(owner->name, *tmpl->steps, tmpl->steps->groups.size());
+  } else {
+    scope = BodyScope(*owner);
+  }
+  // The node itself, not its fan-out's aggregate.
+  for (auto it = scope.lower_bound(prefix + ".");
+       it != scope.end() && absl::StartsWith(it->first, prefix + ".");) {
+    it = scope.erase(it);
+  }
+  AddToScope(prefix, node, nullptr, &scope);
+  if (node.item) scope = internal::WithItem(std::move(scope), *node.item);
+  return scope;
+}
+
+void RunState::StartHook(const std::string& name, const std::string& display_name,
+                         const std::string& parent, const std::string& task_name,
+                         const LifecycleHook& hook, const TagScope& scope, int depth,
+                         int64_t now_ms) {
+  auto error = [&](std::string message) {
+    AddNode(name, display_name, parent, task_name, hook.template_name, NodeType::kPod,
+            NodePhase::kError, std::move(message), now_ms);
+  };
+  absl::StatusOr<bool> due = HookDue(hook, scope);
+  if (!due.ok()) {
+    return error(absl::StrCat("hooks.", hook.name, ".expression: ", due.status().message()));
+  }
+  if (!*due) return;
+  const Template* tmpl = workflow_->FindTemplate(hook.template_name);
+  if (tmpl == nullptr) return error(absl::StrCat("template '", hook.template_name, "' not found"));
+  DagTask call;
+  call.name = task_name;  // not a task of the template: hooks have no hooks
+  call.template_name = hook.template_name;
+  call.arguments = hook.arguments;
+  CreateInstance(name, display_name, parent, call, *tmpl, scope, std::nullopt, depth, now_ms);
+}
+
+void RunState::ProcessHooks(const std::string& name, int depth, int64_t now_ms) {
   if (!has_task_hooks_) return;
-  const std::string hook_name = name + ".onExit";
-  if (nodes_.count(hook_name) > 0) {
-    ProcessChild(hook_name, depth, now_ms);
+  const DagTask* task = TaskOf(nodes_.at(name));
+  if (task == nullptr) return;
+  const std::string exit_name = name + ".onExit";
+  const bool exit_started = nodes_.count(exit_name) > 0;
+  std::optional<TagScope> scope;  // built when first needed
+  bool hooks_running = false;
+  for (const LifecycleHook& hook : task->hooks) {
+    const std::string hook_name = HookNodeName(name, hook.name);
+    if (nodes_.count(hook_name) == 0) {
+      if (stopping_ || exit_started) continue;
+      if (!scope) scope = HookScope(nodes_.at(name));
+      const NodeState& node = nodes_.at(name);
+      StartHook(hook_name, HookNodeName(node.display_name, hook.name), name,
+                HookNodeName(node.task_name, hook.name), hook, *scope, depth, now_ms);
+      if (nodes_.count(hook_name) == 0) continue;
+    } else {
+      ProcessChild(hook_name, depth, now_ms);
+    }
+    hooks_running |= !IsFinal(nodes_.at(hook_name).phase);
+  }
+  if (exit_started) {
+    ProcessChild(exit_name, depth, now_ms);
     return;
   }
   const NodeState& node = nodes_.at(name);
-  if (stopping_ || !Completed(node.phase)) return;
-  const DagTask* task = TaskOf(node);
-  if (task == nullptr || !task->exit_hook) return;
-  // The hook's arguments may read the node's own outputs as {{tasks.X.…}} / {{steps.X.…}}.
-  const NodeState* owner = &nodes_.at(node.parent);
-  while (!Composite(owner->type)) owner = &nodes_.at(owner->parent);
-  TagScope scope = BodyScope(*owner);
-  AddToScope((owner->type == NodeType::kDag ? "tasks." : "steps.") + node.task_name, node, nullptr,
-             &scope);
-  if (node.item) scope = internal::WithItem(std::move(scope), *node.item);
-  DagTask call;
-  call.name = node.task_name + ".onExit";  // not a task of the template: hooks have no hooks
-  call.template_name = task->exit_hook->template_name;
-  call.arguments = task->exit_hook->arguments;
-  const Template* tmpl = workflow_->FindTemplate(call.template_name);
-  if (tmpl == nullptr) {
-    AddNode(hook_name, node.display_name + ".onExit", name, call.name, call.template_name,
-            NodeType::kPod, NodePhase::kError,
-            absl::StrCat("template '", call.template_name, "' not found"), now_ms);
-    return;
+  if (!task->exit_hook || hooks_running || stopping_ || !Completed(node.phase)) return;
+  if (!scope) scope = HookScope(node);
+  StartHook(exit_name, node.display_name + ".onExit", name, node.task_name + ".onExit",
+            *task->exit_hook, *scope, depth, now_ms);
+}
+
+const NodeState* RunState::ErroredHook(const NodeState& node) const {
+  if (node.type == NodeType::kTaskGroup) {  // a dag fan-out: its children have the hooks
+    for (const std::string& child : node.children) {
+      if (const NodeState* hook = ErroredHook(nodes_.at(child))) return hook;
+    }
+    return nullptr;
   }
-  CreateInstance(hook_name, node.display_name + ".onExit", name, call, *tmpl, scope, std::nullopt,
-                 depth, now_ms);
+  const DagTask* task = TaskOf(node);
+  if (task == nullptr) return nullptr;
+  std::vector<std::string> names;
+  for (const LifecycleHook& hook : task->hooks) names.push_back(HookNodeName(node.name, hook.name));
+  names.push_back(node.name + ".onExit");
+  for (const std::string& name : names) {
+    auto hook = nodes_.find(name);
+    if (hook != nodes_.end() && hook->second.phase == NodePhase::kError) return &hook->second;
+  }
+  return nullptr;
+}
+
+void RunState::ProcessWorkflowHooks(int64_t now_ms) {
+  if (workflow_->hooks.empty()) return;
+  const bool exit_started = nodes_.count(WorkflowExitNodeName()) > 0;
+  std::optional<TagScope> scope;
+  for (const LifecycleHook& hook : workflow_->hooks) {
+    const std::string name = HookNodeName(run_name_, hook.name);
+    if (nodes_.count(name) > 0) {
+      ProcessChild(name, -1, now_ms);
+      continue;
+    }
+    if (stopping_ || exit_started) continue;
+    if (!scope) scope = RunScope();
+    StartHook(name, name, "", "hooks." + hook.name, hook, *scope, -1, now_ms);
+  }
+}
+
+bool RunState::WorkflowExitHookDue() const {
+  if (!workflow_->exit_hook) return false;
+  absl::StatusOr<bool> due = HookDue(*workflow_->exit_hook, RunScope());
+  return !due.ok() || *due;  // one that does not evaluate starts, as an Error node
 }
 
 void RunState::ProcessWorkflowExitHook(int64_t now_ms) {
@@ -1195,18 +1336,11 @@ void RunState::ProcessWorkflowExitHook(int64_t now_ms) {
     return;
   }
   if (stopping_) return;
-  DagTask call;
-  call.name = "onExit";
-  call.template_name = workflow_->exit_hook->template_name;
-  call.arguments = workflow_->exit_hook->arguments;
-  const Template* tmpl = workflow_->FindTemplate(call.template_name);
-  if (tmpl == nullptr) {
-    AddNode(hook_name, hook_name, "", call.name, call.template_name, NodeType::kPod,
-            NodePhase::kError, absl::StrCat("template '", call.template_name, "' not found"),
-            now_ms);
-    return;
+  for (const LifecycleHook& hook : workflow_->hooks) {  // they end first
+    auto started = nodes_.find(HookNodeName(run_name_, hook.name));
+    if (started != nodes_.end() && !IsFinal(started->second.phase)) return;
   }
-  CreateInstance(hook_name, hook_name, "", call, *tmpl, RunScope(), std::nullopt, -1, now_ms);
+  StartHook(hook_name, hook_name, "", "onExit", *workflow_->exit_hook, RunScope(), -1, now_ms);
 }
 
 // ---- attempts -----------------------------------------------------------------------------
@@ -1220,7 +1354,10 @@ std::vector<DispatchRequest> RunState::Advance(int64_t now_ms) {
   for (size_t known = 0; known != nodes_.size();) {
     known = nodes_.size();
     Propagate(now_ms);
-    for (DispatchRequest& request : Dispatch(now_ms)) requests.push_back(std::move(request));
+    std::vector<DispatchRequest> launched = Dispatch(now_ms);
+    // The pods just launched are Running now: a hook waiting for that starts in one more pass.
+    if (has_lifecycle_hooks_ && !launched.empty()) known = 0;
+    for (DispatchRequest& request : launched) requests.push_back(std::move(request));
   }
   return requests;
 }
@@ -1314,6 +1451,11 @@ std::vector<DispatchRequest> RunState::Dispatch(int64_t now_ms) {
         for (const std::string& child : node.children) walk(child, inner);
       };
   walk(run_name_, "");
+  for (const LifecycleHook& hook : workflow_->hooks) {
+    if (nodes_.count(HookNodeName(run_name_, hook.name)) > 0) {
+      walk(HookNodeName(run_name_, hook.name), "");
+    }
+  }
   if (nodes_.count(WorkflowExitNodeName()) > 0) walk(WorkflowExitNodeName(), "");
 
   const std::optional<int64_t>& run_limit = workflow_->parallelism;
@@ -1862,23 +2004,43 @@ absl::StatusOr<DispatchRequest> RunState::RunningDispatch(const std::string& nod
 
 bool RunState::Done() const { return IsFinal(phase()); }
 
+const NodeState* RunState::WorkflowHookFailure() const {
+  for (const LifecycleHook& hook : workflow_->hooks) {
+    auto node = nodes_.find(HookNodeName(run_name_, hook.name));
+    if (node != nodes_.end() && node->second.phase == NodePhase::kError) return &node->second;
+  }
+  auto exit = nodes_.find(WorkflowExitNodeName());
+  if (exit != nodes_.end() && FailedOrError(exit->second.phase)) return &exit->second;
+  return nullptr;
+}
+
 NodePhase RunState::phase() const {
   const NodeState& root = nodes_.at(run_name_);
-  if (!IsFinal(root.phase) || !workflow_->exit_hook) return root.phase;
-  auto exit = nodes_.find(WorkflowExitNodeName());
-  if (exit == nodes_.end()) return stopping_ ? root.phase : NodePhase::kRunning;
-  if (!IsFinal(exit->second.phase)) return NodePhase::kRunning;
-  // Argo: a run whose entrypoint succeeded takes the failure of its exit handler.
-  if (!FailedOrError(root.phase) && FailedOrError(exit->second.phase)) return exit->second.phase;
+  if (!IsFinal(root.phase)) return root.phase;
+  for (const LifecycleHook& hook : workflow_->hooks) {
+    auto node = nodes_.find(HookNodeName(run_name_, hook.name));
+    if (node != nodes_.end() && !IsFinal(node->second.phase)) return NodePhase::kRunning;
+  }
+  if (workflow_->exit_hook) {
+    auto exit = nodes_.find(WorkflowExitNodeName());
+    if (exit == nodes_.end() && !stopping_ && WorkflowExitHookDue()) return NodePhase::kRunning;
+    if (exit != nodes_.end() && !IsFinal(exit->second.phase)) return NodePhase::kRunning;
+  }
+  // Argo: a run whose entrypoint succeeded takes the failure of its exit handler; dagd also that
+  // of a workflow hook that errored.
+  const NodeState* failure = WorkflowHookFailure();
+  if (!FailedOrError(root.phase) && failure != nullptr) {
+    return failure->name == WorkflowExitNodeName() ? failure->phase : NodePhase::kFailed;
+  }
   return root.phase;
 }
 
 std::string RunState::message() const {
   const NodeState& root = nodes_.at(run_name_);
-  auto exit = nodes_.find(WorkflowExitNodeName());
-  if (IsFinal(root.phase) && !FailedOrError(root.phase) && exit != nodes_.end() &&
-      FailedOrError(exit->second.phase)) {
-    return absl::StrCat("exit handler: ", ChildFailureMessage(exit->second));
+  const NodeState* failure = WorkflowHookFailure();
+  if (IsFinal(root.phase) && !FailedOrError(root.phase) && failure != nullptr) {
+    if (failure->name != WorkflowExitNodeName()) return HookFailureMessage(*failure);
+    return absl::StrCat("exit handler: ", ChildFailureMessage(*failure));
   }
   return root.message;
 }

@@ -36,15 +36,29 @@
 // - Outputs of a Skipped or Omitted producer are absent, except output parameters with a
 //   `default`; an argument that names such an absent output is dropped, so the consumer's input
 //   default applies (Argo's skipped-output rules).
-// - Exit hooks (`hooks.exit` / `onExit` of a task or step): once a node of the task has run
-//   (Succeeded, Failed or Error), its hook runs as the child "<node>.onExit"; the node counts as
-//   finished for its dependents, its group and its DAG only when the hook has ended. The hook's
-//   own result changes nothing else. The workflow's exit hook (spec.onExit / spec.hooks.exit)
-//   runs as the parentless node "<run>.onExit" once the root node is final; the run is then
-//   Running until it ends, and a failed exit hook fails a run whose root Succeeded (Argo's
-//   rule). `{{workflow.status}}` is "Running" until the root is final and its phase after;
-//   `{{workflow.failures}}` (JSON) and `{{workflow.duration}}` (seconds) exist once it is.
-//   After Stop() no hook starts (Argo's terminate; Argo's stop would still run them).
+// - Hooks of a task or step (Argo v4.2's rules). A lifecycle hook `hooks.NAME` runs as the child
+//   "<node>.hooks.NAME" of each node of the task (each item of a fan-out) as soon as its
+//   `expression` holds, at most once. The expression is evaluated, after substitution, on every
+//   pass from the node's creation until its exit hook starts or its DAG or Steps node ends; it
+//   sees `tasks.X.…` / `steps.X.…` of every task or step of its template (its own node as
+//   `tasks.<task>` / `steps.<step>`, so `steps['a'].status == "Running"` works), `workflow.…`,
+//   inputs and `item`. The exit hook (`hooks.exit` / `onExit`) runs as the child
+//   "<node>.onExit" once the node has run (Succeeded, Failed or Error), its lifecycle hooks that
+//   started have ended and its `expression`, if any, holds. A node counts as finished for its
+//   dependents, its group and its DAG only when every hook it started has ended. A hook that ends
+//   Failed changes nothing else; one that ends Error (an expression or template that does not
+//   resolve, say) fails the DAG or StepGroup of its task, whatever continueOn says, unless that
+//   already failed otherwise.
+// - Workflow hooks. spec.hooks.NAME runs as the parentless node "<run>.hooks.NAME" once its
+//   expression holds, evaluated on every pass until the workflow's exit hook starts (with
+//   `workflow.status` "Running", then the root's phase once it is final). The workflow's exit hook
+//   (spec.onExit / spec.hooks.exit) runs as the parentless node "<run>.onExit" once the root
+//   node is final and the workflow hooks that started have ended. The run is Running until
+//   all of them have ended; a failed exit hook, or a workflow hook ending Error, fails a run
+//   whose root Succeeded (Argo's rule for exit handlers). `{{workflow.status}}` is "Running"
+//   until the root is final and its phase after; `{{workflow.failures}}` (JSON) and
+//   `{{workflow.duration}}` (seconds) exist once it is. After Stop() no hook starts (Argo's
+//   terminate; Argo's stop would still run them).
 // - A dag or steps template's outputs.parameters (valueFrom.parameter, value, default) are read
 //   when its node succeeds, from its tasks' or steps' outputs.
 // - Artifacts are keys into dagd's artifact store (the runner moves the files). A pod node's
@@ -308,7 +322,9 @@ class RunState {
   void Propagate(int64_t now_ms);
   void ProcessDag(const std::string& name, int depth, int64_t now_ms);
   void ProcessSteps(const std::string& name, int depth, int64_t now_ms);
+  // ProcessNode() then ProcessHooks().
   void ProcessChild(const std::string& name, int depth, int64_t now_ms);
+  void ProcessNode(const std::string& name, int depth, int64_t now_ms);
   // Creates the node(s) of `task` (a dag task or a step) under `parent`, reading its arguments,
   // when and loop in `scope`. A dag fan-out gets a TaskGroup node "<parent>.<task>" above its
   // children; a steps fan-out (`in_steps`) puts its children directly under `parent`.
@@ -340,15 +356,33 @@ class RunState {
   // .creationTimestamp and .uid, from the root node.
   TagScope RunScope() const;
 
-  // Exit hooks. The task or step `node` was created for (nullptr for roots, groups and hooks).
+  // Hooks. The task or step `node` was created for (nullptr for roots, groups and hooks).
   const DagTask* TaskOf(const NodeState& node) const;
-  // `node` is final and so is its exit hook, if it has one to run.
+  // `node` is final and so is every hook it started or still has to start.
   bool Settled(const std::string& name) const;
-  // Starts the exit hook of the final node `name` if it has one and it has not started, or
-  // moves a running one forward.
-  void ProcessExitHook(const std::string& name, int depth, int64_t now_ms);
+  // What a hook of the node `node` sees: its template's tasks or steps, itself, its item.
+  TagScope HookScope(const NodeState& node) const;
+  // Starts the lifecycle hooks of `name` that are due and its exit hook once it is, and moves
+  // started ones forward.
+  void ProcessHooks(const std::string& name, int depth, int64_t now_ms);
+  // Creates the node `name` of `hook` under `parent` if its expression holds in `scope` (an Error
+  // node if that does not evaluate).
+  void StartHook(const std::string& name, const std::string& display_name,
+                 const std::string& parent, const std::string& task_name, const LifecycleHook& hook,
+                 const TagScope& scope, int depth, int64_t now_ms);
+  // A hook of the task node `node` (or of a fan-out's child under it) that ended in Error.
+  const NodeState* ErroredHook(const NodeState& node) const;
+  void ProcessWorkflowHooks(int64_t now_ms);
   void ProcessWorkflowExitHook(int64_t now_ms);
+  // Whether the workflow's exit hook is to run once the root is final (its expression holds).
+  bool WorkflowExitHookDue() const;
+  // The workflow hook that ended in Error, else the exit hook if it Failed or errored, else null.
+  const NodeState* WorkflowHookFailure() const;
   std::string WorkflowExitNodeName() const { return run_name_ + ".onExit"; }
+  // "<owner>.hooks.<hook>": the node of a lifecycle hook.
+  static std::string HookNodeName(const std::string& owner, const std::string& hook) {
+    return owner + ".hooks." + hook;
+  }
 
   // Template parallelism, counted as Argo does: the active children of a dag or steps node (pods
   // with a running attempt, dag or steps nodes Running), not the pods nested deeper.
@@ -390,8 +424,10 @@ class RunState {
   std::string stop_message_;  // kept in the root node's message too, so Restore() recovers it
   // The plan of every dag template, by template name; built from workflow_ by Create/Restore.
   std::map<std::string, std::shared_ptr<const internal::DagPlan>> plans_;
-  // Whether any task or step of the workflow has an exit hook (Settled() is IsFinal() if not).
+  // Whether any task or step of the workflow has a hook (Settled() is IsFinal() if not).
   bool has_task_hooks_ = false;
+  // Whether any task, step or the workflow has a lifecycle hook (not only exit hooks).
+  bool has_lifecycle_hooks_ = false;
   LockTable* locks_ = nullptr;
   MemoCache* memo_ = nullptr;
   bool waiting_for_locks_ = false;

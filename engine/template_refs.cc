@@ -1,5 +1,6 @@
 #include "engine/template_refs.h"
 
+#include <algorithm>
 #include <deque>
 #include <set>
 #include <utility>
@@ -13,13 +14,14 @@
 namespace dagd::engine {
 namespace {
 
-// Calls `visit(template_name, template_ref)` for every task, step and task exit hook of `tmpl`
-// (a Template or a const Template).
+// Calls `visit(template_name, template_ref)` for every task, step and task hook of `tmpl` (a
+// Template or a const Template).
 template <typename TemplateT, typename Visit>
 void ForEachTaskCall(TemplateT& tmpl, Visit visit) {
   auto each = [&](auto& task) {
     visit(task.template_name, task.template_ref);
     if (task.exit_hook) visit(task.exit_hook->template_name, task.exit_hook->template_ref);
+    for (auto& hook : task.hooks) visit(hook.template_name, hook.template_ref);
   };
   if (tmpl.dag) {
     for (auto& task : tmpl.dag->tasks) each(task);
@@ -61,6 +63,9 @@ class Resolver {
     if (wf_->exit_hook) {
       RETURN_IF_ERROR(
           RewriteCall(&wf_->exit_hook->template_name, &wf_->exit_hook->template_ref, nullptr));
+    }
+    for (LifecycleHook& hook : wf_->hooks) {
+      RETURN_IF_ERROR(RewriteCall(&hook.template_name, &hook.template_ref, nullptr));
     }
     while (!pending_.empty()) {
       auto [document, index] = pending_.front();
@@ -177,6 +182,15 @@ class Resolver {
     if (own.parallelism) joined.parallelism = own.parallelism;
     if (own.active_deadline_seconds) joined.active_deadline_seconds = own.active_deadline_seconds;
     if (own.exit_hook) joined.exit_hook = own.exit_hook;
+    for (const LifecycleHook& hook : own.hooks) {  // merged by name, as Argo merges the map
+      auto same = std::find_if(joined.hooks.begin(), joined.hooks.end(),
+                               [&](const LifecycleHook& h) { return h.name == hook.name; });
+      if (same == joined.hooks.end()) {
+        joined.hooks.push_back(hook);
+      } else {
+        *same = hook;
+      }
+    }
     if (own.kubernetes.is_object()) {
       if (!joined.kubernetes.is_object()) joined.kubernetes = nlohmann::json::object();
       for (const auto& [key, value] : own.kubernetes.items()) joined.kubernetes[key] = value;
@@ -207,6 +221,7 @@ std::vector<TemplateRef> ReferencedDocuments(const Workflow& workflow) {
   };
   add(workflow.workflow_template_ref);
   if (workflow.exit_hook) add(workflow.exit_hook->template_ref);
+  for (const LifecycleHook& hook : workflow.hooks) add(hook.template_ref);
   for (const Template& tmpl : workflow.templates) {
     ForEachTaskCall(tmpl,
                     [&](const std::string&, const std::optional<TemplateRef>& ref) { add(ref); });

@@ -35,9 +35,9 @@ using TemplateLibrary = std::map<std::string, Workflow>;
 
 // Resolves every reference of `*workflow` against `library`, in place:
 // - spec.workflowTemplateRef: the workflow becomes the referenced document's spec with this
-//   workflow's fields over it (entrypoint, arguments by name, templates by name, onExit,
-//   parallelism, activeDeadlineSeconds, runner and Kubernetes-only fields), keeping its own
-//   kind and metadata, as Argo joins them;
+//   workflow's fields over it (entrypoint, arguments by name, templates by name, onExit, hooks
+//   by name, parallelism, activeDeadlineSeconds, runner and Kubernetes-only fields), keeping
+//   its own kind and metadata, as Argo joins them;
 // - templateRef: the template is imported as described above and the call names it.
 // InvalidArgument naming the reference's line when its document is not in `library`, is of the
 // other kind (clusterScope: true needs a ClusterWorkflowTemplate, false a WorkflowTemplate), or

@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "engine/depends.h"
 #include "engine/duration.h"
+#include "engine/expr.h"
 #include "engine/internal/diagnostics.h"
 #include "engine/status_macros.h"
 #include "engine/tags.h"
@@ -188,7 +189,17 @@ std::vector<Text> TemplateStrings(const Template& tmpl, const std::string& path)
       out.push_back({task_path + ".withSequence.end", sequence.end});
       out.push_back({task_path + ".withSequence.format", sequence.format});
     }
-    CollectJsonStrings(task.unsupported, task_path, &out);
+    auto collect_hook = [&](const LifecycleHook& hook) {
+      const std::string hook_path = absl::StrCat(task_path, ".hooks.", hook.name);
+      out.push_back({hook_path + ".expression", hook.expression});
+      const std::vector<Parameter>& hook_args = hook.arguments.parameters;
+      for (size_t k = 0; k < hook_args.size(); ++k) {
+        out.push_back({absl::StrCat(hook_path, ".arguments.parameters[", k, "].value"),
+                       hook_args[k].value.value_or("")});
+      }
+    };
+    if (task.exit_hook) collect_hook(*task.exit_hook);
+    for (const LifecycleHook& hook : task.hooks) collect_hook(hook);
   };
   if (tmpl.dag) {
     for (size_t j = 0; j < tmpl.dag->tasks.size(); ++j) {
@@ -250,7 +261,10 @@ class Validator {
     if (wf_.exit_hook) {
       const std::string path =
           wf_.field_locations.count("spec.onExit") > 0 ? "spec.onExit" : "spec.hooks.exit";
-      Collect(CheckHook(*wf_.exit_hook, "the workflow", path));
+      Collect(CheckHook(*wf_.exit_hook, "", path));
+    }
+    for (const LifecycleHook& hook : wf_.hooks) {
+      Collect(CheckHook(hook, "", "spec.hooks." + hook.name));
     }
     // A lock silently not taken is worse than a refusal.
     if (wf_.synchronization && wf_.synchronization->unsupported.is_object()) {
@@ -259,9 +273,6 @@ class Validator {
     for (size_t k = 0; k < wf_.arguments.artifacts.size(); ++k) {
       Collect(CheckArtifact(wf_.arguments.artifacts[k], nullptr, "arguments",
                             absl::StrCat("spec.arguments.artifacts[", k, "]")));
-    }
-    if (wf_.kubernetes.is_object() && wf_.kubernetes.contains("hooks")) {
-      Collect(RefuseHooks(wf_.kubernetes["hooks"], "spec.hooks"));
     }
     // Features dagd refuses come first: a submission is refused with the first problem, and
     // "not supported yet" explains more than what follows from it.
@@ -440,19 +451,6 @@ class Validator {
     return absl::OkStatus();
   }
 
-  // `hooks` holds what dagd keeps of a hooks field but does not run: hooks other than `exit`.
-  absl::Status RefuseHooks(const nlohmann::json& hooks, const std::string& path) const {
-    for (const auto& [name, hook] : hooks.items()) {
-      if (name == "exit") continue;
-      return Fail(absl::StrCat(path, ".", name),
-                  absl::StrCat("lifecycle hook '", name,
-                               "': hooks other than `exit` (hooks that run on an expression) are "
-                               "not supported by dagd yet"),
-                  "keep only `hooks.exit`, or run the work as a step");
-    }
-    return absl::OkStatus();
-  }
-
   // Settings of an artifact that change nothing for dagd's store.
   static bool IgnoredArtifactField(const std::string& field) {
     return field == "mode" || field == "recurseMode" || field == "archiveLogs" ||
@@ -545,12 +543,20 @@ class Validator {
                 "(dagctl lint or submit)");
   }
 
-  // An exit hook calls a known template with the arguments it needs.
+  // A hook calls a known template with the arguments it needs, and its expression parses.
+  // `owner` is "" for the workflow's hooks, "<task>." for a task's.
   absl::Status CheckHook(const LifecycleHook& hook, const std::string& owner,
                          const std::string& path) const {
+    if (!hook.expression.empty() && !absl::StrContains(hook.expression, "{{")) {
+      if (absl::Status syntax = CheckExpressionSyntax(hook.expression); !syntax.ok()) {
+        return Fail(path + ".expression", std::string(syntax.message()),
+                    "write an expression of Argo's expression language, e.g. "
+                    "`steps['step-1'].status == \"Failed\"`");
+      }
+    }
     if (hook.template_ref) return Unresolved(*hook.template_ref);
     DagTask call;
-    call.name = "exit hook of " + owner;
+    call.name = absl::StrCat(owner, hook.name == "exit" ? "onExit" : "hooks." + hook.name);
     call.template_name = hook.template_name;
     call.arguments = hook.arguments;
     return CheckTaskCall(call, path);
@@ -562,10 +568,11 @@ class Validator {
       const std::string hook_path = wf_.field_locations.count(task_path + ".onExit") > 0
                                         ? task_path + ".onExit"
                                         : task_path + ".hooks.exit";
-      RETURN_IF_ERROR(CheckHook(*task.exit_hook, "'" + task.name + "'", hook_path));
+      RETURN_IF_ERROR(CheckHook(*task.exit_hook, task.name + ".", hook_path));
     }
-    if (task.unsupported.is_object() && task.unsupported.contains("hooks")) {
-      return RefuseHooks(task.unsupported["hooks"], task_path + ".hooks");
+    for (const LifecycleHook& hook : task.hooks) {
+      RETURN_IF_ERROR(
+          CheckHook(hook, task.name + ".", absl::StrCat(task_path, ".hooks.", hook.name)));
     }
     if (task.template_ref) return Unresolved(*task.template_ref);
     const int loops = (task.with_items.empty() ? 0 : 1) + (task.with_param.empty() ? 0 : 1) +

@@ -130,9 +130,13 @@ struct TemplateRef {
   SourceLocation location;
 };
 
-// A lifecycle hook: `hooks.exit` of a task, step or the spec, or the older `onExit: <template>`.
-// (Hooks other than `exit`, which run on an `expression`, are kept in `unsupported`.)
+// A lifecycle hook: an entry of `hooks` of a task, step or the spec, or the older
+// `onExit: <template>` (named "exit"). The hook named `exit` is the exit handler: it runs when its
+// owner has ended, if its `expression` (optional) holds. Any other hook runs at most once, as soon
+// as its `expression` (required) holds while its owner runs (engine/run_state.h).
 struct LifecycleHook {
+  std::string name;        // "exit", or the hook's key under `hooks`
+  std::string expression;  // `expression:`; may hold tags, read before it is evaluated
   std::string template_name;
   std::optional<TemplateRef> template_ref;  // instead of template_name, until resolved
   Arguments arguments;
@@ -166,13 +170,10 @@ struct DagTask {
   std::string when;                        // `when:` (evaluated in a later issue)
   ContinueOn continue_on;
   std::optional<LifecycleHook> exit_hook;  // `hooks.exit` or `onExit`
+  std::vector<LifecycleHook> hooks;        // the other `hooks`, in the file's order
   // `inline:` as parsed. ParseWorkflow() moves it into Workflow::templates under the name
   // "<calling template>.<task>" and sets `template_name` to that, so this is null afterwards.
   std::shared_ptr<Template> inline_template;
-  // Argo fields dagd accepts but does not run yet (hooks other than exit), verbatim, at their
-  // path relative to the task.
-  // Null if none. Validation rejects the ones a run cannot do without.
-  nlohmann::json unsupported;
   SourceLocation location;
 };
 
@@ -317,6 +318,7 @@ struct Workflow {
   std::optional<int64_t> parallelism;
   std::optional<int64_t> active_deadline_seconds;
   std::optional<LifecycleHook> exit_hook;  // spec.onExit or spec.hooks.exit
+  std::vector<LifecycleHook> hooks;        // the other spec.hooks, in the file's order
   // spec.workflowTemplateRef: the spec is that WorkflowTemplate's, with this one's fields over
   // it; resolved (and cleared) by engine/template_refs.h.
   std::optional<TemplateRef> workflow_template_ref;

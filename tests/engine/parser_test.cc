@@ -419,7 +419,7 @@ TEST(ParserTest, TasksReadEveryModelledField) {
   EXPECT_EQ(b.arguments.parameters[0].value, "{{item}}");
   EXPECT_EQ(b.arguments.artifacts[0].name, "art");
   EXPECT_EQ(b.arguments.artifacts[0].from, "x");
-  EXPECT_TRUE(b.unsupported.is_null()) << b.unsupported;
+  EXPECT_TRUE(b.hooks.empty());
   const DagTask& c = dag.tasks[2];
   EXPECT_EQ(c.depends, "a.Succeeded || b.Failed");
   ASSERT_TRUE(c.template_ref.has_value());
@@ -748,7 +748,27 @@ TEST(ParserTest, ReadsExitHooks) {
   ASSERT_TRUE(a.exit_hook.has_value());
   EXPECT_EQ(a.exit_hook->template_name, "bye");
   EXPECT_EQ(a.exit_hook->arguments.parameters[0].value, "{{steps.a.outputs.result}}");
-  EXPECT_EQ(a.unsupported["hooks"]["running"]["template"], "t");
+  EXPECT_EQ(a.exit_hook->name, "exit");
+  EXPECT_EQ(a.exit_hook->expression, "");
+  ASSERT_EQ(a.hooks.size(), 1u);
+  EXPECT_EQ(a.hooks[0].name, "running");
+  EXPECT_EQ(a.hooks[0].expression, "steps.a.status == 'Running'");
+  EXPECT_EQ(a.hooks[0].template_name, "t");
+  EXPECT_THAT(ParseError(WithTemplates(R"(  - name: main
+    steps:
+    - - {name: a, template: t, hooks: {failed: {template: t}}}
+)")),
+              HasSubstr("steps[0][0].hooks.failed.expression: missing; say when the hook runs"));
+  EXPECT_THAT(ParseError(WithTemplates(R"(  - name: main
+    steps:
+    - - {name: a, template: t, onExit: t, hooks: {exit: {template: t}}}
+)")),
+              HasSubstr("hooks.exit: a second exit hook (onExit is one too)"));
+  EXPECT_THAT(ParseError(WithTemplates(R"(  - name: main
+    steps:
+    - - {name: a, template: t, hooks: {x: {expression: "true", template: t, when: y}}}
+)")),
+              HasSubstr("steps[0][0].hooks.x.when: unknown field"));
   EXPECT_THAT(ParseError(WithTemplates(R"(  - name: main
     steps:
     - - {name: a, template: t, hooks: {exit: {arguments: {}}}}
