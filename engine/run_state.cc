@@ -38,16 +38,16 @@ bool FailedOrError(NodePhase phase) {
 bool Completed(NodePhase phase) { return FailedOrError(phase) || phase == NodePhase::kSucceeded; }
 
 bool WaitingForRetry(const NodeState& node) {
-  return node.type == NodeType::kPod && node.phase == NodePhase::kRunning &&
-         !node.attempts.empty() && node.attempts.back().phase != NodePhase::kRunning;
+  return IsLeaf(node.type) && node.phase == NodePhase::kRunning && !node.attempts.empty() &&
+         node.attempts.back().phase != NodePhase::kRunning;
 }
 
 bool Queued(const NodeState& node) {
-  return node.type == NodeType::kPod && node.phase == NodePhase::kPending && node.attempts.empty();
+  return IsLeaf(node.type) && node.phase == NodePhase::kPending && node.attempts.empty();
 }
 
 bool AttemptRunning(const NodeState& node) {
-  return node.type == NodeType::kPod && !node.attempts.empty() &&
+  return IsLeaf(node.type) && !node.attempts.empty() &&
          node.attempts.back().phase == NodePhase::kRunning;
 }
 
@@ -56,7 +56,7 @@ NodeType TypeOf(const Template* tmpl) {
   if (tmpl->type == TemplateType::kDag) return NodeType::kDag;
   if (tmpl->type == TemplateType::kSteps) return NodeType::kSteps;
   if (tmpl->type == TemplateType::kSuspend) return NodeType::kSuspend;
-  return NodeType::kPod;
+  return tmpl->retry_strategy ? NodeType::kRetry : NodeType::kPod;
 }
 
 // A node whose template has a body of tasks or steps (it has child nodes, no attempts).
@@ -85,7 +85,7 @@ std::string HookFailureMessage(const NodeState& hook) {
 }
 
 std::string ChildFailureMessage(const NodeState& culprit) {
-  if (culprit.type != NodeType::kPod && !culprit.children.empty() && !culprit.message.empty()) {
+  if (!IsLeaf(culprit.type) && !culprit.children.empty() && !culprit.message.empty()) {
     return culprit.message;
   }
   return absl::StrCat("child '", culprit.name, "' ",
@@ -263,13 +263,15 @@ const char* NodeTypeName(NodeType type) {
       return "StepGroup";
     case NodeType::kSuspend:
       return "Suspend";
+    case NodeType::kRetry:
+      return "Retry";
   }
   return "Unknown";
 }
 
 bool ParseNodeType(const std::string& text, NodeType* type) {
   for (NodeType t : {NodeType::kDag, NodeType::kTaskGroup, NodeType::kPod, NodeType::kSteps,
-                     NodeType::kStepGroup, NodeType::kSuspend}) {
+                     NodeType::kStepGroup, NodeType::kSuspend, NodeType::kRetry}) {
     if (text == NodeTypeName(t)) {
       *type = t;
       return true;
@@ -310,7 +312,7 @@ absl::StatusOr<RunState> RunState::Create(std::shared_ptr<const Workflow> workfl
     if (!body.ok()) error = std::string(body.status().message());
   }
   absl::StatusOr<std::map<std::string, ArtifactRef>> input_artifacts;
-  if (error.empty() && TypeOf(entry) == NodeType::kPod) {
+  if (error.empty() && IsLeaf(TypeOf(entry))) {
     input_artifacts =
         ResolveInputArtifacts(*entry, state.workflow_->arguments.artifacts, workflow_scope,
                               internal::WithInputs(workflow_scope, *inputs));
@@ -338,12 +340,13 @@ absl::StatusOr<RunState> RunState::Create(std::shared_ptr<const Workflow> workfl
 absl::StatusOr<RunState> RunState::Restore(std::shared_ptr<const Workflow> workflow,
                                            std::map<std::string, std::string> parameters,
                                            std::string run_name, std::vector<NodeState> nodes,
-                                           bool stopping) {
+                                           StopStrategy stop) {
   RunState state;
   state.workflow_ = std::move(workflow);
   state.parameters_ = std::move(parameters);
   state.run_name_ = std::move(run_name);
-  state.stopping_ = stopping;
+  state.stopping_ = stop != StopStrategy::kNone;
+  state.stop_strategy_ = stop;
   for (NodeState& node : nodes) {
     const std::string name = node.name;
     if (!state.nodes_.emplace(name, std::move(node)).second) {
@@ -363,7 +366,7 @@ absl::StatusOr<RunState> RunState::Restore(std::shared_ptr<const Workflow> workf
       }
     }
   }
-  if (stopping) state.stop_message_ = root->second.message;
+  if (state.stopping_) state.stop_message_ = root->second.message;
   std::vector<const NodeState*> succeeded;
   for (const auto& [name, node] : state.nodes_) {
     if (node.phase == NodePhase::kSucceeded) succeeded.push_back(&node);
@@ -557,7 +560,7 @@ void RunState::ProcessNode(const std::string& name, int depth, int64_t now_ms) {
   if (Composite(node.type) && node.phase == NodePhase::kPending) {
     // Waits for a slot under its parent template's parallelism (Argo counts a nested dag or
     // steps node as one active child).
-    if (stopping_ || BoundaryFull(BoundaryOf(name))) return;
+    if (StopHolds(name) || BoundaryFull(BoundaryOf(name))) return;
     NodeState& started = Mutable(name);
     started.phase = NodePhase::kRunning;
     started.started_at_ms = now_ms;
@@ -598,7 +601,7 @@ void RunState::ProcessDag(const std::string& name, int depth, int64_t now_ms) {
       ProcessChild(task_node, depth, now_ms);
       continue;
     }
-    if (stopping_) continue;
+    if (StopHolds(name)) continue;
     const Template* tmpl = workflow_->FindTemplate(task->template_name);
     auto task_error = plan->task_errors.find(task->name);
     if (task_error != plan->task_errors.end()) {
@@ -747,7 +750,7 @@ void RunState::CreateInstance(const std::string& name, const std::string& displa
     if (!inputs.ok()) error = std::string(inputs.status().message());
   }
   std::map<std::string, ArtifactRef> input_artifacts;
-  if (error.empty() && type == NodeType::kPod) {
+  if (error.empty() && IsLeaf(type)) {
     // Checked now so that a bad body fails the node before it is queued; Dispatch() resolves
     // it again from the stored inputs, which also works after a restart.
     const TagScope body_scope = internal::WithInputs(workflow_scope, *inputs);
@@ -805,7 +808,7 @@ void RunState::AssessDag(const std::string& name, const DagPlan& plan, int64_t n
   for (const std::string& child : dag.children) {
     if (!Settled(child)) return;
   }
-  if (stopping_) {
+  if (StopHolds(name)) {
     Finish(name, NodePhase::kFailed, stop_message_, now_ms);
     return;
   }
@@ -860,7 +863,7 @@ void RunState::ProcessSteps(const std::string& name, int depth, int64_t now_ms) 
   for (size_t g = 0; g < groups.size(); ++g) {
     const std::string group_name = absl::StrCat(name, "[", g, "]");
     if (nodes_.count(group_name) == 0) {
-      if (stopping_) {
+      if (StopHolds(name)) {
         Finish(name, NodePhase::kFailed, stop_message_, now_ms);
         return;
       }
@@ -878,7 +881,7 @@ void RunState::ProcessSteps(const std::string& name, int depth, int64_t now_ms) 
     const NodeState& group = nodes_.at(group_name);
     if (!IsFinal(group.phase)) return;
     if (group.phase != NodePhase::kSucceeded) {
-      Finish(name, NodePhase::kFailed, stopping_ ? stop_message_ : group.message, now_ms);
+      Finish(name, NodePhase::kFailed, StopHolds(name) ? stop_message_ : group.message, now_ms);
       return;
     }
   }
@@ -1200,7 +1203,7 @@ bool RunState::Settled(const std::string& name) const {
   if (!task->exit_hook || !Completed(node.phase)) return true;  // Skipped, Omitted: no exit hook
   auto exit = nodes_.find(name + ".onExit");
   if (exit != nodes_.end()) return IsFinal(exit->second.phase);
-  if (stopping_) return true;  // none starts after Stop()
+  if (StopHolds(name + ".onExit")) return true;  // it will not start: stopped
   if (task->exit_hook->expression.empty()) return false;
   absl::StatusOr<bool> due = HookDue(*task->exit_hook, HookScope(node));
   return due.ok() && !*due;  // one that does not evaluate starts, as an Error node
@@ -1265,7 +1268,7 @@ void RunState::ProcessHooks(const std::string& name, int depth, int64_t now_ms) 
   for (const LifecycleHook& hook : task->hooks) {
     const std::string hook_name = HookNodeName(name, hook.name);
     if (nodes_.count(hook_name) == 0) {
-      if (stopping_ || exit_started) continue;
+      if (StopHolds(name) || exit_started) continue;
       if (!scope) scope = HookScope(nodes_.at(name));
       const NodeState& node = nodes_.at(name);
       StartHook(hook_name, HookNodeName(node.display_name, hook.name), name,
@@ -1281,7 +1284,7 @@ void RunState::ProcessHooks(const std::string& name, int depth, int64_t now_ms) 
     return;
   }
   const NodeState& node = nodes_.at(name);
-  if (!task->exit_hook || hooks_running || stopping_ || !Completed(node.phase)) return;
+  if (!task->exit_hook || hooks_running || StopHolds(exit_name) || !Completed(node.phase)) return;
   if (!scope) scope = HookScope(node);
   StartHook(exit_name, node.display_name + ".onExit", name, node.task_name + ".onExit",
             *task->exit_hook, *scope, depth, now_ms);
@@ -1335,7 +1338,7 @@ void RunState::ProcessWorkflowExitHook(int64_t now_ms) {
     ProcessChild(hook_name, -1, now_ms);
     return;
   }
-  if (stopping_) return;
+  if (StopHolds(hook_name)) return;
   for (const LifecycleHook& hook : workflow_->hooks) {  // they end first
     auto started = nodes_.find(HookNodeName(run_name_, hook.name));
     if (started != nodes_.end() && !IsFinal(started->second.phase)) return;
@@ -1424,7 +1427,7 @@ std::vector<std::pair<std::string, std::vector<std::string>>> RunState::HeldLock
 
 std::vector<DispatchRequest> RunState::Dispatch(int64_t now_ms) {
   std::vector<DispatchRequest> requests;
-  if (stopping_) return requests;
+  if (stopping_ && stop_strategy_ != StopStrategy::kStop) return requests;
   // Running attempts in the whole run (spec.parallelism) and active children per dag or steps
   // node (its template's parallelism).
   struct Candidate {
@@ -1440,7 +1443,8 @@ std::vector<DispatchRequest> RunState::Dispatch(int64_t now_ms) {
         if (AttemptRunning(node)) {
           ++running_total;
           ++active[boundary];
-        } else if (Queued(node) || (WaitingForRetry(node) && node.retry_at_ms <= now_ms)) {
+        } else if ((Queued(node) || (WaitingForRetry(node) && node.retry_at_ms <= now_ms)) &&
+                   !StopHolds(name)) {
           candidates.push_back({name, boundary});
         } else if (Composite(node.type) && node.phase == NodePhase::kRunning) {
           ++active[boundary];
@@ -1568,7 +1572,7 @@ void RunState::ApplyRetryStrategy(const std::string& name, int64_t now_ms) {
   const NodeState& node = nodes_.at(name);
   const AttemptRecord& last = node.attempts.back();
   const Template* tmpl = workflow_->FindTemplate(node.template_name);
-  if (stopping_) {
+  if (StopHolds(name)) {
     // The caller cancelled it; like Argo, the node tells why rather than how the process died.
     Finish(name, last.phase, stop_message_, now_ms);
     return;
@@ -1665,9 +1669,28 @@ bool RunState::SetAttemptRunner(const std::string& node_name, int attempt,
 
 // ---- stop and queries ---------------------------------------------------------------------
 
-void RunState::Stop(const std::string& message, int64_t now_ms) {
-  if (stopping_ || Done()) return;
+bool RunState::StopHolds(const std::string& name) const {
+  if (!stopping_) return false;
+  if (stop_strategy_ != StopStrategy::kStop) return true;
+  // Argo's stop: exit hooks, and whatever runs under them, still run.
+  for (std::string node = name; !node.empty();) {
+    if (absl::EndsWith(node, ".onExit")) return false;
+    auto it = nodes_.find(node);
+    if (it == nodes_.end()) break;
+    node = it->second.parent;
+  }
+  return true;
+}
+
+void RunState::Stop(const std::string& message, int64_t now_ms, StopStrategy strategy) {
+  if (Done() || strategy == StopStrategy::kNone) return;
+  // A terminate after a stop ends the exit hooks that the stop let run.
+  if (stopping_ &&
+      (stop_strategy_ == StopStrategy::kTerminate || strategy == StopStrategy::kStop)) {
+    return;
+  }
   stopping_ = true;
+  stop_strategy_ = strategy;
   stop_message_ = message;
   Mutable(run_name_).message = message;
   if (!workflow_locks_held_ && workflow_->synchronization && locks_ != nullptr) {
@@ -1676,9 +1699,10 @@ void RunState::Stop(const std::string& message, int64_t now_ms) {
   }
   std::vector<std::string> to_end;
   for (const auto& [name, node] : nodes_) {
-    if (Queued(node) || WaitingForRetry(node) ||
-        (Composite(node.type) && node.phase == NodePhase::kPending) ||
-        (node.type == NodeType::kSuspend && node.phase == NodePhase::kRunning)) {
+    if ((Queued(node) || WaitingForRetry(node) ||
+         (Composite(node.type) && node.phase == NodePhase::kPending) ||
+         (node.type == NodeType::kSuspend && node.phase == NodePhase::kRunning)) &&
+        StopHolds(name)) {
       to_end.push_back(name);
     }
   }
@@ -1776,6 +1800,7 @@ absl::Status RunState::Retry(const std::set<std::string>& restart) {
     removed_.insert(name);
   }
   stopping_ = false;
+  stop_strategy_ = StopStrategy::kNone;
   stop_message_.clear();
   // The run gave its workflow locks back when it ended: it takes them again before going on.
   workflow_locks_held_ = false;
@@ -1818,8 +1843,9 @@ absl::StatusOr<RunState> RunState::ResubmitFrom(std::shared_ptr<const Workflow> 
     rename(&node.parent);
     for (std::string& child : node.children) rename(&child);
   }
-  ASSIGN_OR_RETURN(RunState state, Restore(std::move(workflow), std::move(parameters),
-                                           std::move(run_name), std::move(nodes), false));
+  ASSIGN_OR_RETURN(RunState state,
+                   Restore(std::move(workflow), std::move(parameters), std::move(run_name),
+                           std::move(nodes), StopStrategy::kNone));
   RETURN_IF_ERROR(state.Retry({}));
   state.removed_.clear();  // never stored
   for (const auto& [name, node] : state.nodes_) state.changed_.insert(name);
@@ -1861,7 +1887,7 @@ absl::Status RunState::CheckSuspended(const std::string& node_name) const {
                                                       " is not suspended: it is already ",
                                                       NodePhaseName(it->second.phase)));
   }
-  if (stopping_) {
+  if (StopHolds(node_name)) {
     return absl::FailedPreconditionError(
         absl::StrCat("run ", run_name_, " is stopping; its suspended nodes end Failed"));
   }
@@ -1908,11 +1934,11 @@ absl::Status RunState::Resume(const std::string& node_name, int64_t now_ms) {
   }
   std::vector<std::string> suspended;
   for (const auto& [name, node] : nodes_) {
-    if (node.type == NodeType::kSuspend && node.phase == NodePhase::kRunning) {
+    if (node.type == NodeType::kSuspend && node.phase == NodePhase::kRunning && !StopHolds(name)) {
       suspended.push_back(name);
     }
   }
-  if (suspended.empty() || stopping_) {
+  if (suspended.empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat("run ", run_name_, " has no suspended node to resume"));
   }
@@ -1965,9 +1991,10 @@ std::optional<int64_t> RunState::DeadlineMs() const {
 
 std::optional<int64_t> RunState::NextWakeup() const {
   std::optional<int64_t> earliest;
-  if (stopping_ || Done()) return earliest;
-  earliest = DeadlineMs();
+  if (Done() || (stopping_ && stop_strategy_ != StopStrategy::kStop)) return earliest;
+  if (!stopping_) earliest = DeadlineMs();
   for (const auto& [name, node] : nodes_) {
+    if (StopHolds(name)) continue;
     if (WaitingForRetry(node) && (!earliest || node.retry_at_ms < *earliest)) {
       earliest = node.retry_at_ms;
     }
@@ -2023,7 +2050,9 @@ NodePhase RunState::phase() const {
   }
   if (workflow_->exit_hook) {
     auto exit = nodes_.find(WorkflowExitNodeName());
-    if (exit == nodes_.end() && !stopping_ && WorkflowExitHookDue()) return NodePhase::kRunning;
+    if (exit == nodes_.end() && !StopHolds(WorkflowExitNodeName()) && WorkflowExitHookDue()) {
+      return NodePhase::kRunning;
+    }
     if (exit != nodes_.end() && !IsFinal(exit->second.phase)) return NodePhase::kRunning;
   }
   // Argo: a run whose entrypoint succeeded takes the failure of its exit handler; dagd also that

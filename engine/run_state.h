@@ -57,8 +57,8 @@
 //   all of them have ended; a failed exit hook, or a workflow hook ending Error, fails a run
 //   whose root Succeeded (Argo's rule for exit handlers). `{{workflow.status}}` is "Running"
 //   until the root is final and its phase after; `{{workflow.failures}}` (JSON) and
-//   `{{workflow.duration}}` (seconds) exist once it is. After Stop() no hook starts (Argo's
-//   terminate; Argo's stop would still run them).
+//   `{{workflow.duration}}` (seconds) exist once it is. After Stop() no lifecycle hook starts;
+//   exit hooks start only after Argo's stop (StopStrategy::kStop), not after its terminate.
 // - A dag or steps template's outputs.parameters (valueFrom.parameter, value, default) are read
 //   when its node succeeds, from its tasks' or steps' outputs.
 // - Artifacts are keys into dagd's artifact store (the runner moves the files). A pod node's
@@ -105,9 +105,18 @@ struct DagPlan;
 }  // namespace internal
 class MemoCache;
 
-enum class NodeType { kDag, kTaskGroup, kPod, kSteps, kStepGroup, kSuspend };
-// "DAG", "TaskGroup", "Pod", "Steps", "StepGroup", "Suspend"
+// How a run is being ended (StopRun / TerminateRun): Argo's `stop` still runs exit hooks, its
+// `terminate` does not.
+enum class StopStrategy { kNone, kTerminate, kStop };
+
+// kRetry is a leaf like kPod, for a template with a retryStrategy: Argo shows such a node as a
+// Retry node whose children "<node>(0)", "<node>(1)", … are its attempts; dagd keeps the
+// attempts in the node and shows them that way (server/convert.h).
+enum class NodeType { kDag, kTaskGroup, kPod, kSteps, kStepGroup, kSuspend, kRetry };
+// "DAG", "TaskGroup", "Pod", "Steps", "StepGroup", "Suspend", "Retry"
 const char* NodeTypeName(NodeType type);
+// A node a runner executes, attempt by attempt: kPod or kRetry.
+inline bool IsLeaf(NodeType type) { return type == NodeType::kPod || type == NodeType::kRetry; }
 // Parses NodeTypeName()'s spelling; false if unknown.
 bool ParseNodeType(const std::string& text, NodeType* type);
 
@@ -192,13 +201,14 @@ class RunState {
   static absl::StatusOr<RunState> Restore(std::shared_ptr<const Workflow> workflow,
                                           std::map<std::string, std::string> parameters,
                                           std::string run_name, std::vector<NodeState> nodes,
-                                          bool stopping);
+                                          StopStrategy stop);
 
   // Moves the run forward at `now_ms` and returns the attempts to launch now, at most as many as
   // workflow/template parallelism allows (spec.parallelism caps running attempts in the run; a
   // dag or steps template's `parallelism` caps its active children — pods, and nested dag or
   // steps nodes counted as one each — as Argo's controller does); the others stay Pending for a
-  // later call. Nothing is returned once Stop() was called.
+  // later call. Once Stop() was called, nothing is returned but the exit hooks Argo's stop lets
+  // run.
   std::vector<DispatchRequest> Advance(int64_t now_ms);
 
   // Records the end of an attempt returned by Advance(). Applies the retry strategy: either
@@ -214,10 +224,18 @@ class RunState {
 
   // Stop / terminate (Argo's semantics): no new node starts; Pending nodes end Failed and waiting
   // retries end in their last attempt's phase, both with `message`; running attempts are ended
-  // by the caller, which reports each through OnAttemptFinished (the node then carries
-  // `message`). Once none runs, every unfinished DAG ends Failed with `message`, and so does the
-  // run. Tasks that had no node get none. A second Stop() changes nothing.
-  void Stop(const std::string& message, int64_t now_ms);
+  // by the caller (those StopHolds() for), which reports each through OnAttemptFinished (the node
+  // then carries `message`). Once none runs, every unfinished DAG ends Failed with `message`, and
+  // so does the run. Tasks that had no node get none. With kStop (Argo's `stop`), exit hooks
+  // — of the workflow, and of tasks and steps that have run — still start and run to their end,
+  // with whatever runs under them; lifecycle hooks do not. With kTerminate none starts. A second
+  // Stop() changes nothing, except a kTerminate after a kStop, which ends the exit hooks too.
+  void Stop(const std::string& message, int64_t now_ms,
+            StopStrategy strategy = StopStrategy::kTerminate);
+  // Whether Stop() holds for the node `name`: false before a stop, and after a kStop for exit
+  // hooks and the nodes under them. The caller cancels the running attempts it holds for.
+  bool StopHolds(const std::string& name) const;
+  StopStrategy stop_strategy() const { return stop_strategy_; }
 
   // Argo's retry of a finished run: every node that did not succeed (Failed, Error, Omitted, and
   // nodes stopped before they ran) is removed, together with what is under it, and so is the
@@ -421,6 +439,7 @@ class RunState {
   std::set<std::string> changed_;
   std::set<std::string> removed_;
   bool stopping_ = false;
+  StopStrategy stop_strategy_ = StopStrategy::kNone;  // kNone while !stopping_
   std::string stop_message_;  // kept in the root node's message too, so Restore() recovers it
   // The plan of every dag template, by template name; built from workflow_ by Create/Restore.
   std::map<std::string, std::shared_ptr<const internal::DagPlan>> plans_;

@@ -294,7 +294,7 @@ void Scheduler::SampleGauges() {
       if (timer->expiry() <= asio::steady_timer::clock_type::now()) ++past_deadline;
     }
     for (const auto& [name, node] : run->state->nodes()) {
-      if (node.type != engine::NodeType::kPod) continue;
+      if (!engine::IsLeaf(node.type)) continue;
       if (node.phase == NodePhase::kPending) ++queued;
       if (node.retry_at_ms > 0 && !engine::IsFinal(node.phase) && node.retry_at_ms > now) {
         ++waiting;
@@ -452,7 +452,7 @@ absl::StatusOr<std::unique_ptr<Scheduler::ActiveRun>> Scheduler::LoadRun(
     run->seen[node.name] = std::move(seen);
   }
   auto state = engine::RunState::Restore(workflow, record.parameters, record.id, std::move(nodes),
-                                         record.stopping);
+                                         record.stop);
   if (!state.ok()) {
     return absl::InternalError(absl::StrCat("cannot restore: ", state.status().message()));
   }
@@ -749,7 +749,7 @@ storage::WriteBatch Scheduler::CollectChanges(ActiveRun* run) {
     if (engine::IsFinal(phase) && record.finished_at_ms == 0) record.finished_at_ms = now;
     add_event("", "RunPhase", phase, record.message, 0);
   }
-  record.stopping = run->state->stopping();
+  record.stop = run->state->stop_strategy();
   batch.logs = std::move(run->pending_logs);
   run->pending_logs.clear();
   batch.ansible_events = std::move(run->pending_ansible_events);
@@ -824,8 +824,10 @@ void Scheduler::Step(ActiveRun* run) {
   const std::string run_id = run->record.id;
   if (std::optional<int64_t> deadline = run->state->DeadlineMs();
       deadline && clock_->NowMs() >= *deadline && !run->state->stopping() && !run->state->Done()) {
-    StopAndCancel(run, absl::StrCat("Workflow exceeded its deadline (activeDeadlineSeconds ",
-                                    *run->workflow->active_deadline_seconds, ")"));
+    StopAndCancel(run,
+                  absl::StrCat("Workflow exceeded its deadline (activeDeadlineSeconds ",
+                               *run->workflow->active_deadline_seconds, ")"),
+                  engine::StopStrategy::kTerminate);
   }
   std::vector<engine::DispatchRequest> dispatches = AdvanceAndAssign(run);
   WakeLockWaiters(run_id);
@@ -982,7 +984,9 @@ void Scheduler::Launch(ActiveRun* run, const engine::DispatchRequest& dispatch, 
     return fail(std::string(started.message()));
   }
   // A stop that arrived while this launch waited for its commit.
-  if (run->state->stopping()) runner->Cancel(attempt.external_name, run->state->message());
+  if (run->state->StopHolds(dispatch.node_name)) {
+    runner->Cancel(attempt.external_name, run->state->message());
+  }
   if (timeout_ms) {
     // A reattached attempt has used part of its time already.
     const int64_t used =
@@ -1162,9 +1166,10 @@ void Scheduler::Stop(const std::string& run_id, const std::string& message, bool
     const std::string reason = !message.empty() ? message
                                                 : (terminate ? "Stopped with strategy 'Terminate'"
                                                              : "Stopped with strategy 'Stop'");
-    StopAndCancel(*run, reason);
+    StopAndCancel(*run, reason,
+                  terminate ? engine::StopStrategy::kTerminate : engine::StopStrategy::kStop);
     storage::WriteBatch batch = CollectChanges(*run);
-    (*run)->record.stopping = true;
+    (*run)->record.stop = (*run)->state->stop_strategy();
     // The runners report the cancelled attempts; that moves the run on.
     CommitRequest(*run, std::move(batch), terminate ? "RunTerminateRequested" : "RunStopRequested",
                   reason,
@@ -1188,9 +1193,11 @@ void Scheduler::ChangeSuspended(
       });
 }
 
-void Scheduler::StopAndCancel(ActiveRun* run, const std::string& reason) {
-  run->state->Stop(reason, clock_->NowMs());
+void Scheduler::StopAndCancel(ActiveRun* run, const std::string& reason,
+                              engine::StopStrategy strategy) {
+  run->state->Stop(reason, clock_->NowMs(), strategy);
   for (const auto& [key, who] : run->running) {
+    if (!run->state->StopHolds(key.first)) continue;  // an exit hook that Argo's stop lets run
     if (runners::Runner* runner = runners_->Find(who.first)) runner->Cancel(who.second, reason);
   }
 }

@@ -114,7 +114,9 @@ class Scheduler {
   void Submit(SubmitRequest request, std::function<void(absl::StatusOr<storage::RunRecord>)> done);
 
   // StopRun / TerminateRun: nothing new starts, running attempts are cancelled, the run ends
-  // Failed. FailedPrecondition if the run is already finished; NotFound if unknown.
+  // Failed; after StopRun (Argo's stop) exit hooks still run (engine::RunState::Stop), and a
+  // TerminateRun after it ends them too. FailedPrecondition if the run is already finished;
+  // NotFound if unknown.
   void Stop(const std::string& run_id, const std::string& message, bool terminate,
             std::function<void(absl::StatusOr<storage::RunRecord>)> done);
 
@@ -211,9 +213,9 @@ class Scheduler {
   void ArmWakeup(ActiveRun* run);
   void Notify(const std::string& run_id);
   void Retire(const std::string& run_id);
-  // Stops the run's state machine with `reason` and asks the runners to end its running
-  // attempts (each then reports through the normal attempt-finished path).
-  void StopAndCancel(ActiveRun* run, const std::string& reason);
+  // Stops the run's state machine with `reason` and asks the runners to end its running attempts
+  // that the stop holds for (each then reports through the normal attempt-finished path).
+  void StopAndCancel(ActiveRun* run, const std::string& reason, engine::StopStrategy strategy);
   // Counts what `batch` committed for `run` (runs started and finished, attempts, retries,
   // durations, queue waits, Ansible results). Called once per committed batch.
   void CountCommitted(ActiveRun* run, const storage::WriteBatch& batch);

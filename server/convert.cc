@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "engine/yaml_json.h"
 
@@ -31,6 +32,8 @@ v1::NodeType ToProtoType(engine::NodeType type) {
       return v1::NODE_TYPE_STEP_GROUP;
     case engine::NodeType::kSuspend:
       return v1::NODE_TYPE_SUSPEND;
+    case engine::NodeType::kRetry:
+      return v1::NODE_TYPE_RETRY;
   }
   return v1::NODE_TYPE_UNSPECIFIED;
 }
@@ -108,6 +111,17 @@ void ToProto(const storage::WorkflowRecord& record, v1::Workflow* out) {
   }
 }
 
+void ToProto(const engine::AttemptRecord& a, v1::Attempt* attempt) {
+  attempt->set_number(a.number);
+  attempt->set_phase(ToProtoPhase(a.phase));
+  attempt->set_runner(a.runner);
+  attempt->set_external_name(a.external_name);
+  attempt->set_exit_code(a.exit_code);
+  attempt->set_message(a.message);
+  SetTime(a.started_at_ms, attempt->mutable_start_time());
+  SetTime(a.finished_at_ms, attempt->mutable_finish_time());
+}
+
 void ToProto(const engine::NodeState& node, v1::Node* out) {
   out->set_name(node.name);
   out->set_display_name(node.display_name);
@@ -127,19 +141,48 @@ void ToProto(const engine::NodeState& node, v1::Node* out) {
   }
   for (const auto& [k, v] : node.outputs.artifacts) (*out->mutable_output_artifacts())[k] = v;
   if (node.outputs.result) out->set_result(*node.outputs.result);
-  for (const auto& a : node.attempts) {
-    v1::Attempt* attempt = out->add_attempts();
-    attempt->set_number(a.number);
-    attempt->set_phase(ToProtoPhase(a.phase));
-    attempt->set_runner(a.runner);
-    attempt->set_external_name(a.external_name);
-    attempt->set_exit_code(a.exit_code);
-    attempt->set_message(a.message);
-    SetTime(a.started_at_ms, attempt->mutable_start_time());
-    SetTime(a.finished_at_ms, attempt->mutable_finish_time());
+  for (const auto& a : node.attempts) ToProto(a, out->add_attempts());
+  if (node.type == engine::NodeType::kRetry) {
+    for (size_t i = 0; i < node.attempts.size(); ++i) {
+      out->add_children(RetryChildName(node.name, static_cast<int>(i)));
+    }
   }
   for (const auto& child : node.children) out->add_children(child);
 }
+
+std::string RetryChildName(const std::string& node, int index) {
+  return absl::StrCat(node, "(", index, ")");
+}
+
+namespace {
+
+void AddRetryChildren(const engine::NodeState& node, v1::Run* out) {
+  if (node.type != engine::NodeType::kRetry) return;
+  for (size_t i = 0; i < node.attempts.size(); ++i) {
+    const engine::AttemptRecord& a = node.attempts[i];
+    v1::Node* child = out->add_nodes();
+    child->set_name(RetryChildName(node.name, static_cast<int>(i)));
+    child->set_display_name(RetryChildName(node.display_name, static_cast<int>(i)));
+    child->set_parent(node.name);
+    child->set_template_name(node.template_name);
+    child->set_type(v1::NODE_TYPE_POD);
+    child->set_phase(ToProtoPhase(a.phase));
+    child->set_message(a.message);
+    SetTime(a.started_at_ms, child->mutable_start_time());
+    SetTime(a.finished_at_ms, child->mutable_finish_time());
+    for (const auto& [k, v] : node.inputs) (*child->mutable_inputs())[k] = v;
+    ToProto(a, child->add_attempts());
+    // The outputs are those of the attempt that succeeded: the last one.
+    if (i + 1 == node.attempts.size() && a.phase == engine::NodePhase::kSucceeded) {
+      for (const auto& [k, v] : node.outputs.parameters)
+        (*child->mutable_output_parameters())[k] = v;
+      for (const auto& [k, v] : node.outputs.artifacts) (*child->mutable_output_artifacts())[k] = v;
+      if (node.outputs.result) child->set_result(*node.outputs.result);
+    }
+  }
+}
+
+}  // namespace
 
 void ToProto(const storage::RunRecord& record, const std::vector<engine::NodeState>& nodes,
              v1::Run* out) {
@@ -156,7 +199,10 @@ void ToProto(const storage::RunRecord& record, const std::vector<engine::NodeSta
   out->set_last_sequence(record.last_sequence);
   out->set_bundle_digest(record.bundle_digest);
   for (const auto& [k, v] : record.labels) (*out->mutable_labels())[k] = v;
-  for (const auto& node : nodes) ToProto(node, out->add_nodes());
+  for (const auto& node : nodes) {
+    ToProto(node, out->add_nodes());
+    AddRetryChildren(node, out);
+  }
 }
 
 void ToProto(const storage::EventRecord& event, v1::RunEvent* out) {

@@ -5,6 +5,7 @@
 
 #include <grpcpp/support/status.h>
 
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -22,10 +23,17 @@ v1::Phase ToProtoPhase(engine::NodePhase phase);
 bool FromProtoPhase(v1::Phase phase, engine::NodePhase* out);
 
 void ToProto(const storage::WorkflowRecord& record, v1::Workflow* out);
+void ToProto(const engine::AttemptRecord& attempt, v1::Attempt* out);
+// A Retry node (engine::NodeType::kRetry) lists its attempts' nodes (RetryChildName) first
+// among its children.
 void ToProto(const engine::NodeState& node, v1::Node* out);
-// `nodes` may be empty (ListRuns).
+// `nodes` may be empty (ListRuns). Each Retry node is followed by one Pod node per attempt, as
+// Argo shows retries: "<node>(0)", "<node>(1)", … with that attempt's phase, message, times and
+// exit code, the node's inputs, and its outputs on the last attempt if that one succeeded.
 void ToProto(const storage::RunRecord& record, const std::vector<engine::NodeState>& nodes,
              v1::Run* out);
+// "<node>(<index>)": the node of the attempt numbered index + 1 of the Retry node `node`.
+std::string RetryChildName(const std::string& node, int index);
 void ToProto(const storage::EventRecord& event, v1::RunEvent* out);
 void ToProto(const storage::LogChunkRecord& chunk, v1::LogChunk* out);
 void ToProto(const storage::AnsibleEventRecord& event, v1::AnsibleEvent* out);

@@ -5,6 +5,7 @@
 #include <functional>
 #include <set>
 
+#include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -136,10 +137,41 @@ absl::StatusOr<std::string> ResolveNode(storage::Store* store, const std::string
   std::string known;
   for (const auto& n : *nodes) {
     if (n.name == node || n.display_name == node) return n.name;
-    if (n.type == engine::NodeType::kPod) known += (known.empty() ? "" : ", ") + n.display_name;
+    if (engine::IsLeaf(n.type)) known += (known.empty() ? "" : ", ") + n.display_name;
   }
   return absl::NotFoundError(
       absl::StrCat("run ", run_id, " has no node \"", node, "\"; its nodes are: ", known));
+}
+
+// A node and, for Argo's name of a retry's attempt "<node>(<index>)" (server/convert.h), the
+// attempt it names (index + 1; 0 for a plain node).
+struct LogSource {
+  std::string node;
+  int attempt = 0;
+};
+
+// ResolveNode, or the Retry node and attempt that an attempt's name stands for.
+absl::StatusOr<LogSource> ResolveLogSource(storage::Store* store, const std::string& run_id,
+                                           const std::string& node) {
+  absl::StatusOr<std::string> name = ResolveNode(store, run_id, node);
+  if (name.ok()) return LogSource{*name, 0};
+  const size_t open = node.rfind('(');
+  int index = -1;
+  if (!absl::IsNotFound(name.status()) || open == std::string::npos || node.back() != ')' ||
+      !absl::SimpleAtoi(node.substr(open + 1, node.size() - open - 2), &index) || index < 0) {
+    return name.status();
+  }
+  absl::StatusOr<std::string> parent = ResolveNode(store, run_id, node.substr(0, open));
+  if (!parent.ok()) return name.status();
+  auto nodes = store->GetNodes(run_id);
+  if (!nodes.ok()) return nodes.status();
+  for (const engine::NodeState& n : *nodes) {
+    if (n.name == *parent && n.type == engine::NodeType::kRetry &&
+        static_cast<size_t>(index) < n.attempts.size()) {
+      return LogSource{n.name, index + 1};
+    }
+  }
+  return name.status();
 }
 
 // The node filter of the Ansible event RPCs: "" (every node) for an empty `node`, once the run
@@ -374,12 +406,17 @@ grpc::ServerWriteReactor<v1::RunEvent>* RunServiceImpl::WatchRun(
 grpc::ServerWriteReactor<v1::LogChunk>* RunServiceImpl::GetNodeLogs(
     grpc::CallbackServerContext* context, const v1::GetNodeLogsRequest* request) {
   const std::string run_id = request->run_id();
-  absl::StatusOr<std::string> node_name = ResolveNode(store_, run_id, request->node());
-  if (!node_name.ok()) return new FailedStream<v1::LogChunk>(node_name.status());
+  absl::StatusOr<LogSource> source = ResolveLogSource(store_, run_id, request->node());
+  if (!source.ok()) return new FailedStream<v1::LogChunk>(source.status());
+  if (source->attempt > 0 && request->attempt() > 0 && request->attempt() != source->attempt) {
+    return new FailedStream<v1::LogChunk>(absl::InvalidArgumentError(
+        absl::StrCat("node \"", request->node(), "\" is attempt ", source->attempt, " of ",
+                     source->node, ", not attempt ", request->attempt(), "; give one of the two")));
+  }
   storage::Store* store = store_;
-  const int attempt = request->attempt();
+  const int attempt = source->attempt > 0 ? source->attempt : request->attempt();
   const bool follow = request->follow();
-  auto fetch = [store, run_id, node_name = *node_name, attempt,
+  auto fetch = [store, run_id, node_name = source->node, attempt,
                 follow](int64_t cursor) -> absl::StatusOr<FetchResult<v1::LogChunk>> {
     FetchResult<v1::LogChunk> page;
     page.cursor = cursor;

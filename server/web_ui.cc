@@ -383,7 +383,7 @@ absl::StatusOr<json> RunPageJson(storage::Store* store, const std::string& run_i
   for (const engine::NodeState& node : *nodes) {
     by_name[node.name] = &node;
     if (node.name == run_id) root = &node;  // not the parentless "<run>.onExit"
-    if (node.type == engine::NodeType::kPod) {
+    if (engine::IsLeaf(node.type)) {
       ++total;
       if (engine::IsFinal(node.phase)) ++done;
     }
@@ -391,7 +391,7 @@ absl::StatusOr<json> RunPageJson(storage::Store* store, const std::string& run_i
   // The pods under `node` (itself if it is one), in creation order.
   std::function<void(const engine::NodeState&, json&)> pods = [&](const engine::NodeState& node,
                                                                   json& out) {
-    if (node.type == engine::NodeType::kPod) {
+    if (engine::IsLeaf(node.type)) {
       out.push_back(NodeJson(node));
       return;
     }

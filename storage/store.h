@@ -57,7 +57,9 @@ struct RunRecord {
   engine::NodePhase phase = engine::NodePhase::kPending;
   std::string message;
   std::string request_id;  // "" if none; unique when set
-  bool stopping = false;   // StopRun / TerminateRun was accepted
+  // StopRun (kStop) or TerminateRun (kTerminate) was accepted; column `stopping`: 0, 1
+  // (terminate) or 2 (stop).
+  engine::StopStrategy stop = engine::StopStrategy::kNone;
   int64_t created_at_ms = 0;
   int64_t started_at_ms = 0;
   int64_t finished_at_ms = 0;

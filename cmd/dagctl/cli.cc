@@ -283,7 +283,7 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
     CLI::App* end = app.add_subcommand(
         terminate ? "terminate" : "stop",
         terminate ? "End a run now, without exit handlers"
-                  : "End a run (its exit handlers do not run yet: as terminate)");
+                  : "End a run; its exit handlers still run (terminate ends them too)");
     end->add_option("run", end_run, "Run id")->required();
     end->add_option("--message", end_message, "Recorded with the change");
     end->callback(

@@ -270,7 +270,7 @@ int Watch(Context& context, const std::string& run_id, int64_t after, bool ansib
         const auto node =
             std::find_if(run.nodes().begin(), run.nodes().end(),
                          [&](const v1::Node& n) { return n.name() == event.node_name(); });
-        if (node != run.nodes().end() && node->type() == v1::NODE_TYPE_POD) {
+        if (node != run.nodes().end() && IsStep(node->type())) {
           finished.insert(event.node_name());
           Progress progress = CountProgress(run);
           progress.done = static_cast<int>(finished.size());

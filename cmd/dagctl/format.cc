@@ -125,7 +125,9 @@ class TreeRenderer {
            node.has_ansible_recap() ? RenderRecap(node.ansible_recap()) : "",
            {node.template_name(),
             node.attempts_size() > 0 ? node.attempts(node.attempts_size() - 1).runner() : ""});
-    const int attempts = node.attempts_size() > 1 ? node.attempts_size() : 0;
+    // A Retry node's attempts are its first children, "<node>(0)", …: no "#N" lines for them.
+    const int attempts =
+        node.type() != v1::NODE_TYPE_RETRY && node.attempts_size() > 1 ? node.attempts_size() : 0;
     const std::vector<const v1::Node*>& children = children_[node.name()];
     const size_t items = attempts + children.size();
     for (size_t i = 0; i < items; ++i) {
@@ -337,8 +339,12 @@ std::string ColoredPhase(v1::Phase phase, bool color) {
 
 Progress CountProgress(const v1::Run& run) {
   Progress progress;
+  std::set<std::string> retried;  // a Retry node counts once, not each of its attempts' nodes
   for (const v1::Node& node : run.nodes()) {
-    if (node.type() != v1::NODE_TYPE_POD) continue;
+    if (node.type() == v1::NODE_TYPE_RETRY) retried.insert(node.name());
+  }
+  for (const v1::Node& node : run.nodes()) {
+    if (!IsStep(node.type()) || retried.count(node.parent()) > 0) continue;
     ++progress.total;
     if (IsFinished(node.phase())) ++progress.done;
   }

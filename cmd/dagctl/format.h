@@ -51,8 +51,14 @@ bool IsFinished(v1::Phase phase);
 // red Error, blue Running, yellow Pending, dim Skipped and Omitted.
 std::string ColoredPhase(v1::Phase phase, bool color);
 
-// How far a run is: its step nodes (NODE_TYPE_POD) that are finished, of those it has so far
-// (dagd creates a node once its dependencies allow it, so `total` can grow).
+// A node a runner executes: NODE_TYPE_POD, or NODE_TYPE_RETRY (whose attempts' Pod nodes are not
+// steps of their own).
+inline bool IsStep(v1::NodeType type) {
+  return type == v1::NODE_TYPE_POD || type == v1::NODE_TYPE_RETRY;
+}
+
+// How far a run is: its step nodes (IsStep, not a Retry node's attempts) that are finished, of
+// those it has so far (dagd creates a node once its dependencies allow it, so `total` can grow).
 struct Progress {
   int done = 0;
   int total = 0;

@@ -181,7 +181,10 @@ absl::StatusOr<RunRecord> ReadRun(const Statement& row) {
   ASSIGN_OR_RETURN(run.phase, ParsePhaseColumn(row.Text(7), "run " + run.id));
   run.message = row.Text(8);
   run.request_id = row.Text(9);
-  run.stopping = row.Int(10) != 0;
+  const int64_t stopping = row.Int(10);
+  run.stop = stopping == 0   ? engine::StopStrategy::kNone
+             : stopping == 2 ? engine::StopStrategy::kStop
+                             : engine::StopStrategy::kTerminate;
   run.created_at_ms = row.Int(11);
   run.started_at_ms = row.Int(12);
   run.finished_at_ms = row.Int(13);
@@ -235,7 +238,9 @@ ON CONFLICT (id) DO UPDATE SET
       .Bind(8, engine::NodePhaseName(run.phase))
       .Bind(9, run.message)
       .Bind(10, run.request_id)
-      .Bind(11, int64_t{run.stopping})
+      .Bind(11, int64_t{run.stop == engine::StopStrategy::kNone   ? 0
+                        : run.stop == engine::StopStrategy::kStop ? 2
+                                                                  : 1})
       .Bind(12, run.created_at_ms)
       .Bind(13, run.started_at_ms)
       .Bind(14, run.finished_at_ms)

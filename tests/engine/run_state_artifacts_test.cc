@@ -188,7 +188,7 @@ TEST(RunStateArtifactsTest, GlobalOutputsReachLaterNodesAndSurviveRestore) {
   // After a restart the globals are rebuilt from the stored nodes.
   std::vector<NodeState> stored;
   for (const auto& [name, node] : state.nodes()) stored.push_back(node);
-  absl::StatusOr<RunState> restored = RunState::Restore(wf, {}, "run", stored, false);
+  absl::StatusOr<RunState> restored = RunState::Restore(wf, {}, "run", stored, StopStrategy::kNone);
   ASSERT_TRUE(restored.ok()) << restored.status();
   for (RunState* run : {&state, &*restored}) {
     Driver next(run, driver.now());

@@ -1,6 +1,6 @@
 // RunState on lifecycle hooks (`hooks.NAME` with an `expression`) of tasks, steps and the
-// workflow, and on exit hooks with an expression: Argo v4.2's rules (docs/lifecyclehook.md),
-// as engine/run_state.h states them.
+// workflow, on exit hooks with an expression — Argo v4.2's rules (docs/lifecyclehook.md), as
+// engine/run_state.h states them — and on Argo's stop, after which exit hooks still run.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -227,7 +227,7 @@ TEST(RunStateHooksTest, NoHookStartsAfterStopAndRestoreKeepsStartedOnes) {
   // After a restart the started hook is found again, not started a second time.
   std::vector<NodeState> nodes;
   for (const auto& [name, node] : state.nodes()) nodes.push_back(node);
-  absl::StatusOr<RunState> restored = RunState::Restore(wf, {}, "run", nodes, false);
+  absl::StatusOr<RunState> restored = RunState::Restore(wf, {}, "run", nodes, StopStrategy::kNone);
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_THAT(restored->Advance(driver.now()), IsEmpty());
   state.Stop("Stopped by user", driver.now());
@@ -237,6 +237,79 @@ TEST(RunStateHooksTest, NoHookStartsAfterStopAndRestoreKeepsStartedOnes) {
   driver.Run();
   EXPECT_TRUE(state.Done());
   EXPECT_EQ(state.nodes().count("run.A.hooks.failed"), 0u);
+}
+
+// ---- Argo's stop (StopStrategy::kStop): exit hooks still run ---------------------------------
+
+TEST(RunStateStopTest, AfterStopExitHooksRunButLifecycleHooksDoNot) {
+  DagTask a = Task("A", "echo");
+  a.exit_hook = Hook("exit", "", "bye");
+  a.hooks = {Hook("failed", "tasks.A.status == 'Failed'", "hook", {{"x", "1"}})};
+  std::shared_ptr<Workflow> wf = std::make_shared<Workflow>(*MakeWorkflow(
+      {Dag("main", {a, Task("B", "echo", "A")}), Leaf("echo"), Leaf("hook", {"x"}), Leaf("bye")}));
+  wf->exit_hook = Hook("exit", "", "bye");
+  RunState state = MustCreate(wf);
+  Driver driver(&state);
+  EXPECT_THAT(driver.Advance(), ElementsAre("run.A"));
+  state.Stop("Stopped with strategy 'Stop'", driver.now(), StopStrategy::kStop);
+  EXPECT_TRUE(state.StopHolds("run.A"));
+  EXPECT_FALSE(state.StopHolds("run.A.onExit"));
+  driver.Script("A", {Fail("terminated")});
+  driver.Finish("run.A");
+  // A's exit hook runs; its `failed` hook and B do not.
+  EXPECT_THAT(driver.Advance(), ElementsAre("run.A.onExit"));
+  driver.Finish("run.A.onExit");
+  EXPECT_THAT(driver.Advance(), ElementsAre("run.onExit"));
+  EXPECT_EQ(state.phase(), NodePhase::kRunning);
+  driver.Finish("run.onExit");
+  driver.Run();
+  EXPECT_TRUE(state.Done());
+  EXPECT_EQ(state.phase(), NodePhase::kFailed);
+  EXPECT_EQ(state.message(), "Stopped with strategy 'Stop'");
+  EXPECT_EQ(state.nodes().count("run.A.hooks.failed"), 0u);
+  EXPECT_EQ(state.nodes().count("run.B"), 0u);
+  EXPECT_EQ(NodeOf(state, "run.onExit").phase, NodePhase::kSucceeded);
+}
+
+TEST(RunStateStopTest, AStoppedRunKeepsRunningItsExitHookAfterARestart) {
+  std::shared_ptr<Workflow> wf = OnePodWorkflow();
+  wf->exit_hook = Hook("exit", "", "bye");
+  RunState state = MustCreate(wf);
+  Driver driver(&state);
+  EXPECT_THAT(driver.Advance(), ElementsAre("run"));
+  state.Stop("stop", driver.now(), StopStrategy::kStop);
+  driver.Finish("run");
+  std::vector<NodeState> nodes;
+  for (const auto& [name, node] : state.nodes()) nodes.push_back(node);
+  absl::StatusOr<RunState> restored = RunState::Restore(wf, {}, "run", nodes, StopStrategy::kStop);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  std::vector<DispatchRequest> launched = restored->Advance(driver.now());
+  ASSERT_EQ(launched.size(), 1u);
+  EXPECT_EQ(launched[0].node_name, "run.onExit");
+  EXPECT_EQ(restored->phase(), NodePhase::kRunning);
+}
+
+TEST(RunStateStopTest, TerminateAfterStopEndsTheExitHooks) {
+  std::shared_ptr<Workflow> wf = OnePodWorkflow();
+  wf->exit_hook = Hook("exit", "", "bye");
+  RunState state = MustCreate(wf);
+  Driver driver(&state);
+  EXPECT_THAT(driver.Advance(), ElementsAre("run"));
+  state.Stop("stop", driver.now(), StopStrategy::kStop);
+  state.Stop("stop again", driver.now(), StopStrategy::kStop);  // changes nothing
+  EXPECT_EQ(state.stop_strategy(), StopStrategy::kStop);
+  driver.Finish("run");
+  EXPECT_THAT(driver.Advance(), ElementsAre("run.onExit"));
+  state.Stop("terminate", driver.now(), StopStrategy::kTerminate);
+  EXPECT_EQ(state.stop_strategy(), StopStrategy::kTerminate);
+  EXPECT_TRUE(state.StopHolds("run.onExit"));  // the caller cancels it
+  driver.Script("run.onExit", {Fail("terminated")});
+  driver.Finish("run.onExit");
+  driver.Run();
+  EXPECT_TRUE(state.Done());
+  EXPECT_EQ(NodeOf(state, "run.onExit").phase, NodePhase::kFailed);
+  state.Stop("stop after terminate", driver.now(), StopStrategy::kStop);  // changes nothing
+  EXPECT_EQ(state.stop_strategy(), StopStrategy::kTerminate);
 }
 
 }  // namespace

@@ -296,7 +296,7 @@ TEST(RunStateStepsTest, RestoreContinuesAtTheNextGroup) {
   driver.Finish("run[0].a");
   std::vector<NodeState> stored;
   for (const auto& [name, node] : state.nodes()) stored.push_back(node);
-  absl::StatusOr<RunState> restored = RunState::Restore(wf, {}, "run", stored, false);
+  absl::StatusOr<RunState> restored = RunState::Restore(wf, {}, "run", stored, StopStrategy::kNone);
   ASSERT_TRUE(restored.ok()) << restored.status();
   std::vector<DispatchRequest> requests = restored->Advance(5000);
   ASSERT_EQ(requests.size(), 1u);

@@ -191,7 +191,7 @@ TEST(RunStateSuspendTest, RestoreKeepsWaiting) {
   std::vector<NodeState> nodes;
   for (const auto& [name, node] : state.nodes()) nodes.push_back(node);
   absl::StatusOr<RunState> restored =
-      RunState::Restore(Release(), {}, "run", std::move(nodes), false);
+      RunState::Restore(Release(), {}, "run", std::move(nodes), StopStrategy::kNone);
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_EQ(restored->NextWakeup(), state.NextWakeup());
   Driver after(&*restored, driver.now());

@@ -62,6 +62,7 @@ TEST(RunStateTest, RetryWithBackoff) {
   EXPECT_THAT(state.Advance(1000), testing::SizeIs(1));
   ASSERT_TRUE(state.OnAttemptFinished("run.A", 1, Fail("boom"), 2000));
   const NodeState& a = NodeOf(state, "run.A");
+  EXPECT_EQ(a.type, NodeType::kRetry);  // a leaf whose template retries
   EXPECT_EQ(a.phase, NodePhase::kRunning);
   EXPECT_EQ(a.retry_at_ms, 7000);
   EXPECT_EQ(a.message, "Backoff for 5s");
@@ -546,7 +547,7 @@ TEST(RunStateTest, RestoreContinuesWhereItWas) {
     std::vector<NodeState> nodes;
     for (const auto& [name, node] : stored) nodes.push_back(node);
     absl::StatusOr<RunState> restored =
-        RunState::Restore(wf, {}, "run", std::move(nodes), s->stopping());
+        RunState::Restore(wf, {}, "run", std::move(nodes), s->stop_strategy());
     ASSERT_TRUE(restored.ok()) << restored.status();
     *s = *std::move(restored);
   };
@@ -599,7 +600,7 @@ TEST(RunStateTest, RestoreWhileStoppingKeepsTheMessage) {
   std::vector<NodeState> nodes;
   for (const auto& [name, node] : state.nodes()) nodes.push_back(node);
   absl::StatusOr<RunState> restored =
-      RunState::Restore(Diamond(), {}, "run", std::move(nodes), /*stopping=*/true);
+      RunState::Restore(Diamond(), {}, "run", std::move(nodes), StopStrategy::kTerminate);
   ASSERT_TRUE(restored.ok());
   EXPECT_THAT(restored->Advance(driver.now()), IsEmpty());
   ASSERT_TRUE(restored->OnAttemptFinished("run.A", 1, Fail("killed"), driver.now()));
@@ -611,7 +612,7 @@ TEST(RunStateTest, RestoreWhileStoppingKeepsTheMessage) {
 TEST(RunStateTest, RestoreRejectsNodesWithoutRoot) {
   NodeState orphan;
   orphan.name = "run.A";
-  EXPECT_FALSE(RunState::Restore(Diamond(), {}, "run", {orphan}, false).ok());
+  EXPECT_FALSE(RunState::Restore(Diamond(), {}, "run", {orphan}, StopStrategy::kNone).ok());
 }
 
 TEST(RunStateTest, NestedDagNodesAreNamedAfterTheirParent) {
@@ -761,13 +762,13 @@ TEST(RunStateTest, CycleIsAnErrorOfTheDag) {
 
 TEST(NodeTypeTest, NamesRoundTrip) {
   for (NodeType type : {NodeType::kDag, NodeType::kTaskGroup, NodeType::kPod, NodeType::kSteps,
-                        NodeType::kStepGroup}) {
+                        NodeType::kStepGroup, NodeType::kSuspend, NodeType::kRetry}) {
     NodeType parsed = NodeType::kPod;
     ASSERT_TRUE(ParseNodeType(NodeTypeName(type), &parsed));
     EXPECT_EQ(parsed, type);
   }
   NodeType ignored;
-  EXPECT_FALSE(ParseNodeType("Retry", &ignored));
+  EXPECT_FALSE(ParseNodeType("Plugin", &ignored));  // an Argo node type dagd has no use for
 }
 
 }  // namespace

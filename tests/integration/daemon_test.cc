@@ -178,6 +178,24 @@ TEST_F(DaemonTest, DiamondWithRetrySucceedsAndHistorySurvivesRestart) {
     std::string b_logs = NodeLogs(dagd_, run.id(), "B");
     EXPECT_NE(b_logs.find("B fails on its first attempt"), std::string::npos) << b_logs;
     EXPECT_NE(b_logs.find("step B done"), std::string::npos) << b_logs;
+    // As Argo shows retries: B is a Retry node whose children B(0), B(1) are its attempts.
+    const v1::Node& b = *FindNode(run, "B");
+    EXPECT_EQ(b.type(), v1::NODE_TYPE_RETRY);
+    ASSERT_GE(b.children_size(), 2);
+    EXPECT_EQ(b.children(0), b.name() + "(0)");
+    EXPECT_EQ(b.children(1), b.name() + "(1)");
+    const v1::Node* b0 = FindNode(run, "B(0)");
+    const v1::Node* b1 = FindNode(run, "B(1)");
+    ASSERT_TRUE(b0 != nullptr && b1 != nullptr);
+    EXPECT_EQ(b0->parent(), b.name());
+    EXPECT_EQ(b0->type(), v1::NODE_TYPE_POD);
+    EXPECT_EQ(b0->phase(), v1::PHASE_FAILED);
+    EXPECT_EQ(b1->phase(), v1::PHASE_SUCCEEDED);
+    EXPECT_EQ(FindNode(run, "B(2)"), nullptr);
+    std::string first = NodeLogs(dagd_, run.id(), "B(0)");
+    EXPECT_NE(first.find("B fails on its first attempt"), std::string::npos) << first;
+    EXPECT_EQ(first.find("step B done"), std::string::npos) << first;
+    EXPECT_NE(NodeLogs(dagd_, run.id(), "B(1)").find("step B done"), std::string::npos);
     EXPECT_NE(NodeLogs(dagd_, run.id(), "D").find("step D done"), std::string::npos);
   };
   check_history(GetRun(dagd_, submitted.id()));

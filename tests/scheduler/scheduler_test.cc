@@ -468,14 +468,14 @@ TEST_F(SchedulerTest, StopCancelsRunningAttemptsAndStartsNothingNew) {
 
   auto stopped = Stop(run->id, "stopped by the test");
   ASSERT_TRUE(stopped.ok()) << stopped.status();
-  EXPECT_TRUE(stopped->stopping);
+  EXPECT_EQ(stopped->stop, engine::StopStrategy::kStop);
   ASSERT_EQ(fake_->cancels().size(), 1u);
   EXPECT_EQ(fake_->cancels()[0].external_name, fake_->StartsOf("A")[0].spec.external_name);
   EXPECT_EQ(fake_->cancels()[0].message, "stopped by the test");
 
   RunRecord done = WaitFinished(run->id);
   EXPECT_EQ(done.phase, NodePhase::kFailed);
-  EXPECT_TRUE(done.stopping);
+  EXPECT_EQ(done.stop, engine::StopStrategy::kStop);
   EXPECT_THAT(done.message, HasSubstr("stopped by the test"));
   EXPECT_FALSE(fake_->Started("B"));
   EXPECT_EQ(fake_->starts().size(), 1u);
@@ -488,6 +488,46 @@ TEST_F(SchedulerTest, StopCancelsRunningAttemptsAndStartsNothingNew) {
   for (const EventRecord& e : Events(run->id)) stop_event |= e.type == "RunStopRequested";
   EXPECT_TRUE(stop_event);
   ExpectWellFormedEvents(run->id);
+}
+
+// Argo's stop still runs exit hooks (of the workflow, and of tasks that ran); a terminate after it
+// ends the one that runs.
+TEST_F(SchedulerTest, StopStillRunsExitHooksAndATerminateEndsThem) {
+  fake_->Script("A", FakeAttempt::Hold());
+  fake_->Script("A.onExit", FakeAttempt::Hold());
+  auto run = Submit(Workflow(
+      "      - {name: A, template: step, hooks: {exit: {template: step}}}\n" + Task("B", "A"),
+      "  onExit: step\n"));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(RunUntil([&] { return fake_->Held("A"); }));
+
+  ASSERT_TRUE(Stop(run->id, "stopped by the test").ok());
+  ASSERT_TRUE(RunUntil([&] { return fake_->Held("A.onExit"); }));  // A's hook, after A ended
+  EXPECT_EQ(fake_->cancels().size(), 1u);                          // A only
+  auto terminated = Stop(run->id, "", /*terminate=*/true);
+  ASSERT_TRUE(terminated.ok()) << terminated.status();
+  EXPECT_EQ(terminated->stop, engine::StopStrategy::kTerminate);
+  RunRecord done = WaitFinished(run->id);
+  EXPECT_EQ(done.phase, NodePhase::kFailed);
+  EXPECT_EQ(fake_->cancels().size(), 2u);  // and then A's hook
+  EXPECT_FALSE(fake_->Started("B"));
+  EXPECT_EQ(fake_->starts().size(), 2u);  // the workflow's exit hook never started
+  EXPECT_EQ(StoredNode(run->id, "A.onExit").phase, NodePhase::kFailed);
+  ExpectWellFormedEvents(run->id);
+}
+
+TEST_F(SchedulerTest, StopRunsTheWorkflowsExitHook) {
+  fake_->Script("A", FakeAttempt::Hold());
+  auto run = Submit(Workflow(Task("A") + Task("B", "A"), "  onExit: step\n"));
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_TRUE(RunUntil([&] { return fake_->Held("A"); }));
+  ASSERT_TRUE(Stop(run->id, "stopped by the test").ok());
+  RunRecord done = WaitFinished(run->id);
+  EXPECT_EQ(done.phase, NodePhase::kFailed);
+  EXPECT_THAT(done.message, HasSubstr("stopped by the test"));
+  EXPECT_TRUE(fake_->Started(run->id + ".onExit"));
+  EXPECT_EQ(StoredNode(run->id, run->id + ".onExit").phase, NodePhase::kSucceeded);
+  EXPECT_FALSE(fake_->Started("B"));
 }
 
 TEST_F(SchedulerTest, TerminateUsesItsDefaultMessage) {
@@ -1098,7 +1138,7 @@ TEST_F(SchedulerTest, RecoverOfAStoppingRunFinishesTheStop) {
   ASSERT_EQ(fake_->cancels().size(), 1u);
   auto stored = store_->GetRun(run->id);
   ASSERT_TRUE(stored.ok());
-  ASSERT_TRUE(stored->stopping);
+  ASSERT_EQ(stored->stop, engine::StopStrategy::kStop);
   ASSERT_EQ(stored->phase, NodePhase::kRunning);  // A has not reported back
   StopEverything();
   OpenStore();
@@ -1106,7 +1146,7 @@ TEST_F(SchedulerTest, RecoverOfAStoppingRunFinishesTheStop) {
   ASSERT_TRUE(scheduler_->Recover().ok());
   RunRecord done = WaitFinished(run->id);
   EXPECT_EQ(done.phase, NodePhase::kFailed) << done.message;
-  EXPECT_TRUE(done.stopping);
+  EXPECT_EQ(done.stop, engine::StopStrategy::kStop);
   EXPECT_THAT(done.message, HasSubstr("stop before the crash"));
   EXPECT_TRUE(fake_->starts().empty()) << "a stopping run retried after a restart";
   NodeState a = StoredNode(run->id, "A");

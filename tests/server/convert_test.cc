@@ -1,4 +1,4 @@
-// server/convert.cc: status codes, phases, diagnostics and Ansible recaps.
+// server/convert.cc: status codes, phases, diagnostics, Ansible recaps and retry children.
 #include "server/convert.h"
 
 #include <gtest/gtest.h>
@@ -127,6 +127,64 @@ TEST(SetAnsibleRecapsTest, LatestAttemptSummedOverHosts) {
   EXPECT_EQ(recap.ignored(), 1);
   EXPECT_FALSE(run.nodes(1).has_ansible_recap());
   EXPECT_FALSE(run.nodes(2).has_ansible_recap());
+}
+
+TEST(RunToProtoTest, ARetryNodeListsItsAttemptsAsArgosRetryChildren) {
+  engine::NodeState node;
+  node.name = "run.B";
+  node.display_name = "B";
+  node.parent = "run";
+  node.template_name = "step";
+  node.type = engine::NodeType::kRetry;
+  node.phase = engine::NodePhase::kSucceeded;
+  node.inputs = {{"x", "1"}};
+  node.outputs.parameters = {{"out", "v"}};
+  node.outputs.result = "done";
+  node.children = {"run.B.onExit"};
+  engine::AttemptRecord failed;
+  failed.number = 1;
+  failed.phase = engine::NodePhase::kFailed;
+  failed.exit_code = 2;
+  failed.message = "exit code 2";
+  failed.started_at_ms = 1000;
+  failed.finished_at_ms = 2000;
+  engine::AttemptRecord succeeded = failed;
+  succeeded.number = 2;
+  succeeded.phase = engine::NodePhase::kSucceeded;
+  succeeded.exit_code = 0;
+  succeeded.message = "";
+  v1::Run run;
+  ToProto(storage::RunRecord{}, {node}, &run);
+  ASSERT_EQ(run.nodes_size(), 1);  // no attempts, no children
+  node.attempts = {failed, succeeded};
+  run.Clear();
+  ToProto(storage::RunRecord{}, {node}, &run);
+  ASSERT_EQ(run.nodes_size(), 3);
+  const v1::Node& retry = run.nodes(0);
+  EXPECT_EQ(retry.type(), v1::NODE_TYPE_RETRY);
+  ASSERT_EQ(retry.children_size(), 3);
+  EXPECT_EQ(retry.children(0), "run.B(0)");
+  EXPECT_EQ(retry.children(1), "run.B(1)");
+  EXPECT_EQ(retry.children(2), "run.B.onExit");
+  EXPECT_EQ(retry.attempts_size(), 2);
+  const v1::Node& first = run.nodes(1);
+  EXPECT_EQ(first.name(), "run.B(0)");
+  EXPECT_EQ(first.display_name(), "B(0)");
+  EXPECT_EQ(first.parent(), "run.B");
+  EXPECT_EQ(first.type(), v1::NODE_TYPE_POD);
+  EXPECT_EQ(first.phase(), v1::PHASE_FAILED);
+  EXPECT_EQ(first.message(), "exit code 2");
+  EXPECT_EQ(first.inputs().at("x"), "1");
+  ASSERT_EQ(first.attempts_size(), 1);
+  EXPECT_EQ(first.attempts(0).exit_code(), 2);
+  EXPECT_TRUE(first.output_parameters().empty());
+  EXPECT_FALSE(first.has_result());
+  const v1::Node& second = run.nodes(2);
+  EXPECT_EQ(second.name(), "run.B(1)");
+  EXPECT_EQ(second.phase(), v1::PHASE_SUCCEEDED);
+  EXPECT_EQ(second.output_parameters().at("out"), "v");
+  EXPECT_EQ(second.result(), "done");
+  EXPECT_EQ(RetryChildName("run.B", 7), "run.B(7)");
 }
 
 }  // namespace

@@ -100,7 +100,7 @@ TEST(NodeJsonTest, RejectsBadValues) {
   EXPECT_EQ(NodeStateFromJson(json::array()).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(NodeStateFromJson(json{{"phase", "Done"}}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(NodeStateFromJson(json{{"type", "Retry"}}).status().code(),
+  EXPECT_EQ(NodeStateFromJson(json{{"type", "Plugin"}}).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(NodeStateFromJson(json{{"name", 3}}).status().code(),
             absl::StatusCode::kInvalidArgument);

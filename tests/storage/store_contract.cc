@@ -35,7 +35,7 @@ void ExpectSameRun(const RunRecord& got, const RunRecord& want) {
   EXPECT_EQ(got.phase, want.phase);
   EXPECT_EQ(got.message, want.message);
   EXPECT_EQ(got.request_id, want.request_id);
-  EXPECT_EQ(got.stopping, want.stopping);
+  EXPECT_EQ(got.stop, want.stop);
   EXPECT_EQ(got.created_at_ms, want.created_at_ms);
   EXPECT_EQ(got.started_at_ms, want.started_at_ms);
   EXPECT_EQ(got.finished_at_ms, want.finished_at_ms);
@@ -440,8 +440,13 @@ TEST_P(StoreContractTest, RunRoundTripsAndIsReplacedById) {
 
   run.phase = NodePhase::kFailed;
   run.message = "stopped by user";
-  run.stopping = true;
+  run.stop = engine::StopStrategy::kTerminate;
   run.finished_at_ms = 2000;
+  DAGD_ASSERT_OK(store_->Write(RunBatch(run)));
+  got = store_->GetRun("run-1");
+  DAGD_ASSERT_OK(got);
+  ExpectSameRun(*got, run);
+  run.stop = engine::StopStrategy::kStop;  // Argo's stop: exit hooks still run
   DAGD_ASSERT_OK(store_->Write(RunBatch(run)));
   got = store_->GetRun("run-1");
   DAGD_ASSERT_OK(got);

@@ -141,6 +141,46 @@ TEST_F(FormatTest, NodeTree) {
             "   └─ configure(1:b)  Running    58m38s    1\n");
 }
 
+// What dagd sends for a retried node (server/convert.h): a Retry node whose attempts are its
+// first children.
+v1::Run RetriedRun() {
+  v1::Run run;
+  run.set_id("r");
+  run.set_phase(v1::PHASE_SUCCEEDED);
+  v1::Node* root = AddNode(&run, "r", "r", "", v1::PHASE_SUCCEEDED, kStart, kStart + 60);
+  root->set_type(v1::NODE_TYPE_POD);
+  AddAttempt(root, v1::PHASE_SUCCEEDED, 0, "", kStart, kStart + 60);
+  root->add_children("r.flaky");
+  v1::Node* retry =
+      AddNode(&run, "r.flaky", "flaky", "r", v1::PHASE_SUCCEEDED, kStart + 1, kStart + 30);
+  retry->set_type(v1::NODE_TYPE_RETRY);
+  AddAttempt(retry, v1::PHASE_FAILED, 1, "exit code 1", kStart + 1, kStart + 10);
+  AddAttempt(retry, v1::PHASE_SUCCEEDED, 0, "", kStart + 20, kStart + 30);
+  retry->add_children("r.flaky(0)");
+  retry->add_children("r.flaky(1)");
+  v1::Node* first =
+      AddNode(&run, "r.flaky(0)", "flaky(0)", "r.flaky", v1::PHASE_FAILED, kStart + 1, kStart + 10);
+  first->set_type(v1::NODE_TYPE_POD);
+  first->set_message("exit code 1");
+  AddAttempt(first, v1::PHASE_FAILED, 1, "exit code 1", kStart + 1, kStart + 10);
+  v1::Node* second = AddNode(&run, "r.flaky(1)", "flaky(1)", "r.flaky", v1::PHASE_SUCCEEDED,
+                             kStart + 20, kStart + 30);
+  second->set_type(v1::NODE_TYPE_POD);
+  AddAttempt(second, v1::PHASE_SUCCEEDED, 0, "", kStart + 20, kStart + 30);
+  return run;
+}
+
+TEST_F(FormatTest, ARetryNodeShowsItsAttemptsAsChildrenAndCountsOnce) {
+  EXPECT_EQ(RenderNodeTree(RetriedRun(), kNow),
+            "NAME            PHASE      DURATION  ATTEMPTS  MESSAGE\n"
+            "r               Succeeded  1m0s      1\n"
+            "└─ flaky        Succeeded  29s       2\n"
+            "   ├─ flaky(0)  Failed     9s        1         exit code 1\n"
+            "   └─ flaky(1)  Succeeded  10s       1\n");
+  EXPECT_EQ(CountProgress(RetriedRun()).total, 2);  // r and flaky, not flaky's attempts
+  EXPECT_EQ(CountProgress(RetriedRun()).done, 2);
+}
+
 TEST_F(FormatTest, NodeTreeShowsAnsibleRecapsWhenThereAreAny) {
   v1::Run run = SampleRun();
   v1::AnsibleRecap* recap = run.mutable_nodes(1)->mutable_ansible_recap();
