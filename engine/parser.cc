@@ -155,6 +155,7 @@ constexpr absl::string_view kSynchronizationFields[] = {"mutex", "mutexes", "sem
                                                         "semaphores"};
 constexpr absl::string_view kMutexFields[] = {"database", "name", "namespace"};
 constexpr absl::string_view kSemaphoreFields[] = {"configMapKeyRef", "database", "namespace"};
+constexpr absl::string_view kDatabaseSemaphoreFields[] = {"key"};
 constexpr absl::string_view kConfigMapKeyFields[] = {"key", "name", "optional"};
 constexpr absl::string_view kWorkflowTemplateRefFields[] = {"clusterScope", "name"};
 constexpr absl::string_view kSequenceFields[] = {"count", "end", "format", "start"};
@@ -954,7 +955,27 @@ absl::Status Parser::ParseSynchronization(const YAML::Node& node, const std::str
                           "write `configMapKeyRef: {name: CONFIGMAP, key: KEY}`");
             }
             name = absl::StrCat(map, "/", map_key);
-          } else {  // database, namespace
+          } else if (key == "database" && mutex) {
+            // Argo keeps the mutex in a database shared by its controllers; dagd is one
+            // daemon, whose lock table serves every run: `database` changes nothing.
+            ASSIGN_OR_RETURN(bool unused, Bool(field, field_path));
+            (void)unused;
+          } else if (key == "database") {
+            std::string database_key;
+            RETURN_IF_ERROR(ForEachField(field, field_path, kDatabaseSemaphoreFields,
+                                         [&](const std::string&, const YAML::Node& ref_value,
+                                             const std::string& ref_path) -> absl::Status {
+                                           ASSIGN_OR_RETURN(database_key,
+                                                            String(ref_value, ref_path));
+                                           return absl::OkStatus();
+                                         }));
+            if (database_key.empty()) {
+              return Fail(field, field_path + ".key", "missing", "write `database: {key: KEY}`");
+            }
+            // Sized by dagd's configuration (--semaphore database/KEY=N), where Argo reads the
+            // limit from its database.
+            name = absl::StrCat("database/", database_key);
+          } else {  // namespace
             Keep(&sync->unsupported, absl::StrCat(unsupported_key, ".", key), ToJson(field));
           }
           return absl::OkStatus();

@@ -76,14 +76,14 @@ std::string UnsupportedReason(const Template& tmpl) {
   }
 }
 
-// The message a DAG or task group takes when `culprit` fails it. Messages name the leaf that
-// failed, not every level in between.
 // Why a DAG, a step group or the run failed because of `hook`, which ended in Error.
 std::string HookFailureMessage(const NodeState& hook) {
   return absl::StrCat("hook '", hook.name, "' errored", hook.message.empty() ? "" : ": ",
                       hook.message);
 }
 
+// The message a DAG or task group takes when `culprit` fails it. Messages name the leaf that
+// failed, not every level in between.
 std::string ChildFailureMessage(const NodeState& culprit) {
   if (!IsLeaf(culprit.type) && !culprit.children.empty() && !culprit.message.empty()) {
     return culprit.message;
@@ -229,6 +229,26 @@ absl::StatusOr<std::map<std::string, ArtifactRef>> ResolveInputArtifacts(
   return resolved;
 }
 
+// The input artifacts of a dag or steps template, which its tasks pass on by key as
+// `{{inputs.artifacts.NAME}}`: as ResolveInputArtifacts, but raw data and a subPath, which only a
+// container or script template reads, are an error.
+absl::StatusOr<std::map<std::string, ArtifactRef>> ResolvePassedArtifacts(
+    const Template& tmpl, const std::vector<Artifact>& arguments, const TagScope& caller_scope,
+    const TagScope& body_scope) {
+  ASSIGN_OR_RETURN(auto resolved, ResolveInputArtifacts(tmpl, arguments, caller_scope, body_scope));
+  for (const Artifact& input : tmpl.inputs.artifacts) {
+    auto ref = resolved.find(input.name);
+    const bool raw = ref != resolved.end() ? ref->second.raw.has_value() : input.raw.has_value();
+    if (raw || (ref != resolved.end() && !ref->second.sub_path.empty())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "inputs.artifacts.", input.name, ": a ", TemplateTypeName(tmpl.type),
+          " template passes artifacts on by key; raw data and subPath are read only by "
+          "container and script templates"));
+    }
+  }
+  return resolved;
+}
+
 // A node's directory in the artifact store: its name made safe for a path, and a hash of the
 // name so that two names that read the same there stay apart.
 std::string ArtifactNodeDir(const std::string& run_name, const std::string& node_name) {
@@ -312,10 +332,10 @@ absl::StatusOr<RunState> RunState::Create(std::shared_ptr<const Workflow> workfl
     if (!body.ok()) error = std::string(body.status().message());
   }
   absl::StatusOr<std::map<std::string, ArtifactRef>> input_artifacts;
-  if (error.empty() && IsLeaf(TypeOf(entry))) {
-    input_artifacts =
-        ResolveInputArtifacts(*entry, state.workflow_->arguments.artifacts, workflow_scope,
-                              internal::WithInputs(workflow_scope, *inputs));
+  if (error.empty() && (IsLeaf(TypeOf(entry)) || Composite(TypeOf(entry)))) {
+    input_artifacts = (Composite(TypeOf(entry)) ? ResolvePassedArtifacts : ResolveInputArtifacts)(
+        *entry, state.workflow_->arguments.artifacts, workflow_scope,
+        internal::WithInputs(workflow_scope, *inputs));
     if (!input_artifacts.ok()) error = std::string(input_artifacts.status().message());
   }
   const NodeType type = TypeOf(entry);
@@ -760,6 +780,11 @@ void RunState::CreateInstance(const std::string& name, const std::string& displa
         ResolveInputArtifacts(tmpl, task.arguments.artifacts, scope, body_scope);
     if (error.empty() && !artifacts.ok()) error = std::string(artifacts.status().message());
     if (artifacts.ok()) input_artifacts = *std::move(artifacts);
+  } else if (error.empty() && Composite(type)) {
+    absl::StatusOr<std::map<std::string, ArtifactRef>> artifacts = ResolvePassedArtifacts(
+        tmpl, task.arguments.artifacts, scope, internal::WithInputs(workflow_scope, *inputs));
+    if (artifacts.ok()) input_artifacts = *std::move(artifacts);
+    if (!artifacts.ok()) error = std::string(artifacts.status().message());
   }
   int64_t resume_at_ms = 0;
   if (error.empty() && type == NodeType::kSuspend) {
@@ -1070,7 +1095,11 @@ void RunState::AddToScope(const std::string& prefix, const NodeState& node,
 }
 
 TagScope RunState::BodyScope(const NodeState& node) const {
-  return internal::WithInputs(RunScope(), node.inputs);
+  TagScope scope = internal::WithInputs(RunScope(), node.inputs);
+  for (const auto& [name, ref] : node.input_artifacts) {
+    if (!ref.raw && ref.sub_path.empty()) scope["inputs.artifacts." + name] = ref.key;
+  }
+  return scope;
 }
 
 TagScope RunState::RunScope() const {

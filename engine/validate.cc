@@ -242,10 +242,9 @@ std::vector<std::string> ParameterNames(const std::vector<Parameter>& parameters
 }
 
 constexpr char kSynchronizationNotYet[] =
-    "database-backed and namespaced locks (synchronization `database`, `namespace`) are not "
-    "supported by dagd yet";
+    "locks of other namespaces (synchronization `namespace`) are not supported by dagd yet";
 constexpr char kSynchronizationFix[] =
-    "remove them: dagd's mutexes and semaphores are shared by every run of this dagd";
+    "remove `namespace`: dagd's mutexes and semaphores are shared by every run of this dagd";
 
 class Validator {
  public:
@@ -493,6 +492,18 @@ class Validator {
       return absl::OkStatus();
     }
     const bool composite = tmpl->type == TemplateType::kDag || tmpl->type == TemplateType::kSteps;
+    if (role == "inputs" && composite) {
+      // Passed on to its tasks by key as {{inputs.artifacts.NAME}}; nothing is placed at a path.
+      if (artifact.raw || !artifact.sub_path.empty()) {
+        return Fail(path,
+                    absl::StrCat("input artifact '", artifact.name, "' of ",
+                                 TemplateTypeName(tmpl->type), " template '", tmpl->name,
+                                 "': raw data and subPath are read only by container and script "
+                                 "templates"),
+                    "pass the artifact on to a container or script template and read it there");
+      }
+      return absl::OkStatus();
+    }
     if (role == "outputs" && composite) {
       if (artifact.from.empty() && artifact.from_expression.empty()) {
         return Fail(

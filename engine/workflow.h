@@ -213,9 +213,11 @@ struct ScriptSpec {
 // every run of this dagd shares, held while the template's attempt (or the whole run) runs.
 // Lock names may hold tags, read when the node starts.
 struct Synchronization {
-  std::vector<std::string> mutexes;     // `mutex.name`, `mutexes[].name`
-  std::vector<std::string> semaphores;  // `configMapKeyRef` of `semaphore(s)`: "CONFIGMAP/KEY"
-  // Fields dagd does not act on (`database`, `namespace`), verbatim; validation refuses them.
+  std::vector<std::string> mutexes;  // `mutex.name`, `mutexes[].name`
+  // `semaphore(s)`: "CONFIGMAP/KEY" of a `configMapKeyRef`, "database/KEY" of `database.key`
+  // (dagd's own lock table is its database; `database` on a mutex changes nothing).
+  std::vector<std::string> semaphores;
+  // Fields dagd does not act on (`namespace`), verbatim; validation refuses them.
   nlohmann::json unsupported;
 };
 

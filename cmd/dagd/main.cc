@@ -131,7 +131,8 @@ int main(int argc, char** argv) {
                  "CONFIGMAP/KEY=N: how many may hold the synchronization semaphore with "
                  "configMapKeyRef {name: CONFIGMAP, key: KEY} at once, across every run "
                  "(repeatable; over a ConfigMap stored with dagctl apply, which sizes the others; "
-                 "a workflow naming a semaphore sized by neither is refused)")
+                 "a workflow naming a semaphore sized by neither is refused); database/KEY=N "
+                 "sizes Argo's database semaphore {database: {key: KEY}}")
       ->type_name("CONFIGMAP/KEY=N");
   app.add_flag("--kube-in-cluster", flags.kubernetes.in_cluster,
                "Run the kubernetes runner on the cluster dagd runs in (its service account)");

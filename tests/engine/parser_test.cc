@@ -870,17 +870,20 @@ spec:
     mutex: {name: whole-run}
     semaphores:
     - configMapKeyRef: {name: my-config, key: workflow}
+    - database: {key: shared}
   templates:
   - name: main
     synchronization:
-      mutexes: [{name: a}, {name: "{{workflow.parameters.lock}}"}]
+      mutexes: [{name: a}, {name: "{{workflow.parameters.lock}}", database: true}]
       semaphore:
         configMapKeyRef: {name: my-config, key: template}
     container: {image: alpine, command: ["true"]}
 )");
   ASSERT_TRUE(wf.ok()) << wf.status();
   EXPECT_EQ(wf->synchronization->mutexes, std::vector<std::string>{"whole-run"});
-  EXPECT_EQ(wf->synchronization->semaphores, std::vector<std::string>{"my-config/workflow"});
+  // Argo's database locks are dagd's own (one daemon, one lock table).
+  EXPECT_EQ(wf->synchronization->semaphores,
+            (std::vector<std::string>{"my-config/workflow", "database/shared"}));
   const Synchronization& t = *wf->templates[0].synchronization;
   EXPECT_EQ(t.mutexes, (std::vector<std::string>{"a", "{{workflow.parameters.lock}}"}));
   EXPECT_EQ(t.semaphores, std::vector<std::string>{"my-config/template"});
@@ -898,6 +901,18 @@ spec:
 )");
   EXPECT_THAT(std::string(bad.status().message()),
               HasSubstr("configMapKeyRef: needs name and key"));
+  absl::StatusOr<Workflow> no_key = Parse(R"(apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: sync-}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    synchronization:
+      semaphores: [{database: {}}]
+    container: {image: alpine, command: ["true"]}
+)");
+  EXPECT_THAT(std::string(no_key.status().message()), HasSubstr("database.key: missing"));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Artifacts in RunState: keys resolved from `from`, key-only artifacts, raw data, optional
-// inputs and outputs, dag/steps outputs, and globalName outputs (Argo's artifact-passing,
-// key-only-artifact, map-reduce, conditional-artifacts and global-outputs examples).
+// inputs and outputs, dag/steps inputs and outputs, and globalName outputs (Argo's
+// artifact-passing, key-only-artifact, map-reduce, conditional-artifacts, nested-workflow and
+// global-outputs examples).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -159,6 +160,43 @@ TEST(RunStateArtifactsTest, StepsOutputsComeFromFromOrFromExpression) {
 
 // global-outputs.yaml: outputs with a globalName are {{workflow.outputs.…}} once produced, also
 // after a restart.
+TEST(RunStateArtifactsTest, AStepsTemplatePassesItsInputArtifactsOn) {
+  // nested-workflow.yaml: `nested` takes an artifact and hands it to its own step by
+  // {{inputs.artifacts.NAME}}.
+  Template gen = Leaf("gen");
+  gen.outputs.artifacts = {Art("out", "/tmp/out")};
+  Template print = Leaf("print");
+  print.inputs.artifacts = {Art("in", "/tmp/in")};
+  DagTask inner = Task("consume", "print");
+  inner.arguments.artifacts = {From("in", "{{inputs.artifacts.nested-in}}")};
+  Template nested = Steps("nested", {{inner}});
+  nested.inputs.artifacts = {Art("nested-in")};
+  DagTask call = Task("nested", "nested");
+  call.arguments.artifacts = {From("nested-in", "{{steps.generate.outputs.artifacts.out}}")};
+  RunState state = MustCreate(
+      MakeWorkflow({Steps("main", {{Task("generate", "gen")}, {call}}), gen, print, nested}));
+  Driver driver(&state);
+  driver.fallback = SavesEveryArtifact;
+  ASSERT_EQ(driver.Advance(), std::vector<std::string>{"run[0].generate"});
+  const std::string key = driver.Request("run[0].generate")->resolved.outputs.artifacts[0].key;
+  driver.Finish("run[0].generate");
+  ASSERT_EQ(driver.Advance(), std::vector<std::string>{"run[1].nested[0].consume"});
+  EXPECT_EQ(NodeOf(state, "run[1].nested").input_artifacts.at("nested-in").key, key);
+  EXPECT_EQ(NodeOf(state, "run[1].nested[0].consume").input_artifacts.at("in").key, key);
+  driver.Run();
+  EXPECT_EQ(state.phase(), NodePhase::kSucceeded);
+
+  // Raw data cannot be passed on by key: the steps node ends in Error naming the input.
+  nested.inputs.artifacts[0].raw = "text";
+  call.arguments.artifacts.clear();
+  RunState raw = MustCreate(MakeWorkflow({Steps("main", {{call}}), print, nested}));
+  Driver raw_driver(&raw);
+  raw_driver.Run();
+  EXPECT_EQ(NodeOf(raw, "run[0].nested").phase, NodePhase::kError);
+  EXPECT_THAT(NodeOf(raw, "run[0].nested").message,
+              HasSubstr("inputs.artifacts.nested-in: a steps template passes artifacts on by key"));
+}
+
 TEST(RunStateArtifactsTest, GlobalOutputsReachLaterNodesAndSurviveRestore) {
   Template gen = Leaf("gen");
   Parameter param = Param("hello-param");
