@@ -281,6 +281,9 @@ class Validator {
         Collect(Fail(absl::StrCat("spec.templates[", i, "].synchronization"),
                      kSynchronizationNotYet, kSynchronizationFix));
       }
+      if (tmpl.type == TemplateType::kUnsupported) {
+        Collect(RefuseUnrunnable(tmpl, absl::StrCat("spec.templates[", i, "]")));
+      }
     }
     for (size_t i = 0; i < wf_.templates.size(); ++i) {
       const Template& tmpl = wf_.templates[i];
@@ -448,6 +451,19 @@ class Validator {
                   kCredentialNameRule);
     }
     return absl::OkStatus();
+  }
+
+  // A template of a type dagd does not run (its body is kept in Template::kubernetes under its
+  // Argo key): refused at submit, rather than failing the run when a node reaches it.
+  absl::Status RefuseUnrunnable(const Template& tmpl, const std::string& path) const {
+    std::string kind = "unknown";
+    for (const char* key : {"resource", "http", "plugin", "containerSet", "data"}) {
+      if (tmpl.kubernetes.is_object() && tmpl.kubernetes.contains(key)) kind = key;
+    }
+    return Fail(absl::StrCat(path, ".", kind),
+                absl::StrCat("template '", tmpl.name, "' is a `", kind,
+                             "` template, which dagd does not run yet"),
+                "do its work in a container, script or ansible template");
   }
 
   // Settings of an artifact that change nothing for dagd's store.
