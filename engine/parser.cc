@@ -814,47 +814,44 @@ absl::Status Parser::ParseHooks(const std::string& key, const YAML::Node& value,
       return Fail(entry.first, hook_path, "duplicate hook", "write each hook once");
     }
     wf_->field_locations[hook_path] = Where(entry.first);
-    RETURN_IF_ERROR([&]() -> absl::Status {
-      if (name == "exit" && exit->has_value()) {
-        return Fail(node, hook_path, "a second exit hook (onExit is one too)",
-                    "keep either `onExit` or `hooks.exit`");
-      }
-      LifecycleHook hook;
-      hook.name = name;
-      hook.location = Where(node);
-      RETURN_IF_ERROR(ForEachField(
-          node, hook_path, kHookFields,
-          [&](const std::string& field, const YAML::Node& field_value,
-              const std::string& field_path) -> absl::Status {
-            if (field == "template") {
-              ASSIGN_OR_RETURN(hook.template_name, String(field_value, field_path));
-            } else if (field == "arguments") {
-              return ParseParameterHolder(field_value, field_path, &hook.arguments.parameters,
-                                          &hook.arguments.artifacts);
-            } else if (field == "templateRef") {
-              return ParseTemplateRef(field_value, field_path, kTemplateRefFields,
-                                      &hook.template_ref);
-            } else {  // expression
-              ASSIGN_OR_RETURN(hook.expression, String(field_value, field_path));
-            }
-            return absl::OkStatus();
-          }));
-      if (hook.template_name.empty() && !hook.template_ref) {
-        return Fail(entry.first, hook_path + ".template", "missing",
-                    "name the template the hook runs (`template: NAME`)");
-      }
-      if (name != "exit" && hook.expression.empty()) {
-        return Fail(entry.first, hook_path + ".expression", "missing",
-                    "say when the hook runs, e.g. `expression: workflow.status == \"Running\"`; "
-                    "a hook that runs when its owner ends is named `exit`");
-      }
-      if (name == "exit") {
-        *exit = std::move(hook);
-      } else {
-        hooks->push_back(std::move(hook));
-      }
-      return absl::OkStatus();
-    }());
+    if (name == "exit" && exit->has_value()) {
+      return Fail(node, hook_path, "a second exit hook (onExit is one too)",
+                  "keep either `onExit` or `hooks.exit`");
+    }
+    LifecycleHook hook;
+    hook.name = name;
+    hook.location = Where(node);
+    RETURN_IF_ERROR(ForEachField(
+        node, hook_path, kHookFields,
+        [&](const std::string& field, const YAML::Node& field_value,
+            const std::string& field_path) -> absl::Status {
+          if (field == "template") {
+            ASSIGN_OR_RETURN(hook.template_name, String(field_value, field_path));
+          } else if (field == "arguments") {
+            return ParseParameterHolder(field_value, field_path, &hook.arguments.parameters,
+                                        &hook.arguments.artifacts);
+          } else if (field == "templateRef") {
+            return ParseTemplateRef(field_value, field_path, kTemplateRefFields,
+                                    &hook.template_ref);
+          } else {  // expression
+            ASSIGN_OR_RETURN(hook.expression, String(field_value, field_path));
+          }
+          return absl::OkStatus();
+        }));
+    if (hook.template_name.empty() && !hook.template_ref) {
+      return Fail(entry.first, hook_path + ".template", "missing",
+                  "name the template the hook runs (`template: NAME`)");
+    }
+    if (name != "exit" && hook.expression.empty()) {
+      return Fail(entry.first, hook_path + ".expression", "missing",
+                  "say when the hook runs, e.g. `expression: workflow.status == \"Running\"`; "
+                  "a hook that runs when its owner ends is named `exit`");
+    }
+    if (name == "exit") {
+      *exit = std::move(hook);
+    } else {
+      hooks->push_back(std::move(hook));
+    }
   }
   return absl::OkStatus();
 }
