@@ -10,6 +10,7 @@ find_package(spdlog REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(SQLite3 REQUIRED)
 find_package(absl REQUIRED)
+find_package(OpenSSL REQUIRED)
 
 find_package(gRPC CONFIG REQUIRED)
 find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)

@@ -78,6 +78,15 @@ absl::Status RegisterArgo(RunnerRegistry* registry, const BuiltinRunnerOptions& 
 
 }  // namespace
 
+absl::StatusOr<std::unique_ptr<kubernetes::KubeClient>> NewClusterClient(
+    const KubernetesRunnerSettings& settings) {
+  if (!NamesACluster(settings)) {
+    return absl::FailedPreconditionError("no cluster: set --kubeconfig FILE or --kube-in-cluster");
+  }
+  ASSIGN_OR_RETURN(kubernetes::ClusterConfig config, LoadClusterConfig(settings));
+  return kubernetes::KubeClient::Create(std::move(config));
+}
+
 absl::Status RegisterBuiltinRunners(RunnerRegistry* registry, const BuiltinRunnerOptions& options) {
   if (options.io_context == nullptr) {
     return absl::InvalidArgumentError("RegisterBuiltinRunners needs the scheduler's io_context");

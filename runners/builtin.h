@@ -9,10 +9,14 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "runners/local/options.h"
 #include "runners/runner.h"
 
 namespace dagd::runners {
+namespace kubernetes {
+class KubeClient;
+}
 
 // Where the kubernetes runner finds its cluster. Neither `in_cluster` nor `kubeconfig`: no
 // kubernetes runner (templates that name it fail with "unknown runner").
@@ -51,6 +55,12 @@ struct BuiltinRunnerOptions {
 // needs options.kubernetes' cluster; both at once is InvalidArgument). InvalidArgument if
 // options.io_context is null; AlreadyExists if a name is taken.
 absl::Status RegisterBuiltinRunners(RunnerRegistry* registry, const BuiltinRunnerOptions& options);
+
+// A client of the cluster `settings` names (the kubernetes runner's), for other uses of the
+// Kubernetes API (TokenReview). FailedPrecondition when it names none; the loaders' errors
+// otherwise.
+absl::StatusOr<std::unique_ptr<kubernetes::KubeClient>> NewClusterClient(
+    const KubernetesRunnerSettings& settings);
 
 }  // namespace dagd::runners
 

@@ -498,6 +498,7 @@ void Scheduler::Retry(const std::string& run_id, std::set<std::string> restart,
 
 void Scheduler::Resubmit(const std::string& run_id, bool memoized,
                          std::map<std::string, std::string> parameters,
+                         const std::string& submitted_by,
                          std::function<void(absl::StatusOr<storage::RunRecord>)> done) {
   absl::StatusOr<storage::RunRecord> old = store_->GetRun(run_id);
   if (!old.ok()) return done(old.status());
@@ -510,6 +511,8 @@ void Scheduler::Resubmit(const std::string& run_id, bool memoized,
   request.parameters = old->parameters;
   for (auto& [name, value] : parameters) request.parameters[name] = std::move(value);
   request.labels = old->labels;
+  request.namespace_name = old->namespace_name;
+  request.submitted_by = submitted_by;
   if (memoized) request.memoized_from = run_id;
   Submit(std::move(request), std::move(done));
 }
@@ -584,6 +587,8 @@ void Scheduler::Submit(SubmitRequest request,
         record.request_id = request.request_id;
         record.labels = workflow->labels;
         for (const auto& [key, value] : request.labels) record.labels[key] = value;
+        record.namespace_name = request.namespace_name;
+        record.submitted_by = request.submitted_by;
         record.created_at_ms = now;
         record.started_at_ms = now;
         absl::StatusOr<engine::RunState> state;

@@ -90,6 +90,9 @@ struct SubmitRequest {
   std::map<std::string, std::string> labels;
   // ResubmitRun --memoized: the finished run whose succeeded nodes the new run starts from.
   std::string memoized_from;
+  // The run's namespace (the server resolved and authorized it) and who submitted it.
+  std::string namespace_name = "default";
+  std::string submitted_by;
 };
 
 // The scheduler's metric families (scheduler.cc declares them; docs/metrics.md describes them).
@@ -137,11 +140,12 @@ class Scheduler {
   void Retry(const std::string& run_id, std::set<std::string> restart, const std::string& message,
              std::function<void(absl::StatusOr<storage::RunRecord>)> done);
 
-  // ResubmitRun: a new run of the stored run's spec, bundle, labels and parameters (with
-  // `parameters` over them), as Submit(); with `memoized` it starts from the old run's succeeded
-  // nodes (RunState::ResubmitFrom), which must be finished and not Succeeded.
+  // ResubmitRun: a new run of the stored run's spec, bundle, labels, namespace and parameters
+  // (with `parameters` over them), submitted by `submitted_by`, as Submit(); with `memoized` it
+  // starts from the old run's succeeded nodes (RunState::ResubmitFrom), which must be finished
+  // and not Succeeded.
   void Resubmit(const std::string& run_id, bool memoized,
-                std::map<std::string, std::string> parameters,
+                std::map<std::string, std::string> parameters, const std::string& submitted_by,
                 std::function<void(absl::StatusOr<storage::RunRecord>)> done);
 
   // Listeners are told of every committed change. Not owned; must outlive the scheduler.

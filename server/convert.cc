@@ -102,6 +102,7 @@ void ToProto(const storage::WorkflowRecord& record, v1::Workflow* out) {
   out->set_bundle_digest(record.bundle.digest);
   out->set_bundle_files(static_cast<int32_t>(record.bundle.file_count));
   out->set_bundle_bytes(record.bundle.total_bytes);
+  out->set_namespace_(record.namespace_name);
   SetTime(record.created_at_ms, out->mutable_create_time());
   // Every stored version parsed when it was applied; the kind is read back from its YAML.
   absl::StatusOr<nlohmann::json> document = engine::YamlToJson(record.yaml, record.name);
@@ -193,6 +194,8 @@ void ToProto(const storage::RunRecord& record, const std::vector<engine::NodeSta
   out->set_message(record.message);
   for (const auto& [k, v] : record.parameters) (*out->mutable_parameters())[k] = v;
   out->set_request_id(record.request_id);
+  out->set_namespace_(record.namespace_name);
+  out->set_submitted_by(record.submitted_by);
   SetTime(record.created_at_ms, out->mutable_create_time());
   SetTime(record.started_at_ms, out->mutable_start_time());
   SetTime(record.finished_at_ms, out->mutable_finish_time());

@@ -4,9 +4,12 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
+#include <filesystem>
 #include <list>
 #include <optional>
 
@@ -19,6 +22,7 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
 constexpr size_t kMaxRequestBytes = 64 * 1024;
@@ -44,6 +48,63 @@ HttpRequest ParseTarget(std::string_view method, std::string_view target) {
   return request;
 }
 
+// The TLS context of new connections, rebuilt when one of the files changes (their modification
+// times are compared at most once per reload interval). Used on the io_context thread only.
+class TlsContextCache {
+ public:
+  explicit TlsContextCache(TlsFiles files) : files_(std::move(files)) {}
+
+  // The context for a new connection; null when the files never loaded.
+  std::shared_ptr<ssl::context> Get() {
+    const auto now = std::chrono::steady_clock::now();
+    if (context_ && now - last_check_ < std::chrono::seconds(files_.reload_interval_seconds)) {
+      return context_;
+    }
+    last_check_ = now;
+    const std::string stamp = Stamp();
+    if (context_ && stamp == stamp_) return context_;
+    try {
+      auto context = std::make_shared<ssl::context>(ssl::context::tls_server);
+      context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                           ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                           ssl::context::no_tlsv1_1);
+      context->use_certificate_chain_file(files_.cert_file);
+      context->use_private_key_file(files_.key_file, ssl::context::pem);
+      if (files_.mutual()) {
+        // Asked for and verified, not required: health probes and Prometheus without a client
+        // certificate still reach /healthz, /readyz and /metrics.
+        context->load_verify_file(files_.client_ca_file);
+        context->set_verify_mode(ssl::verify_peer);
+      }
+      if (context_) spdlog::info("metrics port: reloaded the TLS certificate");
+      context_ = std::move(context);
+      stamp_ = stamp;
+    } catch (const std::exception& e) {
+      spdlog::error("metrics port: cannot load the TLS certificate ({}); {}", e.what(),
+                    context_ ? "keeping the previous one" : "refusing connections");
+    }
+    return context_;
+  }
+
+ private:
+  // The files' modification times and sizes, as one string.
+  std::string Stamp() const {
+    std::string stamp;
+    for (const std::string* file : {&files_.cert_file, &files_.key_file, &files_.client_ca_file}) {
+      std::error_code ec;
+      const auto time = std::filesystem::last_write_time(*file, ec);
+      const auto size = std::filesystem::file_size(*file, ec);
+      absl::StrAppend(&stamp, time.time_since_epoch().count(), "/", ec ? 0 : size, ";");
+    }
+    return stamp;
+  }
+
+  const TlsFiles files_;
+  std::shared_ptr<ssl::context> context_;
+  std::string stamp_;
+  std::chrono::steady_clock::time_point last_check_;
+};
+
 }  // namespace
 
 std::string PercentDecode(std::string_view text, bool plus_is_space) {
@@ -64,9 +125,14 @@ std::string PercentDecode(std::string_view text, bool plus_is_space) {
 }
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  class SessionBase;
+  template <typename Stream>
   class Session;
 
-  Impl(asio::io_context& io, Routes routes) : acceptor(io), routes(std::move(routes)) {}
+  Impl(asio::io_context& io, Routes routes, const TlsFiles& tls_files)
+      : acceptor(io), routes(std::move(routes)) {
+    if (tls_files.enabled()) tls.emplace(tls_files);
+  }
 
   HttpResponse Dispatch(const HttpRequest& request) const {
     if (request.method != "GET" && request.method != "HEAD") {
@@ -98,35 +164,65 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   tcp::acceptor acceptor;
   Routes routes;
-  std::list<std::weak_ptr<Session>> sessions;
+  std::optional<TlsContextCache> tls;  // set when serving HTTPS
+  std::list<std::weak_ptr<SessionBase>> sessions;
   bool stopped = false;
 };
 
-class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
+class HttpServer::Impl::SessionBase {
  public:
-  Session(std::shared_ptr<Impl> server, tcp::socket socket)
-      : server_(std::move(server)), stream_(std::move(socket)) {}
+  virtual ~SessionBase() = default;
+  virtual void Start() = 0;
+  virtual void Close() = 0;
+};
 
+// One connection: beast::tcp_stream for HTTP, beast::ssl_stream<beast::tcp_stream> for HTTPS.
+template <typename Stream>
+class HttpServer::Impl::Session : public SessionBase,
+                                  public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  Session(std::shared_ptr<Impl> server, tcp::socket socket) requires(!kTls)
+      : server_(std::move(server)), stream_(std::move(socket)) {}
+  Session(std::shared_ptr<Impl> server, tcp::socket socket,
+          std::shared_ptr<ssl::context> tls) requires(kTls)
+      : server_(std::move(server)), tls_(std::move(tls)), stream_(std::move(socket), *tls_) {}
+
+  void Start() override {
+    if constexpr (kTls) {
+      beast::get_lowest_layer(stream_).expires_after(kIdleTimeout);
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) return self->Close();  // not TLS, or a bad certificate
+                                self->Read();
+                              });
+    } else {
+      Read();
+    }
+  }
+
+  void Close() override {
+    beast::error_code ignored;
+    auto& lowest = beast::get_lowest_layer(stream_);
+    lowest.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest.close();
+  }
+
+ private:
   void Read() {
     parser_.emplace();
     parser_->body_limit(kMaxRequestBytes);
     parser_->header_limit(static_cast<std::uint32_t>(kMaxRequestBytes));
-    stream_.expires_after(kIdleTimeout);
+    beast::get_lowest_layer(stream_).expires_after(kIdleTimeout);
     http::async_read(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
-  void Close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
-  }
-
- private:
   void OnRead(beast::error_code ec) {
     if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == asio::error::operation_aborted) {
+        ec == asio::error::operation_aborted || ec == ssl::error::stream_truncated) {
       return Close();
     }
     if (ec) {
@@ -165,14 +261,15 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     }
     http::async_write(
         stream_, *message,
-        [self = shared_from_this(), message, keep_alive](beast::error_code ec, size_t) {
+        [self = this->shared_from_this(), message, keep_alive](beast::error_code ec, size_t) {
           if (ec || !keep_alive) return self->Close();
           self->Read();
         });
   }
 
   std::shared_ptr<Impl> server_;
-  beast::tcp_stream stream_;
+  std::shared_ptr<ssl::context> tls_;  // outlives stream_, which holds a reference to it
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
 };
@@ -181,10 +278,18 @@ void HttpServer::Impl::Accept() {
   acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
     if (self->stopped) return;
     if (!ec) {
-      auto session = std::make_shared<Session>(self, std::move(socket));
-      self->sessions.remove_if([](const auto& weak) { return weak.expired(); });
-      self->sessions.push_back(session);
-      session->Read();
+      std::shared_ptr<SessionBase> session;
+      if (!self->tls) {
+        session = std::make_shared<Session<beast::tcp_stream>>(self, std::move(socket));
+      } else if (auto context = self->tls->Get()) {
+        session = std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(
+            self, std::move(socket), std::move(context));
+      }
+      if (session) {
+        self->sessions.remove_if([](const auto& weak) { return weak.expired(); });
+        self->sessions.push_back(session);
+        session->Start();
+      }
     }
     self->Accept();
   });
@@ -192,7 +297,7 @@ void HttpServer::Impl::Accept() {
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(asio::io_context& io,
                                                               const std::string& listen,
-                                                              Routes routes) {
+                                                              Routes routes, const TlsFiles& tls) {
   const size_t colon = listen.rfind(':');
   int port = -1;
   if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
@@ -211,7 +316,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(asio::io_context& 
     return absl::UnavailableError(absl::StrCat("cannot resolve the metrics address ", listen, ": ",
                                                ec ? ec.message() : "no address"));
   }
-  auto impl = std::make_shared<Impl>(io, std::move(routes));
+  auto impl = std::make_shared<Impl>(io, std::move(routes), tls);
   const tcp::endpoint endpoint = endpoints.begin()->endpoint();
   impl->acceptor.open(endpoint.protocol(), ec);
   if (!ec) impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);

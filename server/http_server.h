@@ -1,6 +1,6 @@
 // HttpServer: a small HTTP/1.1 server (Boost.Beast) on dagd's io_context, for the operations
-// port: /metrics, /healthz, /readyz and the read-only run pages. GET and HEAD only; keep-alive;
-// requests over 64 KiB, or idle for 60 s, close the connection.
+// port: /metrics, /healthz, /readyz and the read-only run pages, over HTTP or HTTPS. GET and HEAD
+// only; keep-alive; requests over 64 KiB, or idle for 60 s, close the connection.
 //
 // Handlers run on the io_context thread, one at a time: they must be quick and must not block
 // (they read in-memory state or make a short store read). No Beast types in this header.
@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "server/tls.h"
 
 namespace boost::asio {
 class io_context;
@@ -47,12 +48,13 @@ class HttpServer {
   // not a prefix of everything. Anything else is 404.
   using Routes = std::map<std::string, HttpHandler>;
 
-  // Binds `listen` ("host:port"; port 0 picks one) and starts accepting on `io`. Unavailable
-  // with the address and the system's reason if it cannot bind; InvalidArgument if `listen` is
-  // not host:port.
+  // Binds `listen` ("host:port"; port 0 picks one) and starts accepting on `io`, over HTTPS
+  // when `tls` is enabled (CheckTlsFiles() passed; a client CA makes client certificates asked
+  // for and verified, not required). Unavailable with the address and the system's reason if it
+  // cannot bind; InvalidArgument if `listen` is not host:port.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(boost::asio::io_context& io,
-                                                           const std::string& listen,
-                                                           Routes routes);
+                                                           const std::string& listen, Routes routes,
+                                                           const TlsFiles& tls = {});
   ~HttpServer();
 
   int port() const;

@@ -3,6 +3,7 @@
 #include <google/protobuf/util/time_util.h>
 
 #include <functional>
+#include <optional>
 #include <set>
 
 #include "absl/status/status.h"
@@ -193,19 +194,85 @@ class FailedStream : public grpc::ServerWriteReactor<Msg> {
 }  // namespace
 
 RunServiceImpl::RunServiceImpl(storage::Store* store, scheduler::Scheduler* scheduler, RunHub* hub,
-                               storage::BundleLimits bundle_limits)
-    : store_(store), scheduler_(scheduler), hub_(hub), bundle_limits_(bundle_limits) {}
+                               AccessControl* access, storage::BundleLimits bundle_limits)
+    : store_(store),
+      scheduler_(scheduler),
+      hub_(hub),
+      access_(access),
+      bundle_limits_(bundle_limits) {}
 
 RunServiceImpl::~RunServiceImpl() { stream_pool_.join(); }
+
+absl::StatusOr<Caller> RunServiceImpl::AdmitForRun(grpc::CallbackServerContext* context,
+                                                   const std::string& method,
+                                                   const std::string& run_id) {
+  absl::StatusOr<Caller> caller = access_->Admit(context, method, [&] {
+    absl::StatusOr<storage::RunRecord> run = store_->GetRun(run_id);
+    return AccessControl::Located{run.ok() ? run->namespace_name : "", "run/" + run_id};
+  });
+  if (!caller.ok()) return caller.status();
+  absl::StatusOr<storage::RunRecord> run = store_->GetRun(run_id);
+  if (!run.ok()) return run.status();
+  if (absl::Status st = caller->Authorize(run->namespace_name, "run/" + run->id); !st.ok()) {
+    return st;
+  }
+  return caller;
+}
+
+std::function<void(absl::StatusOr<storage::RunRecord>)> RunServiceImpl::AnswerWithNewRun(
+    grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor, v1::Run* response) {
+  return [access = access_, context, reactor, response](absl::StatusOr<storage::RunRecord> run) {
+    if (run.ok()) {
+      ToProto(*run, {}, response);
+      // Read by the audit interceptor when the status is sent, after Finish.
+      access->Note(context, [&](AccessControl::CallNote& note) {
+        note.target =
+            note.target.empty() ? "run/" + run->id : absl::StrCat(note.target, ",run/", run->id);
+      });
+    }
+    reactor->Finish(ToGrpcStatus(run.status()));
+  };
+}
 
 grpc::ServerUnaryReactor* RunServiceImpl::SubmitRun(grpc::CallbackServerContext* context,
                                                     const v1::SubmitRunRequest* request,
                                                     v1::Run* response) {
+  absl::StatusOr<Caller> caller = access_->Admit(context, "/dagd.v1.RunService/SubmitRun", [&] {
+    // For the audit record of a refused caller: the namespace the request names, or its stored
+    // workflow's (an inline spec's metadata.namespace is not parsed for it).
+    AccessControl::Located located{request->namespace_(), ""};
+    if (request->source_case() == v1::SubmitRunRequest::kWorkflowName) {
+      located.target = "workflow/" + request->workflow_name();
+      auto stored = store_->GetWorkflow(request->workflow_name(), 0);
+      if (located.namespace_name.empty() && stored.ok()) {
+        located.namespace_name = stored->namespace_name;
+      }
+    }
+    return located;
+  });
+  if (!caller.ok()) return Done(context, caller.status());
+  if (!request->request_id().empty()) {
+    access_->Note(context,
+                  [&](AccessControl::CallNote& note) { note.request_id = request->request_id(); });
+  }
   scheduler::SubmitRequest submit;
+  // The spec, parsed once its namespace must be read (and for its templateRefs).
+  std::optional<engine::Workflow> parsed_spec;
   switch (request->source_case()) {
     case v1::SubmitRunRequest::kWorkflowName: {
       auto stored = store_->GetWorkflow(request->workflow_name(), request->workflow_version());
       if (!stored.ok()) return Done(context, stored.status());
+      if (!request->namespace_().empty() && request->namespace_() != stored->namespace_name) {
+        return Done(context, absl::InvalidArgumentError(absl::StrCat(
+                                 "namespace: workflow ", stored->name, " belongs to namespace ",
+                                 stored->namespace_name, ", not ", request->namespace_(),
+                                 "; its runs do too (leave namespace empty)")));
+      }
+      if (auto st = caller->Authorize(stored->namespace_name, "workflow/" + stored->name);
+          !st.ok()) {
+        return Done(context, st);
+      }
+      submit.namespace_name = stored->namespace_name;
       if (request->bundle().files_size() > 0) {
         return Done(context, absl::InvalidArgumentError(absl::StrCat(
                                  "bundle: a run of stored workflow ", stored->name,
@@ -238,12 +305,19 @@ grpc::ServerUnaryReactor* RunServiceImpl::SubmitRun(grpc::CallbackServerContext*
       }
       submit.workflow_yaml = request->spec_yaml();
       submit.file_name = request->file_name().empty() ? "<request>" : request->file_name();
-      // One workflow: further documents of a run's spec are the WorkflowTemplates dagd adds.
-      if (engine::SplitYamlDocuments(submit.workflow_yaml).size() > 1) {
+      {
         auto parsed = engine::ParseWorkflow(submit.workflow_yaml, submit.file_name);
-        return Done(context, parsed.ok() ? absl::InvalidArgumentError(absl::StrCat(
-                                               submit.file_name, ": a file holds one workflow"))
-                                         : parsed.status());
+        if (!parsed.ok()) return Done(context, parsed.status());
+        // One workflow: further documents of a run's spec are the WorkflowTemplates dagd adds.
+        if (engine::SplitYamlDocuments(submit.workflow_yaml).size() > 1) {
+          return Done(context, absl::InvalidArgumentError(
+                                   absl::StrCat(submit.file_name, ": a file holds one workflow")));
+        }
+        auto ns = ResolveNamespace(request->namespace_(), parsed->namespace_name, submit.file_name);
+        if (!ns.ok()) return Done(context, ns.status());
+        if (auto st = caller->Authorize(*ns, ""); !st.ok()) return Done(context, st);
+        submit.namespace_name = *std::move(ns);
+        parsed_spec = *std::move(parsed);
       }
       {
         auto bundle = BundleFromProto(request->bundle(), bundle_limits_);
@@ -263,9 +337,12 @@ grpc::ServerUnaryReactor* RunServiceImpl::SubmitRun(grpc::CallbackServerContext*
   // The WorkflowTemplates it refers to are stored with the run (engine/template_refs.h). Only a
   // YAML that mentions one is parsed here (the scheduler parses every submission anyway).
   if (absl::StrContains(submit.workflow_yaml, "emplateRef")) {
-    auto parsed = engine::ParseWorkflow(submit.workflow_yaml, submit.file_name);
-    if (!parsed.ok()) return Done(context, parsed.status());
-    auto spec = BuildRunSpec(store_, submit.workflow_yaml, *parsed);
+    if (!parsed_spec) {
+      auto parsed = engine::ParseWorkflow(submit.workflow_yaml, submit.file_name);
+      if (!parsed.ok()) return Done(context, parsed.status());
+      parsed_spec = *std::move(parsed);
+    }
+    auto spec = BuildRunSpec(store_, submit.workflow_yaml, *parsed_spec);
     if (!spec.ok()) return Done(context, spec.status());
     submit.workflow_yaml = *std::move(spec);
   }
@@ -281,14 +358,18 @@ grpc::ServerUnaryReactor* RunServiceImpl::SubmitRun(grpc::CallbackServerContext*
     submit.labels[key] = value;
   }
 
+  submit.submitted_by = caller->principal().name;
   auto* reactor = context->DefaultReactor();
-  scheduler_->Submit(std::move(submit), AnswerWithRun(reactor, response));
+  scheduler_->Submit(std::move(submit), AnswerWithNewRun(context, reactor, response));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* RunServiceImpl::GetRun(grpc::CallbackServerContext* context,
                                                  const v1::GetRunRequest* request,
                                                  v1::Run* response) {
+  absl::StatusOr<Caller> caller =
+      AdmitForRun(context, "/dagd.v1.RunService/GetRun", request->run_id());
+  if (!caller.ok()) return Done(context, caller.status());
   return Done(context, ReadRun(store_, request->run_id(), response));
 }
 
@@ -296,7 +377,14 @@ grpc::ServerUnaryReactor* RunServiceImpl::ListRuns(grpc::CallbackServerContext* 
                                                    const v1::ListRunsRequest* request,
                                                    v1::ListRunsResponse* response) {
   using google::protobuf::util::TimeUtil;
+  absl::StatusOr<Caller> caller = access_->Admit(context, "/dagd.v1.RunService/ListRuns");
+  if (!caller.ok()) return Done(context, caller.status());
   storage::RunFilter filter;
+  filter.namespaces = caller->scope().namespaces;  // empty when every namespace
+  if (!request->namespace_().empty()) {
+    if (auto st = caller->Authorize(request->namespace_(), ""); !st.ok()) return Done(context, st);
+    filter.namespaces = {request->namespace_()};
+  }
   filter.workflow_name = request->workflow_name();
   for (int p : request->phases()) {
     engine::NodePhase phase;
@@ -330,8 +418,8 @@ grpc::ServerUnaryReactor* RunServiceImpl::ListRuns(grpc::CallbackServerContext* 
 grpc::ServerWriteReactor<v1::RunEvent>* RunServiceImpl::WatchRun(
     grpc::CallbackServerContext* context, const v1::WatchRunRequest* request) {
   const std::string run_id = request->run_id();
-  if (auto run = store_->GetRun(run_id); !run.ok()) {
-    return new FailedStream<v1::RunEvent>(run.status());
+  if (auto caller = AdmitForRun(context, "/dagd.v1.RunService/WatchRun", run_id); !caller.ok()) {
+    return new FailedStream<v1::RunEvent>(caller.status());
   }
   storage::Store* store = store_;
   // Fetches of one stream never overlap (PollingWriter), so the Ansible cursor needs no lock.
@@ -406,6 +494,9 @@ grpc::ServerWriteReactor<v1::RunEvent>* RunServiceImpl::WatchRun(
 grpc::ServerWriteReactor<v1::LogChunk>* RunServiceImpl::GetNodeLogs(
     grpc::CallbackServerContext* context, const v1::GetNodeLogsRequest* request) {
   const std::string run_id = request->run_id();
+  if (auto caller = AdmitForRun(context, "/dagd.v1.RunService/GetNodeLogs", run_id); !caller.ok()) {
+    return new FailedStream<v1::LogChunk>(caller.status());
+  }
   absl::StatusOr<LogSource> source = ResolveLogSource(store_, run_id, request->node());
   if (!source.ok()) return new FailedStream<v1::LogChunk>(source.status());
   if (source->attempt > 0 && request->attempt() > 0 && request->attempt() != source->attempt) {
@@ -445,6 +536,10 @@ grpc::ServerUnaryReactor* RunServiceImpl::ListAnsibleEvents(
     grpc::CallbackServerContext* context, const v1::ListAnsibleEventsRequest* request,
     v1::ListAnsibleEventsResponse* response) {
   const std::string& run_id = request->run_id();
+  if (auto caller = AdmitForRun(context, "/dagd.v1.RunService/ListAnsibleEvents", run_id);
+      !caller.ok()) {
+    return Done(context, caller.status());
+  }
   absl::StatusOr<std::string> node_name = ResolveNodeFilter(store_, run_id, request->node());
   if (!node_name.ok()) return Done(context, node_name.status());
   int64_t after = 0;
@@ -470,6 +565,10 @@ grpc::ServerUnaryReactor* RunServiceImpl::ListAnsibleEvents(
 grpc::ServerWriteReactor<v1::AnsibleEvent>* RunServiceImpl::WatchAnsibleEvents(
     grpc::CallbackServerContext* context, const v1::WatchAnsibleEventsRequest* request) {
   const std::string run_id = request->run_id();
+  if (auto caller = AdmitForRun(context, "/dagd.v1.RunService/WatchAnsibleEvents", run_id);
+      !caller.ok()) {
+    return new FailedStream<v1::AnsibleEvent>(caller.status());
+  }
   absl::StatusOr<std::string> node_name = ResolveNodeFilter(store_, run_id, request->node());
   if (!node_name.ok()) return new FailedStream<v1::AnsibleEvent>(node_name.status());
   storage::AnsibleEventFilter filter;
@@ -503,6 +602,12 @@ grpc::ServerWriteReactor<v1::AnsibleEvent>* RunServiceImpl::WatchAnsibleEvents(
 grpc::ServerUnaryReactor* RunServiceImpl::EndRun(grpc::CallbackServerContext* context,
                                                  const v1::EndRunRequest* request,
                                                  v1::Run* response, bool terminate) {
+  if (auto caller = AdmitForRun(
+          context, terminate ? "/dagd.v1.RunService/TerminateRun" : "/dagd.v1.RunService/StopRun",
+          request->run_id());
+      !caller.ok()) {
+    return Done(context, caller.status());
+  }
   auto* reactor = context->DefaultReactor();
   scheduler_->Stop(request->run_id(), request->message(), terminate,
                    AnswerWithRun(reactor, response));
@@ -524,6 +629,10 @@ grpc::ServerUnaryReactor* RunServiceImpl::TerminateRun(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* RunServiceImpl::ResumeRun(grpc::CallbackServerContext* context,
                                                     const v1::ResumeRunRequest* request,
                                                     v1::Run* response) {
+  if (auto caller = AdmitForRun(context, "/dagd.v1.RunService/ResumeRun", request->run_id());
+      !caller.ok()) {
+    return Done(context, caller.status());
+  }
   std::string node;
   if (!request->node().empty()) {
     absl::StatusOr<std::string> resolved = ResolveNode(store_, request->run_id(), request->node());
@@ -543,6 +652,10 @@ grpc::ServerUnaryReactor* RunServiceImpl::ResumeRun(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* RunServiceImpl::RetryRun(grpc::CallbackServerContext* context,
                                                    const v1::RetryRunRequest* request,
                                                    v1::Run* response) {
+  if (auto caller = AdmitForRun(context, "/dagd.v1.RunService/RetryRun", request->run_id());
+      !caller.ok()) {
+    return Done(context, caller.status());
+  }
   std::set<std::string> restart;
   for (const std::string& node : request->restart_nodes()) {
     absl::StatusOr<std::string> resolved = ResolveNode(store_, request->run_id(), node);
@@ -563,17 +676,24 @@ grpc::ServerUnaryReactor* RunServiceImpl::RetryRun(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* RunServiceImpl::ResubmitRun(grpc::CallbackServerContext* context,
                                                       const v1::ResubmitRunRequest* request,
                                                       v1::Run* response) {
+  absl::StatusOr<Caller> caller =
+      AdmitForRun(context, "/dagd.v1.RunService/ResubmitRun", request->run_id());
+  if (!caller.ok()) return Done(context, caller.status());
   auto* reactor = context->DefaultReactor();
   scheduler_->Resubmit(request->run_id(), request->memoized(),
                        std::map<std::string, std::string>(request->parameters().begin(),
                                                           request->parameters().end()),
-                       AnswerWithRun(reactor, response));
+                       caller->principal().name, AnswerWithNewRun(context, reactor, response));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* RunServiceImpl::SetNode(grpc::CallbackServerContext* context,
                                                   const v1::SetNodeRequest* request,
                                                   v1::Run* response) {
+  if (auto caller = AdmitForRun(context, "/dagd.v1.RunService/SetNode", request->run_id());
+      !caller.ok()) {
+    return Done(context, caller.status());
+  }
   if (request->node().empty()) {
     return Done(context, absl::InvalidArgumentError("node: name the suspended node to set"));
   }

@@ -8,6 +8,7 @@
 
 #include "dagd/v1/run.grpc.pb.h"
 #include "scheduler/scheduler.h"
+#include "server/access.h"
 #include "server/run_hub.h"
 #include "storage/store.h"
 
@@ -17,7 +18,7 @@ class RunServiceImpl final : public v1::RunService::CallbackService {
  public:
   // None owned; all must outlive the service. Uploaded bundles must keep `bundle_limits`.
   RunServiceImpl(storage::Store* store, scheduler::Scheduler* scheduler, RunHub* hub,
-                 storage::BundleLimits bundle_limits);
+                 AccessControl* access, storage::BundleLimits bundle_limits);
   ~RunServiceImpl() override;
 
   grpc::ServerUnaryReactor* SubmitRun(grpc::CallbackServerContext* context,
@@ -58,10 +59,19 @@ class RunServiceImpl final : public v1::RunService::CallbackService {
   grpc::ServerUnaryReactor* EndRun(grpc::CallbackServerContext* context,
                                    const v1::EndRunRequest* request, v1::Run* response,
                                    bool terminate);
+  // Admits the call to `method` (its full name) and authorizes it on run `run_id`, in the run's
+  // namespace; NotFound for an unknown run once the caller is admitted.
+  absl::StatusOr<Caller> AdmitForRun(grpc::CallbackServerContext* context,
+                                     const std::string& method, const std::string& run_id);
+  // The scheduler's answer with a run record, as the reply of `reactor`; the run is named in
+  // the audit record of the call (SubmitRun, ResubmitRun).
+  std::function<void(absl::StatusOr<storage::RunRecord>)> AnswerWithNewRun(
+      grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor, v1::Run* response);
 
   storage::Store* store_;
   scheduler::Scheduler* scheduler_;
   RunHub* hub_;
+  AccessControl* access_;
   const storage::BundleLimits bundle_limits_;
   boost::asio::thread_pool stream_pool_{2};  // store reads of streaming calls
 };

@@ -9,6 +9,7 @@
 #include <climits>
 
 #include "absl/strings/str_cat.h"
+#include "server/audit_service.h"
 #include "server/grpc_metrics.h"
 #include "server/run_service.h"
 #include "server/workflow_service.h"
@@ -29,9 +30,16 @@ absl::StatusOr<std::unique_ptr<DagdServer>> DagdServer::Start(const ServerOption
                                                               scheduler::Scheduler* scheduler,
                                                               RunHub* hub) {
   std::unique_ptr<DagdServer> server(new DagdServer());
+  AccessControl* access = options.access;
+  if (access == nullptr) {
+    server->own_access_ = std::make_unique<AccessControl>(AccessOptions{});
+    access = server->own_access_.get();
+  }
   server->workflows_ = std::make_unique<WorkflowServiceImpl>(
-      store, scheduler::SystemClock(), options.bundle_limits, options.argo_export);
-  server->runs_ = std::make_unique<RunServiceImpl>(store, scheduler, hub, options.bundle_limits);
+      store, scheduler::SystemClock(), access, options.bundle_limits, options.argo_export);
+  server->runs_ =
+      std::make_unique<RunServiceImpl>(store, scheduler, hub, access, options.bundle_limits);
+  server->audit_ = std::make_unique<AuditServiceImpl>(store, access);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -39,18 +47,18 @@ absl::StatusOr<std::unique_ptr<DagdServer>> DagdServer::Start(const ServerOption
   // gRPC sets SO_REUSEPORT by default: a second dagd on a taken port would then start and share
   // the port with the first, the kernel spreading connections between them.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(options.listen, GrpcServerCredentials(options.tls), &server->port_);
   const int64_t max_request_bytes = options.max_request_bytes > 0
                                         ? std::min<int64_t>(options.max_request_bytes, INT_MAX)
                                         : MaxRequestBytes(options.bundle_limits);
   builder.SetMaxReceiveMessageSize(static_cast<int>(max_request_bytes));
-  if (options.metrics != nullptr) {
-    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
-    factories.push_back(NewGrpcMetricsInterceptor(options.metrics));
-    builder.experimental().SetInterceptorCreators(std::move(factories));
-  }
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
+  if (options.metrics != nullptr) factories.push_back(NewGrpcMetricsInterceptor(options.metrics));
+  factories.push_back(NewAuditInterceptor(access, store));
+  builder.experimental().SetInterceptorCreators(std::move(factories));
   builder.RegisterService(server->workflows_.get());
   builder.RegisterService(server->runs_.get());
+  builder.RegisterService(server->audit_.get());
   server->server_ = builder.BuildAndStart();
   if (!server->server_ || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat(

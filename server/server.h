@@ -1,6 +1,7 @@
-// DagdServer: the gRPC server of dagd — WorkflowService, RunService, grpc.health.v1 and server
-// reflection on one listening address. Owns the services; the Store, Scheduler and RunHub are
-// passed in and must outlive it.
+// DagdServer: the gRPC server of dagd — WorkflowService, RunService, AuditService,
+// grpc.health.v1 and server reflection on one listening address. Owns the services; the Store,
+// Scheduler, RunHub and AccessControl are passed in and must outlive it. Every call of dagd's own
+// services is authenticated and authorized (access.h); health and reflection are open.
 #ifndef DAGD_SERVER_SERVER_H_
 #define DAGD_SERVER_SERVER_H_
 
@@ -11,7 +12,9 @@
 #include "metrics/registry.h"
 #include "runners/argo/workflow_spec.h"
 #include "scheduler/scheduler.h"
+#include "server/access.h"
 #include "server/run_hub.h"
+#include "server/tls.h"
 #include "storage/bundle.h"
 #include "storage/store.h"
 
@@ -23,6 +26,7 @@ namespace dagd::server {
 
 class WorkflowServiceImpl;
 class RunServiceImpl;
+class AuditServiceImpl;
 
 struct ServerOptions {
   // "host:port"; port 0 picks a free port (see DagdServer::port()).
@@ -34,6 +38,11 @@ struct ServerOptions {
   int64_t max_request_bytes = 0;
   // ExportWorkflow's Argo Workflows (the Ansible image; the same as the argo runner's).
   runners::argo::WorkflowSpecOptions argo_export;
+  // TLS (and mutual TLS) of the port; off by default (tls.h).
+  TlsFiles tls;
+  // Who may call what, and the audit log. Null: no authentication (every caller is the
+  // anonymous admin), calls still audited. Not owned; must outlive the server.
+  AccessControl* access = nullptr;
   // Where the gRPC call metrics are declared (grpc_metrics.h); null for none. Not owned; must
   // outlive the server.
   metrics::Registry* metrics = nullptr;
@@ -60,8 +69,10 @@ class DagdServer {
  private:
   DagdServer() = default;
 
+  std::unique_ptr<AccessControl> own_access_;  // when ServerOptions::access is null
   std::unique_ptr<WorkflowServiceImpl> workflows_;
   std::unique_ptr<RunServiceImpl> runs_;
+  std::unique_ptr<AuditServiceImpl> audit_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };

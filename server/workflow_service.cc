@@ -36,6 +36,7 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl:
 }  // namespace
 
 absl::Status WorkflowServiceImpl::Apply(const v1::CreateWorkflowRequest& request,
+                                        const Caller& caller,
                                         v1::CreateWorkflowResponse* response) {
   const std::string file = request.file_name().empty() ? "<request>" : request.file_name();
   RETURN_IF_ERROR(CheckSize(request.yaml(), file));
@@ -55,9 +56,14 @@ absl::Status WorkflowServiceImpl::Apply(const v1::CreateWorkflowRequest& request
     }
   }
   std::map<std::string, TemplateDocument> same_file;
+  std::vector<std::string> namespaces;
   for (size_t i = 0; i < workflows.size(); ++i) {
     const engine::Workflow& workflow = workflows[i];
     const std::string where = absl::StrCat(file, ":", texts[i].first_line);
+    ASSIGN_OR_RETURN(std::string ns,
+                     ResolveNamespace(request.namespace_(), workflow.namespace_name, where));
+    RETURN_IF_ERROR(caller.Authorize(ns, "workflow/" + workflow.name));
+    namespaces.push_back(std::move(ns));
     if (workflow.name.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat(where,
@@ -80,8 +86,10 @@ absl::Status WorkflowServiceImpl::Apply(const v1::CreateWorkflowRequest& request
     ASSIGN_OR_RETURN(engine::Workflow resolved, Resolve(workflows[i], same_file));
     RETURN_IF_ERROR(engine::ValidateWorkflow(resolved));
     RETURN_IF_ERROR(CheckPlaybooksInBundle(resolved, paths, "apply with --bundle DIR"));
-    documents.push_back(
-        storage::WorkflowDocument{workflows[i].name, texts[i].text, workflows[i].entrypoint});
+    documents.push_back(storage::WorkflowDocument{.name = workflows[i].name,
+                                                  .yaml = texts[i].text,
+                                                  .entrypoint = workflows[i].entrypoint,
+                                                  .namespace_name = namespaces[i]});
   }
   std::vector<bool> created;
   ASSIGN_OR_RETURN(std::vector<storage::WorkflowRecord> records,
@@ -123,14 +131,22 @@ absl::StatusOr<engine::Workflow> WorkflowServiceImpl::Resolve(
 grpc::ServerUnaryReactor* WorkflowServiceImpl::CreateWorkflow(
     grpc::CallbackServerContext* context, const v1::CreateWorkflowRequest* request,
     v1::CreateWorkflowResponse* response) {
-  return Done(context, Apply(*request, response));
+  absl::StatusOr<Caller> caller =
+      access_->Admit(context, "/dagd.v1.WorkflowService/CreateWorkflow");
+  if (!caller.ok()) return Done(context, caller.status());
+  return Done(context, Apply(*request, *caller, response));
 }
 
 grpc::ServerUnaryReactor* WorkflowServiceImpl::GetWorkflow(grpc::CallbackServerContext* context,
                                                            const v1::GetWorkflowRequest* request,
                                                            v1::Workflow* response) {
+  absl::StatusOr<Caller> caller = access_->Admit(context, "/dagd.v1.WorkflowService/GetWorkflow");
+  if (!caller.ok()) return Done(context, caller.status());
   auto record = store_->GetWorkflow(request->name(), request->version());
   if (!record.ok()) return Done(context, record.status());
+  if (auto st = caller->Authorize(record->namespace_name, "workflow/" + record->name); !st.ok()) {
+    return Done(context, st);
+  }
   ToProto(*record, response);
   return Done(context, absl::OkStatus());
 }
@@ -138,8 +154,15 @@ grpc::ServerUnaryReactor* WorkflowServiceImpl::GetWorkflow(grpc::CallbackServerC
 grpc::ServerUnaryReactor* WorkflowServiceImpl::ListWorkflows(
     grpc::CallbackServerContext* context, const v1::ListWorkflowsRequest* request,
     v1::ListWorkflowsResponse* response) {
+  absl::StatusOr<Caller> caller = access_->Admit(context, "/dagd.v1.WorkflowService/ListWorkflows");
+  if (!caller.ok()) return Done(context, caller.status());
+  std::vector<std::string> namespaces = caller->scope().namespaces;  // empty when all
+  if (!request->namespace_().empty()) {
+    if (auto st = caller->Authorize(request->namespace_(), ""); !st.ok()) return Done(context, st);
+    namespaces = {request->namespace_()};
+  }
   const int limit = request->page_size() > 0 ? std::min(request->page_size(), 1000) : 100;
-  auto records = store_->ListWorkflows(request->page_token(), limit + 1);
+  auto records = store_->ListWorkflows(request->page_token(), limit + 1, namespaces);
   if (!records.ok()) return Done(context, records.status());
   for (size_t i = 0; i < records->size() && i < static_cast<size_t>(limit); ++i) {
     ToProto((*records)[i], response->add_workflows());
@@ -153,12 +176,26 @@ grpc::ServerUnaryReactor* WorkflowServiceImpl::ListWorkflows(
 grpc::ServerUnaryReactor* WorkflowServiceImpl::DeleteWorkflow(
     grpc::CallbackServerContext* context, const v1::DeleteWorkflowRequest* request,
     v1::DeleteWorkflowResponse* response) {
+  absl::StatusOr<Caller> caller =
+      access_->Admit(context, "/dagd.v1.WorkflowService/DeleteWorkflow", [&] {
+        auto record = store_->GetWorkflow(request->name(), 0);
+        return AccessControl::Located{record.ok() ? record->namespace_name : "",
+                                      "workflow/" + request->name()};
+      });
+  if (!caller.ok()) return Done(context, caller.status());
+  auto record = store_->GetWorkflow(request->name(), 0);
+  if (!record.ok()) return Done(context, record.status());
+  if (auto st = caller->Authorize(record->namespace_name, "workflow/" + record->name); !st.ok()) {
+    return Done(context, st);
+  }
   return Done(context, store_->DeleteWorkflow(request->name()));
 }
 
 grpc::ServerUnaryReactor* WorkflowServiceImpl::LintWorkflow(grpc::CallbackServerContext* context,
                                                             const v1::LintWorkflowRequest* request,
                                                             v1::LintWorkflowResponse* response) {
+  absl::StatusOr<Caller> caller = access_->Admit(context, "/dagd.v1.WorkflowService/LintWorkflow");
+  if (!caller.ok()) return Done(context, caller.status());
   const std::string file = request->file_name().empty() ? "<request>" : request->file_name();
   // A parse error stops at the first (the rest of the file is not known); validation lists
   // every problem it finds.
@@ -266,6 +303,16 @@ absl::StatusOr<std::string> WorkflowServiceImpl::Export(const v1::ExportWorkflow
 grpc::ServerUnaryReactor* WorkflowServiceImpl::ExportWorkflow(
     grpc::CallbackServerContext* context, const v1::ExportWorkflowRequest* request,
     v1::ExportWorkflowResponse* response) {
+  absl::StatusOr<Caller> caller =
+      access_->Admit(context, "/dagd.v1.WorkflowService/ExportWorkflow");
+  if (!caller.ok()) return Done(context, caller.status());
+  if (!request->run_id().empty()) {
+    auto run = store_->GetRun(request->run_id());
+    if (!run.ok()) return Done(context, run.status());
+    if (auto st = caller->Authorize(run->namespace_name, "run/" + run->id); !st.ok()) {
+      return Done(context, st);
+    }
+  }
   absl::StatusOr<std::string> yaml = Export(*request);
   if (yaml.ok()) response->set_yaml(*std::move(yaml));
   return Done(context, yaml.status());

@@ -10,6 +10,7 @@
 #include "dagd/v1/workflow.grpc.pb.h"
 #include "runners/argo/workflow_spec.h"
 #include "scheduler/clock.h"
+#include "server/access.h"
 #include "server/template_library.h"
 #include "storage/bundle.h"
 #include "storage/store.h"
@@ -21,13 +22,14 @@ inline constexpr size_t kMaxSpecBytes = 4 << 20;
 
 class WorkflowServiceImpl final : public v1::WorkflowService::CallbackService {
  public:
-  // Neither owned; both must outlive the service. Uploaded bundles must keep `bundle_limits`;
+  // None owned; all must outlive the service. Uploaded bundles must keep `bundle_limits`;
   // ExportWorkflow writes Argo Workflows with `argo_export`.
-  WorkflowServiceImpl(storage::Store* store, scheduler::Clock* clock,
+  WorkflowServiceImpl(storage::Store* store, scheduler::Clock* clock, AccessControl* access,
                       storage::BundleLimits bundle_limits,
                       runners::argo::WorkflowSpecOptions argo_export)
       : store_(store),
         clock_(clock),
+        access_(access),
         bundle_limits_(bundle_limits),
         argo_export_(std::move(argo_export)) {}
 
@@ -53,7 +55,7 @@ class WorkflowServiceImpl final : public v1::WorkflowService::CallbackService {
  private:
   // CreateWorkflow's work: every document of the file checked (templateRefs resolved against
   // the file's other documents and the store), then all stored in one transaction.
-  absl::Status Apply(const v1::CreateWorkflowRequest& request,
+  absl::Status Apply(const v1::CreateWorkflowRequest& request, const Caller& caller,
                      v1::CreateWorkflowResponse* response);
   // InvalidArgument (at `where`) if `workflow.name` is stored with another kind.
   absl::Status CheckKindUnchanged(const engine::Workflow& workflow, const std::string& where);
@@ -65,6 +67,7 @@ class WorkflowServiceImpl final : public v1::WorkflowService::CallbackService {
 
   storage::Store* store_;
   scheduler::Clock* clock_;
+  AccessControl* access_;
   const storage::BundleLimits bundle_limits_;
   const runners::argo::WorkflowSpecOptions argo_export_;
 };

@@ -9,8 +9,9 @@ absl::StatusOr<WorkflowRecord> Store::PutWorkflow(const std::string& name, const
                                                   std::vector<BundleFile> bundle, int64_t now_ms,
                                                   bool* created) {
   std::vector<bool> inserted;
-  auto records = PutWorkflows({WorkflowDocument{name, yaml, entrypoint}}, std::move(bundle), now_ms,
-                              &inserted);
+  auto records =
+      PutWorkflows({WorkflowDocument{.name = name, .yaml = yaml, .entrypoint = entrypoint}},
+                   std::move(bundle), now_ms, &inserted);
   if (!records.ok()) return records.status();
   if (created != nullptr) *created = inserted.front();
   return std::move(records->front());

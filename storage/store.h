@@ -35,6 +35,9 @@ struct WorkflowRecord {
   // version materialises exactly these files.
   BundleInfo bundle;
   int64_t created_at_ms = 0;
+  // The namespace it belongs to (that of its latest version; names are unique across
+  // namespaces).
+  std::string namespace_name = "default";
 };
 
 // One document to store as a workflow version (Store::PutWorkflows).
@@ -42,6 +45,7 @@ struct WorkflowDocument {
   std::string name;
   std::string yaml;
   std::string entrypoint;
+  std::string namespace_name = "default";
 };
 
 struct RunRecord {
@@ -66,6 +70,43 @@ struct RunRecord {
   int64_t last_sequence = 0;  // highest event sequence of the run
   // The spec's metadata.labels merged with the submission's; ListRuns filters on them.
   std::map<std::string, std::string> labels;
+  // The namespace the run belongs to; roles are granted per namespace.
+  std::string namespace_name = "default";
+  // The principal that submitted it ("" for runs stored before dagd recorded it).
+  std::string submitted_by;
+};
+
+// One call to a mutating RPC, as answered (proto/dagd/v1/audit.proto, AuditRecord).
+struct AuditRecord {
+  int64_t sequence = 0;  // assigned on commit
+  int64_t time_ms = 0;
+  std::string principal;  // "" when the caller was not authenticated
+  std::string auth_method;
+  std::string method;  // "/dagd.v1.RunService/SubmitRun"
+  std::string namespace_name;
+  std::string target;  // "run/NAME", "workflow/NAME", ""
+  std::string request_id;
+  std::string code;  // "OK", "PERMISSION_DENIED", …
+  std::string message;
+  std::string peer;
+};
+
+struct AuditFilter {
+  std::string principal;  // "" = any
+  // Only records of these namespaces; empty = any (records without a namespace included).
+  std::vector<std::string> namespaces;
+  std::string target;    // "" = any
+  std::string method;    // "" = any; the full name, or its last part ("SubmitRun")
+  int64_t since_ms = 0;  // 0 = unbounded
+  int64_t until_ms = 0;  // 0 = unbounded; exclusive
+  bool failed_only = false;
+  int limit = 100;
+  std::string page_token;  // from AuditPage::next_page_token of the same filter
+};
+
+struct AuditPage {
+  std::vector<AuditRecord> records;  // newest first
+  std::string next_page_token;       // "" on the last page
 };
 
 // One state change of a run; sequence is assigned by the caller, 1, 2, … per run.
@@ -143,9 +184,10 @@ struct WriteBatch {
   std::vector<LogChunkRecord> logs;                // insert
   std::vector<AnsibleEventRecord> ansible_events;  // insert; sequences assigned on commit
   std::vector<MemoRecord> memo_entries;            // insert or replace by (cache, key)
+  std::vector<AuditRecord> audit_records;          // insert; sequences assigned on commit
   bool empty() const {
     return runs.empty() && nodes.empty() && removed_nodes.empty() && events.empty() &&
-           logs.empty() && ansible_events.empty() && memo_entries.empty();
+           logs.empty() && ansible_events.empty() && memo_entries.empty() && audit_records.empty();
   }
 };
 
@@ -167,6 +209,7 @@ enum class RunOrder {
 
 struct RunFilter {
   std::string workflow_name;              // "" = any
+  std::vector<std::string> namespaces;    // empty = any
   std::vector<engine::NodePhase> phases;  // empty = any
   int64_t created_after_ms = 0;           // 0 = unbounded
   int64_t created_before_ms = 0;          // 0 = unbounded
@@ -207,16 +250,18 @@ class Store {
                                              bool* created);
   // PutWorkflow for several documents of one file, sharing `bundle`: all of them in one
   // transaction, or none. Returns a record per document, in order; (*created)[i] tells whether
-  // document i got a new version. InvalidArgument as PutWorkflow, or when two documents have
-  // the same name.
+  // document i got a new version. A document whose namespace differs from the latest version's
+  // counts as changed. InvalidArgument as PutWorkflow, or when two documents have the same name;
+  // AlreadyExists when a live workflow of that name belongs to another namespace.
   virtual absl::StatusOr<std::vector<WorkflowRecord>> PutWorkflows(
       const std::vector<WorkflowDocument>& documents, std::vector<BundleFile> bundle,
       int64_t now_ms, std::vector<bool>* created) = 0;
   // version 0 = latest. NotFound if missing or deleted.
   virtual absl::StatusOr<WorkflowRecord> GetWorkflow(const std::string& name, int64_t version) = 0;
-  // Latest version of each live workflow, by name, starting after `after_name`.
-  virtual absl::StatusOr<std::vector<WorkflowRecord>> ListWorkflows(const std::string& after_name,
-                                                                    int limit) = 0;
+  // Latest version of each live workflow, by name, starting after `after_name`; only those of
+  // `namespaces` unless it is empty.
+  virtual absl::StatusOr<std::vector<WorkflowRecord>> ListWorkflows(
+      const std::string& after_name, int limit, const std::vector<std::string>& namespaces) = 0;
   // NotFound if missing. Runs keep their snapshot (and their bundle).
   virtual absl::Status DeleteWorkflow(const std::string& name) = 0;
 
@@ -258,6 +303,11 @@ class Store {
   virtual absl::StatusOr<std::vector<AnsibleEventRecord>> GetAnsibleEvents(
       const std::string& run_id, const AnsibleEventFilter& filter, int64_t after_sequence,
       int limit) = 0;
+
+  // --- audit ----------------------------------------------------------------------------------
+  // Audit records matching `filter`, newest first, at most filter.limit (<= 0 means 100; capped
+  // at 1000). InvalidArgument for a page token that is not this store's.
+  virtual absl::StatusOr<AuditPage> ListAuditRecords(const AuditFilter& filter) = 0;
 };
 
 }  // namespace dagd::storage

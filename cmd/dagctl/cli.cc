@@ -8,6 +8,7 @@
 #include <functional>
 #include <initializer_list>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "cmd/dagctl/args.h"
 #include "cmd/dagctl/commands.h"
 #include "cmd/dagctl/completion.h"
+#include "cmd/dagctl/connection.h"
 
 namespace dagd::dagctl {
 namespace {
@@ -78,12 +80,54 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
                 "Exit status: 0 success, 1 failure (RPC error, run not Succeeded, lint "
                 "findings), 2 usage error. The server is --server or DAGD_SERVER."}));
 
-  std::string server = "127.0.0.1:7233";
   std::string output = "table";
   std::string timeout = "30s";
-  app.add_option("--server", server, "dagd server HOST:PORT")
-      ->envname("DAGD_SERVER")
-      ->capture_default_str();
+  ConnectionSettings connection{.server = "127.0.0.1:7233"};
+  std::string config_file = DefaultConfigPath();
+  CLI::Option* config_option =
+      app.add_option("--config", config_file,
+                     "dagctl's config file (YAML: server, ca-file, cert-file, key-file, "
+                     "token-file, tls-server-name, tls, namespace); flags and environment "
+                     "variables win over it")
+          ->envname("DAGCTL_CONFIG")
+          ->capture_default_str();
+  // The connection settings, by config-file key.
+  std::map<std::string, CLI::Option*> connection_options = {
+      {"server", app.add_option("--server", connection.server, "dagd server HOST:PORT")
+                     ->envname("DAGD_SERVER")
+                     ->capture_default_str()},
+      {"tls", app.add_flag("--tls", connection.tls,
+                           "Connect over TLS, verifying dagd's certificate against the system's "
+                           "CAs (implied by --ca-file and --cert-file)")
+                  ->envname("DAGD_TLS")},
+      {"ca-file", app.add_option("--ca-file", connection.ca_file,
+                                 "Connect over TLS, verifying dagd's certificate against this CA "
+                                 "(PEM)")
+                      ->envname("DAGD_CA_FILE")},
+      {"cert-file", app.add_option("--cert-file", connection.cert_file,
+                                   "Client certificate for mutual TLS (PEM)")
+                        ->envname("DAGD_CERT_FILE")},
+      {"key-file", app.add_option("--key-file", connection.key_file, "The key of --cert-file (PEM)")
+                       ->envname("DAGD_KEY_FILE")},
+      {"tls-server-name",
+       app.add_option("--tls-server-name", connection.tls_server_name,
+                      "The name dagd's certificate must carry (default: the host of --server)")
+           ->envname("DAGD_TLS_SERVER_NAME")},
+      {"token-file", app.add_option("--token-file", connection.token_file,
+                                    "Bearer token to authenticate with, read from this file")
+                         ->envname("DAGD_TOKEN_FILE")},
+  };
+  std::string namespace_name;
+  connection_options["namespace"] =
+      app.add_option("-n,--namespace", namespace_name,
+                     "Namespace of what apply and submit store, and the only one lists show "
+                     "(default: the YAML's metadata.namespace, else default; lists: every "
+                     "namespace you may read)")
+          ->envname("DAGD_NAMESPACE");
+  app.add_option("--token", connection.token,
+                 "Bearer token to authenticate with (visible in the process list: prefer "
+                 "--token-file or DAGD_TOKEN)")
+      ->envname("DAGD_TOKEN");
   app.add_option("-o,--output", output,
                  "Output format: table, wide (more columns), json or yaml (the API messages)")
       ->check(CLI::IsMember({"table", "wide", "json", "yaml"}))
@@ -278,6 +322,39 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
                            "dagctl events diamond-x7k2p --host web1 --failed -o json",
                            "dagctl events diamond-x7k2p -f"}));
 
+  AuditArgs audit_args;
+  std::string audit_run, audit_workflow, audit_since, audit_until;
+  CLI::App* audit = app.add_subcommand(
+      "audit", "Who changed what: the audit log of every mutating call (needs the admin role)");
+  audit->add_option("--principal", audit_args.principal, "Only calls of this principal");
+  CLI::Option* audit_run_option =
+      audit->add_option("--run", audit_run, "Only calls on this run (its submission included)");
+  CLI::Option* audit_workflow_option =
+      audit->add_option("--workflow", audit_workflow, "Only calls on this stored workflow");
+  audit->add_option("--target", audit_args.target, "Only calls on this target (run/NAME, …)")
+      ->excludes(audit_run_option)
+      ->excludes(audit_workflow_option);
+  audit_run_option->excludes(audit_workflow_option);
+  audit->add_option("--method", audit_args.method, "Only calls of this RPC (e.g. SubmitRun)");
+  audit->add_option("--since", audit_since, "At or after: a duration ago or RFC 3339")
+      ->check(Checked(time_bound));
+  audit->add_option("--until", audit_until, "Before: a duration ago or RFC 3339")
+      ->check(Checked(time_bound));
+  audit->add_flag("--failed", audit_args.failed_only, "Only calls that did not succeed");
+  audit->add_option("--limit", audit_args.limit, "At most this many records (0: all)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  audit->callback(on_run([&](Context& c) {
+    if (!audit_run.empty()) audit_args.target = "run/" + audit_run;
+    if (!audit_workflow.empty()) audit_args.target = "workflow/" + audit_workflow;
+    if (!audit_since.empty()) audit_args.since = *time_bound(audit_since);
+    if (!audit_until.empty()) audit_args.until = *time_bound(audit_until);
+    return Audit(c, audit_args);
+  }));
+  audit->footer(Examples({"dagctl audit --run deploy-x7k2p   # who submitted, stopped, retried it",
+                          "dagctl audit --principal alice --since 24h",
+                          "dagctl audit --failed --method SubmitRun -o wide"}));
+
   std::string end_run, end_message;
   for (const bool terminate : {false, true}) {
     CLI::App* end = app.add_subcommand(
@@ -450,12 +527,33 @@ int Main(int argc, const char* const* argv, std::ostream& out, std::ostream& err
     return kExitOk;
   }
 
-  ClientOptions client_options;
-  client_options.server = server;
-  client_options.timeout =
+  // Settings neither a flag nor a variable gave come from the config file.
+  auto config = ReadConfigFile(config_file, config_option->count() > 0);
+  if (!config.ok()) {
+    err << "dagctl: " << config.status().message() << "\n";
+    return kExitUsage;
+  }
+  for (const auto& [key, value] : *config) {
+    auto option = connection_options.find(key);
+    if (option == connection_options.end() || option->second->count() > 0) continue;
+    try {
+      option->second->add_result(value);
+      option->second->run_callback();
+    } catch (const CLI::ParseError& e) {
+      err << "dagctl: config file " << config_file << ": " << key << ": " << e.what() << "\n";
+      return kExitUsage;
+    }
+  }
+  auto client_options = ConnectionOptions(connection);
+  if (!client_options.ok()) {
+    err << "dagctl: " << client_options.status().message() << "\n";
+    return kExitUsage;
+  }
+  client_options->timeout =
       std::chrono::duration_cast<std::chrono::milliseconds>(*ParseDuration(timeout));
-  Client client(client_options);
+  Client client(*client_options);
   Context context{&client, ToOutputFormat(output), &out, &err, watch, bundle_limits};
+  context.namespace_name = namespace_name;
   context.terminal = &out == &std::cout && isatty(STDOUT_FILENO) == 1;
   context.color = UseColor(color, context.terminal);
   return action(context);

@@ -1,21 +1,88 @@
 #include "cmd/dagctl/client.h"
 
+#include <grpcpp/support/client_interceptor.h>
+
 #include <algorithm>
 #include <initializer_list>
+#include <mutex>
+#include <random>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "cmd/dagctl/format.h"
 
 namespace dagd::dagctl {
 
+namespace {
+
+// Adds the bearer token and a request id to the initial metadata of every call.
+class CallMetadataInterceptor : public grpc::experimental::Interceptor {
+ public:
+  explicit CallMetadataInterceptor(const std::string* token) : token_(token) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      auto* metadata = methods->GetSendInitialMetadata();
+      if (!token_->empty()) metadata->emplace("authorization", "Bearer " + *token_);
+      metadata->emplace("x-request-id", NewRequestId());
+    }
+    methods->Proceed();
+  }
+
+ private:
+  static std::string NewRequestId() {
+    static std::mt19937_64 random(std::random_device{}());
+    static std::mutex mutex;
+    std::lock_guard<std::mutex> lock(mutex);
+    return absl::StrFormat("dagctl-%016x%016x", random(), random());
+  }
+
+  const std::string* token_;
+};
+
+class CallMetadataFactory : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit CallMetadataFactory(const std::string* token) : token_(token) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo*) override {
+    return new CallMetadataInterceptor(token_);
+  }
+
+ private:
+  const std::string* token_;
+};
+
+std::shared_ptr<grpc::Channel> NewChannel(const ClientOptions& options) {
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  grpc::ChannelArguments args;
+  if (options.tls) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.ca_pem;
+    ssl.pem_cert_chain = options.cert_pem;
+    ssl.pem_private_key = options.key_pem;
+    credentials = grpc::SslCredentials(ssl);
+    if (!options.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(options.tls_server_name);
+    }
+  }
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> factories;
+  factories.push_back(std::make_unique<CallMetadataFactory>(&options.token));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(options.server, credentials, args,
+                                                                 std::move(factories));
+}
+
+}  // namespace
+
 Client::Client(ClientOptions options)
     : options_(std::move(options)),
-      channel_(grpc::CreateChannel(options_.server, grpc::InsecureChannelCredentials())),
+      channel_(NewChannel(options_)),
       runs_(v1::RunService::NewStub(channel_)),
-      workflows_(v1::WorkflowService::NewStub(channel_)) {}
+      workflows_(v1::WorkflowService::NewStub(channel_)),
+      audit_(v1::AuditService::NewStub(channel_)) {}
 
 std::unique_ptr<grpc::ClientContext> Client::UnaryContext() const {
   auto context = std::make_unique<grpc::ClientContext>();
@@ -83,6 +150,14 @@ std::string UnreachableReason(const grpc::Status& status) {
 }
 
 std::string FormatRpcError(const grpc::Status& status, const std::string& server) {
+  const std::string lower = absl::AsciiStrToLower(status.error_message());
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+      (lower.find("handshake") != std::string::npos || lower.find("ssl") != std::string::npos)) {
+    return absl::StrCat("cannot reach dagd at ", server,
+                        ": the TLS handshake failed; check --ca-file (the CA of dagd's "
+                        "certificate), --tls-server-name, and for mutual TLS --cert-file and "
+                        "--key-file");
+  }
   if (const std::string reason = UnreachableReason(status); !reason.empty()) {
     return absl::StrCat("cannot reach dagd at ", server, " (", reason,
                         "); is dagd running? set --server HOST:PORT or DAGD_SERVER");
@@ -91,6 +166,14 @@ std::string FormatRpcError(const grpc::Status& status, const std::string& server
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     absl::StrAppend(&out, " (server ", server,
                     "; choose another with --server HOST:PORT or DAGD_SERVER)");
+  }
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    absl::StrAppend(&out,
+                    " (authenticate with --token-file, DAGD_TOKEN or a client certificate: "
+                    "--cert-file and --key-file)");
+  }
+  if (status.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+    absl::StrAppend(&out, " (roles are granted in dagd's policy file: ask its admin)");
   }
   // gRPC's own words when a request is over the server's receive limit.
   if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&

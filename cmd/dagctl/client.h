@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "dagd/v1/audit.grpc.pb.h"
 #include "dagd/v1/run.grpc.pb.h"
 #include "dagd/v1/workflow.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -22,15 +23,27 @@ struct ClientOptions {
   std::string server = "127.0.0.1:7233";
   // The deadline of each unary call; streams have none.
   std::chrono::milliseconds timeout{std::chrono::seconds(30)};
+  // TLS: the server's certificate verified against ca_pem (empty: the system's CAs), for the
+  // name tls_server_name (empty: the host of `server`). A client certificate (cert_pem and
+  // key_pem) for mutual TLS. Without `tls`, plaintext.
+  bool tls = false;
+  std::string ca_pem;
+  std::string cert_pem;
+  std::string key_pem;
+  std::string tls_server_name;
+  // Sent as "authorization: Bearer TOKEN" with every call; empty: none.
+  std::string token;
 };
 
 class Client {
  public:
-  // Connects lazily, with insecure credentials (loopback development setups).
+  // Connects lazily, over TLS or in plaintext as `options` say. Every call carries the token
+  // (if any) and a fresh x-request-id, which dagd's audit log records.
   explicit Client(ClientOptions options);
 
   v1::RunService::StubInterface& runs() { return *runs_; }
   v1::WorkflowService::StubInterface& workflows() { return *workflows_; }
+  v1::AuditService::StubInterface& audit() { return *audit_; }
   const ClientOptions& options() const { return options_; }
 
   // A fresh context for one unary call, its deadline `timeout` from now.
@@ -41,6 +54,7 @@ class Client {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::RunService::StubInterface> runs_;
   std::unique_ptr<v1::WorkflowService::StubInterface> workflows_;
+  std::unique_ptr<v1::AuditService::StubInterface> audit_;
 };
 
 // The canonical name of a gRPC status code: "NOT_FOUND", "UNAVAILABLE", …

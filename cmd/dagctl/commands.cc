@@ -174,6 +174,7 @@ int Apply(Context& context, const std::vector<std::string>& files, const std::st
       return kExitFailure;
     }
     request.set_file_name(file);
+    request.set_namespace_(context.namespace_name);
     if (bundle.files_size() > 0) {
       *request.mutable_bundle() = bundle;
     }
@@ -233,6 +234,7 @@ int Submit(Context& context, const SubmitArgs& args) {
   request.mutable_parameters()->insert(args.parameters.begin(), args.parameters.end());
   request.set_request_id(args.request_id);
   request.mutable_labels()->insert(args.labels.begin(), args.labels.end());
+  request.set_namespace_(context.namespace_name);
   v1::Run run;
   std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
   const grpc::Status status = context.client->runs().SubmitRun(rpc.get(), request, &run);
@@ -308,6 +310,7 @@ int ListRuns(Context& context, const ListRunsArgs& args) {
   }
   request.set_label_selector(args.label_selector);
   request.set_order_by(args.order_by);
+  request.set_namespace_(context.namespace_name);
   request.set_page_token(args.page_token);
   v1::ListRunsResponse all;
   while (true) {
@@ -437,6 +440,37 @@ int Events(Context& context, const EventsArgs& args) {
     return kExitOk;
   }
   *context.out << RenderAnsibleEventsTable({all.events().begin(), all.events().end()}, args.run_id);
+  return kExitOk;
+}
+
+int Audit(Context& context, const AuditArgs& args) {
+  v1::ListAuditRecordsRequest request;
+  request.set_principal(args.principal);
+  request.set_namespace_(context.namespace_name);
+  request.set_target(args.target);
+  request.set_method(args.method);
+  if (args.since) *request.mutable_since() = *args.since;
+  if (args.until) *request.mutable_until() = *args.until;
+  request.set_failed_only(args.failed_only);
+  v1::ListAuditRecordsResponse all;
+  do {
+    if (args.limit > 0) request.set_page_size(args.limit - all.records_size());
+    v1::ListAuditRecordsResponse page;
+    std::unique_ptr<grpc::ClientContext> rpc = context.client->UnaryContext();
+    const grpc::Status status = context.client->audit().ListAuditRecords(rpc.get(), request, &page);
+    if (!status.ok()) {
+      return RpcFailed(context, status);
+    }
+    for (v1::AuditRecord& record : *page.mutable_records()) {
+      *all.add_records() = std::move(record);
+    }
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty() && (args.limit == 0 || all.records_size() < args.limit));
+  if (!IsText(context.format)) {
+    PrintMessage(context, all);
+    return kExitOk;
+  }
+  *context.out << RenderAuditTable({all.records().begin(), all.records().end()}, context.render());
   return kExitOk;
 }
 
@@ -775,6 +809,7 @@ int Lint(Context& context, const std::vector<std::string>& files) {
 
 int ListWorkflows(Context& context) {
   v1::ListWorkflowsRequest request;
+  request.set_namespace_(context.namespace_name);
   v1::ListWorkflowsResponse all;
   do {
     v1::ListWorkflowsResponse page;

@@ -38,6 +38,10 @@ struct Context {
   bool terminal = false;
   // Phases in color (--color, NO_COLOR, terminal).
   bool color = false;
+  // -n/--namespace: the namespace of what apply and submit store, and the only one list
+  // commands show; "" leaves it to the YAML (metadata.namespace, else "default") and lists every
+  // namespace the caller may read.
+  std::string namespace_name;
 
   RenderOptions render() const { return {format == OutputFormat::kWide, color}; }
 };
@@ -140,6 +144,23 @@ struct EventsArgs {
 // With --follow, events stream until the run ends, resuming after a broken stream: one line per
 // host result (RenderAnsibleEventLine), or one JSON/YAML document per event.
 int Events(Context& context, const EventsArgs& args);
+
+struct AuditArgs {
+  std::string principal;
+  std::string target;  // "run/NAME", "workflow/NAME"
+  std::string method;  // "SubmitRun" or the full name
+  std::optional<google::protobuf::Timestamp> since;
+  std::optional<google::protobuf::Timestamp> until;
+  bool failed_only = false;
+  int limit = 50;  // 0: every record
+};
+
+// `audit [--principal P] [--run RUN | --workflow NAME | --target T] [--method M] [--since T]
+// [--until T] [--failed] [--limit N]` (ListAuditRecords): who called which mutating RPC on what,
+// and how it ended, newest first; in the -n namespace, else every one where the caller is
+// admin. Table: TIME, PRINCIPAL, METHOD, NAMESPACE, TARGET, RESULT, REQUEST ID (wide: also
+// AUTH, PEER, MESSAGE).
+int Audit(Context& context, const AuditArgs& args);
 
 struct ResumeArgs {
   std::string run_id;

@@ -467,6 +467,12 @@ std::string RenderRun(const v1::Run& run, TimePoint now, const RenderOptions& op
            run.workflow_version() > 0
                ? absl::StrCat(run.workflow_name(), "@", run.workflow_version())
                : absl::StrCat(run.workflow_name(), " (inline)"));
+  if (!run.namespace_().empty()) {
+    AddField(&out, "Namespace", run.namespace_());
+  }
+  if (!run.submitted_by().empty()) {
+    AddField(&out, "Submitter", run.submitted_by());
+  }
   AddField(&out, "Phase", ColoredPhase(run.phase(), options.color));
   if (!run.message().empty()) {
     AddField(&out, "Message", run.message());
@@ -535,10 +541,38 @@ std::string RenderWorkflowsTable(const std::vector<v1::Workflow>& workflows) {
   return table.Render();
 }
 
+std::string RenderAuditTable(const std::vector<v1::AuditRecord>& records,
+                             const RenderOptions& options) {
+  Table table;
+  std::vector<std::string> header = {"TIME",   "PRINCIPAL", "METHOD",    "NAMESPACE",
+                                     "TARGET", "RESULT",    "REQUEST ID"};
+  if (options.wide) header.insert(header.end(), {"AUTH", "PEER", "MESSAGE"});
+  table.AddRow(header);
+  for (const v1::AuditRecord& record : records) {
+    std::vector<std::string> row = {
+        FormatTime(record.time()),
+        record.principal().empty() ? "(unauthenticated)" : record.principal(),
+        record.method().substr(record.method().rfind('/') + 1),
+        OrDash(record.namespace_()),
+        OrDash(record.target()),
+        record.code(),
+        OrDash(record.request_id())};
+    if (options.wide) {
+      row.insert(row.end(),
+                 {OrDash(record.auth_method()), OrDash(record.peer()), record.message()});
+    }
+    table.AddRow(std::move(row));
+  }
+  return table.Render();
+}
+
 std::string RenderWorkflow(const v1::Workflow& workflow) {
   std::string out;
   AddField(&out, "Name", workflow.name());
   AddField(&out, "Version", absl::StrCat(workflow.version()));
+  if (!workflow.namespace_().empty()) {
+    AddField(&out, "Namespace", workflow.namespace_());
+  }
   AddField(&out, "Entrypoint", OrDash(workflow.entrypoint()));
   AddField(&out, "Created", FormatTime(workflow.create_time()));
   AddField(&out, "SHA-256", OrDash(workflow.spec_sha256()));

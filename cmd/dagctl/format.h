@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "dagd/v1/audit.pb.h"
 #include "dagd/v1/run.pb.h"
 #include "dagd/v1/workflow.pb.h"
 #include "google/protobuf/message.h"
@@ -128,6 +129,10 @@ std::string FormatLabels(const google::protobuf::Map<std::string, std::string>& 
 
 // `dagctl workflows list`: NAME, VERSION, ENTRYPOINT, CREATED.
 std::string RenderWorkflowsTable(const std::vector<v1::Workflow>& workflows);
+
+// `dagctl audit`: one row per audit record, as Audit() (commands.h) describes.
+std::string RenderAuditTable(const std::vector<v1::AuditRecord>& records,
+                             const RenderOptions& options);
 
 // `dagctl workflows get`: header lines, a blank line, then the YAML as stored.
 std::string RenderWorkflow(const v1::Workflow& workflow);

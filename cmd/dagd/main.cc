@@ -26,10 +26,12 @@
 #include "runners/local/pod_filesystem.h"
 #include "runners/runner.h"
 #include "scheduler/scheduler.h"
+#include "server/access_config.h"
 #include "server/http_server.h"
 #include "server/ops_http.h"
 #include "server/run_hub.h"
 #include "server/server.h"
+#include "server/tls.h"
 #include "server/web_ui.h"
 #include "storage/sqlite/sqlite_store.h"
 
@@ -49,6 +51,9 @@ struct Flags {
   std::string credentials_dir;            // empty: <data_dir>/credentials
   std::string pod_filesystem = "auto";    // auto, overlay, host
   int64_t grace_period_ms = 10000;
+  dagd::server::TlsFiles tls;
+  bool insecure_remote = false;
+  dagd::server::AuthSettings auth;
   dagd::storage::BundleLimits bundle_limits;
   dagd::runners::KubernetesRunnerSettings kubernetes;
   dagd::runners::ArgoRunnerSettings argo;
@@ -76,6 +81,55 @@ int main(int argc, char** argv) {
   app.set_config("--config", "", "Read flags from this file (TOML or INI: listen = \"…\")");
   app.add_option("--listen", flags.listen, "gRPC address HOST:PORT (port 0: any free port)")
       ->capture_default_str();
+  app.add_option("--tls-cert-file", flags.tls.cert_file,
+                 "Serve gRPC and the metrics port over TLS with this certificate chain (PEM); "
+                 "re-read when it changes");
+  app.add_option("--tls-key-file", flags.tls.key_file,
+                 "The private key of --tls-cert-file (PEM, unencrypted; re-read when it changes)");
+  app.add_option("--tls-client-ca-file", flags.tls.client_ca_file,
+                 "Mutual TLS: gRPC clients must present a certificate signed by a CA in this PEM "
+                 "bundle (the metrics port asks for one but does not require it)");
+  app.add_option("--tls-reload-interval", flags.tls.reload_interval_seconds,
+                 "Seconds between checks of the TLS files for changes")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_flag("--insecure-remote", flags.insecure_remote,
+               "Allow --listen and --metrics-listen on addresses other hosts reach without TLS "
+               "(dagd warns; for a TLS-terminating proxy in front of dagd)");
+  app.add_option("--auth-policy", flags.auth.policy_file,
+                 "Who holds which role (viewer, operator, admin) in which namespace: a YAML file "
+                 "of bindings, re-read when it changes (docs/security.md). Needed with any "
+                 "--auth-* method");
+  app.add_option("--auth-static-tokens", flags.auth.static_tokens_file,
+                 "Accept the bearer tokens whose SHA-256 this YAML file lists (with their user "
+                 "and groups); re-read when it changes");
+  app.add_option("--auth-oidc-issuer", flags.auth.oidc_issuer,
+                 "Accept OIDC ID tokens (RS256/ES256 JWTs) of this issuer, verified against its "
+                 "JWKS (fetched from the issuer and cached, or --auth-oidc-jwks-file)");
+  app.add_option("--auth-oidc-audience", flags.auth.oidc_audiences,
+                 "An `aud` OIDC tokens must carry: dagd's client id (repeatable)");
+  app.add_option("--auth-oidc-jwks-file", flags.auth.oidc_jwks_file,
+                 "The issuer's keys from this JWKS file instead of fetching them");
+  app.add_option("--auth-oidc-username-claim", flags.auth.oidc_username_claim,
+                 "The claim naming the user")
+      ->capture_default_str();
+  app.add_option("--auth-oidc-username-prefix", flags.auth.oidc_username_prefix,
+                 "Put before every OIDC user name (e.g. oidc:)");
+  app.add_option("--auth-oidc-groups-claim", flags.auth.oidc_groups_claim,
+                 "The claim listing the user's groups")
+      ->capture_default_str();
+  app.add_option("--auth-oidc-groups-prefix", flags.auth.oidc_groups_prefix,
+                 "Put before every OIDC group name");
+  app.add_option("--auth-oidc-ca-file", flags.auth.oidc_ca_file,
+                 "CA of the issuer's certificate (default: the system's)");
+  app.add_flag("--auth-tokenreview", flags.auth.tokenreview,
+               "Accept Kubernetes service account tokens, checked with the TokenReview API of "
+               "the cluster of --kube-in-cluster or --kubeconfig (needs create on tokenreviews)");
+  app.add_option("--auth-tokenreview-audience", flags.auth.tokenreview_audiences,
+                 "An audience service account tokens must be issued for (repeatable)");
+  app.add_flag("--auth-client-certificates", flags.auth.client_certificates,
+               "A call without a token is the subject of its client certificate (common name "
+               "= user, organizations = groups); needs --tls-client-ca-file");
   app.add_option("--data-dir", flags.data_dir,
                  "Directory for the SQLite database and attempt working directories")
       ->capture_default_str();
@@ -170,6 +224,39 @@ int main(int argc, char** argv) {
   if (auto st = dagd::logging::Configure(flags.log_format, flags.log_level); !st.ok()) {
     return Fail(std::string(st.message()));
   }
+
+  if (auto st = dagd::server::CheckTlsFiles(flags.tls); !st.ok()) {
+    return Fail(std::string(st.message()));
+  }
+  for (const auto& [flag, address] :
+       {std::pair<const char*, const std::string*>{"--listen", &flags.listen},
+        {"--metrics-listen", &flags.metrics_listen}}) {
+    if (address->empty()) continue;
+    if (auto st =
+            dagd::server::CheckPlaintextListen(flag, *address, flags.tls, flags.insecure_remote);
+        !st.ok()) {
+      return Fail(std::string(st.message()));
+    }
+    if (!flags.tls.enabled() && !dagd::server::IsLoopbackHost(dagd::server::ListenHost(*address))) {
+      spdlog::warn(
+          "{} {}: serving other hosts without TLS (--insecure-remote); tokens and workflows "
+          "cross the network in the clear unless a TLS proxy is in front",
+          flag, *address);
+    }
+  }
+  if (!flags.auth.authenticating() &&
+      !dagd::server::IsLoopbackHost(dagd::server::ListenHost(flags.listen))) {
+    if (!flags.insecure_remote) {
+      return Fail("--listen " + flags.listen +
+                  " reaches other hosts, and without authentication each of them could run "
+                  "anything: set an --auth-* method and --auth-policy, listen on 127.0.0.1, or "
+                  "accept it with --insecure-remote");
+    }
+    spdlog::warn("--listen {}: no authentication (--insecure-remote): every caller is admin",
+                 flags.listen);
+  }
+  auto access = dagd::server::NewAccessControl(flags.auth, flags.tls, flags.kubernetes);
+  if (!access.ok()) return Fail(std::string(access.status().message()));
 
   std::error_code ec;
   std::filesystem::create_directories(flags.data_dir, ec);
@@ -274,6 +361,8 @@ int main(int argc, char** argv) {
 
   dagd::server::ServerOptions server_options;
   server_options.listen = flags.listen;
+  server_options.tls = flags.tls;
+  server_options.access = access->get();
   server_options.bundle_limits = flags.bundle_limits;
   server_options.metrics = &metrics;
   if (!flags.kubernetes.ansible_image.empty()) {
@@ -296,8 +385,15 @@ int main(int argc, char** argv) {
     };
     dagd::server::HttpServer::Routes routes;
     dagd::server::AddOpsRoutes(ops, &routes);
-    dagd::server::AddWebUiRoutes(store->get(), &routes);
-    auto started = dagd::server::HttpServer::Start(io, flags.metrics_listen, std::move(routes));
+    // The run pages carry no credentials: with authentication on they would show every run to
+    // anyone who reaches the port, so they are not served.
+    if (!flags.auth.authenticating()) {
+      dagd::server::AddWebUiRoutes(store->get(), &routes);
+    } else {
+      spdlog::info("authentication is on: the metrics port serves no run pages");
+    }
+    auto started =
+        dagd::server::HttpServer::Start(io, flags.metrics_listen, std::move(routes), flags.tls);
     if (!started.ok()) {
       (*server)->Shutdown(0);
       return Fail(std::string(started.status().message()));
@@ -307,11 +403,16 @@ int main(int argc, char** argv) {
   }
   WritePortFile(flags.port_file, port);
   const std::string host = flags.listen.substr(0, flags.listen.rfind(':'));
-  spdlog::info("dagd listening on {}:{}, data in {}", host, port, data_dir);
+  spdlog::info("dagd listening on {}:{}{}, data in {}", host, port,
+               !flags.tls.enabled() ? " (plaintext)"
+               : flags.tls.mutual() ? " (mutual TLS)"
+                                    : " (TLS)",
+               data_dir);
   if (http) {
     const std::string metrics_host =
         flags.metrics_listen.substr(0, flags.metrics_listen.rfind(':'));
-    spdlog::info("metrics and run pages on http://{}:{}/", metrics_host, http->port());
+    spdlog::info("metrics and run pages on {}://{}:{}/", flags.tls.enabled() ? "https" : "http",
+                 metrics_host, http->port());
   }
 
   // On a signal: first stop taking calls while the loop still runs (so calls in progress get

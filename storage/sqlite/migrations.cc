@@ -188,12 +188,42 @@ CREATE TABLE memo_cache (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 6: security. Workflows and runs belong to a namespace (roles are granted per
+// namespace; what was stored before is in "default"); a run records who submitted it; the audit
+// log holds every call to a mutating RPC, append-only.
+constexpr char kSchemaV6[] = R"sql(
+ALTER TABLE workflows ADD COLUMN namespace TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE runs ADD COLUMN namespace TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE runs ADD COLUMN submitted_by TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_by_namespace ON runs (namespace, created_at_ms DESC, id DESC);
+CREATE TABLE audit_log (
+  sequence    INTEGER PRIMARY KEY AUTOINCREMENT,
+  time_ms     INTEGER NOT NULL,
+  principal   TEXT NOT NULL,
+  auth_method TEXT NOT NULL,
+  method      TEXT NOT NULL,
+  namespace   TEXT NOT NULL,
+  target      TEXT NOT NULL,
+  request_id  TEXT NOT NULL,
+  code        TEXT NOT NULL,
+  message     TEXT NOT NULL,
+  peer        TEXT NOT NULL
+);
+CREATE INDEX audit_by_target ON audit_log (target, sequence);
+CREATE INDEX audit_by_principal ON audit_log (principal, sequence);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, "workflows, runs, nodes, attempts, events, log chunks", kSchemaV1},
     {2, "ansible_events", kSchemaV2},
     {3, "bundles: blobs, bundles, bundle_files; bundle_digest replaces bundle_dir", kSchemaV3},
     {4, "run labels; runs by finish time", kSchemaV4},
     {5, "memoization caches", kSchemaV5},
+    {6, "namespaces of workflows and runs; runs' submitter; the audit log", kSchemaV6},
 };
 
 }  // namespace

@@ -80,7 +80,7 @@ absl::StatusOr<engine::NodePhase> ParsePhaseColumn(const std::string& text,
 constexpr char kSelectWorkflow[] =
     "SELECT w.name, w.version, w.yaml, w.spec_sha256, w.entrypoint, "
     "coalesce(w.bundle_digest, ''), coalesce(b.file_count, 0), coalesce(b.total_bytes, 0), "
-    "w.created_at_ms, w.deleted "
+    "w.created_at_ms, w.deleted, w.namespace "
     "FROM workflows w LEFT JOIN bundles b ON b.digest = w.bundle_digest";
 
 WorkflowRecord ReadWorkflow(const Statement& row) {
@@ -94,6 +94,7 @@ WorkflowRecord ReadWorkflow(const Statement& row) {
   record.bundle.file_count = row.Int(6);
   record.bundle.total_bytes = row.Int(7);
   record.created_at_ms = row.Int(8);
+  record.namespace_name = row.Text(10);
   return record;
 }
 
@@ -162,7 +163,7 @@ constexpr char kRunColumns[] =
     "id, workflow_name, workflow_version, workflow_yaml, file_name, coalesce(bundle_digest, ''), "
     "parameters, "
     "phase, message, request_id, stopping, created_at_ms, started_at_ms, finished_at_ms, "
-    "last_sequence, labels";
+    "last_sequence, labels, namespace, submitted_by";
 
 absl::StatusOr<RunRecord> ReadRun(const Statement& row) {
   RunRecord run;
@@ -195,6 +196,8 @@ absl::StatusOr<RunRecord> ReadRun(const Statement& row) {
     return absl::DataLossError(
         absl::StrCat("unreadable labels stored for run ", run.id, ": ", e.what()));
   }
+  run.namespace_name = row.Text(16);
+  run.submitted_by = row.Text(17);
   return run;
 }
 
@@ -216,8 +219,9 @@ absl::Status UpsertRun(Connection& db, const RunRecord& run) {
   ASSIGN_OR_RETURN(Statement stmt, db.Prepare(R"sql(
 INSERT INTO runs (id, workflow_name, workflow_version, workflow_yaml, file_name, bundle_digest,
                   parameters, phase, message, request_id, stopping, created_at_ms, started_at_ms,
-                  finished_at_ms, last_sequence, labels)
-VALUES (?1, ?2, ?3, ?4, ?5, nullif(?6, ''), ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                  finished_at_ms, last_sequence, labels, namespace, submitted_by)
+VALUES (?1, ?2, ?3, ?4, ?5, nullif(?6, ''), ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+        ?18)
 ON CONFLICT (id) DO UPDATE SET
   workflow_name = excluded.workflow_name, workflow_version = excluded.workflow_version,
   workflow_yaml = excluded.workflow_yaml, file_name = excluded.file_name,
@@ -226,7 +230,8 @@ ON CONFLICT (id) DO UPDATE SET
   message = excluded.message, request_id = excluded.request_id, stopping = excluded.stopping,
   created_at_ms = excluded.created_at_ms, started_at_ms = excluded.started_at_ms,
   finished_at_ms = excluded.finished_at_ms,
-  last_sequence = max(last_sequence, excluded.last_sequence), labels = excluded.labels
+  last_sequence = max(last_sequence, excluded.last_sequence), labels = excluded.labels,
+  namespace = excluded.namespace, submitted_by = excluded.submitted_by
 )sql"));
   stmt.Bind(1, run.id)
       .Bind(2, run.workflow_name)
@@ -245,7 +250,9 @@ ON CONFLICT (id) DO UPDATE SET
       .Bind(13, run.started_at_ms)
       .Bind(14, run.finished_at_ms)
       .Bind(15, run.last_sequence)
-      .Bind(16, JsonText(run.labels));
+      .Bind(16, JsonText(run.labels))
+      .Bind(17, run.namespace_name)
+      .Bind(18, run.submitted_by);
   absl::Status status = stmt.Run();
   if (status.code() == absl::StatusCode::kAlreadyExists) {
     return absl::AlreadyExistsError(
@@ -397,6 +404,28 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
   return absl::OkStatus();
 }
 
+absl::Status InsertAuditRecords(Connection& db, const std::vector<AuditRecord>& records) {
+  for (const AuditRecord& r : records) {
+    ASSIGN_OR_RETURN(Statement stmt, db.Prepare(R"sql(
+INSERT INTO audit_log (time_ms, principal, auth_method, method, namespace, target, request_id,
+                       code, message, peer)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+)sql"));
+    stmt.Bind(1, r.time_ms)
+        .Bind(2, r.principal)
+        .Bind(3, r.auth_method)
+        .Bind(4, r.method)
+        .Bind(5, r.namespace_name)
+        .Bind(6, r.target)
+        .Bind(7, r.request_id)
+        .Bind(8, r.code)
+        .Bind(9, r.message)
+        .Bind(10, r.peer);
+    RETURN_IF_ERROR(stmt.Run());
+  }
+  return absl::OkStatus();
+}
+
 absl::Status InsertAnsibleEvents(Connection& db, const std::vector<AnsibleEventRecord>& events) {
   std::map<std::string, int64_t> last_sequence;
   for (const AnsibleEventRecord& event : events) {
@@ -465,6 +494,7 @@ absl::Status ApplyBatch(Connection& db, const WriteBatch& batch) {
   RETURN_IF_ERROR(InsertEvents(db, batch.events));
   RETURN_IF_ERROR(InsertLogs(db, batch.logs));
   RETURN_IF_ERROR(InsertAnsibleEvents(db, batch.ansible_events));
+  RETURN_IF_ERROR(InsertAuditRecords(db, batch.audit_records));
   return UpsertMemoEntries(db, batch.memo_entries);
 }
 
@@ -767,6 +797,12 @@ absl::StatusOr<WorkflowRecord> PutWorkflowVersion(Connection& db, const Workflow
       WorkflowRecord previous = ReadWorkflow(latest);
       last_version = previous.version;
       const bool deleted = latest.Int(9) != 0;
+      if (!deleted && previous.namespace_name != document.namespace_name) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "workflow ", name, " belongs to namespace ", previous.namespace_name,
+            " (names are unique across namespaces): choose another name, or delete it there "
+            "first"));
+      }
       if (!deleted && previous.yaml == yaml && previous.entrypoint == entrypoint &&
           previous.bundle.digest == hashed.info.digest) {
         return previous;
@@ -782,18 +818,20 @@ absl::StatusOr<WorkflowRecord> PutWorkflowVersion(Connection& db, const Workflow
                             .spec_sha256 = Sha256Hex(yaml),
                             .entrypoint = entrypoint,
                             .bundle = hashed.info,
-                            .created_at_ms = now_ms};
+                            .created_at_ms = now_ms,
+                            .namespace_name = document.namespace_name};
     ASSIGN_OR_RETURN(Statement insert,
                      db.Prepare("INSERT INTO workflows (name, version, yaml, spec_sha256, "
-                                "entrypoint, bundle_digest, created_at_ms) "
-                                "VALUES (?1, ?2, ?3, ?4, ?5, nullif(?6, ''), ?7)"));
+                                "entrypoint, bundle_digest, created_at_ms, namespace) "
+                                "VALUES (?1, ?2, ?3, ?4, ?5, nullif(?6, ''), ?7, ?8)"));
     insert.Bind(1, record.name)
         .Bind(2, record.version)
         .Bind(3, record.yaml)
         .Bind(4, record.spec_sha256)
         .Bind(5, record.entrypoint)
         .Bind(6, record.bundle.digest)
-        .Bind(7, record.created_at_ms);
+        .Bind(7, record.created_at_ms)
+        .Bind(8, record.namespace_name);
     RETURN_IF_ERROR(insert.Run());
   }
   *inserted = true;
@@ -864,15 +902,18 @@ absl::StatusOr<WorkflowRecord> SqliteStore::GetWorkflow(const std::string& name,
 }
 
 absl::StatusOr<std::vector<WorkflowRecord>> SqliteStore::ListWorkflows(
-    const std::string& after_name, int limit) {
+    const std::string& after_name, int limit, const std::vector<std::string>& namespaces) {
   ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
-  ASSIGN_OR_RETURN(Statement stmt,
-                   db->Prepare(absl::StrCat(kSelectWorkflow,
-                                            " WHERE w.deleted = 0 AND w.name > ?1 AND w.version = "
-                                            "(SELECT max(version) FROM workflows "
-                                            "WHERE name = w.name) "
-                                            "ORDER BY w.name LIMIT ?2")));
+  ASSIGN_OR_RETURN(
+      Statement stmt,
+      db->Prepare(absl::StrCat(
+          kSelectWorkflow,
+          " WHERE w.deleted = 0 AND w.name > ?1 AND w.version = "
+          "(SELECT max(version) FROM workflows WHERE name = w.name) ",
+          namespaces.empty() ? "" : "AND w.namespace IN (SELECT value FROM json_each(?3)) ",
+          "ORDER BY w.name LIMIT ?2")));
   stmt.Bind(1, after_name).Bind(2, int64_t{ClampLimit(limit, kDefaultListLimit)});
+  if (!namespaces.empty()) stmt.Bind(3, nlohmann::json(namespaces).dump());
   std::vector<WorkflowRecord> workflows;
   while (true) {
     ASSIGN_OR_RETURN(bool row, stmt.Step());
@@ -990,6 +1031,10 @@ absl::StatusOr<RunPage> SqliteStore::ListRuns(const RunFilter& filter) {
   };
   if (!filter.workflow_name.empty()) {
     conditions.push_back(absl::StrCat("workflow_name = ", param(filter.workflow_name)));
+  }
+  if (!filter.namespaces.empty()) {
+    conditions.push_back(absl::StrCat("namespace IN (SELECT value FROM json_each(",
+                                      param(nlohmann::json(filter.namespaces).dump()), "))"));
   }
   if (!filter.phases.empty()) {
     nlohmann::json phases = nlohmann::json::array();
@@ -1207,6 +1252,77 @@ absl::StatusOr<std::vector<AnsibleEventRecord>> SqliteStore::GetAnsibleEvents(
     event.payload = stmt.Text(12);
     events.push_back(std::move(event));
   }
+}
+
+// --- audit --------------------------------------------------------------------------------------
+
+absl::StatusOr<AuditPage> SqliteStore::ListAuditRecords(const AuditFilter& filter) {
+  std::vector<std::string> conditions;
+  std::vector<std::variant<int64_t, std::string>> params;
+  auto param = [&params](auto value) {
+    params.emplace_back(std::move(value));
+    return absl::StrCat("?", params.size());
+  };
+  if (!filter.principal.empty()) {
+    conditions.push_back(absl::StrCat("principal = ", param(filter.principal)));
+  }
+  if (!filter.namespaces.empty()) {
+    conditions.push_back(absl::StrCat("namespace IN (SELECT value FROM json_each(",
+                                      param(nlohmann::json(filter.namespaces).dump()), "))"));
+  }
+  if (!filter.target.empty()) conditions.push_back(absl::StrCat("target = ", param(filter.target)));
+  if (!filter.method.empty()) {
+    const std::string method = param(filter.method);
+    // The full name, or its last part: "/dagd.v1.RunService/SubmitRun" or "SubmitRun".
+    conditions.push_back(
+        absl::StrCat("(method = ", method, " OR method LIKE '%/' || ", method, ")"));
+  }
+  if (filter.since_ms != 0)
+    conditions.push_back(absl::StrCat("time_ms >= ", param(filter.since_ms)));
+  if (filter.until_ms != 0)
+    conditions.push_back(absl::StrCat("time_ms < ", param(filter.until_ms)));
+  if (filter.failed_only) conditions.push_back("code <> 'OK'");
+  if (!filter.page_token.empty()) {
+    int64_t before = 0;
+    if (!absl::SimpleAtoi(filter.page_token, &before) || before <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("page token \"", filter.page_token, "\" is not one of ListAuditRecords"));
+    }
+    conditions.push_back(absl::StrCat("sequence < ", param(before)));
+  }
+  const int limit = ClampLimit(filter.limit, 100);
+  std::string sql =
+      "SELECT sequence, time_ms, principal, auth_method, method, namespace, target, request_id, "
+      "code, message, peer FROM audit_log";
+  if (!conditions.empty()) absl::StrAppend(&sql, " WHERE ", absl::StrJoin(conditions, " AND "));
+  absl::StrAppend(&sql, " ORDER BY sequence DESC LIMIT ", param(int64_t{limit + 1}));
+
+  ASSIGN_OR_RETURN(ReadLease db, LeaseReader());
+  ASSIGN_OR_RETURN(Statement stmt, db->Prepare(sql));
+  for (size_t i = 0; i < params.size(); ++i) {
+    std::visit([&](const auto& value) { stmt.Bind(static_cast<int>(i + 1), value); }, params[i]);
+  }
+  AuditPage page;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    page.records.push_back(AuditRecord{.sequence = stmt.Int(0),
+                                       .time_ms = stmt.Int(1),
+                                       .principal = stmt.Text(2),
+                                       .auth_method = stmt.Text(3),
+                                       .method = stmt.Text(4),
+                                       .namespace_name = stmt.Text(5),
+                                       .target = stmt.Text(6),
+                                       .request_id = stmt.Text(7),
+                                       .code = stmt.Text(8),
+                                       .message = stmt.Text(9),
+                                       .peer = stmt.Text(10)});
+  }
+  if (static_cast<int>(page.records.size()) > limit) {
+    page.records.resize(limit);
+    page.next_page_token = absl::StrCat(page.records.back().sequence);
+  }
+  return page;
 }
 
 }  // namespace dagd::storage::sqlite

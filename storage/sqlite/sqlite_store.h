@@ -81,8 +81,9 @@ class SqliteStore : public Store {
       const std::vector<WorkflowDocument>& documents, std::vector<BundleFile> bundle,
       int64_t now_ms, std::vector<bool>* created) override;
   absl::StatusOr<WorkflowRecord> GetWorkflow(const std::string& name, int64_t version) override;
-  absl::StatusOr<std::vector<WorkflowRecord>> ListWorkflows(const std::string& after_name,
-                                                            int limit) override;
+  absl::StatusOr<std::vector<WorkflowRecord>> ListWorkflows(
+      const std::string& after_name, int limit,
+      const std::vector<std::string>& namespaces) override;
   absl::Status DeleteWorkflow(const std::string& name) override;
   absl::StatusOr<BundleInfo> PutBundle(std::vector<BundleFile> bundle, int64_t now_ms) override;
   absl::StatusOr<std::vector<BundleFile>> GetBundle(const std::string& digest) override;
@@ -102,6 +103,7 @@ class SqliteStore : public Store {
                                                                    const AnsibleEventFilter& filter,
                                                                    int64_t after_sequence,
                                                                    int limit) override;
+  absl::StatusOr<AuditPage> ListAuditRecords(const AuditFilter& filter) override;
 
   // Transactions committed by the writer so far (a group commit counts once).
   int64_t commits() const { return commits_.load(); }

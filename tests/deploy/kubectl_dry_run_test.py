@@ -47,10 +47,13 @@ def printed_name(doc):
 
 
 def rest_path(doc):
-    """The path kubectl GETs for an object (every kind here is namespaced; plural = kind + s)."""
+    """The path kubectl GETs for an object (plural = kind + s; a ClusterRoleBinding, the one
+    cluster-scoped kind here, has no namespace)."""
     api = doc["apiVersion"]
     prefix = f"/apis/{api}" if "/" in api else f"/api/{api}"
     plural = doc["kind"].lower() + "s"
+    if "namespace" not in doc["metadata"]:
+        return f"{prefix}/{plural}/{doc['metadata']['name']}"
     return f"{prefix}/namespaces/{doc['metadata']['namespace']}/{plural}/" \
            f"{doc['metadata']['name']}"
 

@@ -22,6 +22,8 @@ SCHEMAS = {
     "ServiceAccount": "k8s-serviceaccount-v1.schema.json",
     "Role": "k8s-role-rbac-v1.schema.json",
     "RoleBinding": "k8s-rolebinding-rbac-v1.schema.json",
+    # ../shared/schemas has no ClusterRoleBinding: it is a RoleBinding without a namespace.
+    "ClusterRoleBinding": "k8s-rolebinding-rbac-v1.schema.json",
     "ConfigMap": "k8s-configmap-v1.schema.json",
     "StatefulSet": "k8s-statefulset-apps-v1.schema.json",
     "Service": "k8s-service-v1.schema.json",
@@ -121,12 +123,14 @@ class ManifestsTest(unittest.TestCase):
 
     def test_every_manifest_is_valid_under_its_schema(self):
         docs = load_manifests()
-        self.assertGreaterEqual(len(docs), 7)
+        self.assertGreaterEqual(len(docs), 8)
         self.assertEqual({doc["kind"] for _, doc in docs}, set(SCHEMAS),
                          "one manifest of every kind (ServiceMonitor included)")
         for name, doc in docs:
             kind = doc.get("kind")
             self.assertIn(kind, SCHEMAS, f"{name}: no schema for kind {kind}")
+            if kind == "ClusterRoleBinding":  # checked as the RoleBinding it is shaped like
+                doc = dict(doc, kind="RoleBinding")
             self.assertEqual(violations(doc, SCHEMAS[kind]), [], name)
 
     def test_a_broken_manifest_is_caught(self):
@@ -158,6 +162,9 @@ class ManifestsTest(unittest.TestCase):
         binding = kinds["RoleBinding"][0]
         self.assertIn(binding["roleRef"]["name"], names("Role"))
         self.assertIn(binding["subjects"][0]["name"], names("ServiceAccount"))
+        delegator = kinds["ClusterRoleBinding"][0]
+        self.assertIn(delegator["subjects"][0]["name"], names("ServiceAccount"))
+        self.assertNotIn("namespace", delegator["metadata"])
         config = kinds["ConfigMap"][0]["data"]["dagd.toml"]
         self.assertIn("kube-in-cluster = true", config)
         self.assertIn('data-dir = "/var/lib/dagd"', config)
@@ -169,12 +176,17 @@ class ManifestsTest(unittest.TestCase):
         self.assertEqual(port_problems(kinds), [])
         monitor = kinds["ServiceMonitor"][0]["spec"]
         self.assertEqual(monitor["endpoints"],
-                         [{"port": "metrics", "path": "/metrics", "interval": "15s"}])
+                         [{"port": "metrics", "path": "/metrics", "interval": "15s",
+                           "scheme": "https",
+                           "tlsConfig": {"serverName": "dagd.dagd.svc",
+                                         "ca": {"secret": {"name": "dagd-tls",
+                                                           "key": "ca.crt"}}}}])
         container = kinds["StatefulSet"][0]["spec"]["template"]["spec"]["containers"][0]
+        # dagd serves TLS beyond loopback: the probes speak HTTPS.
         self.assertEqual(container["readinessProbe"]["httpGet"],
-                         {"path": "/readyz", "port": "metrics"})
+                         {"path": "/readyz", "port": "metrics", "scheme": "HTTPS"})
         self.assertEqual(container["livenessProbe"]["httpGet"],
-                         {"path": "/healthz", "port": "metrics"})
+                         {"path": "/healthz", "port": "metrics", "scheme": "HTTPS"})
         # on every interface: the kubelet's probes and Prometheus come from outside the pod
         self.assertIn('metrics-listen = "0.0.0.0:7234"',
                       kinds["ConfigMap"][0]["data"]["dagd.toml"])
@@ -209,6 +221,35 @@ class ManifestsTest(unittest.TestCase):
         }
         for name, change in cases.items():
             self.assertTrue(broken(change), f"{name}: not caught")
+
+    def test_dagd_listens_beyond_loopback_only_with_tls_and_authentication(self):
+        kinds = by_kind(load_manifests())
+        data = kinds["ConfigMap"][0]["data"]
+        config = data["dagd.toml"]
+        for key in ("tls-cert-file", "tls-key-file", "auth-policy"):
+            self.assertRegex(config, rf'(?m)^{key} = "/', key)
+        self.assertIn("auth-tokenreview = true", config)
+        self.assertNotIn("insecure-remote", config)
+        policy_path = re.search(r'(?m)^auth-policy = "([^"]+)"', config).group(1)
+        self.assertEqual(policy_path, "/etc/dagd/policy.yaml")
+        policy = yaml.safe_load(data["policy.yaml"])
+        for binding in policy["bindings"]:
+            self.assertIn(binding["role"], ("viewer", "operator", "admin"))
+        pod = kinds["StatefulSet"][0]["spec"]["template"]["spec"]
+        secret_volumes = {v["name"]: v["secret"]["secretName"] for v in pod["volumes"]
+                          if "secret" in v}
+        mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+        self.assertEqual(secret_volumes, {"tls": "dagd-tls"})
+        tls_dir = re.search(r'(?m)^tls-cert-file = "(.*)/tls.crt"', config).group(1)
+        self.assertEqual(mounts["tls"], tls_dir)
+
+    def test_the_cluster_role_binding_grants_only_token_reviews(self):
+        # system:auth-delegator: create tokenreviews (and subjectaccessreviews), nothing else.
+        bindings = by_kind(load_manifests())["ClusterRoleBinding"]
+        self.assertEqual(len(bindings), 1)
+        self.assertEqual(bindings[0]["roleRef"],
+                         {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                          "name": "system:auth-delegator"})
 
     def test_the_role_grants_only_what_the_runners_use(self):
         used = {  # runners/kubernetes/kubernetes_runner.cc and runners/argo/

@@ -51,6 +51,10 @@ def parse_args(argv, default_mode="kube"):
                         "write that port here")
     p.add_argument("--token-file", help="bearer tokens, one per line, re-read on every request "
                                         "(no file: no authentication)")
+    p.add_argument("--service-account-tokens", metavar="FILE",
+                   help="the service account tokens TokenReview authenticates: a JSON object "
+                        "{token: {\"namespace\": NS, \"name\": SA, \"audiences\": [...]}} "
+                        "(audiences optional), re-read on every review")
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
     p.add_argument("--tls-client-ca", help="require client certificates signed by this CA")
@@ -121,7 +125,8 @@ def main(argv=None, default_mode="kube"):
         k, _, v = item.partition("=")
         env[k] = v
     opts = Options(mode=a.mode, host=a.host, port=a.port, schemas_dir=a.schemas,
-                   token_file=a.token_file, tls_cert=a.tls_cert, tls_key=a.tls_key,
+                   token_file=a.token_file,
+                   service_account_tokens=a.service_account_tokens, tls_cert=a.tls_cert, tls_key=a.tls_key,
                    tls_client_ca=a.tls_client_ca, tls_ca=a.tls_ca, work_dir=work_dir,
                    history_limit=a.history_limit, bookmark_interval=a.bookmark_interval,
                    watch_timeout=a.watch_timeout, pod_start_delay=a.pod_start_delay,
@@ -132,7 +137,8 @@ def main(argv=None, default_mode="kube"):
                    faults=json.loads(a.faults))
     cluster = Cluster(opts)
     cluster.schemas.preload(["k8s-job-batch-v1", "k8s-pod-v1", "k8s-configmap-v1",
-                             "k8s-secret-v1", "argo-workflow"])
+                             "k8s-secret-v1", "argo-workflow",
+                             "k8s-tokenreview-authentication-v1"])
     ctx = httpserver.make_ssl_context(a.tls_cert, a.tls_key, a.tls_client_ca) \
         if a.tls_cert else None
     server = httpserver.Server(App(cluster), a.host, a.port, ctx, a.verbose, name="api")

@@ -628,7 +628,8 @@ class KubeApiTest(FakeTestCase):
         r = self.c.get("/apis/batch/v1/namespaces/x/cronjobs")
         self.assertEqual((r.status, r.json["reason"]), (404, "NotFound"))
         # kinds served for discovery only (kubectl --dry-run=client of deploy/kubernetes/)
-        self.assertEqual(groups[:3], ["apps", "batch", "rbac.authorization.k8s.io"])
+        self.assertEqual(groups[:4], ["apps", "authentication.k8s.io", "batch",
+                                      "rbac.authorization.k8s.io"])
         self.assertIn("monitoring.coreos.com", groups)
         core = {r["name"]: r for r in self.c.get("/api/v1").json["resources"]}
         self.assertEqual(core["services"]["shortNames"], ["svc"])
@@ -653,6 +654,133 @@ class KubeApiTest(FakeTestCase):
         self.assertEqual((r.status, r.json["reason"]), (405, "MethodNotAllowed"))
         self.assertEqual(self.c.get("/api/v1/namespaces/anything").json["status"]["phase"],
                          "Active")
+
+
+class TokenReviewTest(FakeTestCase):
+    """POST /apis/authentication.k8s.io/v1/tokenreviews against --service-account-tokens."""
+    mode = "kube"
+    PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sa_dir = tempfile.mkdtemp(prefix="fake-sa-")
+        cls.sa_file = os.path.join(cls.sa_dir, "sa-tokens.json")
+        cls.args = FAST + ["--service-account-tokens", cls.sa_file]
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.sa_dir, ignore_errors=True)
+        super().tearDownClass()
+
+    def setUp(self):
+        self.write_tokens({
+            "sa-token-1": {"namespace": "ci", "name": "builder"},
+            "sa-token-aud": {"namespace": "ci", "name": "deployer",
+                             "audiences": ["dagd", "vault"]}})
+
+    def write_tokens(self, tokens):
+        tmp = self.sa_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(tokens, f)
+        os.replace(tmp, self.sa_file)
+
+    def review(self, token, audiences=None, status=201, **kw):
+        spec = {"token": token}
+        if audiences is not None:
+            spec["audiences"] = audiences
+        r = self.c.post(self.PATH, {"apiVersion": "authentication.k8s.io/v1",
+                                    "kind": "TokenReview", "spec": spec}, **kw)
+        self.assertEqual(r.status, status, r)
+        return r.json
+
+    def test_service_account_token_is_authenticated(self):
+        tr = self.review("sa-token-1")
+        self.assertEqual((tr["kind"], tr["apiVersion"]),
+                         ("TokenReview", "authentication.k8s.io/v1"))
+        self.assertEqual(tr["metadata"], {"creationTimestamp": None})
+        self.assertEqual(tr["spec"], {"token": "sa-token-1"})  # echoed, as the real server does
+        st = tr["status"]
+        self.assertIs(st["authenticated"], True)
+        self.assertEqual(st["user"]["username"], "system:serviceaccount:ci:builder")
+        self.assertEqual(st["user"]["groups"], ["system:serviceaccounts",
+                                                "system:serviceaccounts:ci",
+                                                "system:authenticated"])
+        self.assertRegex(st["user"]["uid"], r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                                            r"[0-9a-f]{4}-[0-9a-f]{12}$")
+        self.assertEqual(self.review("sa-token-1")["status"]["user"]["uid"], st["user"]["uid"])
+        self.assertEqual(st["audiences"], ["https://kubernetes.default.svc.cluster.local"])
+        self.assertNotIn("error", st)
+        # create-only: nothing stored, no list or get
+        objs = self.fake.control.get("/fake/objects").json["objects"]
+        self.assertNotIn("tokenreviews", objs)
+        r = self.c.get(self.PATH)
+        self.assertEqual((r.status, r.json["reason"]), (405, "MethodNotAllowed"))
+        r = self.c.post("/apis/authentication.k8s.io/v1/namespaces/ci/tokenreviews",
+                        {"spec": {"token": "sa-token-1"}})
+        self.assertEqual(r.status, 404, r)
+
+    def test_unknown_and_revoked_tokens(self):
+        # Go's omitempty: no `authenticated` when false, an empty `user`
+        self.assertEqual(self.review("nobody")["status"],
+                         {"user": {}, "error": "invalid bearer token"})
+        self.assertTrue(self.review("sa-token-1")["status"]["authenticated"])
+        self.write_tokens({})  # revoked: the file is re-read on every review
+        self.assertNotIn("authenticated", self.review("sa-token-1")["status"])
+        os.remove(self.sa_file)  # no file: no token known
+        self.assertNotIn("authenticated", self.review("sa-token-1")["status"])
+
+    def test_audiences(self):
+        st = self.review("sa-token-aud", ["other", "vault"])["status"]
+        self.assertTrue(st["authenticated"])
+        self.assertEqual(st["audiences"], ["vault"])  # the intersection
+        st = self.review("sa-token-aud", ["other"])["status"]
+        self.assertNotIn("authenticated", st)
+        self.assertEqual(st["error"], '[invalid bearer token, token audiences ["dagd" "vault"] is '
+                                      'invalid for the target audiences ["other"]]')
+        self.assertEqual(self.review("sa-token-aud")["status"]["audiences"], ["dagd", "vault"])
+        # a token without audiences of its own is good for any audience asked for
+        st = self.review("sa-token-1", ["dagd"])["status"]
+        self.assertEqual((st["authenticated"], st["audiences"]), (True, ["dagd"]))
+
+    def test_caller_must_authenticate_and_bad_requests(self):
+        for token in (None, "sa-token-1"):  # reviewed tokens are not credentials for the API
+            r = self.c.post(self.PATH, {"spec": {"token": "sa-token-1"}}, token=token)
+            self.assertEqual((r.status, r.json["reason"]), (401, "Unauthorized"))
+        r = self.c.post(self.PATH, {"spec": {"token": ""}})
+        self.assertEqual((r.status, r.json["message"]),
+                         (400, "token is required for TokenReview in authentication"))
+        r = self.c.post(self.PATH, {"kind": "SubjectAccessReview", "spec": {"token": "x"}})
+        self.assertEqual(r.status, 400, r)
+        with open(self.sa_file, "w") as f:
+            f.write("{not json")
+        r = self.c.post(self.PATH, {"spec": {"token": "sa-token-1"}})
+        self.assertEqual((r.status, r.json["reason"]), (500, "InternalError"))
+        self.assertIn("--service-account-tokens", r.json["message"])
+
+    def test_schema_violation_is_422_and_recorded(self):
+        before = len(self.fake.violations())
+        r = self.c.post(self.PATH, {"apiVersion": "authentication.k8s.io/v1",
+                                    "kind": "TokenReview", "spec": {"tokne": "sa-token-1"}})
+        type(self).expected_violations += 1
+        self.assertEqual((r.status, r.json["reason"]), (422, "Invalid"), r)
+        self.assertIn("'tokne' was unexpected", r.json["message"])
+        self.assertEqual(r.headers["X-Fake-Schema-Violation"], "true")
+        v = self.fake.violations()
+        self.assertEqual(len(v), before + 1)
+        self.assertEqual(v[-1]["schema"], "k8s-tokenreview-authentication-v1")
+        r = self.c.post(self.PATH, {"kind": "TokenReview"})  # spec is required
+        type(self).expected_violations += 1
+        self.assertEqual(r.status, 422, r)
+
+    def test_discovery(self):
+        groups = [g["name"] for g in self.c.get("/apis").json["groups"]]
+        self.assertEqual(groups.index("authentication.k8s.io"), groups.index("apps") + 1)
+        r = self.c.get("/apis/authentication.k8s.io/v1").json
+        self.assertEqual(r["groupVersion"], "authentication.k8s.io/v1")
+        self.assertEqual(r["resources"], [{"name": "tokenreviews", "singularName": "tokenreview",
+                                           "namespaced": False, "kind": "TokenReview",
+                                           "verbs": ["create"]}])
 
 
 class ArgoServerTest(FakeTestCase):

@@ -94,10 +94,26 @@ void Daemon::Start() {
             static_cast<char*>(nullptr));
     } else {
       const std::string metrics_port_file = data_dir_ + "/metrics-port";
-      execl(binary.c_str(), binary.c_str(), "--listen", "127.0.0.1:0", "--data-dir",
-            data_dir_.c_str(), "--port-file", port_file.c_str(), "--metrics-listen", "127.0.0.1:0",
-            "--metrics-port-file", metrics_port_file.c_str(), "--grace-period-ms", "2000",
-            "--log-level", "debug", static_cast<char*>(nullptr));
+      std::vector<std::string> args = {binary,
+                                       "--listen",
+                                       listen_,
+                                       "--data-dir",
+                                       data_dir_,
+                                       "--port-file",
+                                       port_file,
+                                       "--metrics-listen",
+                                       "127.0.0.1:0",
+                                       "--metrics-port-file",
+                                       metrics_port_file,
+                                       "--grace-period-ms",
+                                       "2000",
+                                       "--log-level",
+                                       "debug"};
+      args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+      std::vector<char*> argv;
+      for (std::string& arg : args) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      execv(binary.c_str(), argv.data());
     }
     _exit(127);
   }
@@ -110,7 +126,10 @@ void Daemon::Start() {
       if (std::string metrics = ReadFile(data_dir_ + "/metrics-port"); !metrics.empty()) {
         metrics_address_ = "127.0.0.1:" + metrics.substr(0, metrics.size() - 1);
       }
-      channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+      grpc::ChannelArguments channel_args;
+      if (!server_name_.empty()) channel_args.SetSslTargetNameOverride(server_name_);
+      channel_ = grpc::CreateCustomChannel(
+          address_, credentials_ ? credentials_ : grpc::InsecureChannelCredentials(), channel_args);
       runs_ = v1::RunService::NewStub(channel_);
       workflows_ = v1::WorkflowService::NewStub(channel_);
       ASSERT_TRUE(

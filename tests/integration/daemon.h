@@ -39,6 +39,20 @@ class Daemon {
   // port-file = <data dir>/port and metrics-listen (127.0.0.1:0, or "" for none), and may set
   // metrics-port-file = <data dir>/metrics-port.
   void UseConfigFile(std::string path) { config_file_ = std::move(path); }
+  // Flags added to the command line of every later Start() (without a config file); not those
+  // the harness sets itself (--listen: ListenOn()).
+  void AddArgs(const std::vector<std::string>& args) {
+    extra_args_.insert(extra_args_.end(), args.begin(), args.end());
+  }
+  // dagd's --listen (default 127.0.0.1:0); the harness still connects to 127.0.0.1.
+  void ListenOn(std::string address) { listen_ = std::move(address); }
+  // The credentials of the harness's own channel (runs(), workflows()); default plaintext.
+  // `server_name` (may be empty) is the name the server's certificate is checked for.
+  void UseChannelCredentials(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                             std::string server_name = "") {
+    credentials_ = std::move(credentials);
+    server_name_ = std::move(server_name);
+  }
   // SIGTERM and wait for a clean exit; returns the exit status.
   int Terminate();
   // SIGKILL, as a crash would.
@@ -54,6 +68,10 @@ class Daemon {
  private:
   std::string data_dir_;
   std::string config_file_;
+  std::vector<std::string> extra_args_;
+  std::string listen_ = "127.0.0.1:0";
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  std::string server_name_;
   pid_t pid_ = -1;
   std::string address_;
   std::string metrics_address_;

@@ -662,6 +662,51 @@ VALUES ('old', 1, 'old.a', 1, 3, 'runner_on_ok', 'web1', 't', 'p', 1, 0, '', '{}
   EXPECT_EQ(reread->phase, NodePhase::kSucceeded);
 }
 
+TEST(MigrationsTest, VersionFiveDatabaseUpgradesToNamespacesAndAnAppendOnlyAuditLog) {
+  TempDir dir;
+  const std::string path = dir.File("v5.db");
+  {
+    absl::StatusOr<std::unique_ptr<sqlite::internal::Connection>> db =
+        sqlite::internal::Connection::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 1000);
+    ASSERT_TRUE(db.ok()) << db.status();
+    absl::StatusOr<int> applied = sqlite::ApplyMigrations(**db, sqlite::Migrations().first(5));
+    ASSERT_TRUE(applied.ok()) << applied.status();
+    ASSERT_EQ(*applied, 5);
+    absl::Status inserted = (*db)->Exec(R"sql(
+INSERT INTO workflows (name, version, yaml, spec_sha256, entrypoint, created_at_ms)
+VALUES ('deploy', 1, 'spec: 1', 'x', 'main', 1);
+INSERT INTO runs (id, workflow_name, workflow_version, workflow_yaml, file_name, parameters, phase,
+                  message, request_id, stopping, created_at_ms, started_at_ms, finished_at_ms,
+                  last_sequence)
+VALUES ('old', 'deploy', 1, 'spec: 1', 'f.yaml', '{}', 'Succeeded', '', '', 0, 1, 2, 3, 1);
+)sql");
+    ASSERT_TRUE(inserted.ok()) << inserted;
+  }
+  std::unique_ptr<SqliteStore> store = OpenOrDie(path);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(QueryInt(path, "PRAGMA user_version"), sqlite::LatestSchemaVersion());
+  // What was stored before belongs to "default"; nobody is named as its submitter.
+  absl::StatusOr<RunRecord> run = store->GetRun("old");
+  DAGD_ASSERT_OK(run);
+  EXPECT_EQ(run->namespace_name, "default");
+  EXPECT_EQ(run->submitted_by, "");
+  absl::StatusOr<WorkflowRecord> workflow = store->GetWorkflow("deploy", 0);
+  DAGD_ASSERT_OK(workflow);
+  EXPECT_EQ(workflow->namespace_name, "default");
+
+  WriteBatch batch;
+  batch.audit_records.push_back(AuditRecord{.time_ms = 5, .principal = "alice", .code = "OK"});
+  DAGD_ASSERT_OK(store->Write(batch));
+  store.reset();
+  // The audit log refuses changes and deletions, even from the database's own tools.
+  absl::StatusOr<std::unique_ptr<sqlite::internal::Connection>> db =
+      sqlite::internal::Connection::Open(path, SQLITE_OPEN_READWRITE, 1000);
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_FALSE((*db)->Exec("UPDATE audit_log SET principal = 'mallory'").ok());
+  EXPECT_FALSE((*db)->Exec("DELETE FROM audit_log").ok());
+  EXPECT_EQ(QueryInt(path, "SELECT count(*) FROM audit_log WHERE principal = 'alice'"), 1);
+}
+
 TEST(MigrationsTest, VersionThreeDatabaseUpgradesToRunLabels) {
   TempDir dir;
   const std::string path = dir.File("v3.db");

@@ -236,7 +236,7 @@ TEST_P(StoreContractTest, GetWorkflowByVersionAndLatest) {
   EXPECT_EQ(first->bundle.digest, "");
   EXPECT_EQ(first->bundle.file_count, 0);
 
-  absl::StatusOr<std::vector<WorkflowRecord>> listed = store_->ListWorkflows("", 10);
+  absl::StatusOr<std::vector<WorkflowRecord>> listed = store_->ListWorkflows("", 10, {});
   DAGD_ASSERT_OK(listed);
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ((*listed)[0].bundle.digest, put->bundle.digest);
@@ -253,22 +253,59 @@ TEST_P(StoreContractTest, ListWorkflowsPagesByNameWithLatestVersions) {
   DAGD_ASSERT_OK(store_->PutWorkflow("b", kYamlV2, "b", {}, 2, nullptr));
   DAGD_ASSERT_OK(store_->DeleteWorkflow("d"));
 
-  absl::StatusOr<std::vector<WorkflowRecord>> page = store_->ListWorkflows("", 2);
+  absl::StatusOr<std::vector<WorkflowRecord>> page = store_->ListWorkflows("", 2, {});
   DAGD_ASSERT_OK(page);
   ASSERT_EQ(page->size(), 2u);
   EXPECT_EQ((*page)[0].name, "a");
   EXPECT_EQ((*page)[1].name, "b");
   EXPECT_EQ((*page)[1].version, 2);
 
-  page = store_->ListWorkflows("b", 10);
+  page = store_->ListWorkflows("b", 10, {});
   DAGD_ASSERT_OK(page);
   ASSERT_EQ(page->size(), 2u);
   EXPECT_EQ((*page)[0].name, "c");
   EXPECT_EQ((*page)[1].name, "e");
 
-  page = store_->ListWorkflows("e", 10);
+  page = store_->ListWorkflows("e", 10, {});
   DAGD_ASSERT_OK(page);
   EXPECT_TRUE(page->empty());
+}
+
+TEST_P(StoreContractTest, WorkflowsBelongToOneNamespaceAndListByNamespace) {
+  DAGD_ASSERT_OK(store_->PutWorkflows(
+      {WorkflowDocument{.name = "a", .yaml = kYamlV1, .entrypoint = "a", .namespace_name = "x"},
+       WorkflowDocument{.name = "b", .yaml = kYamlV1, .entrypoint = "a", .namespace_name = "y"},
+       WorkflowDocument{.name = "c", .yaml = kYamlV1, .entrypoint = "a"}},
+      {}, 1, nullptr));
+  absl::StatusOr<WorkflowRecord> a = store_->GetWorkflow("a", 0);
+  DAGD_ASSERT_OK(a);
+  EXPECT_EQ(a->namespace_name, "x");
+  absl::StatusOr<std::vector<WorkflowRecord>> listed =
+      store_->ListWorkflows("", 10, {"x", "default"});
+  DAGD_ASSERT_OK(listed);
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].name, "a");
+  EXPECT_EQ((*listed)[1].name, "c");
+  EXPECT_EQ((*listed)[1].namespace_name, "default");
+
+  // A live name cannot be taken in another namespace, and nothing of the file is stored.
+  DAGD_EXPECT_CODE(
+      store_->PutWorkflows(
+          {WorkflowDocument{
+               .name = "new", .yaml = kYamlV1, .entrypoint = "a", .namespace_name = "y"},
+           WorkflowDocument{
+               .name = "a", .yaml = kYamlV2, .entrypoint = "a", .namespace_name = "y"}},
+          {}, 2, nullptr),
+      kAlreadyExists);
+  DAGD_EXPECT_CODE(store_->GetWorkflow("new", 0), kNotFound);
+  // Deleted, the name is free again, in any namespace.
+  DAGD_ASSERT_OK(store_->DeleteWorkflow("a"));
+  absl::StatusOr<std::vector<WorkflowRecord>> moved = store_->PutWorkflows(
+      {WorkflowDocument{.name = "a", .yaml = kYamlV1, .entrypoint = "a", .namespace_name = "y"}},
+      {}, 3, nullptr);
+  DAGD_ASSERT_OK(moved);
+  EXPECT_EQ((*moved)[0].namespace_name, "y");
+  EXPECT_EQ((*moved)[0].version, 2);
 }
 
 TEST_P(StoreContractTest, DeleteWorkflowHidesItButKeepsRuns) {
@@ -519,6 +556,97 @@ TEST_P(StoreContractTest, ListRunsNewestFirstWithFiltersAndPages) {
   RunFilter bad;
   bad.page_token = "not a token!";
   DAGD_EXPECT_CODE(store_->ListRuns(bad), kInvalidArgument);
+}
+
+TEST_P(StoreContractTest, RunsKeepNamespaceAndSubmitterAndListByNamespace) {
+  WriteBatch batch;
+  for (const auto& [id, ns] : std::vector<std::pair<std::string, std::string>>{
+           {"r1", "team-a"}, {"r2", "team-b"}, {"r3", "default"}}) {
+    RunRecord run = MakeRun(id, "w", 10);
+    run.namespace_name = ns;
+    run.submitted_by = "alice";
+    batch.runs.push_back(run);
+  }
+  DAGD_ASSERT_OK(store_->Write(batch));
+  absl::StatusOr<RunRecord> r1 = store_->GetRun("r1");
+  DAGD_ASSERT_OK(r1);
+  EXPECT_EQ(r1->namespace_name, "team-a");
+  EXPECT_EQ(r1->submitted_by, "alice");
+  RunFilter filter;
+  filter.namespaces = {"team-b", "default"};
+  filter.descending = false;
+  absl::StatusOr<RunPage> page = store_->ListRuns(filter);
+  DAGD_ASSERT_OK(page);
+  EXPECT_EQ(Ids(page->runs), (std::vector<std::string>{"r2", "r3"}));
+  filter.namespaces = {"nowhere"};
+  page = store_->ListRuns(filter);
+  DAGD_ASSERT_OK(page);
+  EXPECT_TRUE(page->runs.empty());
+}
+
+TEST_P(StoreContractTest, AuditRecordsReadBackNewestFirstWithFiltersAndPages) {
+  WriteBatch batch;
+  for (int i = 0; i < 5; ++i) {
+    batch.audit_records.push_back(AuditRecord{
+        .time_ms = 100 + i,
+        .principal = i % 2 == 0 ? "alice" : "bob",
+        .auth_method = "static-token",
+        .method = i < 3 ? "/dagd.v1.RunService/SubmitRun" : "/dagd.v1.RunService/StopRun",
+        .namespace_name = i == 4 ? "" : "team-a",
+        .target = absl::StrCat("run/r", i),
+        .request_id = absl::StrCat("req-", i),
+        .code = i == 1 ? "PERMISSION_DENIED" : "OK",
+        .message = i == 1 ? "bob may not" : "",
+        .peer = "ipv4:127.0.0.1:1"});
+  }
+  DAGD_ASSERT_OK(store_->Write(batch));
+  AuditFilter all;
+  all.limit = 2;
+  std::vector<std::string> targets;
+  int pages = 0;
+  do {
+    absl::StatusOr<AuditPage> page = store_->ListAuditRecords(all);
+    DAGD_ASSERT_OK(page);
+    for (const AuditRecord& r : page->records) targets.push_back(r.target);
+    all.page_token = page->next_page_token;
+    ++pages;
+  } while (!all.page_token.empty());
+  EXPECT_EQ(targets, (std::vector<std::string>{"run/r4", "run/r3", "run/r2", "run/r1", "run/r0"}));
+  EXPECT_EQ(pages, 3);
+
+  AuditFilter alice_submits;
+  alice_submits.principal = "alice";
+  alice_submits.method = "SubmitRun";
+  absl::StatusOr<AuditPage> page = store_->ListAuditRecords(alice_submits);
+  DAGD_ASSERT_OK(page);
+  ASSERT_EQ(page->records.size(), 2u);
+  EXPECT_EQ(page->records[0].target, "run/r2");
+  EXPECT_EQ(page->records[0].request_id, "req-2");
+  EXPECT_EQ(page->records[0].time_ms, 102);
+  EXPECT_GT(page->records[0].sequence, page->records[1].sequence);
+
+  AuditFilter failed;
+  failed.failed_only = true;
+  page = store_->ListAuditRecords(failed);
+  DAGD_ASSERT_OK(page);
+  ASSERT_EQ(page->records.size(), 1u);
+  EXPECT_EQ(page->records[0].code, "PERMISSION_DENIED");
+  EXPECT_EQ(page->records[0].message, "bob may not");
+
+  // A namespace filter leaves out records without a namespace.
+  AuditFilter team;
+  team.namespaces = {"team-a"};
+  team.since_ms = 101;
+  team.until_ms = 104;
+  page = store_->ListAuditRecords(team);
+  DAGD_ASSERT_OK(page);
+  std::vector<std::string> got;
+  for (const AuditRecord& r : page->records) got.push_back(r.target);
+  EXPECT_EQ(got, (std::vector<std::string>{"run/r3", "run/r2", "run/r1"}));
+
+  AuditFilter bad;
+  bad.page_token = "x";
+  DAGD_EXPECT_CODE(store_->ListAuditRecords(bad), kInvalidArgument);
 }
 
 TEST_P(StoreContractTest, ListRunsFiltersByLabels) {

@@ -17,6 +17,8 @@ class App:
 
     def __call__(self, req):
         req.user = None
+        if not req.path.startswith("/fake"):
+            req.on_respond = lambda: self._log(req)
         try:
             if req.path.startswith("/fake/") or req.path == "/fake":
                 return self.control(req)
@@ -45,11 +47,15 @@ class App:
             if req.status is None:
                 req.send(e.http, e.body())
         finally:
-            if not req.path.startswith("/fake"):
-                self.cluster.requests.add({
-                    "time": req.started, "method": req.method, "path": req.path,
-                    "query": {k: v[-1] for k, v in req.query.items()}, "status": req.status,
-                    "user": req.user, "duration": round(time.time() - req.started, 4)})
+            if req.on_respond is not None:  # a stream (logged at its end), or no answer sent
+                hook, req.on_respond = req.on_respond, None
+                hook()
+
+    def _log(self, req):
+        self.cluster.requests.add({
+            "time": req.started, "method": req.method, "path": req.path,
+            "query": {k: v[-1] for k, v in req.query.items()}, "status": req.status,
+            "user": req.user, "duration": round(time.time() - req.started, 4)})
 
     def _argo_path(self, path):
         return any(path.startswith(p) for p in ("/api/v1/workflows", "/api/v1/workflow-events",

@@ -6,6 +6,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 
 from . import schemas as schemas_mod
 from . import store as store_mod
@@ -22,6 +23,7 @@ class Options:
         self.control_port_file = None
         self.schemas_dir = None
         self.token_file = None
+        self.service_account_tokens = None
         self.tls_cert = None
         self.tls_key = None
         self.tls_client_ca = None
@@ -85,6 +87,55 @@ class Auth:
         if token and token in self.current_tokens():
             return "token-user"
         return None
+
+
+class ServiceAccountTokens:
+    """The service account tokens TokenReview knows (--service-account-tokens FILE): a JSON
+    object {token: {"namespace": NS, "name": SA, "audiences": [...]}} ("audiences" optional),
+    re-read on every review so that tests revoke a token by rewriting the file. No file, or a
+    file that does not exist (yet): no token is known. These tokens are not accepted as
+    credentials for the API itself (that is --token-file)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def lookup(self, token):
+        """The entry of `token` ({"namespace", "name", "audiences"}), or None. Raises ValueError
+        when the file is not what the flag promises (a test's mistake: answered with a 500)."""
+        if not self.path:
+            return None
+        try:
+            with open(self.path) as f:
+                text = f.read()
+        except OSError:
+            return None
+        where = f"--service-account-tokens {self.path}"
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            raise ValueError(f"{where}: not JSON: {e}") from e
+        if not isinstance(doc, dict):
+            raise ValueError(f"{where}: must be a JSON object {{token: {{namespace, name}}}}")
+        for entry in doc.values():
+            ok = isinstance(entry, dict) and all(
+                isinstance(entry.get(k), str) and entry[k] for k in ("namespace", "name"))
+            auds = entry.get("audiences") if ok else None
+            if ok and auds is not None:
+                ok = isinstance(auds, list) and all(isinstance(a, str) and a for a in auds)
+            if not ok:
+                raise ValueError(f"{where}: the entry of a token must be {{\"namespace\": NS, "
+                                 f"\"name\": SA, \"audiences\": [...] (optional)}}, not "
+                                 f"{json.dumps(entry)[:200]}")
+        entry = doc.get(token)
+        if entry is None:
+            return None
+        return {"namespace": entry["namespace"], "name": entry["name"],
+                "audiences": list(entry.get("audiences") or [])}
+
+    @staticmethod
+    def uid(namespace, name):
+        """The service account's uid: stable for a namespace and name, across runs."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"dagd-fake:serviceaccount:{namespace}/{name}"))
 
 
 class Faults:
@@ -261,6 +312,7 @@ class Cluster:
         self.store = store_mod.Store(history_limit=opts.history_limit)
         self.schemas = schemas_mod.Schemas(opts.schemas_dir, opts.literal_argo_schema)
         self.auth = Auth(opts.token_file)
+        self.service_accounts = ServiceAccountTokens(opts.service_account_tokens)
         self.faults = Faults(self)
         self.watches = Watches()
         self.violations = Violations(opts.violations_file)

@@ -100,6 +100,9 @@ class Request:
         self.headers = handler.headers
         self.peer_cert = None
         self.status = None
+        # Called once, just before a send() writes the answer (the request log, so that a client
+        # that has its answer finds its request logged).
+        self.on_respond = None
         self.started = time.time()
         self._body = None
         conn = handler.connection
@@ -142,6 +145,9 @@ class Request:
         elif isinstance(body, str):
             body = body.encode()
         self.status = status
+        if self.on_respond is not None:
+            hook, self.on_respond = self.on_respond, None
+            hook()
         h = self.handler
         h.send_response(status)
         h.send_header("Content-Type", content_type)

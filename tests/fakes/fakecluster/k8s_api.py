@@ -1,6 +1,7 @@
 """The Kubernetes REST API subset: create/get/list/watch/update/patch/delete of pods, configmaps,
-secrets, jobs (batch/v1) and Argo workflows (the argoproj.io/v1alpha1 CRD), pod logs, discovery,
-and `Status` objects for every error, as kube-apiserver writes them."""
+secrets, jobs (batch/v1) and Argo workflows (the argoproj.io/v1alpha1 CRD), pod logs, TokenReview
+(authentication.k8s.io/v1, create only), discovery, and `Status` objects for every error, as
+kube-apiserver writes them."""
 
 import base64
 import json
@@ -8,8 +9,8 @@ import re
 import time
 
 from . import controllers, util
-from .store import (DISCOVERY_ONLY, GROUP_ORDER, RESOURCES, Filter, Gone, SelectorError,
-                    watch_event_for)
+from .store import (DISCOVERY_ONLY, GROUP_ORDER, RESOURCES, REVIEWS, Filter, Gone,
+                    SelectorError, watch_event_for)
 
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's request body limit
 MAX_CONFIG_SIZE = 1024 * 1024  # ConfigMap / Secret data limit
@@ -389,6 +390,15 @@ class KubeApi:
                                details={})
         elif len(rest) == 1 and rest[0] == "namespaces" and group == "":
             return self._namespaces(req)
+        review = REVIEWS.get((group, rest[0]))
+        if review is not None and review.version == version:
+            if ns is not None or watch_path or len(rest) > 1:  # cluster-scoped, no objects
+                raise ApiError(404, "the server could not find the requested resource",
+                               details={})
+            if req.method != "POST":
+                raise ApiError(405, "the server does not allow this method on the requested "
+                                    "resource", details={})
+            return self.token_review(req, review)
         res = self._resource(group, version, rest[0])
         only_discovered = None
         if res is None:
@@ -466,12 +476,14 @@ class KubeApi:
 
     def _resources_of(self, group, version):
         return [r for r in list(RESOURCES.values()) + list(DISCOVERY_ONLY.values())
+                + list(REVIEWS.values())
                 if r.group == group and r.version == version
                 and (r.plural != "workflows" or self.cluster.opts.mode != "argo")]
 
     def _group_list(self):
         groups = []
-        every = list(RESOURCES.values()) + list(DISCOVERY_ONLY.values())
+        every = (list(RESOURCES.values()) + list(DISCOVERY_ONLY.values())
+                 + list(REVIEWS.values()))
         order = lambda gv: (GROUP_ORDER.index(gv[0]) if gv[0] in GROUP_ORDER
                             else len(GROUP_ORDER), gv)
         for gv in sorted({(r.group, r.version) for r in every if r.group}, key=order):
@@ -487,7 +499,8 @@ class KubeApi:
             raise ApiError(404, "the server could not find the requested resource", details={})
         out = []
         for r in res:
-            entry = {"name": r.plural, "singularName": r.kind.lower(), "namespaced": True,
+            entry = {"name": r.plural, "singularName": r.kind.lower(),
+                     "namespaced": r.namespaced,
                      "kind": r.kind, "verbs": list(r.verbs)}
             if r.short_names:
                 entry["shortNames"] = list(r.short_names)
@@ -620,6 +633,54 @@ class KubeApi:
         return obj
 
     # --- verbs --------------------------------------------------------------------------------
+
+    def token_review(self, req, res):
+        """POST /apis/authentication.k8s.io/v1/tokenreviews, as pkg/registry/authentication/
+        tokenreview does it: nothing is stored; 201 with the request's TokenReview and its
+        `status`. Known tokens are those of --service-account-tokens. Go's omitempty shapes the
+        status: `authenticated` appears only when true, `user` always (`{}` when nobody)."""
+        obj, _ = self._json_body(req)
+        self._check_type(res, obj)
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        self._schema_check(req, res, obj, meta.get("name") or "")
+        spec = obj.get("spec") or {}
+        token = spec.get("token") or ""
+        if not token:
+            raise ApiError(400, "token is required for TokenReview in authentication")
+        try:
+            sa = self.cluster.service_accounts.lookup(token)
+        except ValueError as e:
+            raise ApiError(500, f"Internal error occurred: {e}")
+        wanted = [a for a in spec.get("audiences") or [] if a]
+        status = {"user": {}}
+        if sa is None:
+            status["error"] = "invalid bearer token"
+        else:
+            granted = [a for a in sa["audiences"] if a in wanted] if wanted and sa["audiences"] \
+                else (wanted or sa["audiences"] or [API_AUDIENCE])
+            if not granted:  # serviceaccount.jwtTokenAuthenticator's words, in union's list
+                status["error"] = (f"[invalid bearer token, token audiences "
+                                   f"{_go_quote(sa['audiences'])} is invalid for the target "
+                                   f"audiences {_go_quote(wanted)}]")
+            else:
+                ns, name = sa["namespace"], sa["name"]
+                status = {"authenticated": True,
+                          "user": {"username": f"system:serviceaccount:{ns}:{name}",
+                                   "uid": self.cluster.service_accounts.uid(ns, name),
+                                   "groups": ["system:serviceaccounts",
+                                              f"system:serviceaccounts:{ns}",
+                                              "system:authenticated"]},
+                          "audiences": granted}
+        out = {"kind": res.kind, "apiVersion": res.api_version,
+               "metadata": {"creationTimestamp": None, **meta}, "spec": spec, "status": status}
+        if self.cluster.opts.self_check:
+            errs = self.cluster.schemas.errors(res.schema, out)
+            if errs:
+                self.cluster.violations.record(source="fake (self-check)", resource=res.plural,
+                                               name="", namespace="", event="CREATE",
+                                               errors=errs)
+        req.send(201, out)
+        return True
 
     def create(self, req, res, ns):
         obj, _ = self._json_body(req)
@@ -1081,6 +1142,16 @@ class KubeApi:
         finally:
             self.cluster.watches.remove(wid)
         return True
+
+
+# The audience of the API server itself (--api-audiences; kubeadm's default), which TokenReview
+# reports when the review names no audiences and the token names none either.
+API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
+
+
+def _go_quote(strings):
+    """fmt.Sprintf("%q", []string{...}): ["a" "b"]."""
+    return "[" + " ".join(json.dumps(s) for s in strings) + "]"
 
 
 def _template_equal(a, b):

@@ -83,14 +83,23 @@ DISCOVERY_ONLY = {(r.group, r.plural): r for r in (
              verbs=BUILTIN_VERBS),
     Resource("rolebindings", "RoleBinding", "rbac.authorization.k8s.io", "v1",
              "k8s-rolebinding-rbac-v1", verbs=BUILTIN_VERBS),
+    # (no schema of its own in ../shared/schemas: a RoleBinding's shape, without a namespace)
+    Resource("clusterrolebindings", "ClusterRoleBinding", "rbac.authorization.k8s.io", "v1",
+             "k8s-rolebinding-rbac-v1", namespaced=False, verbs=BUILTIN_VERBS),
     Resource("servicemonitors", "ServiceMonitor", "monitoring.coreos.com", "v1",
              "k8s-servicemonitor-monitoring-v1", short_names=("smon",),
              categories=("prometheus-operator",), verbs=CRD_VERBS),
 )}
 
+# Create-only "review" kinds: POSTed, answered, never stored (k8s_api.KubeApi.token_review).
+REVIEWS = {(r.group, r.plural): r for r in (
+    Resource("tokenreviews", "TokenReview", "authentication.k8s.io", "v1",
+             "k8s-tokenreview-authentication-v1", namespaced=False, verbs=("create",)),
+)}
+
 # The order of /apis: kube-aggregator's group priorities for built-in groups, then custom
 # resource groups (equal priority, by name).
-GROUP_ORDER = ("apps", "batch", "rbac.authorization.k8s.io")
+GROUP_ORDER = ("apps", "authentication.k8s.io", "batch", "rbac.authorization.k8s.io")
 
 
 class Gone(Exception):
