@@ -25,7 +25,9 @@ struct DependsExpression::Node {
   Kind kind = Kind::kTrue;
   std::string task;                             // kRef
   DependsResult result = DependsResult::kBare;  // kRef
-  std::shared_ptr<const Node> left, right;      // kNot uses left only
+  // kNot: its one operand. kAnd, kOr: all of theirs, in order -- a chain `A && B && C` is one node,
+  // so that no chain, however long, nests (evaluating and freeing the tree recurse on nesting).
+  std::vector<std::shared_ptr<const Node>> operands;
 };
 
 namespace {
@@ -149,48 +151,61 @@ class Parser {
                      token.position, "; expected ", std::string(expected)));
   }
 
-  static NodePtr Binary(Node::Kind kind, NodePtr left, NodePtr right) {
+  static NodePtr Operator(Node::Kind kind, std::vector<NodePtr> operands) {
     auto node = std::make_shared<Node>();
     node->kind = kind;
-    node->left = std::move(left);
-    node->right = std::move(right);
+    node->operands = std::move(operands);
     return node;
   }
 
-  absl::StatusOr<NodePtr> ParseOr() {
-    absl::StatusOr<NodePtr> left = ParseAnd();
-    while (left.ok() && Peek().kind == TokenKind::kOr) {
+  // One operand, or a chain of them joined by `op` (one node, see Node::operands).
+  absl::StatusOr<NodePtr> ParseChain(TokenKind op, Node::Kind kind,
+                                     absl::StatusOr<NodePtr> (Parser::*parse_operand)()) {
+    std::vector<NodePtr> operands;
+    while (true) {
+      absl::StatusOr<NodePtr> operand = (this->*parse_operand)();
+      if (!operand.ok()) return operand;
+      operands.push_back(*std::move(operand));
+      if (Peek().kind != op) break;
       ++next_;
-      absl::StatusOr<NodePtr> right = ParseAnd();
-      if (!right.ok()) return right;
-      left = Binary(Node::Kind::kOr, *std::move(left), *std::move(right));
     }
-    return left;
+    if (operands.size() == 1) return std::move(operands.front());
+    return Operator(kind, std::move(operands));
+  }
+
+  absl::StatusOr<NodePtr> ParseOr() {
+    return ParseChain(TokenKind::kOr, Node::Kind::kOr, &Parser::ParseAnd);
   }
 
   absl::StatusOr<NodePtr> ParseAnd() {
-    absl::StatusOr<NodePtr> left = ParseUnary();
-    while (left.ok() && Peek().kind == TokenKind::kAnd) {
-      ++next_;
-      absl::StatusOr<NodePtr> right = ParseUnary();
-      if (!right.ok()) return right;
-      left = Binary(Node::Kind::kAnd, *std::move(left), *std::move(right));
-    }
-    return left;
+    return ParseChain(TokenKind::kAnd, Node::Kind::kAnd, &Parser::ParseUnary);
   }
 
   absl::StatusOr<NodePtr> ParseUnary() {
     const Token& token = Peek();
+    // The parser recurses on '!' and '(': an expression from an untrusted workflow may not nest
+    // them deeper than expressions may (engine/expr.h).
+    constexpr int kMaxNesting = 100;
+    if ((token.kind == TokenKind::kNot || token.kind == TokenKind::kOpen) &&
+        depth_ == kMaxNesting) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "depends \"", std::string(text_), "\": '", token.text, "' at position ", token.position,
+          " nests '(' and '!' more than ", kMaxNesting, " levels deep; simplify the expression"));
+    }
     switch (token.kind) {
       case TokenKind::kNot: {
         ++next_;
+        ++depth_;
         absl::StatusOr<NodePtr> operand = ParseUnary();
+        --depth_;
         if (!operand.ok()) return operand;
-        return Binary(Node::Kind::kNot, *std::move(operand), nullptr);
+        return Operator(Node::Kind::kNot, {*std::move(operand)});
       }
       case TokenKind::kOpen: {
         ++next_;
+        ++depth_;
         absl::StatusOr<NodePtr> inner = ParseOr();
+        --depth_;
         if (!inner.ok()) return inner;
         if (Peek().kind != TokenKind::kClose) return Error(Peek(), "')'");
         ++next_;
@@ -213,6 +228,7 @@ class Parser {
   std::string_view text_;
   std::vector<Token> tokens_;
   size_t next_ = 0;
+  int depth_ = 0;  // the '!' and '(' being parsed
   std::set<std::string>* tasks_ = nullptr;
 };
 
@@ -256,11 +272,17 @@ bool EvaluateNode(const Node& node, const std::function<TaskOutcome(const std::s
     case Node::Kind::kRef:
       return EvaluateRef(node, outcome(node.task));
     case Node::Kind::kNot:
-      return !EvaluateNode(*node.left, outcome);
+      return !EvaluateNode(*node.operands.front(), outcome);
     case Node::Kind::kAnd:
-      return EvaluateNode(*node.left, outcome) && EvaluateNode(*node.right, outcome);
+      for (const NodePtr& operand : node.operands) {
+        if (!EvaluateNode(*operand, outcome)) return false;
+      }
+      return true;
     case Node::Kind::kOr:
-      return EvaluateNode(*node.left, outcome) || EvaluateNode(*node.right, outcome);
+      for (const NodePtr& operand : node.operands) {
+        if (EvaluateNode(*operand, outcome)) return true;
+      }
+      return false;
   }
   return false;
 }
@@ -277,24 +299,20 @@ absl::StatusOr<DependsExpression> DependsExpression::Parse(std::string_view text
 
 DependsExpression DependsExpression::FromDependencies(const std::vector<std::string>& names) {
   DependsExpression expression;
-  auto root = std::make_shared<Node>();  // kTrue
-  NodePtr current = root;
+  auto root = std::make_shared<Node>();  // kTrue for no names, kAnd of them all for several
   for (const std::string& name : names) {
     auto ref = std::make_shared<Node>();
     ref->kind = Node::Kind::kRef;
     ref->task = name;
     expression.tasks_.insert(name);
-    if (current == root) {
-      current = ref;
-    } else {
-      auto both = std::make_shared<Node>();
-      both->kind = Node::Kind::kAnd;
-      both->left = current;
-      both->right = ref;
-      current = both;
-    }
+    root->operands.push_back(std::move(ref));
   }
-  expression.root_ = current;
+  if (root->operands.size() == 1) {
+    expression.root_ = root->operands.front();
+  } else {
+    if (!root->operands.empty()) root->kind = Node::Kind::kAnd;
+    expression.root_ = std::move(root);
+  }
   return expression;
 }
 

@@ -2,7 +2,8 @@
 // parentheses. "A" alone means (A.Succeeded || A.Skipped || A.Daemoned), widened by A's
 // `continueOn` (|| A.Failed, || A.Errored) as Argo's expandDependency does; the suffixes are
 // Succeeded, Failed, Errored (phase Error), Skipped, Omitted, Daemoned, AnySucceeded, AllFailed.
-// Task names are letters, digits, '-' and '_'. Precedence: ! over && over ||.
+// Task names are letters, digits, '-' and '_'. Precedence: ! over && over ||. '(' and '!' nest
+// at most 100 levels deep (chains of && and || may be as long as they like).
 // `dependencies: [A, B]` is the same as depends "A && B". Thread-safe values.
 #ifndef DAGD_ENGINE_DEPENDS_H_
 #define DAGD_ENGINE_DEPENDS_H_

@@ -1,8 +1,12 @@
 #include "engine/parser.h"
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
 
+#include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -458,7 +462,9 @@ absl::StatusOr<std::optional<std::string>> Parser::ValueText(const YAML::Node& n
                                                              const std::string& path) const {
   if (IsNullValue(node)) return std::optional<std::string>();
   if (node.IsScalar()) return std::optional<std::string>(node.Scalar());
-  return std::optional<std::string>(ToJson(node).dump());
+  // Invalid UTF-8 replaced by U+FFFD, as Go's encoding/json does (dump would throw).
+  return std::optional<std::string>(
+      ToJson(node).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 absl::Status Parser::ParseDocument(const YAML::Node& root) {
@@ -1450,6 +1456,40 @@ void HoistInlineTemplates(Workflow* workflow) {
   }
 }
 
+// Where yaml-cpp's parser would stop making progress in `text`, if it would. Debian 12's
+// yaml-cpp 0.7 reports a top-level token that cannot start a node (a line holding just `,`, say)
+// as an empty document without reading past it, so YAML::LoadAll collects empty documents until
+// memory runs out (fixed upstream in jbeder/yaml-cpp#1319). This pass over the parser's events
+// builds nothing and stops at the first document that starts where the one before it started.
+// Throws YAML::Exception where LoadAll would.
+std::optional<YAML::Mark> FindStuckDocument(const std::string& text) {
+  class DocumentStarts : public YAML::EventHandler {
+   public:
+    void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+    YAML::Mark start = YAML::Mark::null_mark();
+  };
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentStarts events;
+  int previous = -1;
+  while (parser.HandleNextDocument(events)) {
+    if (events.start.pos == previous) return events.start;
+    previous = events.start.pos;
+  }
+  return std::nullopt;
+}
+
 // The non-empty documents of `yaml_text`, each parsed; at most `max_documents` of them.
 absl::StatusOr<std::vector<Workflow>> ParseDocuments(std::string_view yaml_text,
                                                      std::string_view file_name,
@@ -1458,7 +1498,15 @@ absl::StatusOr<std::vector<Workflow>> ParseDocuments(std::string_view yaml_text,
   std::vector<Workflow> workflows;
   // yaml-cpp reports errors by exception; they stop here (CONVENTIONS.md habit 4).
   try {
-    for (const YAML::Node& document : YAML::LoadAll(std::string(yaml_text))) {
+    const std::string text(yaml_text);
+    if (const std::optional<YAML::Mark> stuck = FindStuckDocument(text)) {
+      const SourceLocation where{file, stuck->line + 1, stuck->column + 1};
+      const char found = static_cast<size_t>(stuck->pos) < text.size() ? text[stuck->pos] : ' ';
+      return absl::InvalidArgumentError(
+          absl::StrCat(where.ToString(), ": malformed YAML: unexpected '", std::string(1, found),
+                       "'; a value cannot start with it (quote it if it is text)"));
+    }
+    for (const YAML::Node& document : YAML::LoadAll(text)) {
       if (IsNullValue(document)) continue;  // `---` with nothing after it
       if (workflows.size() == max_documents) {
         return internal::WorkflowError(

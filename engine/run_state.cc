@@ -1129,7 +1129,9 @@ TagScope RunState::RunScope() const {
                         {"podName", node.name},
                         {"finishedAt", internal::Rfc3339(node.finished_at_ms)}});
   }
-  scope["workflow.failures"] = failures.dump();
+  // Invalid UTF-8 (in a message) replaced by U+FFFD, as Go's encoding/json does.
+  scope["workflow.failures"] =
+      failures.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return scope;
 }
 

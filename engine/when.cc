@@ -8,6 +8,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "engine/status_macros.h"
 
 namespace dagd::engine {
 namespace {
@@ -137,8 +138,11 @@ class Parser {
   }
 
   absl::StatusOr<Value> Not() {
-    if (TakeOp("!")) {
+    if (Peek().kind == Token::kOp && Peek().text == "!") {
+      RETURN_IF_ERROR(Nest());
+      ++pos_;
       absl::StatusOr<Value> inner = Not();
+      --depth_;
       if (!inner.ok()) return inner;
       absl::StatusOr<bool> b = AsBool(*inner, "!");
       if (!b.ok()) return b.status();
@@ -168,8 +172,24 @@ class Parser {
     const std::string a = Text(l);
     const std::string b = Text(r);
     if (op == "=~" || op == "!~") {
+      // As expr's `matches` (expr.cc): libstdc++'s breadth-first matcher (__polynomial), so that
+      // a pattern such as (a+)+b cannot take exponential time, bounded sizes, and one linear
+      // regex_match pass instead of regex_search's match from every position.
+      constexpr size_t kMaxPattern = 1024;
+      constexpr size_t kMaxSubject = size_t{256} * 1024;
+      if (b.size() > kMaxPattern) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("the regular expression is longer than ", kMaxPattern, " bytes"));
+      }
+      if (a.size() > kMaxSubject) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("the text matched is longer than ", kMaxSubject, " bytes"));
+      }
       try {
-        const bool found = std::regex_search(a, std::regex(b, std::regex::ECMAScript));
+        const auto flags = std::regex::ECMAScript | std::regex_constants::__polynomial;
+        const std::regex alone(b, flags);  // rejects "a)|(b", which the wrapping would mend
+        const bool found =
+            std::regex_match(a, std::regex(absl::StrCat("[\\s\\S]*?(?:", b, ")[\\s\\S]*"), flags));
         return Value(op == "=~" ? found : !found);
       } catch (const std::regex_error& e) {
         return absl::InvalidArgumentError(
@@ -195,8 +215,10 @@ class Parser {
     const Token token = Peek();
     switch (token.kind) {
       case Token::kOpen: {
+        RETURN_IF_ERROR(Nest());
         ++pos_;
         absl::StatusOr<Value> inner = Or();
+        --depth_;
         if (!inner.ok()) return inner;
         if (Peek().kind != Token::kClose) {
           return absl::InvalidArgumentError("missing ')'");
@@ -220,8 +242,21 @@ class Parser {
     }
   }
 
+  // Enters one more level of '(' or '!': the parser recurses on them, so a condition from an
+  // untrusted workflow may not nest them deeper than expressions may (engine/expr.h).
+  absl::Status Nest() {
+    constexpr int kMaxNesting = 100;
+    if (depth_ == kMaxNesting) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'(' and '!' nested more than ", kMaxNesting, " levels deep"));
+    }
+    ++depth_;
+    return absl::OkStatus();
+  }
+
   std::vector<Token> tokens_;
   size_t pos_ = 0;
+  int depth_ = 0;  // the '(' and '!' being parsed
 };
 
 }  // namespace

@@ -4,8 +4,9 @@
 //     which are strings (`heads == heads`, as Argo's coinflip writes it);
 //   - comparisons ==, != (numerically when both sides are numbers, else as strings), <, >, <=, >=
 //     (numbers only), =~ and !~ (the right side is a regular expression, ECMAScript syntax,
-//     searched in the left);
-//   - !, &&, || (precedence in that order) and parentheses.
+//     searched in the left; at most 1 KiB, without back-references, run in polynomial time on a
+//     left side of at most 256 KiB);
+//   - !, &&, || (precedence in that order) and parentheses, '(' and '!' nested at most 100 deep.
 // The whole condition must come out a boolean: "heads" alone is an error, not "true". Errors
 // (InvalidArgument) name the condition and what is wrong with it. Pure; thread-safe.
 #ifndef DAGD_ENGINE_WHEN_H_

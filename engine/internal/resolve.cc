@@ -78,9 +78,15 @@ absl::Status SubstituteContainer(const std::string& field, const TagScope& scope
   return status;
 }
 
+// Compact JSON, invalid UTF-8 replaced by U+FFFD as Go's encoding/json does: strings here come
+// from workflows and from what steps printed, and json::dump would throw on them.
+std::string DumpJson(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 // A string as is; anything else as compact JSON.
 std::string ScalarText(const json& value) {
-  return value.is_string() ? value.get<std::string>() : value.dump();
+  return value.is_string() ? value.get<std::string>() : DumpJson(value);
 }
 
 // Argo keeps an aggregated value that parses as JSON as that JSON value.
@@ -114,7 +120,7 @@ TagScope WorkflowScope(const Workflow& workflow, const std::map<std::string, std
       auto it = params.find(declared.name);
       if (it != params.end()) all.push_back({{"name", declared.name}, {"value", it->second}});
     }
-    scope["workflow.parameters.json"] = all.dump();
+    scope["workflow.parameters.json"] = DumpJson(all);
   }
   return scope;
 }
@@ -242,9 +248,9 @@ FanIn AggregateOutputs(const std::vector<const NodeState*>& children) {
     maps.push_back(std::move(map));
   }
   FanIn fan_in;
-  fan_in.outputs.result = results.dump();
-  for (const auto& [name, values] : per_name) fan_in.outputs.parameters[name] = values.dump();
-  fan_in.parameter_maps = maps.dump();
+  fan_in.outputs.result = DumpJson(results);
+  for (const auto& [name, values] : per_name) fan_in.outputs.parameters[name] = DumpJson(values);
+  fan_in.parameter_maps = DumpJson(maps);
   return fan_in;
 }
 

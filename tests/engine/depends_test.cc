@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <string>
+#include <vector>
 
 namespace dagd::engine {
 namespace {
@@ -104,6 +106,29 @@ TEST(DependsTest, FromDependencies) {
   DependsExpression none = DependsExpression::FromDependencies({});
   EXPECT_TRUE(none.tasks().empty());
   EXPECT_TRUE(none.Evaluate([](const std::string&) { return Phase(NodePhase::kFailed); }));
+}
+
+TEST(DependsTest, LongChainsAndDeepNesting) {
+  // A chain of && is one node, however long: evaluating (and freeing) a nested tree of 100000
+  // operands overflowed the stack (found by tests/fuzz).
+  std::string chain = "A";
+  for (int i = 0; i < 100000; ++i) chain += i % 2 ? " && A" : " || B.Failed";
+  EXPECT_TRUE(Eval(chain, {{"A", Phase(NodePhase::kSucceeded)}, {"B", Phase(NodePhase::kFailed)}}));
+  std::vector<std::string> names(100000, "A");
+  EXPECT_TRUE(DependsExpression::FromDependencies(names).Evaluate(
+      [](const std::string&) { return Phase(NodePhase::kSucceeded); }));
+  // '(' and '!' nest up to 100 levels, as in expressions.
+  EXPECT_TRUE(Eval(std::string(100, '(') + "A" + std::string(100, ')'),
+                   {{"A", Phase(NodePhase::kSucceeded)}}));
+  EXPECT_TRUE(Eval(std::string(100, '!') + "A", {{"A", Phase(NodePhase::kSucceeded)}}));
+  for (const std::string& deep : {std::string(101, '(') + "A" + std::string(101, ')'),
+                                  "A && " + std::string(100000, '!') + "A"}) {
+    absl::StatusOr<DependsExpression> parsed = DependsExpression::Parse(deep);
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(parsed.status().message().find("more than 100 levels deep"), absl::string_view::npos)
+        << parsed.status();
+  }
 }
 
 TEST(DependsTest, ErrorsNamePositionAndToken) {

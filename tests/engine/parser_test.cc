@@ -134,6 +134,17 @@ TEST(ParserTest, MalformedYamlNamesAnUnclosedQuote) {
   EXPECT_THAT(ParseError("a: \"x\n  y\"\nb: [1\n"), StartsWith("wf.yaml:4:1: malformed YAML:"));
 }
 
+TEST(ParserTest, MalformedYamlThatStallsYamlCppIsAnError) {
+  // yaml-cpp 0.7's LoadAll never returns on these: its parser reports the `,` as an empty
+  // document again and again without reading past it (found by tests/fuzz, which keeps them in
+  // regressions/parse_workflow_fuzz/).
+  EXPECT_EQ(ParseError("\n,\n"),
+            "wf.yaml:2:1: malformed YAML: unexpected ','; a value cannot start with it (quote it "
+            "if it is text)");
+  EXPECT_THAT(ParseError(WithTemplates("  - name: main\n    suspend: {}\n") + "---\n,\n"),
+              StartsWith("wf.yaml:10:1: malformed YAML: unexpected ','"));
+}
+
 TEST(ParserTest, RejectsEmptyAndMultiDocumentFiles) {
   EXPECT_THAT(ParseError(""), HasSubstr("the file holds no workflow"));
   EXPECT_THAT(ParseError("# only a comment\n"), HasSubstr("the file holds no workflow"));
@@ -247,6 +258,20 @@ spec:
   EXPECT_EQ(p[7].default_value, "5");
   EXPECT_EQ(p[7].enum_values, (std::vector<std::string>{"5", "6"}));
   EXPECT_EQ(p[7].description, "five or six");
+}
+
+TEST(ParserTest, MapAndListValuesThatAreNotUtf8) {
+  // Written as JSON with invalid UTF-8 replaced by U+FFFD, as Go's encoding/json does (json::dump
+  // threw; found by tests/fuzz).
+  absl::StatusOr<Workflow> wf = Parse(
+      "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {name: wf}\nspec:\n"
+      "  entrypoint: main\n  arguments:\n    parameters:\n"
+      "    - {name: map, value: {a: \"x\xff\"}}\n    - {name: list, value: [\xfe]}\n"
+      "  templates:\n  - name: main\n    suspend: {}\n");
+  ASSERT_TRUE(wf.ok()) << wf.status();
+  ASSERT_EQ(wf->arguments.parameters.size(), 2u);
+  EXPECT_EQ(wf->arguments.parameters[0].value, "{\"a\":\"x\xef\xbf\xbd\"}");
+  EXPECT_EQ(wf->arguments.parameters[1].value, "[\"\xef\xbf\xbd\"]");
 }
 
 TEST(ParserTest, OutputParametersReadValueFrom) {

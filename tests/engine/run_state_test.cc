@@ -251,6 +251,23 @@ TEST(RunStateTest, WithItemsFanOutAndFanIn) {
   EXPECT_EQ(state.phase(), NodePhase::kSucceeded);
 }
 
+TEST(RunStateTest, FanInOfOutputsThatAreNotUtf8) {
+  // A step may print anything; its fan-in is JSON with invalid UTF-8 replaced by U+FFFD, as Go's
+  // encoding/json writes it (json::dump threw, and took dagd down; found by tests/fuzz).
+  DagTask gen = Task("gen", "echo", "", {{"x", "{{item}}"}});
+  gen.with_items = {"a", "b"};
+  RunState state = MustCreate(MakeWorkflow(
+      {Dag("main", {gen, Task("sum", "echo", "gen", {{"x", "{{tasks.gen.outputs.result}}"}})}),
+       Leaf("echo", {"x"})}));
+  Driver driver(&state);
+  driver.fallback = [](const DispatchRequest& r) {
+    return Ok(r.inputs.at("x") == "a" ? std::string("\xff") : r.inputs.at("x"));
+  };
+  driver.Run();
+  EXPECT_EQ(NodeOf(state, "run.gen").outputs.result, "[\"\xef\xbf\xbd\",\"b\"]");
+  EXPECT_EQ(state.phase(), NodePhase::kSucceeded);
+}
+
 TEST(RunStateTest, FanOutOverMapsAndAFailingChild) {
   DagTask fan = Task("fan", "echo", "", {{"x", "{{item.host}}:{{item.port}}"}});
   fan.with_items = {nlohmann::json{{"host", "h1"}, {"port", 22}},

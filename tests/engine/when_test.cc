@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 namespace dagd::engine {
 namespace {
 
@@ -46,6 +48,27 @@ TEST(WhenTest, RegularExpressions) {
   EXPECT_FALSE(Holds("foo-bar =~ '^bar'"));
   EXPECT_TRUE(Holds("foo-bar !~ '^bar'"));
   EXPECT_TRUE(Holds("'Error: x' =~ 'Err.*x$'"));
+}
+
+TEST(WhenTest, RegularExpressionsRunInPolynomialTime) {
+  // A nested quantifier backtracks exponentially in std::regex's default matcher; this took
+  // minutes before (found by tests/fuzz).
+  EXPECT_FALSE(Holds("'" + std::string(40, 'a') + "' =~ '(a+)+b'"));
+  EXPECT_TRUE(Holds("'" + std::string(40, 'a') + "b' =~ '(a+)+b'"));
+  EXPECT_NE(ErrorOf("x =~ '(a)\\1'").find("is not a regular expression"), std::string::npos);
+  EXPECT_NE(ErrorOf("x =~ '" + std::string(1025, 'a') + "'").find("longer than 1024 bytes"),
+            std::string::npos);
+}
+
+TEST(WhenTest, NestingIsLimited) {
+  // The parser recurses on '(' and '!': a deep condition overflowed the stack (tests/fuzz).
+  EXPECT_TRUE(Holds(std::string(100, '(') + "true" + std::string(100, ')')));
+  EXPECT_TRUE(Holds(std::string(100, '!') + "true"));
+  EXPECT_NE(ErrorOf(std::string(101, '(') + "true" + std::string(101, ')'))
+                .find("nested more than 100 levels deep"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(std::string(100000, '!') + "true").find("nested more than 100 levels deep"),
+            std::string::npos);
 }
 
 TEST(WhenTest, LogicWithPrecedenceAndParentheses) {
