@@ -451,6 +451,12 @@ NodeState& RunState::AddNode(const std::string& name, const std::string& display
                              const std::string& parent, const std::string& task_name,
                              const std::string& template_name, NodeType type, NodePhase phase,
                              std::string message, int64_t now_ms) {
+  if (limits_.max_nodes > 0 && nodes_.size() >= limits_.max_nodes && !IsFinal(phase) &&
+      nodes_.count(name) == 0) {
+    phase = NodePhase::kError;
+    message = absl::StrCat("the run reached its limit of ", limits_.max_nodes,
+                           " nodes (dagd --max-nodes-per-run)");
+  }
   NodeState node;
   node.name = name;
   node.display_name = display_name;
@@ -720,6 +726,10 @@ void RunState::StartTask(const std::string& parent, const DagTask& task, const T
     AddNode(node_name, task.name, parent, task.name, task.template_name,
             in_steps ? NodeType::kPod : type, NodePhase::kSkipped, "Skipped, empty params", now_ms);
     return;
+  }
+  if (limits_.max_fanout > 0 && items.size() > limits_.max_fanout) {
+    return fail(absl::StrCat("the fan-out has ", items.size(), " items; the limit is ",
+                             limits_.max_fanout, " (dagd --max-fanout)"));
   }
   // Argo puts a steps fan-out's children straight into the step group.
   const std::string& children_parent = in_steps ? parent : node_name;

@@ -188,6 +188,14 @@ struct DispatchRequest {
   std::map<std::string, std::string> inputs;
 };
 
+// Bounds on what one run may grow to; 0: none. A node past max_nodes is created in phase
+// Error, saying so (and its DAG or step group fails as for any Error); a fan-out of more than
+// max_fanout items is an Error node of its own. dagd's --max-nodes-per-run and --max-fanout.
+struct RunLimits {
+  size_t max_nodes = 0;
+  size_t max_fanout = 0;
+};
+
 class RunState {
  public:
   // Starts a run of `workflow` (already validated by ValidateWorkflow) with `parameters` (already
@@ -323,6 +331,9 @@ class RunState {
   // Names of nodes changed since the last call (created or modified), each once.
   std::vector<std::string> TakeChangedNodes();
 
+  // Applies from the next node created on (Create() has made the root by then).
+  void SetLimits(RunLimits limits) { limits_ = limits; }
+
  private:
   RunState() = default;
 
@@ -440,6 +451,7 @@ class RunState {
   std::set<std::string> removed_;
   bool stopping_ = false;
   StopStrategy stop_strategy_ = StopStrategy::kNone;  // kNone while !stopping_
+  RunLimits limits_;
   std::string stop_message_;  // kept in the root node's message too, so Restore() recovers it
   // The plan of every dag template, by template name; built from workflow_ by Create/Restore.
   std::map<std::string, std::shared_ptr<const internal::DagPlan>> plans_;

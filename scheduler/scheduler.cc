@@ -231,6 +231,9 @@ struct Scheduler::ActiveRun {
   int64_t next_sequence = 1;
   std::map<std::string, SeenNode> seen;
   std::vector<storage::LogChunkRecord> pending_logs;
+  // Output bytes taken per (node, attempt), for SchedulerOptions::max_log_bytes_per_attempt;
+  // past the limit once the note that output was dropped is stored.
+  std::map<std::pair<std::string, int>, int64_t> log_bytes;
   std::vector<storage::AnsibleEventRecord> pending_ansible_events;  // flushed with the logs
   bool bad_event_logged = false;
   // The bundle's files once an attempt needed them (LoadBundle); shared with other runs.
@@ -459,6 +462,7 @@ absl::StatusOr<std::unique_ptr<Scheduler::ActiveRun>> Scheduler::LoadRun(
   run->state.emplace(std::move(state).value());
   run->state->SetLockTable(&locks_);
   run->state->SetMemoCache(&memo_);
+  run->state->SetLimits(options_.run_limits);
   for (const auto& [holder, keys] : run->state->HeldLocks()) locks_.Hold(holder, keys);
   run->workflow = workflow;
   run->next_sequence = record.last_sequence + 1;
@@ -609,6 +613,7 @@ void Scheduler::Submit(SubmitRequest request,
         run->state.emplace(std::move(state).value());
         run->state->SetLockTable(&locks_);
         run->state->SetMemoCache(&memo_);
+        run->state->SetLimits(options_.run_limits);
         run->workflow = workflow;
         if (!record.request_id.empty()) inflight_request_ids_[record.request_id] = record.id;
         StartRun(std::move(run), std::move(done));
@@ -1038,14 +1043,31 @@ void Scheduler::OnAttemptLog(const std::string& run_id, const std::string& node_
                              std::string_view stream, std::string_view data) {
   ActiveRun* run = Find(run_id);
   if (!run) return;
-  storage::LogChunkRecord chunk;
-  chunk.run_id = run_id;
-  chunk.node_name = node_name;
-  chunk.attempt = attempt;
-  chunk.stream = std::string(stream);
-  chunk.data = std::string(data);
-  chunk.time_ms = clock_->NowMs();
-  run->pending_logs.push_back(std::move(chunk));
+  const int64_t limit = options_.max_log_bytes_per_attempt;
+  int64_t& taken = run->log_bytes[{node_name, attempt}];
+  if (limit > 0 && taken > limit) return;  // dropped, and said so already
+  auto add = [&](std::string_view chunk_stream, std::string_view chunk_data) {
+    storage::LogChunkRecord chunk;
+    chunk.run_id = run_id;
+    chunk.node_name = node_name;
+    chunk.attempt = attempt;
+    chunk.stream = std::string(chunk_stream);
+    chunk.data = std::string(chunk_data);
+    chunk.time_ms = clock_->NowMs();
+    run->pending_logs.push_back(std::move(chunk));
+  };
+  if (limit > 0 && taken + static_cast<int64_t>(data.size()) > limit) {
+    add(stream, data.substr(0, static_cast<size_t>(limit - taken)));
+    add("stderr", absl::StrCat("\n[dagd: this attempt wrote more than ", limit,
+                               " bytes of output; the rest is not stored "
+                               "(dagd --max-log-bytes-per-attempt)]\n"));
+    taken = limit + 1;
+    Log()->warn("{}output over {} bytes; the rest is dropped",
+                logging::RunTag(run_id, node_name, attempt), limit);
+  } else {
+    add(stream, data);
+    taken += static_cast<int64_t>(data.size());
+  }
   ArmLogFlush(run);
 }
 

@@ -56,6 +56,12 @@ struct SchedulerOptions {
   int64_t grace_period_ms = 10000;
   // How long log output may wait before it is committed in one batch.
   int64_t log_flush_interval_ms = 200;
+  // Output stored per attempt (stdout and stderr together); what comes after is dropped, and one
+  // line on stderr says so (dagd --max-log-bytes-per-attempt). 0: no limit. Counted from the
+  // attempt's start in this dagd process (a restart counts a reattached attempt afresh).
+  int64_t max_log_bytes_per_attempt = int64_t{64} << 20;
+  // How many nodes a run may have and how wide one fan-out may be (engine::RunLimits).
+  engine::RunLimits run_limits;
   // Semaphores of `synchronization` (configMapKeyRef "CONFIGMAP/KEY") → how many may hold each
   // at once (`dagd --semaphore CONFIGMAP/KEY=N`). A workflow naming another is refused.
   std::map<std::string, int64_t> semaphore_limits;

@@ -194,12 +194,33 @@ class FailedStream : public grpc::ServerWriteReactor<Msg> {
 }  // namespace
 
 RunServiceImpl::RunServiceImpl(storage::Store* store, scheduler::Scheduler* scheduler, RunHub* hub,
-                               AccessControl* access, storage::BundleLimits bundle_limits)
+                               AccessControl* access, storage::BundleLimits bundle_limits,
+                               RunServiceLimits limits)
     : store_(store),
       scheduler_(scheduler),
       hub_(hub),
       access_(access),
-      bundle_limits_(bundle_limits) {}
+      bundle_limits_(bundle_limits),
+      limits_(limits) {}
+
+absl::StatusOr<std::shared_ptr<void>> RunServiceImpl::OpenWatch(const Caller& caller) {
+  const std::string principal = caller.principal().name;
+  std::lock_guard<std::mutex> lock(watches_mutex_);
+  int& open = open_watches_[principal];
+  if (open >= limits_.max_watches_per_principal) {
+    if (open == 0) open_watches_.erase(principal);
+    return absl::ResourceExhaustedError(absl::StrCat(
+        principal, " has ", limits_.max_watches_per_principal,
+        " streams open (watches, followed logs and events; dagd --max-watches-per-principal): "
+        "close one first"));
+  }
+  ++open;
+  // Released when the stream is done and its writer, which holds the lease, is deleted.
+  return std::shared_ptr<void>(nullptr, [this, principal](void*) {
+    std::lock_guard<std::mutex> lock(watches_mutex_);
+    if (--open_watches_[principal] <= 0) open_watches_.erase(principal);
+  });
+}
 
 RunServiceImpl::~RunServiceImpl() { stream_pool_.join(); }
 
@@ -298,10 +319,10 @@ grpc::ServerUnaryReactor* RunServiceImpl::SubmitRun(grpc::CallbackServerContext*
       break;
     }
     case v1::SubmitRunRequest::kSpecYaml:
-      if (request->spec_yaml().size() > kMaxSpecBytes) {
-        return Done(context, absl::InvalidArgumentError(absl::StrCat(
-                                 "spec_yaml: the workflow is ", request->spec_yaml().size(),
-                                 " bytes; the limit is ", kMaxSpecBytes)));
+      if (absl::Status size =
+              CheckWorkflowSize(request->spec_yaml(), "spec_yaml", limits_.max_workflow_bytes);
+          !size.ok()) {
+        return Done(context, size);
       }
       submit.workflow_yaml = request->spec_yaml();
       submit.file_name = request->file_name().empty() ? "<request>" : request->file_name();
@@ -316,6 +337,11 @@ grpc::ServerUnaryReactor* RunServiceImpl::SubmitRun(grpc::CallbackServerContext*
         auto ns = ResolveNamespace(request->namespace_(), parsed->namespace_name, submit.file_name);
         if (!ns.ok()) return Done(context, ns.status());
         if (auto st = caller->Authorize(*ns, ""); !st.ok()) return Done(context, st);
+        if (auto st = engine::CheckExpressionLimits(submit.workflow_yaml, *parsed, submit.file_name,
+                                                    limits_.expressions);
+            !st.ok()) {
+          return Done(context, st);
+        }
         submit.namespace_name = *std::move(ns);
         parsed_spec = *std::move(parsed);
       }
@@ -418,15 +444,16 @@ grpc::ServerUnaryReactor* RunServiceImpl::ListRuns(grpc::CallbackServerContext* 
 grpc::ServerWriteReactor<v1::RunEvent>* RunServiceImpl::WatchRun(
     grpc::CallbackServerContext* context, const v1::WatchRunRequest* request) {
   const std::string run_id = request->run_id();
-  if (auto caller = AdmitForRun(context, "/dagd.v1.RunService/WatchRun", run_id); !caller.ok()) {
-    return new FailedStream<v1::RunEvent>(caller.status());
-  }
+  absl::StatusOr<Caller> caller = AdmitForRun(context, "/dagd.v1.RunService/WatchRun", run_id);
+  if (!caller.ok()) return new FailedStream<v1::RunEvent>(caller.status());
+  absl::StatusOr<std::shared_ptr<void>> lease = OpenWatch(*caller);
+  if (!lease.ok()) return new FailedStream<v1::RunEvent>(lease.status());
   storage::Store* store = store_;
   // Fetches of one stream never overlap (PollingWriter), so the Ansible cursor needs no lock.
   const bool with_ansible = request->ansible_events();
   auto ansible_cursor = std::make_shared<int64_t>(request->after_ansible_sequence());
-  auto fetch = [store, run_id, with_ansible,
-                ansible_cursor](int64_t cursor) -> absl::StatusOr<FetchResult<v1::RunEvent>> {
+  auto fetch = [store, run_id, with_ansible, ansible_cursor,
+                lease = *lease](int64_t cursor) -> absl::StatusOr<FetchResult<v1::RunEvent>> {
     FetchResult<v1::RunEvent> page;
     page.cursor = cursor;
     auto events = store->GetEvents(run_id, cursor, kPageSize);
@@ -494,9 +521,10 @@ grpc::ServerWriteReactor<v1::RunEvent>* RunServiceImpl::WatchRun(
 grpc::ServerWriteReactor<v1::LogChunk>* RunServiceImpl::GetNodeLogs(
     grpc::CallbackServerContext* context, const v1::GetNodeLogsRequest* request) {
   const std::string run_id = request->run_id();
-  if (auto caller = AdmitForRun(context, "/dagd.v1.RunService/GetNodeLogs", run_id); !caller.ok()) {
-    return new FailedStream<v1::LogChunk>(caller.status());
-  }
+  absl::StatusOr<Caller> caller = AdmitForRun(context, "/dagd.v1.RunService/GetNodeLogs", run_id);
+  if (!caller.ok()) return new FailedStream<v1::LogChunk>(caller.status());
+  absl::StatusOr<std::shared_ptr<void>> lease = OpenWatch(*caller);
+  if (!lease.ok()) return new FailedStream<v1::LogChunk>(lease.status());
   absl::StatusOr<LogSource> source = ResolveLogSource(store_, run_id, request->node());
   if (!source.ok()) return new FailedStream<v1::LogChunk>(source.status());
   if (source->attempt > 0 && request->attempt() > 0 && request->attempt() != source->attempt) {
@@ -507,8 +535,8 @@ grpc::ServerWriteReactor<v1::LogChunk>* RunServiceImpl::GetNodeLogs(
   storage::Store* store = store_;
   const int attempt = source->attempt > 0 ? source->attempt : request->attempt();
   const bool follow = request->follow();
-  auto fetch = [store, run_id, node_name = source->node, attempt,
-                follow](int64_t cursor) -> absl::StatusOr<FetchResult<v1::LogChunk>> {
+  auto fetch = [store, run_id, node_name = source->node, attempt, follow,
+                lease = *lease](int64_t cursor) -> absl::StatusOr<FetchResult<v1::LogChunk>> {
     FetchResult<v1::LogChunk> page;
     page.cursor = cursor;
     // Read the node's phase before the logs: logs committed with the node's end are then seen.
@@ -565,10 +593,11 @@ grpc::ServerUnaryReactor* RunServiceImpl::ListAnsibleEvents(
 grpc::ServerWriteReactor<v1::AnsibleEvent>* RunServiceImpl::WatchAnsibleEvents(
     grpc::CallbackServerContext* context, const v1::WatchAnsibleEventsRequest* request) {
   const std::string run_id = request->run_id();
-  if (auto caller = AdmitForRun(context, "/dagd.v1.RunService/WatchAnsibleEvents", run_id);
-      !caller.ok()) {
-    return new FailedStream<v1::AnsibleEvent>(caller.status());
-  }
+  absl::StatusOr<Caller> caller =
+      AdmitForRun(context, "/dagd.v1.RunService/WatchAnsibleEvents", run_id);
+  if (!caller.ok()) return new FailedStream<v1::AnsibleEvent>(caller.status());
+  absl::StatusOr<std::shared_ptr<void>> lease = OpenWatch(*caller);
+  if (!lease.ok()) return new FailedStream<v1::AnsibleEvent>(lease.status());
   absl::StatusOr<std::string> node_name = ResolveNodeFilter(store_, run_id, request->node());
   if (!node_name.ok()) return new FailedStream<v1::AnsibleEvent>(node_name.status());
   storage::AnsibleEventFilter filter;
@@ -577,8 +606,8 @@ grpc::ServerWriteReactor<v1::AnsibleEvent>* RunServiceImpl::WatchAnsibleEvents(
   filter.changed_only = request->changed_only();
   filter.failed_only = request->failed_only();
   storage::Store* store = store_;
-  auto fetch = [store, run_id,
-                filter](int64_t cursor) -> absl::StatusOr<FetchResult<v1::AnsibleEvent>> {
+  auto fetch = [store, run_id, filter,
+                lease = *lease](int64_t cursor) -> absl::StatusOr<FetchResult<v1::AnsibleEvent>> {
     FetchResult<v1::AnsibleEvent> page;
     page.cursor = cursor;
     // The run's phase first: a run seen final has every event committed already.

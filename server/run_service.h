@@ -5,20 +5,37 @@
 #define DAGD_SERVER_RUN_SERVICE_H_
 
 #include <boost/asio/thread_pool.hpp>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
 
 #include "dagd/v1/run.grpc.pb.h"
+#include "engine/limits.h"
 #include "scheduler/scheduler.h"
 #include "server/access.h"
 #include "server/run_hub.h"
+#include "server/workflow_service.h"
 #include "storage/store.h"
 
 namespace dagd::server {
+
+struct RunServiceLimits {
+  // Largest spec_yaml of SubmitRun (dagd --max-workflow-bytes).
+  int64_t max_workflow_bytes = kMaxSpecBytes;
+  // Streams (WatchRun, GetNodeLogs, WatchAnsibleEvents) one principal may have open at once;
+  // one more is RESOURCE_EXHAUSTED (dagd --max-watches-per-principal).
+  int max_watches_per_principal = 64;
+  // The expressions of an inline spec (engine/limits.h).
+  engine::ExpressionLimits expressions;
+};
 
 class RunServiceImpl final : public v1::RunService::CallbackService {
  public:
   // None owned; all must outlive the service. Uploaded bundles must keep `bundle_limits`.
   RunServiceImpl(storage::Store* store, scheduler::Scheduler* scheduler, RunHub* hub,
-                 AccessControl* access, storage::BundleLimits bundle_limits);
+                 AccessControl* access, storage::BundleLimits bundle_limits,
+                 RunServiceLimits limits = {});
   ~RunServiceImpl() override;
 
   grpc::ServerUnaryReactor* SubmitRun(grpc::CallbackServerContext* context,
@@ -67,12 +84,18 @@ class RunServiceImpl final : public v1::RunService::CallbackService {
   // the audit record of the call (SubmitRun, ResubmitRun).
   std::function<void(absl::StatusOr<storage::RunRecord>)> AnswerWithNewRun(
       grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* reactor, v1::Run* response);
+  // A stream of `caller`'s opens: a lease that counts against max_watches_per_principal until
+  // it is destroyed, or RESOURCE_EXHAUSTED naming the limit.
+  absl::StatusOr<std::shared_ptr<void>> OpenWatch(const Caller& caller);
 
   storage::Store* store_;
   scheduler::Scheduler* scheduler_;
   RunHub* hub_;
   AccessControl* access_;
   const storage::BundleLimits bundle_limits_;
+  const RunServiceLimits limits_;
+  std::mutex watches_mutex_;
+  std::map<std::string, int> open_watches_;  // by principal
   boost::asio::thread_pool stream_pool_{2};  // store reads of streaming calls
 };
 

@@ -16,12 +16,15 @@
 
 namespace dagd::server {
 
-int64_t MaxRequestBytes(const storage::BundleLimits& limits) {
+int64_t MaxRequestBytes(const storage::BundleLimits& limits, int64_t max_workflow_bytes) {
   // Per file: the path, the mode, and the tags and lengths that frame it.
   constexpr int64_t kPerFile = storage::kMaxBundlePathBytes + 32;
-  if (limits.max_bytes >= INT_MAX || limits.max_files >= INT_MAX / kPerFile) return INT_MAX;
+  if (limits.max_bytes >= INT_MAX || limits.max_files >= INT_MAX / kPerFile ||
+      max_workflow_bytes >= INT_MAX) {
+    return INT_MAX;
+  }
   const int64_t bytes =
-      limits.max_bytes + int64_t{kMaxSpecBytes} + limits.max_files * kPerFile + (int64_t{1} << 20);
+      limits.max_bytes + max_workflow_bytes + limits.max_files * kPerFile + (int64_t{1} << 20);
   return std::min<int64_t>(bytes, INT_MAX);
 }
 
@@ -36,9 +39,13 @@ absl::StatusOr<std::unique_ptr<DagdServer>> DagdServer::Start(const ServerOption
     access = server->own_access_.get();
   }
   server->workflows_ = std::make_unique<WorkflowServiceImpl>(
-      store, scheduler::SystemClock(), access, options.bundle_limits, options.argo_export);
-  server->runs_ =
-      std::make_unique<RunServiceImpl>(store, scheduler, hub, access, options.bundle_limits);
+      store, scheduler::SystemClock(), access, options.bundle_limits, options.max_workflow_bytes,
+      options.expression_limits, options.argo_export);
+  server->runs_ = std::make_unique<RunServiceImpl>(
+      store, scheduler, hub, access, options.bundle_limits,
+      RunServiceLimits{.max_workflow_bytes = options.max_workflow_bytes,
+                       .max_watches_per_principal = options.max_watches_per_principal,
+                       .expressions = options.expression_limits});
   server->audit_ = std::make_unique<AuditServiceImpl>(store, access);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -48,9 +55,10 @@ absl::StatusOr<std::unique_ptr<DagdServer>> DagdServer::Start(const ServerOption
   // the port with the first, the kernel spreading connections between them.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.listen, GrpcServerCredentials(options.tls), &server->port_);
-  const int64_t max_request_bytes = options.max_request_bytes > 0
-                                        ? std::min<int64_t>(options.max_request_bytes, INT_MAX)
-                                        : MaxRequestBytes(options.bundle_limits);
+  const int64_t max_request_bytes =
+      options.max_request_bytes > 0
+          ? std::min<int64_t>(options.max_request_bytes, INT_MAX)
+          : MaxRequestBytes(options.bundle_limits, options.max_workflow_bytes);
   builder.SetMaxReceiveMessageSize(static_cast<int>(max_request_bytes));
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> factories;
   if (options.metrics != nullptr) factories.push_back(NewGrpcMetricsInterceptor(options.metrics));

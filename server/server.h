@@ -9,12 +9,14 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "engine/limits.h"
 #include "metrics/registry.h"
 #include "runners/argo/workflow_spec.h"
 #include "scheduler/scheduler.h"
 #include "server/access.h"
 #include "server/run_hub.h"
 #include "server/tls.h"
+#include "server/workflow_service.h"
 #include "storage/bundle.h"
 #include "storage/store.h"
 
@@ -34,8 +36,15 @@ struct ServerOptions {
   // What an uploaded bundle may hold (CreateWorkflow, SubmitRun); more is INVALID_ARGUMENT.
   storage::BundleLimits bundle_limits;
   // Largest request accepted, in bytes; larger ones get RESOURCE_EXHAUSTED from gRPC. 0 means
-  // MaxRequestBytes(bundle_limits): room for a bundle at its limits plus a spec at its own.
+  // MaxRequestBytes(bundle_limits, max_workflow_bytes): room for a bundle at its limits plus a
+  // spec at its own.
   int64_t max_request_bytes = 0;
+  // Largest workflow YAML (CreateWorkflow, SubmitRun, LintWorkflow, ExportWorkflow).
+  int64_t max_workflow_bytes = kMaxSpecBytes;
+  // Streams one principal may have open at once (RunServiceLimits).
+  int max_watches_per_principal = 64;
+  // The expressions of a workflow stored or submitted (engine/limits.h).
+  engine::ExpressionLimits expression_limits;
   // ExportWorkflow's Argo Workflows (the Ansible image; the same as the argo runner's).
   runners::argo::WorkflowSpecOptions argo_export;
   // TLS (and mutual TLS) of the port; off by default (tls.h).
@@ -49,9 +58,10 @@ struct ServerOptions {
 };
 
 // The receive limit that lets every request within the spec and bundle limits through: the
-// content, a spec of kMaxSpecBytes, and per file its longest path and protobuf framing, plus
-// 1 MiB for the rest; capped at INT_MAX (gRPC's type).
-int64_t MaxRequestBytes(const storage::BundleLimits& limits);
+// content, a spec of `max_workflow_bytes`, and per file its longest path and protobuf framing,
+// plus 1 MiB for the rest; capped at INT_MAX (gRPC's type).
+int64_t MaxRequestBytes(const storage::BundleLimits& limits,
+                        int64_t max_workflow_bytes = kMaxSpecBytes);
 
 class DagdServer {
  public:

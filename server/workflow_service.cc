@@ -18,14 +18,16 @@
 #include "server/template_library.h"
 
 namespace dagd::server {
-namespace {
 
-// InvalidArgument naming the file when `yaml` is over kMaxSpecBytes.
-absl::Status CheckSize(const std::string& yaml, const std::string& file) {
-  if (yaml.size() <= kMaxSpecBytes) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(file, ": the workflow is ", yaml.size(),
-                                                 " bytes; the limit is ", kMaxSpecBytes));
+absl::Status CheckWorkflowSize(const std::string& yaml, const std::string& file,
+                               int64_t max_bytes) {
+  if (static_cast<int64_t>(yaml.size()) <= max_bytes) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      file, ": the workflow is ", yaml.size(), " bytes; the limit is ", max_bytes,
+      " (dagd --max-workflow-bytes): split it, or move data into the bundle or parameters"));
 }
+
+namespace {
 
 grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status) {
   auto* reactor = context->DefaultReactor();
@@ -39,7 +41,7 @@ absl::Status WorkflowServiceImpl::Apply(const v1::CreateWorkflowRequest& request
                                         const Caller& caller,
                                         v1::CreateWorkflowResponse* response) {
   const std::string file = request.file_name().empty() ? "<request>" : request.file_name();
-  RETURN_IF_ERROR(CheckSize(request.yaml(), file));
+  RETURN_IF_ERROR(CheckWorkflowSize(request.yaml(), file, max_workflow_bytes_));
   ASSIGN_OR_RETURN(std::vector<engine::Workflow> workflows,
                    engine::ParseWorkflowDocuments(request.yaml(), file));
   std::vector<engine::YamlDocument> texts;
@@ -63,6 +65,8 @@ absl::Status WorkflowServiceImpl::Apply(const v1::CreateWorkflowRequest& request
     ASSIGN_OR_RETURN(std::string ns,
                      ResolveNamespace(request.namespace_(), workflow.namespace_name, where));
     RETURN_IF_ERROR(caller.Authorize(ns, "workflow/" + workflow.name));
+    RETURN_IF_ERROR(
+        engine::CheckExpressionLimits(texts[i].text, workflow, file, expression_limits_));
     namespaces.push_back(std::move(ns));
     if (workflow.name.empty()) {
       return absl::InvalidArgumentError(
@@ -199,8 +203,9 @@ grpc::ServerUnaryReactor* WorkflowServiceImpl::LintWorkflow(grpc::CallbackServer
   const std::string file = request->file_name().empty() ? "<request>" : request->file_name();
   // A parse error stops at the first (the rest of the file is not known); validation lists
   // every problem it finds.
-  if (request->yaml().size() > kMaxSpecBytes) {
-    *response->add_diagnostics() = ToDiagnostic(CheckSize(request->yaml(), file), file);
+  if (absl::Status size = CheckWorkflowSize(request->yaml(), file, max_workflow_bytes_);
+      !size.ok()) {
+    *response->add_diagnostics() = ToDiagnostic(size, file);
     return Done(context, absl::OkStatus());
   }
   auto workflows = engine::ParseWorkflowDocuments(request->yaml(), file);
@@ -277,7 +282,8 @@ absl::StatusOr<std::string> WorkflowServiceImpl::Export(const v1::ExportWorkflow
     ASSIGN_OR_RETURN(bundle, store_->GetBundle(run.bundle_digest));
   } else {
     export_request.file_name = request.file_name().empty() ? "<request>" : request.file_name();
-    RETURN_IF_ERROR(CheckSize(request.yaml(), export_request.file_name));
+    RETURN_IF_ERROR(
+        CheckWorkflowSize(request.yaml(), export_request.file_name, max_workflow_bytes_));
     ASSIGN_OR_RETURN(engine::Workflow workflow,
                      engine::ParseWorkflow(request.yaml(), export_request.file_name));
     ASSIGN_OR_RETURN(export_request.yaml, BuildRunSpec(store_, request.yaml(), workflow));

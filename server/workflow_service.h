@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "dagd/v1/workflow.grpc.pb.h"
+#include "engine/limits.h"
 #include "runners/argo/workflow_spec.h"
 #include "scheduler/clock.h"
 #include "server/access.h"
@@ -17,19 +18,26 @@
 
 namespace dagd::server {
 
-// Largest workflow YAML accepted, in bytes.
+// Largest workflow YAML accepted by default, in bytes (dagd --max-workflow-bytes).
 inline constexpr size_t kMaxSpecBytes = 4 << 20;
+
+// InvalidArgument naming `file`, the size, the limit and the flag when `yaml` is over
+// `max_bytes`.
+absl::Status CheckWorkflowSize(const std::string& yaml, const std::string& file, int64_t max_bytes);
 
 class WorkflowServiceImpl final : public v1::WorkflowService::CallbackService {
  public:
   // None owned; all must outlive the service. Uploaded bundles must keep `bundle_limits`;
   // ExportWorkflow writes Argo Workflows with `argo_export`.
   WorkflowServiceImpl(storage::Store* store, scheduler::Clock* clock, AccessControl* access,
-                      storage::BundleLimits bundle_limits,
+                      storage::BundleLimits bundle_limits, int64_t max_workflow_bytes,
+                      engine::ExpressionLimits expression_limits,
                       runners::argo::WorkflowSpecOptions argo_export)
       : store_(store),
         clock_(clock),
         access_(access),
+        max_workflow_bytes_(max_workflow_bytes),
+        expression_limits_(expression_limits),
         bundle_limits_(bundle_limits),
         argo_export_(std::move(argo_export)) {}
 
@@ -68,6 +76,8 @@ class WorkflowServiceImpl final : public v1::WorkflowService::CallbackService {
   storage::Store* store_;
   scheduler::Clock* clock_;
   AccessControl* access_;
+  const int64_t max_workflow_bytes_;
+  const engine::ExpressionLimits expression_limits_;
   const storage::BundleLimits bundle_limits_;
   const runners::argo::WorkflowSpecOptions argo_export_;
 };

@@ -50,10 +50,19 @@ struct Flags {
   std::vector<std::string> semaphores;    // CONFIGMAP/KEY=N
   std::string credentials_dir;            // empty: <data_dir>/credentials
   std::string pod_filesystem = "auto";    // auto, overlay, host
+  std::string run_as_user;                // empty: attempts run as dagd's user
   int64_t grace_period_ms = 10000;
   dagd::server::TlsFiles tls;
   bool insecure_remote = false;
   dagd::server::AuthSettings auth;
+  int64_t max_request_bytes = 0;  // 0: what the bundle and workflow limits need
+  int64_t max_workflow_bytes = dagd::server::kMaxSpecBytes;
+  int max_watches_per_principal = 64;
+  int64_t max_log_bytes_per_attempt = int64_t{64} << 20;
+  int64_t max_expression_bytes = 16 * 1024;
+  int max_expression_nesting = 32;
+  int64_t max_nodes_per_run = 20000;
+  int64_t max_fanout = 5000;
   dagd::storage::BundleLimits bundle_limits;
   dagd::runners::KubernetesRunnerSettings kubernetes;
   dagd::runners::ArgoRunnerSettings argo;
@@ -167,6 +176,40 @@ int main(int argc, char** argv) {
                  "Most files in a workflow's bundle")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--max-request-bytes", flags.max_request_bytes,
+                 "Largest gRPC request (0: room for a bundle and a workflow at their limits); "
+                 "larger ones get RESOURCE_EXHAUSTED")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--max-workflow-bytes", flags.max_workflow_bytes,
+                 "Largest workflow YAML accepted (apply, submit, lint, export)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-watches-per-principal", flags.max_watches_per_principal,
+                 "Streams (watch, logs, events) one caller may have open at once")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-log-bytes-per-attempt", flags.max_log_bytes_per_attempt,
+                 "Output stored per attempt; the rest is dropped with a note (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--max-expression-bytes", flags.max_expression_bytes,
+                 "Longest expression ({{= }}, when, depends) of a workflow stored or submitted")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-expression-nesting", flags.max_expression_nesting,
+                 "Deepest bracket nesting of such an expression")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-nodes-per-run", flags.max_nodes_per_run,
+                 "Nodes one run may have; a node past it ends in Error, saying so (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--max-fanout", flags.max_fanout,
+                 "Items one withItems, withParam or withSequence may expand to; more is an Error "
+                 "node (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--local-image", flags.local_images,
                  "IMAGE=PROGRAM [ARG...]: what the local runner runs for a container template of "
                  "IMAGE that gives no command (repeatable; e.g. "
@@ -181,6 +224,10 @@ int main(int argc, char** argv) {
                  "this host allows it, else host with a warning)")
       ->check(CLI::IsMember({"auto", "overlay", "host"}))
       ->capture_default_str();
+  app.add_option("--run-as-user", flags.run_as_user,
+                 "Run every attempt of the local runner as this unprivileged user (dagd must be "
+                 "root; the user must be able to reach --data-dir, and needs a home directory it "
+                 "can write for ansible's local connection: useradd --system --create-home)");
   app.add_option("--semaphore", flags.semaphores,
                  "CONFIGMAP/KEY=N: how many may hold the synchronization semaphore with "
                  "configMapKeyRef {name: CONFIGMAP, key: KEY} at once, across every run "
@@ -326,6 +373,13 @@ int main(int argc, char** argv) {
     }
     runner_options.local.image_entrypoints[entry.substr(0, eq)] = std::move(argv);
   }
+  if (!flags.run_as_user.empty()) {
+    auto user = dagd::runners::local::ResolveRunAsUser(flags.run_as_user);
+    if (!user.ok()) return Fail(std::string(user.status().message()));
+    runner_options.local.run_as = *std::move(user);
+    spdlog::info("local attempts run as user {} (uid {})", flags.run_as_user,
+                 runner_options.local.run_as->uid);
+  }
   runner_options.kubernetes = flags.kubernetes;
   runner_options.argo = flags.argo;
   if (auto st = dagd::runners::RegisterBuiltinRunners(&registry, runner_options); !st.ok()) {
@@ -339,6 +393,9 @@ int main(int argc, char** argv) {
   scheduler_options.data_dir = data_dir;
   scheduler_options.default_runner = flags.default_runner;
   scheduler_options.grace_period_ms = flags.grace_period_ms;
+  scheduler_options.max_log_bytes_per_attempt = flags.max_log_bytes_per_attempt;
+  scheduler_options.run_limits = {.max_nodes = static_cast<size_t>(flags.max_nodes_per_run),
+                                  .max_fanout = static_cast<size_t>(flags.max_fanout)};
   for (const std::string& entry : flags.semaphores) {
     const size_t eq = entry.rfind('=');
     int64_t limit = 0;
@@ -364,6 +421,11 @@ int main(int argc, char** argv) {
   server_options.tls = flags.tls;
   server_options.access = access->get();
   server_options.bundle_limits = flags.bundle_limits;
+  server_options.max_request_bytes = flags.max_request_bytes;
+  server_options.max_workflow_bytes = flags.max_workflow_bytes;
+  server_options.max_watches_per_principal = flags.max_watches_per_principal;
+  server_options.expression_limits = {.max_bytes = static_cast<size_t>(flags.max_expression_bytes),
+                                      .max_nesting = flags.max_expression_nesting};
   server_options.metrics = &metrics;
   if (!flags.kubernetes.ansible_image.empty()) {
     server_options.argo_export.ansible_image = flags.kubernetes.ansible_image;

@@ -34,6 +34,8 @@ struct Command {
   // The values of the credentials the attempt was given (runners/local/credentials.h), to be
   // masked in everything it prints (secret_mask.h). Never log them.
   std::vector<std::string> secrets;
+  // The user the command runs as (LocalRunnerOptions::run_as); unset: dagd's own.
+  std::optional<RunAsUser> run_as;
 };
 
 // The descriptor number of the events pipe in the command (DAGD_EVENTS_FD).

@@ -36,6 +36,43 @@ extern char** environ;
 namespace dagd::runners::local {
 namespace {
 
+// Gives the attempt's directory and everything in it (the bundle, credential copies, staged
+// artifacts) to `user`, and makes `command` run as the user, with USER and LOGNAME its name and
+// HOME a fresh directory of the attempt (<work_dir>/.dagd-home), as a pod's container gets: a
+// system user often has no home it can write, and ansible keeps its temporary files there.
+absl::Status HandOver(const std::string& work_dir, const RunAsUser& user, Command* command) {
+  const std::string home = work_dir + "/.dagd-home";
+  std::error_code made;
+  std::filesystem::create_directories(home, made);
+  if (made) {
+    return absl::UnavailableError(absl::StrCat("cannot create ", home, ": ", made.message()));
+  }
+  auto give = [&](const std::string& path) -> absl::Status {
+    if (lchown(path.c_str(), user.uid, user.gid) == 0) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat("cannot give ", path, " to --run-as-user ",
+                                               user.name, ": ", std::strerror(errno)));
+  };
+  if (absl::Status st = give(work_dir); !st.ok()) return st;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(work_dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (absl::Status st = give(it->path().string()); !st.ok()) return st;
+  }
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot walk ", work_dir, " for --run-as-user: ", ec.message()));
+  }
+  for (const auto& [name, value] : {std::pair<std::string, std::string>{"HOME", home},
+                                    {"USER", user.name},
+                                    {"LOGNAME", user.name}}) {
+    std::erase_if(command->env,
+                  [&](const std::string& entry) { return entry.rfind(name + "=", 0) == 0; });
+    command->env.push_back(name + "=" + value);
+  }
+  command->run_as = user;
+  return absl::OkStatus();
+}
+
 namespace asio = boost::asio;
 using boost::system::error_code;
 
@@ -240,6 +277,7 @@ absl::Status LocalRunner::Start(const AttemptSpec& spec, AttemptCallbacks callba
   };
   ASSIGN_OR_RETURN(Command command, BuildCommand(spec, options_, base_env_));
   RETURN_IF_ERROR(StageInputArtifacts(spec, command, options_.artifact_dir));
+  if (options_.run_as) RETURN_IF_ERROR(HandOver(spec.work_dir, *options_.run_as, &command));
   ASSIGN_OR_RETURN(SpawnedProcess process, SpawnSupervised(command));
 
   auto attempt = std::make_shared<Attempt>(io_);
@@ -538,6 +576,11 @@ engine::AttemptResult LocalRunner::Outcome(Attempt& a) const {
     case SpawnReport::Stage::kFork:
       result.phase = engine::NodePhase::kError;
       result.message = absl::StrCat("cannot fork: ", std::strerror(report.failed_errno));
+      return result;
+    case SpawnReport::Stage::kUser:
+      result.phase = engine::NodePhase::kError;
+      result.message = absl::StrCat("cannot become the user of --run-as-user: ",
+                                    std::strerror(report.failed_errno));
       return result;
   }
 

@@ -1,5 +1,11 @@
 #include "runners/local/options.h"
 
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+
 namespace dagd::runners::local {
 namespace {
 
@@ -61,6 +67,36 @@ std::map<std::string, std::vector<std::string>> DefaultImageEntrypoints() {
 
 std::map<std::string, std::string> DefaultImagePrograms() {
   return {{"argoproj/argosay:v2", "/argosay"}};
+}
+
+absl::StatusOr<RunAsUser> ResolveRunAsUser(const std::string& name) {
+  if (geteuid() != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--run-as-user ", name,
+                     ": only root can start attempts as another user; run dagd as "
+                     "root, or leave --run-as-user unset to run them as dagd's own user"));
+  }
+  std::vector<char> buffer(16384);
+  struct passwd entry {};
+  struct passwd* found = nullptr;
+  if (getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
+      found == nullptr) {
+    return absl::NotFoundError(absl::StrCat(
+        "--run-as-user ", name, ": no such user (create one: useradd --system ", name, ")"));
+  }
+  if (found->pw_uid == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--run-as-user ", name, " is root: name an unprivileged user"));
+  }
+  RunAsUser user{.name = name, .uid = found->pw_uid, .gid = found->pw_gid, .home = found->pw_dir};
+  int count = 64;
+  user.groups.resize(count);
+  if (getgrouplist(name.c_str(), user.gid, user.groups.data(), &count) < 0) {
+    user.groups.resize(count);
+    getgrouplist(name.c_str(), user.gid, user.groups.data(), &count);
+  }
+  user.groups.resize(count);
+  return user;
 }
 
 }  // namespace dagd::runners::local

@@ -4,11 +4,16 @@
 #ifndef DAGD_RUNNERS_LOCAL_OPTIONS_H_
 #define DAGD_RUNNERS_LOCAL_OPTIONS_H_
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "absl/status/statusor.h"
 
 namespace dagd::runners::local {
 
@@ -30,6 +35,20 @@ enum class PodFilesystemMode {
   // attempt, and a private /tmp; the working directory is the container's workingDir, else "/".
   kOverlay,
 };
+
+// An unprivileged user attempts run as (ResolveRunAsUser()): its ids and home directory.
+struct RunAsUser {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary groups, the primary one included
+  std::string home;
+};
+
+// The user `name` from the system's user database. NotFound for an unknown user;
+// InvalidArgument for root (uid 0: no privilege would be dropped); FailedPrecondition when dagd
+// itself is not root (only root may start processes as another user).
+absl::StatusOr<RunAsUser> ResolveRunAsUser(const std::string& name);
 
 struct LocalRunnerOptions {
   // Program run for `ansible` templates; searched on PATH when it has no slash.
@@ -56,6 +75,13 @@ struct LocalRunnerOptions {
   std::string artifact_dir;
   // dagd chooses kOverlay where the host allows it (ProbePodFilesystem()).
   PodFilesystemMode pod_filesystem = PodFilesystemMode::kHost;
+  // Run every attempt's process as this user (dagd --run-as-user), after its pod filesystem is
+  // set up: its attempt directory is handed to the user first (credential copies included);
+  // USER and LOGNAME are the user's, HOME a fresh directory in the attempt's. ansible's local
+  // connection still keeps its temporary files under the user's home from the user database
+  // (~user/.ansible/tmp), so the user needs one it can write. Unset: attempts run as dagd's own
+  // user.
+  std::optional<RunAsUser> run_as;
 };
 
 }  // namespace dagd::runners::local

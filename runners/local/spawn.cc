@@ -1,6 +1,7 @@
 #include "runners/local/spawn.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -42,7 +43,8 @@ struct ChildArgs {
   char* const* argv;
   char* const* envp;
   const char* work_dir;
-  const PodMounts* pod;  // null: the host's filesystem
+  const PodMounts* pod;     // null: the host's filesystem
+  const RunAsUser* run_as;  // null: dagd's own user
   // Become 0..4: /dev/null, stdout write end, stderr write end, report write end, events write
   // end (-1: none, and fd 4 stays closed).
   int fds[5];
@@ -73,6 +75,13 @@ void WriteRecord(int32_t kind, int32_t a, int32_t b) {
       WriteRecord(kRecordPodFailed, static_cast<int32_t>(step), err);
       _exit(127);
     }
+  }
+  if (args.run_as != nullptr &&
+      (setgroups(args.run_as->groups.size(), args.run_as->groups.data()) != 0 ||
+       setgid(args.run_as->gid) != 0 || setuid(args.run_as->uid) != 0)) {
+    int err = errno;
+    WriteRecord(kRecordStartFailed, static_cast<int32_t>(SpawnReport::Stage::kUser), err);
+    _exit(127);
   }
   if (chdir(args.work_dir) != 0) {
     int err = errno;
@@ -192,6 +201,7 @@ absl::StatusOr<SpawnedProcess> SpawnSupervised(const Command& command) {
                  envp.data(),
                  command.work_dir.c_str(),
                  pod.has_value() ? &*pod : nullptr,
+                 command.run_as.has_value() ? &*command.run_as : nullptr,
                  {devnull, out[1], err[1], report[1], events[1]},
                  command.events_channel ? 5 : 4,
                  getpid()};

@@ -27,8 +27,10 @@
 //        container's would.
 // The worker resets every signal disposition and the mask, enters the command's PodFilesystem if
 // it has one (EnterPodRoot(), runners/local/pod_filesystem.h: the supervisor stays outside it),
-// chdir()s to the work_dir and execve()s the program; if any of these fails it writes {stage,
-// errno} to the report pipe (fd 3, close-on-exec, so a successful exec closes it) and exits 127.
+// becomes Command::run_as if set (setgroups, setgid, setuid: for good, the supervisor stays
+// dagd's user so that Cancel can signal it), chdir()s to the work_dir and execve()s the program; if
+// any of these fails it writes {stage, errno} to the report pipe (fd 3, close-on-exec, so a
+// successful exec closes it) and exits 127.
 //
 // Between fork() and execve() only async-signal-safe calls run (dagd is multi-threaded): every
 // string, argv and envp array is built before fork(); signals are blocked across fork() so no
@@ -71,7 +73,7 @@ absl::StatusOr<SpawnedProcess> SpawnSupervised(const Command& command);
 // What the report pipe said, once it reached EOF.
 struct SpawnReport {
   // The worker could not start: where (its pod's mounts, chdir or execve) and errno.
-  enum class Stage { kNone, kChdir, kExec, kFork, kPod };
+  enum class Stage { kNone, kChdir, kExec, kFork, kPod, kUser };
   Stage failed_stage = Stage::kNone;
   int failed_errno = 0;
   PodMountStep failed_pod_step = PodMountStep::kNone;  // with Stage::kPod

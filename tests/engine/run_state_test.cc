@@ -251,6 +251,36 @@ TEST(RunStateTest, WithItemsFanOutAndFanIn) {
   EXPECT_EQ(state.phase(), NodePhase::kSucceeded);
 }
 
+TEST(RunStateTest, AFanOutWiderThanMaxFanoutIsAnErrorNode) {
+  DagTask gen = Task("gen", "upper", "", {{"x", "{{item}}"}});
+  gen.with_items = {"a", "b", "c"};
+  RunState state = MustCreate(MakeWorkflow({Dag("main", {gen}), Leaf("upper", {"x"})}));
+  state.SetLimits({.max_fanout = 2});
+  Driver driver(&state);
+  EXPECT_THAT(driver.Advance(), IsEmpty());
+  const NodeState& group = NodeOf(state, "run.gen");
+  EXPECT_EQ(group.phase, NodePhase::kError);
+  EXPECT_EQ(group.message, "the fan-out has 3 items; the limit is 2 (dagd --max-fanout)");
+  EXPECT_TRUE(group.children.empty());
+  EXPECT_EQ(state.phase(), NodePhase::kError);
+}
+
+TEST(RunStateTest, NodesPastMaxNodesEndInErrorSayingSo) {
+  DagTask gen = Task("gen", "upper", "", {{"x", "{{item}}"}});
+  gen.with_items = {"a", "b", "c", "d"};
+  RunState state = MustCreate(MakeWorkflow({Dag("main", {gen}), Leaf("upper", {"x"})}));
+  // The root, the group and two children fit.
+  state.SetLimits({.max_nodes = 4});
+  Driver driver(&state);
+  EXPECT_THAT(driver.Advance(), ElementsAre("run.gen(0:a)", "run.gen(1:b)"));
+  const NodeState& third = NodeOf(state, "run.gen(2:c)");
+  EXPECT_EQ(third.phase, NodePhase::kError);
+  EXPECT_EQ(third.message, "the run reached its limit of 4 nodes (dagd --max-nodes-per-run)");
+  driver.fallback = [](const DispatchRequest&) { return Ok("x"); };
+  driver.Run();
+  EXPECT_EQ(state.phase(), NodePhase::kError);
+}
+
 TEST(RunStateTest, FanInOfOutputsThatAreNotUtf8) {
   // A step may print anything; its fan-in is JSON with invalid UTF-8 replaced by U+FFFD, as Go's
   // encoding/json writes it (json::dump threw, and took dagd down; found by tests/fuzz).

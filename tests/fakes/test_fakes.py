@@ -642,7 +642,8 @@ class KubeApiTest(FakeTestCase):
         self.assertIn("deletecollection", sts["verbs"])
         rbac = [r["kind"] for r in
                 self.c.get("/apis/rbac.authorization.k8s.io/v1").json["resources"]]
-        self.assertEqual(rbac, ["RoleBinding", "Role"])  # sorted by name: rolebindings, roles
+        # sorted by name: clusterrolebindings, rolebindings, roles
+        self.assertEqual(rbac, ["ClusterRoleBinding", "RoleBinding", "Role"])
         smon = self.c.get("/apis/monitoring.coreos.com/v1").json["resources"][0]
         self.assertEqual((smon["kind"], smon["shortNames"]), ("ServiceMonitor", ["smon"]))
         r = self.c.get("/apis/apps/v1/namespaces/x/statefulsets/dagd")

@@ -7,10 +7,13 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "tests/fakes/fake_kube_process.h"
 #include "tests/integration/daemon.h"
 
 namespace dagd::testing {
@@ -169,6 +172,96 @@ TEST_F(AuthTest, ListsShowOnlyTheCallersNamespaces) {
   CommandResult other = Dagctl("victor", {"workflows", "list", "-n", "team-b"});
   EXPECT_EQ(other.exit_code, 1) << other.output;
   EXPECT_EQ(dagd_.Terminate(), 0);
+}
+
+// base64url without padding (RFC 7515) of `bytes`.
+std::string Base64Url(const std::string& bytes) {
+  std::string out;
+  absl::WebSafeBase64Escape(bytes, &out);
+  return out;
+}
+
+// An RS256 JWT of `claims`, signed by the real openssl with `key` (PEM).
+std::string SignJwt(const std::string& dir, const std::string& key, const nlohmann::json& claims) {
+  const std::string input =
+      Base64Url(R"({"alg":"RS256","kid":"k1","typ":"JWT"})") + "." + Base64Url(claims.dump());
+  std::ofstream(dir + "/input") << input;
+  CommandResult signed_ = RunCommand({"/usr/bin/openssl", "dgst", "-sha256", "-sign", key, "-out",
+                                      dir + "/signature", dir + "/input"});
+  EXPECT_EQ(signed_.exit_code, 0) << signed_.output;
+  return input + "." + Base64Url(ReadFile(dir + "/signature"));
+}
+
+TEST_F(AuthTest, OidcAndServiceAccountTokensAreAcceptedNextToStaticOnes) {
+  // The issuer's RSA key, and its JWKS file.
+  const std::string key = tmp_.path() + "/issuer.pem";
+  ASSERT_EQ(RunCommand({"/usr/bin/openssl", "genrsa", "-out", key, "2048"}).exit_code, 0);
+  CommandResult modulus = RunCommand({"/usr/bin/openssl", "rsa", "-in", key, "-noout", "-modulus"});
+  ASSERT_EQ(modulus.exit_code, 0) << modulus.output;
+  std::string hex = modulus.output.substr(modulus.output.find('=') + 1);
+  hex = hex.substr(0, hex.find_first_not_of("0123456789ABCDEFabcdef"));
+  const std::string jwks = tmp_.path() + "/jwks.json";
+  std::ofstream(jwks) << nlohmann::json{
+      {"keys",
+       {{{"kty", "RSA"},
+         {"kid", "k1"},
+         {"alg", "RS256"},
+         {"use", "sig"},
+         {"n", Base64Url(absl::HexStringToBytes(hex))},
+         {"e", "AQAB"}}}}}.dump();
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  std::ofstream(tmp_.path() + "/carol.token") << SignJwt(tmp_.path(), key,
+                                                         {{"iss", "https://issuer.test"},
+                                                          {"aud", "dagd"},
+                                                          {"sub", "carol"},
+                                                          {"groups", {"ops"}},
+                                                          {"iat", now},
+                                                          {"exp", now + 600}});
+  std::ofstream(tmp_.path() + "/late.token") << SignJwt(
+      tmp_.path(), key,
+      {{"iss", "https://issuer.test"}, {"aud", "dagd"}, {"sub", "carol"}, {"exp", now - 600}});
+
+  // A cluster whose TokenReview knows one service account token.
+  const std::string fake_dir = tmp_.path() + "/fake";
+  fs::create_directories(fake_dir);
+  const std::string accounts = tmp_.path() + "/service-accounts.json";
+  std::ofstream(accounts) << R"({"sa-token-of-deployer": {"namespace": "ci", "name": "deployer"}})";
+  FakeKubeProcess fake(fake_dir, {"--service-account-tokens", accounts});
+  std::ofstream(tmp_.path() + "/deployer.token") << "sa-token-of-deployer";
+  std::ofstream(policy_) << "bindings:\n"
+                         << "  - {role: admin, namespaces: ['*'], groups: [ops]}\n"
+                         << "  - {role: operator, namespaces: [team-a], serviceAccounts: "
+                            "[ci/deployer]}\n";
+
+  dagd_.AddArgs({"--auth-oidc-issuer", "https://issuer.test", "--auth-oidc-audience", "dagd",
+                 "--auth-oidc-jwks-file", jwks, "--auth-oidc-username-prefix",
+                 "oidc:", "--auth-tokenreview", "--kubeconfig", fake.kubeconfig()});
+  ASSERT_NO_FATAL_FAILURE(StartDagd());
+
+  CommandResult carol = Dagctl("carol", {"audit", "-o", "wide"});
+  EXPECT_EQ(carol.exit_code, 0) << carol.output;
+  CommandResult late = Dagctl("late", {"runs", "list"});
+  EXPECT_EQ(late.exit_code, 1) << late.output;
+  EXPECT_NE(late.output.find("UNAUTHENTICATED: the credential is not valid"), std::string::npos)
+      << late.output;
+  const std::string spec = tmp_.path() + "/wait.yaml";
+  std::ofstream(spec) << "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata:\n"
+                      << "  generateName: wait-\n  namespace: team-a\n"
+                      << "spec:\n  entrypoint: main\n  templates:\n  - name: main\n"
+                      << "    suspend: {}\n";
+  CommandResult deployer = Dagctl("deployer", {"submit", "-f", spec});
+  EXPECT_EQ(deployer.exit_code, 0) << deployer.output;
+  CommandResult audit = Dagctl("carol", {"audit", "--method", "SubmitRun", "-o", "wide"});
+  ASSERT_EQ(audit.exit_code, 0) << audit.output;
+  EXPECT_TRUE(std::regex_search(
+      audit.output,
+      std::regex(
+          R"(system:serviceaccount:ci:deployer\s+SubmitRun\s+team-a\s+run/wait-[a-z0-9]+\s+OK\s+\S+\s+tokenreview)")))
+      << audit.output;
+  EXPECT_EQ(dagd_.Terminate(), 0);
+  EXPECT_EQ(fake.Stop(), 0) << fake.violations();
 }
 
 TEST_F(AuthTest, SettingsThatDoNotGoTogetherStopDagdWithTheFix) {

@@ -15,7 +15,8 @@ namespace dagd::server::testing {
 
 ServerStack::ServerStack() = default;
 
-void ServerStack::Start(ServerOptions server_options) {
+void ServerStack::Start(ServerOptions server_options,
+                        const std::function<void(scheduler::SchedulerOptions*)>& adjust) {
   // One reference to the gRPC library for the whole test binary, so that destroying a test's
   // server and channel never shuts the library down: grpc_shutdown() joins gRPC's executor
   // threads, and one of them may sit in a 10 s epoll_wait (seen after a rejected oversized
@@ -41,6 +42,7 @@ void ServerStack::Start(ServerOptions server_options) {
   options.data_dir = dir_;
   options.grace_period_ms = 2000;
   options.log_flush_interval_ms = 20;
+  if (adjust) adjust(&options);
   scheduler_ =
       std::make_unique<scheduler::Scheduler>(io_, store_.get(), registry_.get(), &clock_, options);
   scheduler_->AddListener(&hub_);

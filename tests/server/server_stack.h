@@ -51,8 +51,10 @@ class ServerStack {
   ServerStack& operator=(const ServerStack&) = delete;
 
   // Builds and starts everything; fails the current test on error (use ASSERT_NO_FATAL_FAILURE).
-  // The server gets `options`, listening on 127.0.0.1:0 whatever options.listen says.
-  void Start(ServerOptions options = ServerOptions());
+  // The server gets `options`, listening on 127.0.0.1:0 whatever options.listen says; the
+  // scheduler gets the stack's options, then `adjust` (may be empty) changes them.
+  void Start(ServerOptions options = ServerOptions(),
+             const std::function<void(scheduler::SchedulerOptions*)>& adjust = nullptr);
   // Stops the gRPC server (ends open streams after `deadline_ms`); idempotent.
   void ShutdownServer(int64_t deadline_ms);
 

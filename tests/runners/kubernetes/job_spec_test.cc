@@ -15,6 +15,8 @@
 #include <string>
 
 #include "absl/strings/escaping.h"
+#include "engine/parser.h"
+#include "engine/run_state.h"
 #include "tests/runners/runner_test_util.h"
 
 namespace dagd::runners::kubernetes {
@@ -151,6 +153,49 @@ TEST(BuildJobObjectsTest, ContainerTemplatePassesItsKubernetesFieldsThrough) {
   bad = job;
   bad["spec"]["template"]["spec"]["containers"][0]["cpuLimit"] = 2;
   EXPECT_THAT(SchemaViolations(bad, "k8s-job-batch-v1.schema.json", dir), HasSubstr("cpuLimit"));
+}
+
+TEST(BuildJobObjectsTest, AHostileParameterStaysOneStringAndAddsNoField) {
+  // A parameter written to break out of its field, as YAML and as JSON, substituted by the
+  // engine into a container's args and env, then built into a Job: it must arrive as the one
+  // string it is, with no field of the pod added or changed.
+  const std::string hostile =
+      "x\"]\n      securityContext: {privileged: true}\n#\", \"securityContext\": "
+      "{\"privileged\": true}, \"y\": [\"";
+  absl::StatusOr<engine::Workflow> parsed = engine::ParseWorkflow(R"yaml(
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {name: hostile}
+spec:
+  entrypoint: main
+  arguments: {parameters: [{name: x}]}
+  templates:
+  - name: main
+    container:
+      image: alpine
+      command: [echo]
+      args: ["{{workflow.parameters.x}}"]
+      env: [{name: X, value: "{{workflow.parameters.x}}"}]
+)yaml",
+                                                                  "hostile.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  auto workflow = std::make_shared<const engine::Workflow>(*std::move(parsed));
+  absl::StatusOr<engine::RunState> state =
+      engine::RunState::Create(workflow, {{"x", hostile}}, "hostile-run", 1);
+  ASSERT_TRUE(state.ok()) << state.status();
+  std::vector<engine::DispatchRequest> dispatch = state->Advance(1);
+  ASSERT_EQ(dispatch.size(), 1u);
+  TempDir dir;
+  AttemptSpec spec = MakeSpec(dispatch[0].resolved, "hostile-run-1a2b3c4d-1", dir.path());
+  auto objects = BuildJobObjects(spec, JobSpecOptions());
+  ASSERT_TRUE(objects.ok()) << objects.status();
+  const json& pod = objects->job["spec"]["template"]["spec"];
+  const json& container = pod["containers"][0];
+  EXPECT_EQ(container["args"], json({hostile}));
+  EXPECT_EQ(container["env"][0]["value"], hostile);
+  EXPECT_FALSE(container.contains("securityContext"));
+  EXPECT_FALSE(pod.contains("securityContext"));
+  EXPECT_EQ(SchemaViolations(objects->job, "k8s-job-batch-v1.schema.json", dir), "");
 }
 
 TEST(BuildJobObjectsTest, ScriptSourceTravelsInAConfigMap) {

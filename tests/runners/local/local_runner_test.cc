@@ -82,6 +82,47 @@ TEST_F(LocalRunnerTest, EchoSucceedsWithResult) {
   EXPECT_EQ(runner_->running(), 0u);
 }
 
+TEST(RunAsUserTest, ResolvesAnUnprivilegedUserOnly) {
+  if (geteuid() != 0) {
+    EXPECT_EQ(ResolveRunAsUser("nobody").status().code(), absl::StatusCode::kFailedPrecondition);
+    GTEST_SKIP() << "only root can start attempts as another user";
+  }
+  absl::StatusOr<RunAsUser> nobody = ResolveRunAsUser("nobody");
+  ASSERT_TRUE(nobody.ok()) << nobody.status();
+  EXPECT_NE(nobody->uid, 0u);
+  EXPECT_EQ(ResolveRunAsUser("root").status().code(), absl::StatusCode::kInvalidArgument);
+  absl::Status unknown = ResolveRunAsUser("no-such-user-dagd").status();
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(unknown.message()), HasSubstr("useradd --system no-such-user-dagd"));
+}
+
+TEST_F(LocalRunnerTest, AttemptsRunAsTheRunAsUserWithItsOwnRights) {
+  if (geteuid() != 0) GTEST_SKIP() << "only root can start attempts as another user";
+  absl::StatusOr<RunAsUser> nobody = ResolveRunAsUser("nobody");
+  ASSERT_TRUE(nobody.ok()) << nobody.status();
+  LocalRunnerOptions options;
+  options.run_as = *nobody;
+  RecreateRunner(options);
+  // The user must be able to reach its attempt directory; what dagd keeps for itself it may not
+  // read.
+  ASSERT_EQ(chmod(dir_.path().c_str(), 0711), 0);
+  const std::string secret = dir_.path() + "/dagd-only";
+  WriteTextFile(secret, "not for attempts\n");
+  ASSERT_EQ(chmod(secret.c_str(), 0600), 0);
+  Recorder r;
+  engine::AttemptResult result =
+      Run(Spec(ContainerTemplate(
+              "who", {"/bin/sh", "-c"},
+              {"id -un; echo $HOME; touch made-here && cat " + secret + " || true"})),
+          &r);
+  EXPECT_EQ(result.phase, NodePhase::kSucceeded) << result.message;
+  EXPECT_EQ(r.stdout_text, "nobody\n" + dir_.path() + "/attempt-1/.dagd-home\n");
+  EXPECT_THAT(r.stderr_text, HasSubstr("Permission denied"));
+  struct stat made {};
+  ASSERT_EQ(stat((dir_.path() + "/attempt-1/made-here").c_str(), &made), 0);
+  EXPECT_EQ(made.st_uid, nobody->uid);
+}
+
 TEST_F(LocalRunnerTest, ResultTrimsOnlyOneNewline) {
   Recorder r;
   engine::AttemptResult result = Run(Spec(ContainerTemplate("p", {"printf"}, {"a\\n\\n"})), &r);
