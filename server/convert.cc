@@ -1,6 +1,8 @@
 #include "server/convert.h"
 
 #include <google/protobuf/util/time_util.h>
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/server_callback.h>
 
 #include <cstdlib>
 #include <map>
@@ -43,6 +45,12 @@ v1::NodeType ToProtoType(engine::NodeType type) {
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status) {
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
 }
 
 v1::Phase ToProtoPhase(engine::NodePhase phase) {

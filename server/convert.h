@@ -13,10 +13,19 @@
 #include "dagd/v1/workflow.pb.h"
 #include "storage/store.h"
 
+namespace grpc {
+class CallbackServerContext;
+class ServerUnaryReactor;
+}  // namespace grpc
+
 namespace dagd::server {
 
 // absl and gRPC share canonical codes, so the code is kept as it is.
 grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// Finishes a unary call of the callback API with `status` and returns its reactor, for a
+// handler's `return Done(context, status);`.
+grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status);
 
 v1::Phase ToProtoPhase(engine::NodePhase phase);
 // PHASE_UNSPECIFIED is not a phase: returns false.

@@ -9,12 +9,12 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
-#include <filesystem>
 #include <list>
 #include <optional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/auth/file_stamp.h"
 
 namespace dagd::server {
 namespace {
@@ -87,16 +87,10 @@ class TlsContextCache {
   }
 
  private:
-  // The files' modification times and sizes, as one string.
+  // What tells that one of the files changed (auth::FileStamp of each).
   std::string Stamp() const {
-    std::string stamp;
-    for (const std::string* file : {&files_.cert_file, &files_.key_file, &files_.client_ca_file}) {
-      std::error_code ec;
-      const auto time = std::filesystem::last_write_time(*file, ec);
-      const auto size = std::filesystem::file_size(*file, ec);
-      absl::StrAppend(&stamp, time.time_since_epoch().count(), "/", ec ? 0 : size, ";");
-    }
-    return stamp;
+    return absl::StrCat(auth::FileStamp(files_.cert_file), ";", auth::FileStamp(files_.key_file),
+                        ";", auth::FileStamp(files_.client_ca_file));
   }
 
   const TlsFiles files_;

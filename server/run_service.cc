@@ -25,12 +25,6 @@ namespace {
 
 constexpr int kPageSize = 256;
 
-grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status) {
-  auto* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
-
 // The scheduler's answer with a run record, as the reply `response` of `reactor`.
 std::function<void(absl::StatusOr<storage::RunRecord>)> AnswerWithRun(
     grpc::ServerUnaryReactor* reactor, v1::Run* response) {

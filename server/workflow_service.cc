@@ -27,15 +27,7 @@ absl::Status CheckWorkflowSize(const std::string& yaml, const std::string& file,
       " (dagd --max-workflow-bytes): split it, or move data into the bundle or parameters"));
 }
 
-namespace {
-
-grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl::Status& status) {
-  auto* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 absl::Status WorkflowServiceImpl::Apply(const v1::CreateWorkflowRequest& request,
                                         const Caller& caller,
